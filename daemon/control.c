@@ -1,0 +1,1086 @@
+/*
+ * control: method handlers and group commit; see control.h.
+ *
+ * A handler validates its parameters fully before touching the replica, so
+ * bad input costs nothing and changes nothing.  Write handlers never answer
+ * directly: they add their answer to the open batch, which control_flush()
+ * sends after COMMIT returned OK (or replaces with WriteFailed).
+ *
+ * Per-connection ordering uses the connection's tag word: (gen << 1) | held.
+ * gen is the batch generation in which the connection last wrote; held says
+ * that some of its calls are waiting for that batch to end, so all its later
+ * calls must wait too (they run in arrival order after the commit).
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "iface.h"
+#include "log.h"
+#include "names.h"
+#include "patch.h"
+#include "util.h"
+#include "watch.h"
+
+#define LIST_DEFAULT	100
+#define LIST_MAX	1000
+#define STATUS_PUSH_MS	100
+
+enum batch_state {
+	BATCH_NONE,
+	BATCH_OPEN,
+	BATCH_FAILED,	/* rolled back; the turn's writes all fail */
+};
+
+struct batch_entry {
+	struct vl_call	*call;
+	json_t		*reply;		/* parameters, or error parameters */
+	const char	*error;		/* NULL: success reply */
+};
+
+struct call_list {
+	struct vl_call	**v;
+	size_t		  n;
+	size_t		  cap;
+};
+
+struct control {
+	struct event_base	*base;
+	struct store		*st;
+	struct watch		*watch;
+	struct event		*commit_ev;
+	struct event		*status_ev;
+	char			*device;
+	char			*device_name;
+	char			*remote;
+	enum batch_state	 batch;
+	uint64_t		 gen;
+	char			 fail_reason[256];
+	struct batch_entry	*entries;
+	size_t			 nentries;
+	size_t			 capentries;
+	json_t			*events;
+	struct call_list	 held;
+	struct call_list	 status_subs;
+	json_t			*last_status;
+};
+
+typedef void (*handler_fn)(struct control *, struct vl_call *, json_t *);
+
+struct method {
+	const char	*name;
+	handler_fn	 fn;
+	bool		 write;
+	const char	*const *params;	/* allowed parameter names */
+};
+
+/* --- small helpers --- */
+
+static int
+call_list_push(struct call_list *l, struct vl_call *call)
+{
+	struct vl_call **v;
+	size_t cap;
+
+	if (l->n == l->cap) {
+		cap = l->cap ? l->cap * 2 : 64;
+		if ((v = realloc(l->v, cap * sizeof *v)) == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = call;
+	return 0;
+}
+
+static void
+call_list_remove(struct call_list *l, struct vl_call *call)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->v[i] == call) {
+			l->v[i] = l->v[--l->n];
+			return;
+		}
+}
+
+static void
+reply_invalid(struct vl_call *call, const char *field, const char *reason)
+{
+	json_t *p;
+
+	p = json_pack("{s:s,s:s}", "field", field, "reason", reason);
+	vl_error(call, "io.ferry.InvalidArgument", p);
+	json_decref(p);
+}
+
+/* Check that params has only the keys the method takes. */
+static bool
+params_known(struct vl_call *call, json_t *params, const char *const *names)
+{
+	const char *key;
+	char why[200];
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(params, key, v) {
+		for (i = 0; names != NULL && names[i] != NULL; i++)
+			if (strcmp(key, names[i]) == 0)
+				break;
+		if (names == NULL || names[i] == NULL) {
+			snprintf(why, sizeof why, "unknown parameter '%.100s'",
+			    key);
+			reply_invalid(call, key, why);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A required, valid collection or id. */
+static const char *
+param_name(struct vl_call *call, json_t *params, const char *field, bool id)
+{
+	const char *s, *reason;
+	char why[200];
+	json_t *v;
+
+	v = json_object_get(params, field);
+	if (v == NULL) {
+		reply_invalid(call, field, "missing");
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		reply_invalid(call, field, "must be a string");
+		return NULL;
+	}
+	s = json_string_value(v);
+	if (strlen(s) != json_string_length(v)) {
+		reply_invalid(call, field, "contains a NUL byte");
+		return NULL;
+	}
+	if ((id ? names_check_id(s, &reason) :
+	    names_check_collection(s, &reason)) < 0) {
+		snprintf(why, sizeof why, "%s", reason);
+		reply_invalid(call, field, why);
+		return NULL;
+	}
+	return s;
+}
+
+/* An optional non-negative integer: 1 present, 0 absent, -1 answered. */
+static int
+param_int(struct vl_call *call, json_t *params, const char *field,
+    int64_t min, int64_t max, int64_t *ret)
+{
+	char why[128];
+	json_t *v;
+
+	v = json_object_get(params, field);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v)) {
+		reply_invalid(call, field, "must be an integer");
+		return -1;
+	}
+	if (json_integer_value(v) < min || json_integer_value(v) > max) {
+		snprintf(why, sizeof why, "must be between %" PRId64 " and %"
+		    PRId64, min, max);
+		reply_invalid(call, field, why);
+		return -1;
+	}
+	*ret = json_integer_value(v);
+	return 1;
+}
+
+static json_t *
+doc_json(const struct store_doc *d, const char *collection, const char *id,
+    json_t *body)
+{
+	json_t *o;
+
+	o = json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:b}",
+	    "collection", collection, "id", id,
+	    "rev", (json_int_t)d->rev, "version", (json_int_t)d->version,
+	    "deleted", d->deleted, "pending", d->pending,
+	    "conflicted", d->conflicted);
+	if (o != NULL && body != NULL && json_object_set(o, "body", body) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Parse a stored body; NULL for a tombstone or on a corrupt row. */
+static json_t *
+body_parse(const char *text)
+{
+	json_error_t jerr;
+
+	if (text == NULL)
+		return NULL;
+	return json_loads(text, 0, &jerr);
+}
+
+static json_t *
+doc_json_with_body(const struct store_doc *d, const char *collection,
+    const char *id)
+{
+	json_t *body, *o;
+
+	body = body_parse(d->body);
+	o = doc_json(d, collection, id, body);
+	json_decref(body);
+	return o;
+}
+
+/* --- batches --- */
+
+static bool
+conn_in_batch(struct control *c, struct vl_call *call)
+{
+	uint64_t tag = *vl_call_conn_tag(call);
+
+	return c->batch != BATCH_NONE && (tag >> 1) == c->gen;
+}
+
+/*
+ * Make sure a batch is open for a write of call.  Returns 0, or -errno with
+ * the call already answered.
+ */
+static int
+batch_join(struct control *c, struct vl_call *call)
+{
+	json_t *p;
+	int r;
+
+	if (c->batch == BATCH_NONE) {
+		c->gen++;
+		if ((r = store_begin(c->st)) < 0) {
+			log_err("cannot start a transaction on the replica: %s",
+			    store_errmsg(c->st));
+			p = json_pack("{s:s}", "reason", store_errmsg(c->st));
+			vl_error(call, "io.ferry.WriteFailed", p);
+			json_decref(p);
+			return r;
+		}
+		c->batch = BATCH_OPEN;
+		/* Runs after the callbacks already active in this turn. */
+		event_active(c->commit_ev, 0, 0);
+	}
+	*vl_call_conn_tag(call) = c->gen << 1;
+	if (c->batch == BATCH_FAILED) {
+		p = json_pack("{s:s}", "reason", c->fail_reason);
+		vl_error(call, "io.ferry.WriteFailed", p);
+		json_decref(p);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Queue the answer to call; reply (or error params) is stolen. */
+static void
+batch_answer(struct control *c, struct vl_call *call, const char *error,
+    json_t *reply)
+{
+	struct batch_entry *e;
+	size_t cap;
+
+	if (c->nentries == c->capentries) {
+		cap = c->capentries ? c->capentries * 2 : 256;
+		e = realloc(c->entries, cap * sizeof *e);
+		if (e == NULL) {
+			json_decref(reply);
+			vl_error(call, "io.ferry.WriteFailed", NULL);
+			return;
+		}
+		c->entries = e;
+		c->capentries = cap;
+	}
+	e = &c->entries[c->nentries++];
+	e->call = call;
+	e->error = error;
+	e->reply = reply;
+}
+
+static void
+batch_send(struct control *c, bool ok)
+{
+	struct batch_entry *e;
+	json_t *p;
+	size_t i;
+
+	p = ok ? NULL : json_pack("{s:s}", "reason", c->fail_reason);
+	for (i = 0; i < c->nentries; i++) {
+		e = &c->entries[i];
+		if (!ok)
+			vl_error(e->call, "io.ferry.WriteFailed", p);
+		else if (e->error != NULL)
+			vl_error(e->call, e->error, e->reply);
+		else
+			vl_reply(e->call, e->reply, false);
+		json_decref(e->reply);
+	}
+	json_decref(p);
+	c->nentries = 0;
+}
+
+/* A write inside the batch failed: roll back; the turn's writes fail. */
+static void
+batch_fail(struct control *c, struct vl_call *call, int err)
+{
+	snprintf(c->fail_reason, sizeof c->fail_reason, "%s",
+	    store_errmsg(c->st)[0] != '\0' ? store_errmsg(c->st) :
+	    strerror(-err));
+	log_err("cannot write to the replica: %s", c->fail_reason);
+	store_rollback(c->st);
+	c->batch = BATCH_FAILED;
+	json_array_clear(c->events);
+	batch_answer(c, call, "io.ferry.WriteFailed", NULL);
+}
+
+static void status_changed(struct control *c);
+
+static void
+control_run_held(struct control *c)
+{
+	struct call_list held = c->held;
+	size_t i;
+
+	memset(&c->held, 0, sizeof c->held);
+	for (i = 0; i < held.n; i++) {
+		if (vl_call_cancelled(held.v[i]))
+			vl_reply(held.v[i], NULL, false);
+		else
+			control_dispatch(held.v[i], c);
+	}
+	free(held.v);
+}
+
+int
+control_flush(struct control *c)
+{
+	int r = 0;
+
+	if (c->batch == BATCH_OPEN) {
+		r = store_commit(c->st);
+		if (r < 0) {
+			snprintf(c->fail_reason, sizeof c->fail_reason,
+			    "commit failed: %s", store_errmsg(c->st));
+			log_err("cannot commit to the replica: %s",
+			    store_errmsg(c->st));
+		}
+		c->batch = BATCH_NONE;
+		batch_send(c, r == 0);
+		if (r == 0) {
+			struct store_counts counts;
+
+			if (store_counts(c->st, &counts) == 0)
+				watch_notify(c->watch, c->events,
+				    counts.head_seq);
+			status_changed(c);
+		}
+		json_array_clear(c->events);
+	} else if (c->batch == BATCH_FAILED) {
+		c->batch = BATCH_NONE;
+		batch_send(c, false);
+		r = -EIO;
+	}
+	control_run_held(c);
+	return r;
+}
+
+static void
+control_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	control_flush(arg);
+}
+
+/* --- io.ferry writes --- */
+
+/*
+ * The shared tail of Put, Patch and Delete: body (borrowed, NULL for a
+ * delete) replaces the document cur.
+ */
+static void
+write_doc(struct control *c, struct vl_call *call, const char *collection,
+    const char *id, struct store_doc *cur, json_t *body, bool reply_body)
+{
+	struct store_doc d;
+	char *text = NULL;
+	int64_t seq, rev;
+	json_t *ev, *doc;
+	int r;
+
+	if (body != NULL &&
+	    (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		batch_answer(c, call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	/* Saving what is already there is not a change. */
+	if (text != NULL && cur->rev > 0 && !cur->deleted &&
+	    cur->body != NULL && strcmp(cur->body, text) == 0) {
+		free(text);
+		doc = doc_json(cur, collection, id, reply_body ? body : NULL);
+		batch_answer(c, call, NULL, json_pack("{s:o}", "doc", doc));
+		return;
+	}
+	r = store_write_local(c->st, cur, collection, id, text,
+	    STORE_ORIGIN_LOCAL, util_now_ms(), &seq, &rev);
+	free(text);
+	if (r < 0) {
+		batch_fail(c, call, r);
+		return;
+	}
+	d = *cur;
+	d.rev = rev;
+	d.deleted = body == NULL;
+	d.pending = true;
+	ev = watch_event_new(seq, collection, id, rev, d.version, d.deleted,
+	    STORE_ORIGIN_LOCAL, body);
+	if (ev != NULL)
+		json_array_append_new(c->events, ev);
+	doc = doc_json(&d, collection, id, reply_body ? body : NULL);
+	batch_answer(c, call, NULL, json_pack("{s:o}", "doc", doc));
+}
+
+/*
+ * Read the current document for a write and check if_rev.  Returns 0 with
+ * *cur filled (rev 0 if it does not exist), 1 if the call was answered.
+ */
+static int
+write_prepare(struct control *c, struct vl_call *call, const char *collection,
+    const char *id, int has_if_rev, int64_t if_rev, bool must_exist,
+    struct store_doc *cur)
+{
+	json_t *doc;
+	int r;
+
+	if (batch_join(c, call) < 0)
+		return 1;
+	memset(cur, 0, sizeof *cur);
+	r = store_doc_get(c->st, STORE_WRITER, collection, id, cur);
+	if (r < 0 && r != -ENOENT) {
+		batch_fail(c, call, r);
+		return 1;
+	}
+	if (has_if_rev && if_rev != cur->rev) {
+		doc = doc_json_with_body(cur, collection, id);
+		batch_answer(c, call, "io.ferry.RevMismatch",
+		    json_pack("{s:o}", "current", doc));
+		store_doc_clear(cur);
+		return 1;
+	}
+	if (must_exist && (cur->rev == 0 || cur->deleted)) {
+		batch_answer(c, call, "io.ferry.NotFound",
+		    json_pack("{s:s,s:s}", "collection", collection, "id", id));
+		store_doc_clear(cur);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+handle_put(struct control *c, struct vl_call *call, json_t *params)
+{
+	const char *collection, *id;
+	struct store_doc cur;
+	int64_t if_rev = 0;
+	json_t *body;
+	int has;
+
+	if ((collection = param_name(call, params, "collection", false)) ==
+	    NULL || (id = param_name(call, params, "id", true)) == NULL)
+		return;
+	body = json_object_get(params, "body");
+	if (body == NULL) {
+		reply_invalid(call, "body", "missing");
+		return;
+	}
+	if (!json_is_object(body)) {
+		reply_invalid(call, "body", "must be a JSON object");
+		return;
+	}
+	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX, &if_rev)) < 0)
+		return;
+	if (write_prepare(c, call, collection, id, has, if_rev, false,
+	    &cur) != 0)
+		return;
+	write_doc(c, call, collection, id, &cur, body, false);
+	store_doc_clear(&cur);
+}
+
+static void
+handle_patch(struct control *c, struct vl_call *call, json_t *params)
+{
+	const char *collection, *id;
+	json_t *patch, *old = NULL, *body = NULL;
+	struct store_doc cur;
+	int64_t if_rev = 0;
+	int has;
+
+	if ((collection = param_name(call, params, "collection", false)) ==
+	    NULL || (id = param_name(call, params, "id", true)) == NULL)
+		return;
+	patch = json_object_get(params, "patch");
+	if (patch == NULL) {
+		reply_invalid(call, "patch", "missing");
+		return;
+	}
+	if (!json_is_object(patch)) {
+		reply_invalid(call, "patch",
+		    "must be a JSON object (an RFC 7396 merge patch)");
+		return;
+	}
+	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX, &if_rev)) < 0)
+		return;
+	if (write_prepare(c, call, collection, id, has, if_rev, true,
+	    &cur) != 0)
+		return;
+	if ((old = body_parse(cur.body)) == NULL ||
+	    patch_apply(old, patch, &body) < 0) {
+		batch_answer(c, call, "io.ferry.WriteFailed",
+		    json_pack("{s:s}", "reason", "cannot read the stored body"));
+		goto out;
+	}
+	write_doc(c, call, collection, id, &cur, body, true);
+out:
+	json_decref(old);
+	json_decref(body);
+	store_doc_clear(&cur);
+}
+
+static void
+handle_delete(struct control *c, struct vl_call *call, json_t *params)
+{
+	const char *collection, *id;
+	struct store_doc cur;
+	int64_t if_rev = 0;
+	int has;
+
+	if ((collection = param_name(call, params, "collection", false)) ==
+	    NULL || (id = param_name(call, params, "id", true)) == NULL)
+		return;
+	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX, &if_rev)) < 0)
+		return;
+	if (write_prepare(c, call, collection, id, has, if_rev, true,
+	    &cur) != 0)
+		return;
+	write_doc(c, call, collection, id, &cur, NULL, false);
+	store_doc_clear(&cur);
+}
+
+/* --- io.ferry reads --- */
+
+static void
+reply_store_error(struct control *c, struct vl_call *call)
+{
+	json_t *p;
+
+	log_err("cannot read the replica: %s", store_errmsg(c->st));
+	p = json_pack("{s:s}", "reason", store_errmsg(c->st));
+	vl_error(call, "io.ferry.WriteFailed", p);
+	json_decref(p);
+}
+
+static void
+handle_get(struct control *c, struct vl_call *call, json_t *params)
+{
+	const char *collection, *id;
+	struct store_doc d;
+	json_t *doc, *p;
+	int r;
+
+	if ((collection = param_name(call, params, "collection", false)) ==
+	    NULL || (id = param_name(call, params, "id", true)) == NULL)
+		return;
+	r = store_doc_get(c->st, STORE_READER, collection, id, &d);
+	if (r == -ENOENT) {
+		p = json_pack("{s:s,s:s}", "collection", collection, "id", id);
+		vl_error(call, "io.ferry.NotFound", p);
+		json_decref(p);
+		return;
+	}
+	if (r < 0) {
+		reply_store_error(c, call);
+		return;
+	}
+	doc = doc_json_with_body(&d, collection, id);
+	store_doc_clear(&d);
+	p = json_pack("{s:o}", "doc", doc);
+	vl_reply(call, p, false);
+	json_decref(p);
+}
+
+struct list_ctx {
+	json_t	*docs;
+	int	 limit;
+	char	*next;
+};
+
+static int
+list_one(const struct store_doc *d, void *arg)
+{
+	struct list_ctx *l = arg;
+
+	if ((int)json_array_size(l->docs) == l->limit) {
+		/* One more than asked: there is a next page. */
+		free(l->next);
+		l->next = strdup(json_string_value(json_object_get(
+		    json_array_get(l->docs, l->limit - 1), "id")));
+		return 0;
+	}
+	return json_array_append_new(l->docs,
+	    doc_json_with_body(d, d->collection, d->id)) < 0 ? -ENOMEM : 0;
+}
+
+static void
+handle_list(struct control *c, struct vl_call *call, json_t *params)
+{
+	struct list_ctx l = { NULL, LIST_DEFAULT, NULL };
+	const char *collection, *after = NULL;
+	int64_t limit = LIST_DEFAULT;
+	json_t *p, *v;
+	int r;
+
+	if ((collection = param_name(call, params, "collection", false)) ==
+	    NULL)
+		return;
+	if ((v = json_object_get(params, "after")) != NULL && !json_is_null(v)) {
+		if ((after = param_name(call, params, "after", true)) == NULL)
+			return;
+	}
+	if (param_int(call, params, "limit", 1, LIST_MAX, &limit) < 0)
+		return;
+	l.limit = (int)limit;
+	l.docs = json_array();
+	r = store_list(c->st, collection, after, l.limit + 1, list_one, &l);
+	if (r < 0) {
+		json_decref(l.docs);
+		free(l.next);
+		reply_store_error(c, call);
+		return;
+	}
+	p = json_pack("{s:o}", "docs", l.docs);
+	if (l.next != NULL)
+		json_object_set_new(p, "next", json_string(l.next));
+	vl_reply(call, p, false);
+	json_decref(p);
+	free(l.next);
+}
+
+static void
+handle_watch(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *cols, *v;
+	int64_t since = -1;
+	const char *reason;
+	char why[200];
+	size_t i;
+
+	if (!vl_call_msg(call)->more) {
+		vl_error(call, "org.varlink.service.ExpectedMore", NULL);
+		return;
+	}
+	cols = json_object_get(params, "collections");
+	if (cols != NULL && json_is_null(cols))
+		cols = NULL;
+	if (cols != NULL) {
+		if (!json_is_array(cols)) {
+			reply_invalid(call, "collections",
+			    "must be an array of strings");
+			return;
+		}
+		json_array_foreach(cols, i, v) {
+			if (!json_is_string(v)) {
+				reply_invalid(call, "collections",
+				    "must be an array of strings");
+				return;
+			}
+			if (names_check_collection(json_string_value(v),
+			    &reason) < 0) {
+				snprintf(why, sizeof why, "element %zu: %s", i,
+				    reason);
+				reply_invalid(call, "collections", why);
+				return;
+			}
+		}
+		if (json_array_size(cols) == 0)
+			cols = NULL;
+	}
+	if (param_int(call, params, "since", 0, INT64_MAX, &since) < 0)
+		return;
+	watch_add(c->watch, call, cols, since);
+}
+
+/* --- status --- */
+
+static json_t *
+status_json(struct control *c)
+{
+	struct store_counts n;
+	json_t *s;
+	int64_t now = util_now_ms();
+
+	if (store_counts(c->st, &n) < 0)
+		memset(&n, 0, sizeof n);
+	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:n,s:s?,s:I,s:s,s:I,s:i}",
+	    "state", c->remote == NULL ? "unconfigured" : "paused",
+	    "remote", c->remote,
+	    "device", c->device,
+	    "device_name", c->device_name,
+	    "pending", (json_int_t)n.pending,
+	    "conflicts", (json_int_t)n.conflicts,
+	    "rejected", (json_int_t)n.rejected,
+	    "last_sync_ms",
+	    "last_error", c->remote == NULL ? NULL :
+	    "this ferryd does not sync yet; changes stay in the outbox",
+	    "docs", (json_int_t)n.docs,
+	    "version", FERRY_VERSION,
+	    "seq", (json_int_t)n.head_seq,
+	    "watchers", watch_count(c->watch));
+	if (s == NULL)
+		return NULL;
+	json_object_set_new(s, "oldest_pending_ms", n.oldest_pending_ms > 0 ?
+	    json_integer(now - n.oldest_pending_ms) : json_null());
+	return s;
+}
+
+static void
+status_cancel_cb(struct vl_call *call, void *arg)
+{
+	struct control *c = arg;
+
+	call_list_remove(&c->status_subs, call);
+	vl_reply(call, NULL, false);
+}
+
+static void
+status_push_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	json_t *s, *p;
+	size_t i;
+
+	if (c->status_subs.n == 0 || (s = status_json(c)) == NULL)
+		return;
+	/* The age of the oldest change moves every push; compare the rest. */
+	p = json_deep_copy(s);
+	json_object_del(p, "oldest_pending_ms");
+	if (c->last_status != NULL && json_equal(p, c->last_status)) {
+		json_decref(p);
+		json_decref(s);
+		return;
+	}
+	json_decref(c->last_status);
+	c->last_status = p;
+	p = json_pack("{s:o}", "status", s);
+	for (i = 0; i < c->status_subs.n; i++)
+		vl_reply(c->status_subs.v[i], p, true);
+	json_decref(p);
+}
+
+static void
+status_changed(struct control *c)
+{
+	struct timeval tv = { 0, STATUS_PUSH_MS * 1000 };
+
+	if (c->status_subs.n > 0 && !evtimer_pending(c->status_ev, NULL))
+		evtimer_add(c->status_ev, &tv);
+}
+
+static void
+handle_status(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *s, *p;
+
+	if ((s = status_json(c)) == NULL) {
+		reply_store_error(c, call);
+		return;
+	}
+	p = json_pack("{s:o}", "status", s);
+	if (vl_call_msg(call)->more) {
+		if (call_list_push(&c->status_subs, call) < 0) {
+			vl_reply(call, p, false);
+			json_decref(p);
+			return;
+		}
+		vl_call_set_cancel(call, status_cancel_cb, c);
+		vl_reply(call, p, true);
+	} else
+		vl_reply(call, p, false);
+	json_decref(p);
+}
+
+/* --- org.varlink.service --- */
+
+static const char varlink_service_iface[] =
+"# The Varlink Service Interface is provided by every varlink service. It\n"
+"# describes the service and the interfaces it implements.\n"
+"interface org.varlink.service\n"
+"\n"
+"# Get a list of all the interfaces a service provides and information\n"
+"# about the implementation.\n"
+"method GetInfo() -> (\n"
+"  vendor: string,\n"
+"  product: string,\n"
+"  version: string,\n"
+"  url: string,\n"
+"  interfaces: []string\n"
+")\n"
+"\n"
+"# Get the description of an interface that is implemented by this service.\n"
+"method GetInterfaceDescription(interface: string) -> (description: string)\n"
+"\n"
+"# The requested interface was not found.\n"
+"error InterfaceNotFound (interface: string)\n"
+"\n"
+"# The requested method was not found\n"
+"error MethodNotFound (method: string)\n"
+"\n"
+"# The interface defines the requested method, but the service does not\n"
+"# implement it.\n"
+"error MethodNotImplemented (method: string)\n"
+"\n"
+"# One of the passed parameters is invalid.\n"
+"error InvalidParameter (parameter: string)\n"
+"\n"
+"# Client is denied access\n"
+"error PermissionDenied ()\n"
+"\n"
+"# Method is expected to be called with 'more' set to true, but wasn't\n"
+"error ExpectedMore ()\n";
+
+static void
+handle_get_info(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *p;
+
+	p = json_pack("{s:s,s:s,s:s,s:s,s:[s,s]}", "vendor", "ferry",
+	    "product", "ferryd", "version", FERRY_VERSION,
+	    "url", "https://ferry.invalid/", "interfaces",
+	    "org.varlink.service", "io.ferry");
+	vl_reply(call, p, false);
+	json_decref(p);
+}
+
+static void
+handle_get_iface(struct control *c, struct vl_call *call, json_t *params)
+{
+	const char *name, *text = NULL;
+	json_t *v, *p;
+
+	v = json_object_get(params, "interface");
+	if (!json_is_string(v)) {
+		vl_error_invalid(call, "interface", "must be a string");
+		return;
+	}
+	name = json_string_value(v);
+	if (strcmp(name, "io.ferry") == 0)
+		text = iface_io_ferry;
+	else if (strcmp(name, "org.varlink.service") == 0)
+		text = varlink_service_iface;
+	if (text == NULL) {
+		p = json_pack("{s:s}", "interface", name);
+		vl_error(call, "org.varlink.service.InterfaceNotFound", p);
+	} else {
+		p = json_pack("{s:s}", "description", text);
+		vl_reply(call, p, false);
+	}
+	json_decref(p);
+}
+
+/* --- dispatch --- */
+
+static const char *const p_get[] = { "collection", "id", NULL };
+static const char *const p_put[] = { "collection", "id", "body", "if_rev",
+	NULL };
+static const char *const p_patch[] = { "collection", "id", "patch", "if_rev",
+	NULL };
+static const char *const p_delete[] = { "collection", "id", "if_rev", NULL };
+static const char *const p_list[] = { "collection", "after", "limit", NULL };
+static const char *const p_watch[] = { "collections", "since", NULL };
+static const char *const p_none[] = { NULL };
+static const char *const p_iface[] = { "interface", NULL };
+
+static const struct method methods[] = {
+	{ "io.ferry.Get", handle_get, false, p_get },
+	{ "io.ferry.Put", handle_put, true, p_put },
+	{ "io.ferry.Patch", handle_patch, true, p_patch },
+	{ "io.ferry.Delete", handle_delete, true, p_delete },
+	{ "io.ferry.List", handle_list, false, p_list },
+	{ "io.ferry.Watch", handle_watch, false, p_watch },
+	{ "io.ferry.Status", handle_status, false, p_none },
+	{ "org.varlink.service.GetInfo", handle_get_info, false, p_none },
+	{ "org.varlink.service.GetInterfaceDescription", handle_get_iface,
+	    false, p_iface },
+};
+
+static const struct method *
+method_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (strcmp(methods[i].name, name) == 0)
+			return &methods[i];
+	return NULL;
+}
+
+void
+control_dispatch(struct vl_call *call, void *arg)
+{
+	struct control *c = arg;
+	const struct vl_msg *m = vl_call_msg(call);
+	const struct method *meth;
+	uint64_t *tag = vl_call_conn_tag(call);
+	char iface[256];
+	const char *member;
+	json_t *p;
+
+	/* Hold everything behind a call that waits for the open batch. */
+	if (conn_in_batch(c, call) && ((*tag & 1) ||
+	    (meth = method_find(m->method)) == NULL || !meth->write)) {
+		if (call_list_push(&c->held, call) == 0) {
+			*tag |= 1;
+			return;
+		}
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	if ((meth = method_find(m->method)) == NULL) {
+		if (vl_method_split(m->method, iface, sizeof iface, &member) < 0 ||
+		    (strcmp(iface, "io.ferry") != 0 &&
+		    strcmp(iface, "org.varlink.service") != 0)) {
+			p = json_pack("{s:s}", "interface",
+			    vl_method_split(m->method, iface, sizeof iface,
+			    &member) < 0 ? m->method : iface);
+			vl_error(call, "org.varlink.service.InterfaceNotFound",
+			    p);
+		} else {
+			p = json_pack("{s:s}", "method", m->method);
+			vl_error(call, "org.varlink.service.MethodNotFound", p);
+		}
+		json_decref(p);
+		return;
+	}
+	log_debug("call %s", m->method);
+	if (!params_known(call, m->params, meth->params))
+		return;
+	meth->fn(c, call, m->params);
+}
+
+/* --- life cycle --- */
+
+static int
+dup_or_null(const char *s, char **ret)
+{
+	char *d = NULL;
+
+	if (s != NULL && *s != '\0' && (d = strdup(s)) == NULL)
+		return -ENOMEM;
+	*ret = d;
+	return 0;
+}
+
+int
+control_set_info(struct control *c, const struct control_info *info)
+{
+	char *device, *name, *remote;
+
+	if (dup_or_null(info->device, &device) < 0)
+		return -ENOMEM;
+	if (dup_or_null(info->device_name, &name) < 0) {
+		free(device);
+		return -ENOMEM;
+	}
+	if (dup_or_null(info->remote, &remote) < 0) {
+		free(device);
+		free(name);
+		return -ENOMEM;
+	}
+	free(c->device);
+	free(c->device_name);
+	free(c->remote);
+	c->device = device;
+	c->device_name = name;
+	c->remote = remote;
+	status_changed(c);
+	return 0;
+}
+
+int
+control_new(struct event_base *base, struct store *st,
+    const struct control_info *info, struct control **ret)
+{
+	struct control *c;
+	int r;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return -ENOMEM;
+	c->base = base;
+	c->st = st;
+	c->commit_ev = event_new(base, -1, 0, control_commit_cb, c);
+	c->status_ev = evtimer_new(base, status_push_cb, c);
+	c->events = json_array();
+	if (c->commit_ev == NULL || c->status_ev == NULL || c->events == NULL) {
+		control_free(c);
+		return -ENOMEM;
+	}
+	if ((r = watch_new(st, &c->watch)) < 0 ||
+	    (r = control_set_info(c, info)) < 0) {
+		control_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+char *
+control_status_line(struct control *c)
+{
+	struct store_counts n;
+	char *line;
+
+	if (store_counts(c->st, &n) < 0)
+		memset(&n, 0, sizeof n);
+	if (asprintf(&line, "%s; %" PRId64 " docs, %" PRId64 " pending, %d "
+	    "watchers", c->remote == NULL ? "unconfigured" : "paused",
+	    n.docs, n.pending, watch_count(c->watch)) < 0)
+		return NULL;
+	return line;
+}
+
+void
+control_free(struct control *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	control_flush(c);
+	for (i = 0; i < c->status_subs.n; i++) {
+		vl_call_set_cancel(c->status_subs.v[i], NULL, NULL);
+		vl_reply(c->status_subs.v[i], NULL, false);
+	}
+	free(c->status_subs.v);
+	watch_free(c->watch);
+	if (c->commit_ev != NULL)
+		event_free(c->commit_ev);
+	if (c->status_ev != NULL)
+		event_free(c->status_ev);
+	json_decref(c->events);
+	json_decref(c->last_status);
+	free(c->entries);
+	free(c->held.v);
+	free(c->device);
+	free(c->device_name);
+	free(c->remote);
+	free(c);
+}

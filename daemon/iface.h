@@ -1,0 +1,1 @@
+extern const char iface_io_ferry[];

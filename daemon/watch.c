@@ -1,0 +1,295 @@
+/*
+ * watch: subscriptions and replay; see watch.h.
+ *
+ * Invariant: a watcher's cursor only grows, and an event with seq S is sent
+ * to it only when S == cursor's successor in the change log, by exactly one
+ * of two paths: watch_notify (live) or watch_pump (catching up, reading the
+ * committed log).  The switch between them happens only when the cursor
+ * equals the committed head, so the paths never overlap.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "log.h"
+#include "watch.h"
+
+struct watcher {
+	struct watch		*w;
+	struct vl_call		*call;
+	json_t			*collections;	/* NULL: all */
+	int64_t			 cursor;
+	bool			 live;
+	TAILQ_ENTRY(watcher)	 entry;
+};
+
+struct watch {
+	struct store		*st;
+	int			 n;
+	TAILQ_HEAD(, watcher)	 watchers;
+};
+
+int
+watch_new(struct store *st, struct watch **ret)
+{
+	struct watch *w;
+
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		return -ENOMEM;
+	w->st = st;
+	TAILQ_INIT(&w->watchers);
+	*ret = w;
+	return 0;
+}
+
+static void
+watcher_free(struct watcher *wr)
+{
+	TAILQ_REMOVE(&wr->w->watchers, wr, entry);
+	wr->w->n--;
+	json_decref(wr->collections);
+	free(wr);
+}
+
+void
+watch_free(struct watch *w)
+{
+	struct watcher *wr;
+
+	if (w == NULL)
+		return;
+	while ((wr = TAILQ_FIRST(&w->watchers)) != NULL) {
+		vl_call_set_cancel(wr->call, NULL, NULL);
+		vl_call_set_drain(wr->call, NULL, NULL);
+		vl_reply(wr->call, NULL, false);
+		watcher_free(wr);
+	}
+	free(w);
+}
+
+int
+watch_count(const struct watch *w)
+{
+	return w->n;
+}
+
+json_t *
+watch_event_new(int64_t seq, const char *collection, const char *id,
+    int64_t rev, int64_t version, bool deleted, enum store_origin origin,
+    json_t *body)
+{
+	json_t *ev;
+
+	ev = json_pack("{s:I,s:s,s:s,s:I,s:I,s:b,s:s}", "seq", (json_int_t)seq,
+	    "collection", collection, "id", id, "rev", (json_int_t)rev,
+	    "version", (json_int_t)version, "deleted", deleted,
+	    "origin", store_origin_name(origin));
+	if (ev != NULL && body != NULL &&
+	    json_object_set(ev, "body", body) < 0) {
+		json_decref(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static bool
+watcher_wants(const struct watcher *wr, const char *collection)
+{
+	size_t i;
+	json_t *v;
+
+	if (wr->collections == NULL)
+		return true;
+	json_array_foreach(wr->collections, i, v)
+		if (strcmp(json_string_value(v), collection) == 0)
+			return true;
+	return false;
+}
+
+/* Send one event (borrowed) and advance the cursor. */
+static int
+watcher_send(struct watcher *wr, int64_t seq, const char *collection,
+    json_t *ev)
+{
+	json_t *p;
+	int r = 0;
+
+	wr->cursor = seq;
+	if (!watcher_wants(wr, collection))
+		return 0;
+	if ((p = json_pack("{s:O}", "event", ev)) == NULL)
+		return -ENOMEM;
+	r = vl_reply(wr->call, p, true);
+	json_decref(p);
+	return r;
+}
+
+struct watch_pump_ctx {
+	struct watcher	*wr;
+	int		 err;
+};
+
+static int
+watch_pump_one(const struct store_change *c, void *arg)
+{
+	struct watch_pump_ctx *ctx = arg;
+	json_error_t jerr;
+	json_t *body = NULL, *ev;
+	int r;
+
+	if (c->body != NULL &&
+	    (body = json_loads(c->body, 0, &jerr)) == NULL) {
+		log_err("replica: change %lld has an unreadable body: %s",
+		    (long long)c->seq, jerr.text);
+		return ctx->err = -EBADMSG;
+	}
+	ev = watch_event_new(c->seq, c->collection, c->id, c->rev, c->version,
+	    c->deleted, c->origin, body);
+	json_decref(body);
+	if (ev == NULL)
+		return ctx->err = -ENOMEM;
+	r = watcher_send(ctx->wr, c->seq, c->collection, ev);
+	json_decref(ev);
+	return r < 0 ? (ctx->err = r) : 0;
+}
+
+/*
+ * Catch a watcher up from the committed change log until it reaches the
+ * head (then it is live) or its socket has enough queued (then its drain
+ * callback calls us again).
+ */
+static void
+watch_pump(struct watcher *wr)
+{
+	struct store_counts counts;
+	struct watch_pump_ctx ctx;
+	int n;
+
+	while (!wr->live) {
+		if (vl_call_output_size(wr->call) >= WATCH_OUTPUT_MAX)
+			return;
+		if (store_counts(wr->w->st, &counts) < 0)
+			return;
+		if (wr->cursor >= counts.head_seq) {
+			wr->live = true;
+			return;
+		}
+		ctx.wr = wr;
+		ctx.err = 0;
+		n = store_changes_since(wr->w->st, wr->cursor, WATCH_PAGE,
+		    watch_pump_one, &ctx);
+		if (n < 0 || ctx.err < 0) {
+			log_err("watch: cannot read the change log: %s",
+			    store_errmsg(wr->w->st));
+			vl_call_set_cancel(wr->call, NULL, NULL);
+			vl_call_set_drain(wr->call, NULL, NULL);
+			vl_error(wr->call, "io.ferry.WriteFailed", NULL);
+			watcher_free(wr);
+			return;
+		}
+		if (n == 0) {
+			/* The log ends before head: cannot happen. */
+			wr->live = true;
+			return;
+		}
+	}
+}
+
+static void
+watch_cancel_cb(struct vl_call *call, void *arg)
+{
+	struct watcher *wr = arg;
+
+	/* The connection is gone; finish the call so it can be freed. */
+	vl_reply(call, NULL, false);
+	watcher_free(wr);
+}
+
+static void
+watch_drain_cb(struct vl_call *call, void *arg)
+{
+	struct watcher *wr = arg;
+
+	if (!wr->live)
+		watch_pump(wr);
+}
+
+int
+watch_add(struct watch *w, struct vl_call *call, json_t *collections,
+    int64_t since)
+{
+	struct store_counts counts;
+	struct watcher *wr;
+	json_t *p;
+	char why[128];
+	int r;
+
+	if ((r = store_counts(w->st, &counts)) < 0) {
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return r;
+	}
+	if (since > counts.head_seq) {
+		snprintf(why, sizeof why, "since %lld is beyond the change "
+		    "log's head %lld", (long long)since,
+		    (long long)counts.head_seq);
+		p = json_pack("{s:s,s:s}", "field", "since", "reason", why);
+		vl_error(call, "io.ferry.InvalidArgument", p);
+		json_decref(p);
+		return -EINVAL;
+	}
+	if ((wr = calloc(1, sizeof *wr)) == NULL) {
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return -ENOMEM;
+	}
+	wr->w = w;
+	wr->call = call;
+	wr->collections = json_incref(collections);
+	wr->cursor = since < 0 ? counts.head_seq : since;
+	wr->live = wr->cursor >= counts.head_seq;
+	TAILQ_INSERT_TAIL(&w->watchers, wr, entry);
+	w->n++;
+	vl_call_set_cancel(call, watch_cancel_cb, wr);
+	vl_call_set_drain(call, watch_drain_cb, wr);
+	p = json_pack("{s:b,s:I}", "ready", 1, "seq",
+	    (json_int_t)counts.head_seq);
+	vl_reply(call, p, true);
+	json_decref(p);
+	if (!wr->live)
+		watch_pump(wr);
+	return 0;
+}
+
+void
+watch_notify(struct watch *w, json_t *events, int64_t head)
+{
+	struct watcher *wr, *next;
+	json_t *ev;
+	size_t i;
+
+	for (wr = TAILQ_FIRST(&w->watchers); wr != NULL; wr = next) {
+		next = TAILQ_NEXT(wr, entry);
+		if (!wr->live)
+			continue;
+		json_array_foreach(events, i, ev) {
+			int64_t seq = json_integer_value(
+			    json_object_get(ev, "seq"));
+
+			if (seq <= wr->cursor)
+				continue;
+			if (vl_call_output_size(wr->call) >=
+			    WATCH_OUTPUT_MAX) {
+				/* Too slow: read the rest from the log. */
+				wr->live = false;
+				break;
+			}
+			watcher_send(wr, seq, json_string_value(
+			    json_object_get(ev, "collection")), ev);
+		}
+		if (wr->live && wr->cursor < head)
+			wr->cursor = head;
+	}
+}

@@ -1,0 +1,53 @@
+/*
+ * watch: Watch subscriptions, each a streaming varlink call.
+ *
+ * A watcher has a cursor: the seq of the last change it was sent.  It is
+ * either live (cursor == the committed head: new batches are sent to it as
+ * they commit) or catching up (it reads the change log from the reader
+ * connection in pages, as fast as its socket drains).  A live watcher whose
+ * client reads too slowly (more than WATCH_OUTPUT_MAX bytes queued) drops
+ * back to catching up, so memory per watcher is bounded and no event is
+ * lost or sent twice: every event goes out exactly once, in seq order.
+ *
+ * Ownership: the module keeps a reference on each watcher's call until the
+ * connection goes (cancel) or the daemon stops (watch_free finishes them).
+ */
+#ifndef FERRY_WATCH_H
+#define FERRY_WATCH_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "store.h"
+#include "vl_server.h"
+
+#define WATCH_OUTPUT_MAX	(4u * 1024 * 1024)
+#define WATCH_PAGE		256
+
+struct watch;
+
+int	watch_new(struct store *st, struct watch **ret);
+void	watch_free(struct watch *w);
+
+/*
+ * Start a watcher on call (made with "more").  collections is borrowed
+ * (NULL or an array of valid collection names), since < 0 means from now
+ * on.  Sends the ready reply, then any replay.  0 or -errno (the call has
+ * then been answered with the error already).
+ */
+int	watch_add(struct watch *w, struct vl_call *call, json_t *collections,
+	    int64_t since);
+
+/*
+ * Tell live watchers about a committed batch: events is an array of event
+ * objects in seq order, borrowed.  head is the committed head seq.
+ */
+void	watch_notify(struct watch *w, json_t *events, int64_t head);
+int	watch_count(const struct watch *w);
+
+/* Build the event object for a change (new reference, or NULL). */
+json_t	*watch_event_new(int64_t seq, const char *collection, const char *id,
+	    int64_t rev, int64_t version, bool deleted, enum store_origin origin,
+	    json_t *body);
+
+#endif

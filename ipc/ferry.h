@@ -1,0 +1,120 @@
+/*
+ * ferry.h: the client library apps link to talk to ferryd (libferry.so).
+ *
+ * A struct ferry is one varlink connection to the daemon's socket.  Calls
+ * are blocking and answered in order; a connection may pipeline (send many
+ * calls with ferry_send, then read the replies with ferry_recv).  Documents
+ * and replies are passed as JSON text (UTF-8, NUL-terminated) so apps need
+ * no particular JSON library; every string a function returns in a ret_*
+ * parameter is malloc'd and the caller frees it with free().
+ *
+ * Errors: every int function returns >= 0 on success and a negative errno on
+ * failure; ferry_errmsg() then says what happened in a sentence, and for an
+ * error the daemon answered, ferry_errname() gives its varlink name.
+ *   -ENOENT      io.ferry.NotFound (or, from ferry_connect, no socket)
+ *   -ESTALE      io.ferry.RevMismatch (the reply's "current" doc is in
+ *                ferry_errparams())
+ *   -EINVAL      io.ferry.InvalidArgument, org.varlink.service.InvalidParameter,
+ *                or arguments refused before sending
+ *   -ENETDOWN    io.ferry.Offline
+ *   -EPROTO      any other error reply, or a malformed reply
+ *   -ECONNRESET  the daemon closed the connection
+ *   other        a system call failed (connect, read, write)
+ * A struct ferry is not thread-safe; use one per thread.
+ */
+#ifndef FERRY_H
+#define FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FERRY_API __attribute__((visibility("default")))
+#else
+#define FERRY_API
+#endif
+
+typedef struct ferry ferry;
+
+/*
+ * Connect to ferryd.  socket_path NULL means $FERRY_SOCKET if set, else
+ * $XDG_RUNTIME_DIR/ferry/ferryd.sock.  Returns 0 and *ret, or -errno
+ * (-ENOENT: no socket, -ECONNREFUSED: no daemon listening) and *ret is left
+ * untouched.  Blocks for connect(2) only.
+ */
+FERRY_API int ferry_connect(const char *socket_path, ferry **ret);
+/* Close the connection and free everything.  Accepts NULL. */
+FERRY_API void ferry_close(ferry *f);
+/* The default socket path, malloc'd (NULL if it cannot be determined). */
+FERRY_API char *ferry_default_socket(void);
+
+/* The last error's message, "" if none.  Valid until the next call on f. */
+FERRY_API const char *ferry_errmsg(const ferry *f);
+/* The last error reply's varlink name ("io.ferry.NotFound"), or NULL. */
+FERRY_API const char *ferry_errname(const ferry *f);
+/* The last error reply's parameters as JSON text, or NULL. */
+FERRY_API const char *ferry_errparams(const ferry *f);
+
+/*
+ * Generic call: send {"method":method,"parameters":params_json} and wait for
+ * the reply.  params_json may be NULL for {}.  On success *ret_params (may be
+ * NULL to discard) is the reply's parameters object as JSON text.
+ */
+FERRY_API int ferry_call(ferry *f, const char *method, const char *params_json,
+    char **ret_params);
+
+/*
+ * Pipelining: queue a call without waiting (flushed by the next ferry_recv
+ * or ferry_flush), and receive replies in order.  ferry_recv returns 0 with
+ * the reply's parameters, or the mapped error of an error reply; it also sets
+ * *ret_continues (may be NULL) when the reply says more follow.
+ */
+FERRY_API int ferry_send(ferry *f, const char *method, const char *params_json);
+FERRY_API int ferry_flush(ferry *f);
+FERRY_API int ferry_recv(ferry *f, char **ret_params, int *ret_continues);
+
+/*
+ * Documents.  if_rev < 0 means "unconditional".  Replies are the doc object
+ * {collection,id,rev,version,deleted,pending,conflicted[,body]} as JSON text.
+ */
+FERRY_API int ferry_get(ferry *f, const char *collection, const char *id,
+    char **ret_doc);
+FERRY_API int ferry_put(ferry *f, const char *collection, const char *id,
+    const char *body_json, int64_t if_rev, char **ret_doc);
+FERRY_API int ferry_patch(ferry *f, const char *collection, const char *id,
+    const char *patch_json, int64_t if_rev, char **ret_doc);
+FERRY_API int ferry_delete(ferry *f, const char *collection, const char *id,
+    int64_t if_rev, char **ret_doc);
+/* One page of a collection: *ret_reply is {"docs":[...],"next":"<id>"?}.
+ * after may be NULL; limit <= 0 means the daemon's default. */
+FERRY_API int ferry_list(ferry *f, const char *collection, const char *after,
+    int limit, char **ret_reply);
+/* The status object as JSON text. */
+FERRY_API int ferry_status(ferry *f, char **ret_status);
+
+/*
+ * Watching.  ferry_watch turns f into a watch stream: collections is a
+ * NULL-terminated array (NULL: all), since < 0 means "from now on", else
+ * replay every change with a larger seq first.  It returns once the daemon
+ * has confirmed the subscription.  From then on f carries only events:
+ * ferry_fd() gives a descriptor to poll for reading (GUI main loops), and
+ * ferry_watch_next() returns 1 with one event ({seq,collection,id,rev,
+ * version,deleted,origin,body} as JSON text), 0 if no complete event is
+ * buffered and the socket has nothing more now (non-blocking), or -errno.
+ * ferry_watch_wait() blocks up to timeout_ms (-1: forever) for the next
+ * event: 1 with an event, 0 on timeout.
+ */
+FERRY_API int ferry_watch(ferry *f, const char *const *collections,
+    int64_t since);
+FERRY_API int ferry_fd(const ferry *f);
+FERRY_API int ferry_watch_next(ferry *f, char **ret_event);
+FERRY_API int ferry_watch_wait(ferry *f, int timeout_ms, char **ret_event);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

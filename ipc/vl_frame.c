@@ -1,0 +1,191 @@
+/*
+ * vl_frame: varlink message parsing and encoding; see vl_frame.h.
+ * Nothing here blocks, logs or keeps state between calls.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vl_frame.h"
+
+void
+vl_msg_clear(struct vl_msg *m)
+{
+	if (m == NULL)
+		return;
+	json_decref(m->msg);
+	memset(m, 0, sizeof *m);
+}
+
+int
+vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,
+    const char **ret_error, const char **ret_param, char *errtext,
+    size_t errtext_len)
+{
+	static const char invalid[] = "org.varlink.service.InvalidParameter";
+	json_error_t jerr;
+	json_t *root, *v;
+	struct vl_msg m;
+	const char *key;
+
+	memset(&m, 0, sizeof m);
+	*ret_error = invalid;
+	*ret_param = "";
+	if (len > VL_MESSAGE_MAX) {
+		snprintf(errtext, errtext_len, "message of %zu bytes exceeds "
+		    "the limit of %u", len, VL_MESSAGE_MAX);
+		return -EMSGSIZE;
+	}
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		snprintf(errtext, errtext_len, "invalid JSON at byte %d: %s",
+		    jerr.position, jerr.text);
+		return -EINVAL;
+	}
+	m.msg = root;
+	if (!json_is_object(root)) {
+		snprintf(errtext, errtext_len, "message is not a JSON object");
+		goto invalid;
+	}
+	json_object_foreach(root, key, v) {
+		if (strcmp(key, "method") == 0) {
+			if (!json_is_string(v) || json_string_length(v) == 0) {
+				*ret_param = "method";
+				snprintf(errtext, errtext_len,
+				    "method must be a non-empty string");
+				goto invalid;
+			}
+			m.method = json_string_value(v);
+		} else if (strcmp(key, "parameters") == 0) {
+			if (!json_is_object(v)) {
+				*ret_param = "parameters";
+				snprintf(errtext, errtext_len,
+				    "parameters must be an object");
+				goto invalid;
+			}
+			m.params = v;
+		} else if (strcmp(key, "more") == 0 ||
+		    strcmp(key, "oneway") == 0 ||
+		    strcmp(key, "upgrade") == 0) {
+			if (!json_is_boolean(v)) {
+				*ret_param = key[0] == 'm' ? "more" :
+				    key[0] == 'o' ? "oneway" : "upgrade";
+				snprintf(errtext, errtext_len,
+				    "%s must be a boolean", key);
+				goto invalid;
+			}
+			if (key[0] == 'm')
+				m.more = json_is_true(v);
+			else if (key[0] == 'o')
+				m.oneway = json_is_true(v);
+			else if (json_is_true(v)) {
+				*ret_param = "upgrade";
+				snprintf(errtext, errtext_len,
+				    "connection upgrade is not supported");
+				goto invalid;
+			}
+		}
+		/* Other keys are ignored, as varlink asks of receivers. */
+	}
+	if (m.method == NULL) {
+		*ret_param = "method";
+		snprintf(errtext, errtext_len, "message has no method");
+		goto invalid;
+	}
+	if (m.more && m.oneway) {
+		*ret_param = "oneway";
+		snprintf(errtext, errtext_len,
+		    "more and oneway cannot both be set");
+		goto invalid;
+	}
+	if (m.params == NULL) {
+		if ((m.params = json_object()) == NULL ||
+		    json_object_set_new(root, "parameters", m.params) < 0) {
+			json_decref(root);
+			return -ENOMEM;
+		}
+	}
+	*ret = m;
+	return 0;
+invalid:
+	json_decref(root);
+	return -EINVAL;
+}
+
+static int
+vl_encode(json_t *obj, char **ret, size_t *ret_len)
+{
+	size_t n;
+	char *buf;
+
+	n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+	if (n == 0 || (buf = malloc(n + 1)) == NULL)
+		return -ENOMEM;
+	if (json_dumpb(obj, buf, n, JSON_COMPACT) != n) {
+		free(buf);
+		return -ENOMEM;
+	}
+	buf[n] = '\0';
+	*ret = buf;
+	*ret_len = n + 1;
+	return 0;
+}
+
+int
+vl_encode_reply(json_t *params, bool continues, char **ret, size_t *ret_len)
+{
+	json_t *obj;
+	int r;
+
+	obj = json_pack("{sO*}", "parameters", params);
+	if (obj == NULL)
+		return -ENOMEM;
+	if (params == NULL && json_object_set_new(obj, "parameters",
+	    json_object()) < 0)
+		r = -ENOMEM;
+	else if (continues && json_object_set_new(obj, "continues",
+	    json_true()) < 0)
+		r = -ENOMEM;
+	else
+		r = vl_encode(obj, ret, ret_len);
+	json_decref(obj);
+	return r;
+}
+
+int
+vl_encode_error(const char *name, json_t *params, char **ret, size_t *ret_len)
+{
+	json_t *obj;
+	int r;
+
+	obj = params != NULL ?
+	    json_pack("{s:s,s:O}", "error", name, "parameters", params) :
+	    json_pack("{s:s,s:{}}", "error", name, "parameters");
+	if (obj == NULL)
+		return -ENOMEM;
+	r = vl_encode(obj, ret, ret_len);
+	json_decref(obj);
+	return r;
+}
+
+int
+vl_method_split(const char *method, char *iface, size_t iface_len,
+    const char **ret_member)
+{
+	const char *dot;
+	size_t n;
+
+	dot = strrchr(method, '.');
+	if (dot == NULL || dot == method || dot[1] == '\0')
+		return -EINVAL;
+	n = (size_t)(dot - method);
+	if (n >= iface_len)
+		return -EINVAL;
+	memcpy(iface, method, n);
+	iface[n] = '\0';
+	*ret_member = dot + 1;
+	return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * vl_frame: varlink message framing and validation, no I/O.
+ *
+ * A varlink message is one JSON object followed by a NUL byte.  This module
+ * turns the bytes of one message (without its NUL) into a checked call, and
+ * replies and errors into bytes (with their NUL).  Parsing uses
+ * JSON_REJECT_DUPLICATES; jansson's own depth limit bounds nesting.  A
+ * message larger than VL_MESSAGE_MAX is refused before it is parsed.
+ *
+ * Ownership: a struct vl_msg owns its parse tree (msg); vl_msg_clear()
+ * releases it.  Encoders return malloc'd bytes the caller frees.
+ */
+#ifndef FERRY_VL_FRAME_H
+#define FERRY_VL_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#define VL_MESSAGE_MAX	(8u * 1024 * 1024)
+
+struct vl_msg {
+	json_t		*msg;		/* owned */
+	const char	*method;	/* borrowed from msg */
+	json_t		*params;	/* borrowed; an object, {} if absent */
+	bool		 more;
+	bool		 oneway;
+};
+
+/*
+ * Parse one call.  On failure returns -EINVAL (or -ENOMEM, -EMSGSIZE) and,
+ * when the error can be answered, fills *ret_error with the varlink error
+ * name and *ret_param with the name of the offending field (both static).
+ * On success *ret is filled (clear with vl_msg_clear).
+ */
+int	vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,
+	    const char **ret_error, const char **ret_param,
+	    char *errtext, size_t errtext_len);
+void	vl_msg_clear(struct vl_msg *m);
+
+/*
+ * Encode {"parameters":params[,"continues":true]} or
+ * {"error":name,"parameters":params} followed by NUL.  params is borrowed
+ * (NULL means {}).  0 and *ret / *ret_len, or -ENOMEM.
+ */
+int	vl_encode_reply(json_t *params, bool continues, char **ret,
+	    size_t *ret_len);
+int	vl_encode_error(const char *name, json_t *params, char **ret,
+	    size_t *ret_len);
+
+/* Split "io.ferry.Get" into interface ("io.ferry") and member ("Get").
+ * 0, or -EINVAL if there is no dot or either part is empty. */
+int	vl_method_split(const char *method, char *iface, size_t iface_len,
+	    const char **ret_member);
+
+#endif

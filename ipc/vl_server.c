@@ -1,0 +1,772 @@
+/*
+ * vl_server: varlink connections over libevent bufferevents; see
+ * vl_server.h for the state machine and limits.
+ *
+ * Reading: the input buffer is scanned for NUL from where the last scan
+ * stopped, so a large message arriving in pieces costs linear time.  Every
+ * complete message becomes a struct vl_call queued on its connection; a
+ * message that cannot be parsed becomes a call already finished with its
+ * error, so the error keeps its place in the reply order.
+ *
+ * Writing: the head call's replies go straight to the bufferevent; replies
+ * of later calls wait in the call's own buffer.  Finishing the head call
+ * moves the next call's buffered replies out, and so on.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "util.h"
+#include "vl_server.h"
+
+#define VL_OUTPUT_HIGH		(16u * 1024 * 1024)	/* stop reading */
+#define VL_OUTPUT_LOW		(1u * 1024 * 1024)	/* resume, drain cbs */
+#define VL_CALLS_MAX		4096	/* outstanding calls per connection */
+
+enum vl_conn_state {
+	VL_OPEN,
+	VL_DRAINING,
+	VL_DEAD,
+};
+
+struct vl_call {
+	struct vl_conn		*conn;
+	struct vl_msg		 m;
+	struct evbuffer		*pending;	/* replies not yet at the head */
+	bool			 done;
+	bool			 cancelled;
+	vl_cancel_fn		 cancel_cb;
+	void			*cancel_arg;
+	vl_drain_fn		 drain_cb;
+	void			*drain_arg;
+	void			*data;
+	TAILQ_ENTRY(vl_call)	 entry;
+};
+
+TAILQ_HEAD(vl_call_list, vl_call);
+
+struct vl_conn {
+	struct vl_server	*srv;
+	struct bufferevent	*bev;
+	enum vl_conn_state	 state;
+	unsigned long		 id;
+	uid_t			 uid;
+	size_t			 scan_pos;	/* input bytes known NUL-free */
+	struct vl_call_list	 calls;		/* not yet removed */
+	int			 ncalls;	/* unfinished */
+	bool			 read_paused;
+	uint64_t		 tag;		/* the handler's */
+	struct event		*idle_ev;
+	TAILQ_ENTRY(vl_conn)	 entry;
+};
+
+TAILQ_HEAD(vl_conn_list, vl_conn);
+
+struct vl_listener {
+	struct evconnlistener	*l;
+	char			*path;	/* unlinked on free, if we made it */
+	TAILQ_ENTRY(vl_listener) entry;
+};
+
+struct vl_server {
+	struct event_base	*base;
+	struct vl_server_config	 cfg;
+	vl_dispatch_fn		 dispatch;
+	void			*arg;
+	struct vl_conn_list	 conns;
+	struct vl_conn_list	 dead;
+	int			 nconns;
+	unsigned long		 next_id;
+	struct event		*reap_ev;
+	struct event		*accept_retry_ev;
+	TAILQ_HEAD(, vl_listener) listeners;
+};
+
+static void vl_conn_close(struct vl_conn *c);
+static void vl_conn_read(struct vl_conn *c);
+static void vl_conn_advance(struct vl_conn *c);
+
+/* --- calls --- */
+
+const struct vl_msg *
+vl_call_msg(const struct vl_call *call)
+{
+	return &call->m;
+}
+
+void
+vl_call_set_data(struct vl_call *call, void *data)
+{
+	call->data = data;
+}
+
+void *
+vl_call_get_data(const struct vl_call *call)
+{
+	return call->data;
+}
+
+unsigned long
+vl_call_conn_id(const struct vl_call *call)
+{
+	return call->conn->id;
+}
+
+uint64_t *
+vl_call_conn_tag(struct vl_call *call)
+{
+	return &call->conn->tag;
+}
+
+void
+vl_call_set_cancel(struct vl_call *call, vl_cancel_fn cb, void *arg)
+{
+	call->cancel_cb = cb;
+	call->cancel_arg = arg;
+}
+
+void
+vl_call_set_drain(struct vl_call *call, vl_drain_fn cb, void *arg)
+{
+	call->drain_cb = cb;
+	call->drain_arg = arg;
+}
+
+size_t
+vl_call_output_size(const struct vl_call *call)
+{
+	size_t n = evbuffer_get_length(call->pending);
+
+	if (call->conn->bev != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(call->conn->bev));
+	return n;
+}
+
+bool
+vl_call_cancelled(const struct vl_call *call)
+{
+	return call->cancelled;
+}
+
+static bool
+vl_call_is_head(const struct vl_call *call)
+{
+	return TAILQ_FIRST(&call->conn->calls) == call;
+}
+
+static void
+vl_call_free(struct vl_call *call)
+{
+	vl_msg_clear(&call->m);
+	evbuffer_free(call->pending);
+	free(call);
+}
+
+static struct vl_call *
+vl_call_new(struct vl_conn *c)
+{
+	struct vl_call *call;
+
+	if ((call = calloc(1, sizeof *call)) == NULL)
+		return NULL;
+	if ((call->pending = evbuffer_new()) == NULL) {
+		free(call);
+		return NULL;
+	}
+	call->conn = c;
+	TAILQ_INSERT_TAIL(&c->calls, call, entry);
+	c->ncalls++;
+	if (c->idle_ev != NULL)
+		event_del(c->idle_ev);
+	return call;
+}
+
+/* Queue encoded reply bytes for call (takes ownership of buf). */
+static int
+vl_call_emit(struct vl_call *call, char *buf, size_t len, bool last)
+{
+	struct vl_conn *c = call->conn;
+	int r = 0;
+
+	if (call->done) {
+		free(buf);
+		return -EALREADY;
+	}
+	if (!call->cancelled && !call->m.oneway) {
+		if (vl_call_is_head(call) && c->bev != NULL)
+			r = bufferevent_write(c->bev, buf, len);
+		else
+			r = evbuffer_add(call->pending, buf, len);
+		r = r == 0 ? 0 : -ENOMEM;
+	}
+	free(buf);
+	if (last) {
+		call->done = true;
+		c->ncalls--;
+		vl_conn_advance(c);
+	}
+	return r;
+}
+
+int
+vl_reply(struct vl_call *call, json_t *params, bool continues)
+{
+	size_t len;
+	char *buf;
+	int r;
+
+	if (continues && !call->m.more)
+		continues = false;
+	if ((r = vl_encode_reply(params, continues, &buf, &len)) < 0) {
+		vl_call_emit(call, NULL, 0, !continues);
+		return r;
+	}
+	return vl_call_emit(call, buf, len, !continues);
+}
+
+int
+vl_error(struct vl_call *call, const char *name, json_t *params)
+{
+	size_t len;
+	char *buf;
+	int r;
+
+	if ((r = vl_encode_error(name, params, &buf, &len)) < 0) {
+		vl_call_emit(call, NULL, 0, true);
+		return r;
+	}
+	return vl_call_emit(call, buf, len, true);
+}
+
+int
+vl_error_invalid(struct vl_call *call, const char *param, const char *reason)
+{
+	json_t *p;
+	int r;
+
+	p = json_pack("{s:s,s:s}", "parameter", param, "reason", reason);
+	r = vl_error(call, "org.varlink.service.InvalidParameter", p);
+	json_decref(p);
+	return r;
+}
+
+/* --- connections --- */
+
+static void
+vl_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vl_server *s = arg;
+	struct vl_conn *c, *next;
+	struct vl_call *call;
+
+	for (c = TAILQ_FIRST(&s->dead); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->ncalls > 0)
+			continue;	/* a handler still holds a call */
+		while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
+			TAILQ_REMOVE(&c->calls, call, entry);
+			vl_call_free(call);
+		}
+		TAILQ_REMOVE(&s->dead, c, entry);
+		free(c);
+	}
+}
+
+/*
+ * Remove finished calls from the head and move the next call's buffered
+ * replies to the socket.  Then decide whether a draining connection can
+ * close and whether reading can resume.
+ */
+static void
+vl_conn_advance(struct vl_conn *c)
+{
+	struct vl_call *call;
+
+	while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
+		if (c->bev != NULL && evbuffer_get_length(call->pending) > 0)
+			bufferevent_write_buffer(c->bev, call->pending);
+		if (!call->done)
+			break;
+		if (c->state == VL_DEAD)
+			break;	/* the reaper frees them */
+		TAILQ_REMOVE(&c->calls, call, entry);
+		vl_call_free(call);
+	}
+	if (c->state == VL_DEAD) {
+		if (c->ncalls == 0)
+			event_active(c->srv->reap_ev, 0, 0);
+		return;
+	}
+	if (c->ncalls == 0 && c->srv->cfg.idle_timeout > 0 &&
+	    c->state == VL_OPEN) {
+		struct timeval tv = { c->srv->cfg.idle_timeout, 0 };
+
+		event_add(c->idle_ev, &tv);
+	}
+	if (c->state == VL_DRAINING && c->ncalls == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		vl_conn_close(c);
+		return;
+	}
+	if (c->read_paused && c->state == VL_OPEN && c->ncalls < VL_CALLS_MAX &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) <
+	    VL_OUTPUT_HIGH) {
+		c->read_paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+		/* Messages may already be waiting in the input buffer. */
+		vl_conn_read(c);
+	}
+}
+
+/*
+ * Close the socket now; cancel the calls handlers still hold.  The struct
+ * itself is freed later by the reaper.
+ */
+static void
+vl_conn_close(struct vl_conn *c)
+{
+	struct vl_server *s = c->srv;
+	struct vl_call *call;
+
+	if (c->state == VL_DEAD)
+		return;
+	c->state = VL_DEAD;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	event_free(c->idle_ev);
+	c->idle_ev = NULL;
+	TAILQ_REMOVE(&s->conns, c, entry);
+	TAILQ_INSERT_TAIL(&s->dead, c, entry);
+	s->nconns--;
+	log_debug("connection %lu closed", c->id);
+	TAILQ_FOREACH(call, &c->calls, entry) {
+		if (call->done || call->cancelled)
+			continue;
+		call->cancelled = true;
+		if (call->cancel_cb != NULL)
+			call->cancel_cb(call, call->cancel_arg);
+	}
+	event_active(s->reap_ev, 0, 0);
+}
+
+/* Stop reading; close once the replies owed have been written. */
+static void
+vl_conn_drain(struct vl_conn *c)
+{
+	if (c->state != VL_OPEN)
+		return;
+	c->state = VL_DRAINING;
+	bufferevent_disable(c->bev, EV_READ);
+	vl_conn_advance(c);
+}
+
+/* A message that cannot be delimited: say why, then close. */
+static void
+vl_conn_fatal(struct vl_conn *c, const char *param, const char *reason)
+{
+	struct vl_call *call;
+
+	log_debug("connection %lu: %s", c->id, reason);
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if ((call = vl_call_new(c)) != NULL) {
+		call->m.oneway = false;
+		vl_error_invalid(call, param, reason);
+	}
+	vl_conn_drain(c);
+}
+
+static void
+vl_conn_message(struct vl_conn *c, const char *buf, size_t len)
+{
+	struct vl_server *s = c->srv;
+	const char *ename, *param;
+	struct vl_call *call;
+	char why[256];
+	json_t *p;
+	int r;
+
+	if ((call = vl_call_new(c)) == NULL) {
+		vl_conn_fatal(c, "message", "out of memory");
+		return;
+	}
+	r = vl_msg_parse(buf, len, &call->m, &ename, &param, why, sizeof why);
+	if (r < 0) {
+		log_debug("connection %lu: bad message: %s", c->id, why);
+		p = json_pack("{s:s,s:s}", "parameter", param, "reason", why);
+		vl_error(call, ename, p);
+		json_decref(p);
+		return;
+	}
+	s->dispatch(call, s->arg);
+}
+
+static void
+vl_conn_read(struct vl_conn *c)
+{
+	struct evbuffer *in;
+	struct evbuffer_ptr pos;
+	size_t len;
+	char *buf;
+
+	if (c->state != VL_OPEN)
+		return;
+	in = bufferevent_get_input(c->bev);
+	while (c->state == VL_OPEN) {
+		if (c->ncalls >= VL_CALLS_MAX ||
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) >=
+		    VL_OUTPUT_HIGH) {
+			c->read_paused = true;
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		len = evbuffer_get_length(in);
+		if (len == 0)
+			return;
+		if (evbuffer_ptr_set(in, &pos, c->scan_pos,
+		    EVBUFFER_PTR_SET) < 0)
+			return;
+		pos = evbuffer_search(in, "", 1, &pos);
+		if (pos.pos < 0) {
+			c->scan_pos = len;
+			if (len > VL_MESSAGE_MAX)
+				vl_conn_fatal(c, "message",
+				    "message exceeds 8388608 bytes");
+			return;
+		}
+		c->scan_pos = 0;
+		if ((size_t)pos.pos > VL_MESSAGE_MAX) {
+			vl_conn_fatal(c, "message",
+			    "message exceeds 8388608 bytes");
+			return;
+		}
+		buf = (char *)evbuffer_pullup(in, pos.pos + 1);
+		if (buf == NULL) {
+			vl_conn_fatal(c, "message", "out of memory");
+			return;
+		}
+		vl_conn_message(c, buf, pos.pos);
+		if (c->bev != NULL)
+			evbuffer_drain(in, pos.pos + 1);
+	}
+}
+
+static void
+vl_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	vl_conn_read(arg);
+}
+
+static void
+vl_conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct vl_conn *c = arg;
+	struct vl_call *call, *next;
+
+	if (c->state == VL_DRAINING && c->ncalls == 0) {
+		/* Called at every write at or below the low mark: close
+		 * only once everything owed has left. */
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			vl_conn_close(c);
+		return;
+	}
+	/* Streaming calls that paused for a slow reader may go on. */
+	for (call = TAILQ_FIRST(&c->calls); call != NULL; call = next) {
+		next = TAILQ_NEXT(call, entry);
+		if (!call->done && call->drain_cb != NULL)
+			call->drain_cb(call, call->drain_arg);
+		if (c->state == VL_DEAD)
+			return;
+	}
+	if (c->read_paused)
+		vl_conn_advance(c);
+}
+
+static void
+vl_conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct vl_conn *c = arg;
+	struct evbuffer *in;
+
+	if (what & BEV_EVENT_EOF) {
+		in = bufferevent_get_input(bev);
+		if (evbuffer_get_length(in) > 0 && c->state == VL_OPEN) {
+			/* A truncated frame: no NUL before EOF. */
+			vl_conn_fatal(c, "message",
+			    "connection closed inside a message (no NUL "
+			    "terminator)");
+			return;
+		}
+		vl_conn_drain(c);
+		return;
+	}
+	/* BEV_EVENT_ERROR or a timeout: the peer is gone. */
+	vl_conn_close(c);
+}
+
+static void
+vl_conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vl_conn *c = arg;
+
+	if (c->ncalls == 0) {
+		log_debug("connection %lu idle, closing", c->id);
+		vl_conn_close(c);
+	}
+}
+
+static bool
+vl_peer_uid(int fd, uid_t *ret)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+		return false;
+	*ret = cred.uid;
+	return true;
+}
+
+static void
+vl_refuse(int fd, const char *name, json_t *params)
+{
+	size_t len;
+	char *buf;
+
+	if (vl_encode_error(name, params, &buf, &len) == 0) {
+		(void)!send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		free(buf);
+	}
+	close(fd);
+}
+
+static void
+vl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct vl_server *s = arg;
+	struct vl_conn *c;
+	uid_t uid;
+	json_t *p;
+
+	if (!vl_peer_uid(fd, &uid) || uid != getuid()) {
+		log_notice("refused a connection from uid %ld",
+		    (long)(vl_peer_uid(fd, &uid) ? (long)uid : -1L));
+		close(fd);
+		return;
+	}
+	if (s->nconns >= s->cfg.max_connections) {
+		log_warn("refused a connection: %d connections already open",
+		    s->nconns);
+		p = json_pack("{s:i}", "limit", s->cfg.max_connections);
+		vl_refuse(fd, "io.ferry.TooManyConnections", p);
+		json_decref(p);
+		return;
+	}
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->uid = uid;
+	c->id = ++s->next_id;
+	TAILQ_INIT(&c->calls);
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->idle_ev = evtimer_new(s->base, vl_conn_idle_cb, c);
+	if (c->bev == NULL || c->idle_ev == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->idle_ev != NULL)
+			event_free(c->idle_ev);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, vl_conn_read_cb, vl_conn_write_cb,
+	    vl_conn_event_cb, c);
+	/* The write callback fires when output falls to the low mark. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, VL_OUTPUT_LOW, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&s->conns, c, entry);
+	s->nconns++;
+	if (s->cfg.idle_timeout > 0) {
+		struct timeval tv = { s->cfg.idle_timeout, 0 };
+
+		event_add(c->idle_ev, &tv);
+	}
+	log_debug("connection %lu accepted", c->id);
+}
+
+static void
+vl_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vl_server *s = arg;
+	struct vl_listener *vl;
+
+	TAILQ_FOREACH(vl, &s->listeners, entry)
+		evconnlistener_enable(vl->l);
+}
+
+static void
+vl_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct vl_server *s = arg;
+	struct timeval tv = { 1, 0 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* Out of descriptors: pause accepting for a second, do not spin. */
+	log_warn("accept: %s", evutil_socket_error_to_string(err));
+	evconnlistener_disable(l);
+	evtimer_add(s->accept_retry_ev, &tv);
+}
+
+/* --- server --- */
+
+int
+vl_server_new(struct event_base *base, const struct vl_server_config *cfg,
+    vl_dispatch_fn dispatch, void *arg, struct vl_server **ret)
+{
+	struct vl_server *s;
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return -ENOMEM;
+	s->base = base;
+	s->cfg = *cfg;
+	s->dispatch = dispatch;
+	s->arg = arg;
+	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->dead);
+	TAILQ_INIT(&s->listeners);
+	s->reap_ev = event_new(base, -1, 0, vl_reap_cb, s);
+	s->accept_retry_ev = evtimer_new(base, vl_accept_retry_cb, s);
+	if (s->reap_ev == NULL || s->accept_retry_ev == NULL) {
+		vl_server_free(s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+void
+vl_server_configure(struct vl_server *s, const struct vl_server_config *cfg)
+{
+	s->cfg = *cfg;
+}
+
+int
+vl_server_connection_count(const struct vl_server *s)
+{
+	return s->nconns;
+}
+
+static int
+vl_server_add_listener(struct vl_server *s, int fd, const char *path)
+{
+	struct vl_listener *vl;
+
+	if ((vl = calloc(1, sizeof *vl)) == NULL)
+		return -ENOMEM;
+	vl->l = evconnlistener_new(s->base, vl_accept_cb, s,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (vl->l == NULL || (path != NULL &&
+	    (vl->path = strdup(path)) == NULL)) {
+		if (vl->l != NULL)
+			evconnlistener_free(vl->l);
+		free(vl);
+		return -ENOMEM;
+	}
+	evconnlistener_set_error_cb(vl->l, vl_accept_error_cb);
+	TAILQ_INSERT_TAIL(&s->listeners, vl, entry);
+	return 0;
+}
+
+int
+vl_server_listen_fd(struct vl_server *s, int fd)
+{
+	int r;
+
+	if ((r = util_fd_nonblock_cloexec(fd)) < 0)
+		return r;
+	return vl_server_add_listener(s, fd, NULL);
+}
+
+int
+vl_server_listen_path(struct vl_server *s, const char *path)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+	int fd, r;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	/* Create the socket file 0600 from the start: no window. */
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (r == -1 || listen(fd, 512) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if ((r = vl_server_add_listener(s, fd, path)) < 0) {
+		close(fd);
+		unlink(path);
+	}
+	return r;
+}
+
+void
+vl_server_free(struct vl_server *s)
+{
+	struct vl_listener *vl;
+	struct vl_conn *c;
+
+	if (s == NULL)
+		return;
+	while ((vl = TAILQ_FIRST(&s->listeners)) != NULL) {
+		TAILQ_REMOVE(&s->listeners, vl, entry);
+		evconnlistener_free(vl->l);
+		if (vl->path != NULL)
+			unlink(vl->path);
+		free(vl->path);
+		free(vl);
+	}
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
+		vl_conn_close(c);
+	/* Handlers had their cancel callbacks; whatever remains is ours. */
+	while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+		struct vl_call *call;
+
+		while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
+			TAILQ_REMOVE(&c->calls, call, entry);
+			vl_call_free(call);
+		}
+		TAILQ_REMOVE(&s->dead, c, entry);
+		free(c);
+	}
+	if (s->reap_ev != NULL)
+		event_free(s->reap_ev);
+	if (s->accept_retry_ev != NULL)
+		event_free(s->accept_retry_ev);
+	free(s);
+}

@@ -1,0 +1,729 @@
+/*
+ * store: the SQLite replica; see store.h for the contract.
+ *
+ * Invariants kept here:
+ * - every document row's rev is the rev of its latest change-log entry;
+ * - docs.pending is 1 exactly when an unsent outbox intent exists for the
+ *   document, and there is at most one unsent intent per document (a partial
+ *   unique index; later local writes coalesce into it);
+ * - the change log's seq has no gaps: it is an INTEGER PRIMARY KEY assigned
+ *   inside the same transaction as the document write.
+ * The in-memory counters mirror the tables; changes made in an open batch
+ * are kept apart and folded in only when COMMIT succeeds.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+enum {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_DOC_GET_W,
+	ST_DOC_GET_R,
+	ST_DOC_UPSERT,
+	ST_OUTBOX_ADD,
+	ST_CHANGE_ADD,
+	ST_LIST_R,
+	ST_LIST_AFTER_R,
+	ST_CHANGES_R,
+	ST_OLDEST_R,
+	ST_META_GET,
+	ST_META_SET,
+	ST_COUNT
+};
+
+struct store_delta {
+	int64_t	docs;
+	int64_t	pending;
+};
+
+struct store {
+	sqlite3		*w;
+	sqlite3		*r;
+	sqlite3_stmt	*st[ST_COUNT];
+	bool		 in_batch;
+	struct store_counts counts;	/* committed state */
+	struct store_delta delta;	/* open batch */
+	int64_t		 batch_head;	/* head seq inside the open batch */
+	char		 errmsg[256];
+};
+
+/*
+ * Schema migrations, applied in order; migration i brings user_version from
+ * i to i + 1.  Never edit a released entry: add a new one.
+ */
+static const char *store_migrations[] = {
+	/* 0 -> 1: the initial schema. */
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE docs ("
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL DEFAULT 0,"
+	"  deleted INTEGER NOT NULL DEFAULT 0,"
+	"  pending INTEGER NOT NULL DEFAULT 0,"
+	"  conflicted INTEGER NOT NULL DEFAULT 0,"
+	"  body TEXT,"
+	"  base_body TEXT,"
+	"  base_deleted INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE UNIQUE INDEX docs_key ON docs(collection, id);"
+	"CREATE TABLE outbox ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  record BLOB,"
+	"  sig TEXT,"
+	"  change_seq INTEGER,"
+	"  state TEXT NOT NULL DEFAULT 'queued',"
+	"  error TEXT"
+	");"
+	"CREATE UNIQUE INDEX outbox_unsent ON outbox(collection, id)"
+	"  WHERE record IS NULL;"
+	"CREATE INDEX outbox_state ON outbox(state, seq);"
+	"CREATE TABLE changes ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  origin INTEGER NOT NULL,"
+	"  ts INTEGER NOT NULL"
+	");"
+	"CREATE TABLE conflicts ("
+	"  conflict_id INTEGER PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  paths TEXT NOT NULL,"
+	"  base TEXT,"
+	"  mine TEXT,"
+	"  theirs TEXT,"
+	"  their_version INTEGER NOT NULL,"
+	"  their_deleted INTEGER NOT NULL DEFAULT 0,"
+	"  created_ms INTEGER NOT NULL,"
+	"  resolved_ms INTEGER"
+	");"
+	"CREATE INDEX conflicts_doc ON conflicts(collection, id);",
+};
+
+#define STORE_NMIGRATIONS \
+	(sizeof store_migrations / sizeof store_migrations[0])
+
+static const struct {
+	int		 conn;	/* 0 writer, 1 reader */
+	const char	*sql;
+} store_sql[ST_COUNT] = {
+	[ST_BEGIN] = { 0, "BEGIN IMMEDIATE" },
+	[ST_COMMIT] = { 0, "COMMIT" },
+	[ST_ROLLBACK] = { 0, "ROLLBACK" },
+	[ST_DOC_GET_W] = { 0,
+	    "SELECT rev, version, deleted, pending, conflicted, body"
+	    " FROM docs WHERE collection = ?1 AND id = ?2" },
+	[ST_DOC_GET_R] = { 1,
+	    "SELECT rev, version, deleted, pending, conflicted, body"
+	    " FROM docs WHERE collection = ?1 AND id = ?2" },
+	[ST_DOC_UPSERT] = { 0,
+	    "INSERT INTO docs (collection, id, rev, deleted, pending, body)"
+	    " VALUES (?1, ?2, ?3, ?4, 1, ?5)"
+	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
+	    " deleted = excluded.deleted, pending = 1, body = excluded.body" },
+	[ST_OUTBOX_ADD] = { 0,
+	    "INSERT INTO outbox (collection, id, rev, created_ms)"
+	    " VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (collection, id) WHERE record IS NULL"
+	    " DO UPDATE SET rev = excluded.rev" },
+	[ST_CHANGE_ADD] = { 0,
+	    "INSERT INTO changes (collection, id, rev, origin, ts)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)" },
+	[ST_LIST_R] = { 1,
+	    "SELECT id, rev, version, deleted, pending, conflicted, body"
+	    " FROM docs WHERE collection = ?1 AND deleted = 0 ORDER BY id"
+	    " LIMIT ?2" },
+	[ST_LIST_AFTER_R] = { 1,
+	    "SELECT id, rev, version, deleted, pending, conflicted, body"
+	    " FROM docs WHERE collection = ?1 AND id > ?3 AND deleted = 0"
+	    " ORDER BY id"
+	    " LIMIT ?2" },
+	[ST_CHANGES_R] = { 1,
+	    "SELECT c.seq, c.collection, c.id, c.rev, c.origin,"
+	    " d.version, d.deleted, d.rev, d.body"
+	    " FROM changes c LEFT JOIN docs d"
+	    " ON d.collection = c.collection AND d.id = c.id"
+	    " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2" },
+	[ST_OLDEST_R] = { 1,
+	    "SELECT created_ms FROM outbox WHERE state = 'queued'"
+	    " ORDER BY seq LIMIT 1" },
+	[ST_META_GET] = { 0, "SELECT value FROM meta WHERE key = ?1" },
+	[ST_META_SET] = { 0,
+	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value" },
+};
+
+const char *
+store_origin_name(enum store_origin o)
+{
+	switch (o) {
+	case STORE_ORIGIN_LOCAL:
+		return "local";
+	case STORE_ORIGIN_REMOTE:
+		return "remote";
+	case STORE_ORIGIN_MERGE:
+		return "merge";
+	case STORE_ORIGIN_RESOLVE:
+		return "resolve";
+	}
+	return "local";
+}
+
+/* Map an SQLite result code to -errno and remember the message. */
+static int
+store_fail(struct store *s, sqlite3 *db, int rc)
+{
+	snprintf(s->errmsg, sizeof s->errmsg, "%s",
+	    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+const char *
+store_errmsg(const struct store *s)
+{
+	return s->errmsg;
+}
+
+static int
+store_exec(struct store *s, sqlite3 *db, const char *sql)
+{
+	int rc;
+
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, db, rc);
+	return 0;
+}
+
+static int
+store_migrate(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int version, r;
+	size_t i;
+
+	if (sqlite3_prepare_v2(s->w, "PRAGMA user_version", -1, &st,
+	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		r = store_fail(s, s->w, sqlite3_errcode(s->w));
+		sqlite3_finalize(st);
+		return r;
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)STORE_NMIGRATIONS) {
+		snprintf(s->errmsg, sizeof s->errmsg,
+		    "replica schema version %d is newer than this ferryd "
+		    "knows (%zu)", version, STORE_NMIGRATIONS);
+		return -EPROTONOSUPPORT;
+	}
+	for (i = version; i < STORE_NMIGRATIONS; i++) {
+		char bump[64];
+
+		snprintf(bump, sizeof bump, "PRAGMA user_version = %zu", i + 1);
+		if ((r = store_exec(s, s->w, "BEGIN IMMEDIATE")) < 0)
+			return r;
+		if ((r = store_exec(s, s->w, store_migrations[i])) < 0 ||
+		    (r = store_exec(s, s->w, bump)) < 0 ||
+		    (r = store_exec(s, s->w, "COMMIT")) < 0) {
+			sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int
+store_count_query(struct store *s, const char *sql, int64_t *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->w, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = store_fail(s, s->w, rc);
+		sqlite3_finalize(st);
+		return rc;
+	}
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Load the counters once at open; from then on they are kept by writes. */
+static int
+store_load_counts(struct store *s)
+{
+	int r;
+
+	if ((r = store_count_query(s,
+	    "SELECT count(*) FROM docs WHERE deleted = 0",
+	    &s->counts.docs)) < 0 ||
+	    (r = store_count_query(s,
+	    "SELECT count(*) FROM outbox WHERE state = 'queued'",
+	    &s->counts.pending)) < 0 ||
+	    (r = store_count_query(s,
+	    "SELECT count(*) FROM conflicts WHERE resolved_ms IS NULL",
+	    &s->counts.conflicts)) < 0 ||
+	    (r = store_count_query(s,
+	    "SELECT count(*) FROM outbox WHERE state = 'rejected'",
+	    &s->counts.rejected)) < 0 ||
+	    (r = store_count_query(s,
+	    "SELECT coalesce(max(seq), 0) FROM changes",
+	    &s->counts.head_seq)) < 0)
+		return r;
+	return 0;
+}
+
+static int
+store_open_conn(struct store *s, const char *path, bool reader, sqlite3 **ret)
+{
+	sqlite3 *db = NULL;
+	int flags, rc, r;
+
+	flags = SQLITE_OPEN_NOMUTEX | (reader ? SQLITE_OPEN_READWRITE :
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		r = store_fail(s, db, rc);
+		sqlite3_close(db);
+		return r;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	/* A writer blocked on a checkpoint should wait briefly, not fail. */
+	sqlite3_busy_timeout(db, 5000);
+	if ((r = store_exec(s, db, "PRAGMA journal_mode = WAL")) < 0 ||
+	    (r = store_exec(s, db, "PRAGMA synchronous = FULL")) < 0 ||
+	    (r = store_exec(s, db, "PRAGMA foreign_keys = ON")) < 0 ||
+	    (r = store_exec(s, db, "PRAGMA cache_size = -8192")) < 0 ||
+	    (r = store_exec(s, db, reader ? "PRAGMA query_only = 1" :
+	    "PRAGMA temp_store = MEMORY")) < 0) {
+		sqlite3_close(db);
+		return r;
+	}
+	*ret = db;
+	return 0;
+}
+
+int
+store_open(const char *path, struct store **ret, char **ret_error)
+{
+	struct store *s;
+	int i, rc, r;
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return -ENOMEM;
+	if ((r = store_open_conn(s, path, false, &s->w)) < 0)
+		goto fail;
+	/* Check the file really is a database before migrating it. */
+	if ((r = store_exec(s, s->w, "SELECT count(*) FROM sqlite_master"))
+	    < 0)
+		goto fail;
+	if ((r = store_migrate(s)) < 0)
+		goto fail;
+	if ((r = store_open_conn(s, path, true, &s->r)) < 0)
+		goto fail;
+	for (i = 0; i < ST_COUNT; i++) {
+		sqlite3 *db = store_sql[i].conn ? s->r : s->w;
+
+		rc = sqlite3_prepare_v3(db, store_sql[i].sql, -1,
+		    SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, db, rc);
+			goto fail;
+		}
+	}
+	if ((r = store_load_counts(s)) < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	if (ret_error != NULL)
+		*ret_error = strdup(s->errmsg);
+	store_close(s);
+	return r;
+}
+
+void
+store_close(struct store *s)
+{
+	int i;
+
+	if (s == NULL)
+		return;
+	if (s->in_batch)
+		store_rollback(s);
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	/* Closing the last connection checkpoints the WAL into the file. */
+	sqlite3_close(s->r);
+	sqlite3_close(s->w);
+	free(s);
+}
+
+/* Run a statement that returns no rows, then reset it. */
+static int
+store_step_done(struct store *s, sqlite3_stmt *st)
+{
+	int rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, sqlite3_db_handle(st), rc);
+	return 0;
+}
+
+int
+store_begin(struct store *s)
+{
+	int r;
+
+	if (s->in_batch)
+		return -EALREADY;
+	if ((r = store_step_done(s, s->st[ST_BEGIN])) < 0)
+		return r;
+	s->in_batch = true;
+	memset(&s->delta, 0, sizeof s->delta);
+	s->batch_head = s->counts.head_seq;
+	return 0;
+}
+
+int
+store_commit(struct store *s)
+{
+	int r;
+
+	if (!s->in_batch)
+		return -EINVAL;
+	if ((r = store_step_done(s, s->st[ST_COMMIT])) < 0) {
+		/* A failed COMMIT may leave the transaction open: end it. */
+		store_rollback(s);
+		return r;
+	}
+	s->in_batch = false;
+	s->counts.docs += s->delta.docs;
+	s->counts.pending += s->delta.pending;
+	s->counts.head_seq = s->batch_head;
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->w))
+		store_step_done(s, s->st[ST_ROLLBACK]);
+	s->in_batch = false;
+	memset(&s->delta, 0, sizeof s->delta);
+	s->batch_head = s->counts.head_seq;
+}
+
+bool
+store_in_batch(const struct store *s)
+{
+	return s->in_batch;
+}
+
+static char *
+store_col_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return NULL;
+	t = sqlite3_column_text(st, col);
+	return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+void
+store_doc_clear(struct store_doc *d)
+{
+	if (d == NULL)
+		return;
+	free(d->collection);
+	free(d->id);
+	free(d->body);
+	memset(d, 0, sizeof *d);
+}
+
+int
+store_doc_get(struct store *s, enum store_conn conn, const char *collection,
+    const char *id, struct store_doc *ret)
+{
+	sqlite3_stmt *st;
+	struct store_doc d;
+	int rc, r;
+
+	st = s->st[conn == STORE_WRITER ? ST_DOC_GET_W : ST_DOC_GET_R];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = store_fail(s, sqlite3_db_handle(st), rc);
+		goto out;
+	}
+	memset(&d, 0, sizeof d);
+	d.rev = sqlite3_column_int64(st, 0);
+	d.version = sqlite3_column_int64(st, 1);
+	d.deleted = sqlite3_column_int(st, 2) != 0;
+	d.pending = sqlite3_column_int(st, 3) != 0;
+	d.conflicted = sqlite3_column_int(st, 4) != 0;
+	d.collection = strdup(collection);
+	d.id = strdup(id);
+	d.body = store_col_strdup(st, 5);
+	if (d.collection == NULL || d.id == NULL ||
+	    (d.body == NULL && sqlite3_column_type(st, 5) != SQLITE_NULL)) {
+		store_doc_clear(&d);
+		r = -ENOMEM;
+		goto out;
+	}
+	*ret = d;
+	r = 0;
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_write_local(struct store *s, const struct store_doc *cur,
+    const char *collection, const char *id, const char *body,
+    enum store_origin origin, int64_t now_ms, int64_t *ret_seq,
+    int64_t *ret_rev)
+{
+	sqlite3_stmt *st;
+	int64_t rev;
+	bool was_live, is_live;
+	int r;
+
+	if (!s->in_batch)
+		return -EINVAL;
+	rev = cur->rev + 1;
+
+	st = s->st[ST_DOC_UPSERT];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int(st, 4, body == NULL);
+	if (body != NULL)
+		sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+
+	st = s->st[ST_OUTBOX_ADD];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int64(st, 4, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+
+	st = s->st[ST_CHANGE_ADD];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int(st, 4, origin);
+	sqlite3_bind_int64(st, 5, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+
+	was_live = cur->rev > 0 && !cur->deleted;
+	is_live = body != NULL;
+	s->delta.docs += (int)is_live - (int)was_live;
+	if (!cur->pending)
+		s->delta.pending++;
+	s->batch_head = sqlite3_last_insert_rowid(s->w);
+	*ret_seq = s->batch_head;
+	*ret_rev = rev;
+	return 0;
+}
+
+int
+store_list(struct store *s, const char *collection, const char *after,
+    int limit, store_doc_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	struct store_doc d;
+	int rc, r, n = 0;
+
+	st = s->st[after != NULL ? ST_LIST_AFTER_R : ST_LIST_R];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	if (after != NULL)
+		sqlite3_bind_text(st, 3, after, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&d, 0, sizeof d);
+		d.collection = (char *)collection;
+		d.id = (char *)sqlite3_column_text(st, 0);
+		d.rev = sqlite3_column_int64(st, 1);
+		d.version = sqlite3_column_int64(st, 2);
+		d.deleted = sqlite3_column_int(st, 3) != 0;
+		d.pending = sqlite3_column_int(st, 4) != 0;
+		d.conflicted = sqlite3_column_int(st, 5) != 0;
+		d.body = (char *)sqlite3_column_text(st, 6);
+		if ((r = cb(&d, arg)) < 0)
+			goto out;
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : store_fail(s, s->r, rc);
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_changes_since(struct store *s, int64_t since, int limit,
+    store_change_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_CHANGES_R];
+	struct store_change c;
+	int rc, r, n = 0;
+
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&c, 0, sizeof c);
+		c.seq = sqlite3_column_int64(st, 0);
+		c.collection = (const char *)sqlite3_column_text(st, 1);
+		c.id = (const char *)sqlite3_column_text(st, 2);
+		c.rev = sqlite3_column_int64(st, 3);
+		c.origin = (enum store_origin)sqlite3_column_int(st, 4);
+		c.version = sqlite3_column_int64(st, 5);
+		c.deleted = sqlite3_column_int(st, 6) != 0;
+		/* The body is only the change's own if nothing came after. */
+		if (sqlite3_column_int64(st, 7) == c.rev)
+			c.body = (const char *)sqlite3_column_text(st, 8);
+		if ((r = cb(&c, arg)) < 0)
+			goto out;
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : store_fail(s, s->r, rc);
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_counts(struct store *s, struct store_counts *ret)
+{
+	sqlite3_stmt *st = s->st[ST_OLDEST_R];
+	struct store_counts c = s->counts;
+	int rc;
+
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		c.oldest_pending_ms = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return store_fail(s, s->r, rc);
+	}
+	sqlite3_reset(st);
+	*ret = c;
+	return 0;
+}
+
+int
+store_meta_get(struct store *s, const char *key, char **ret)
+{
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	char *v;
+	int rc, r;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if ((v = store_col_strdup(st, 0)) == NULL)
+			r = -ENOMEM;
+		else {
+			*ret = v;
+			r = 0;
+		}
+	} else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = store_fail(s, s->w, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_meta_set(struct store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = s->st[ST_META_SET];
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
+int
+store_integrity_check(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	rc = sqlite3_prepare_v2(s->w, "PRAGMA integrity_check", -1, &st,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, s->w, rc);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		r = store_fail(s, s->w, rc);
+	else if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+		snprintf(s->errmsg, sizeof s->errmsg, "%s",
+		    sqlite3_column_text(st, 0));
+		r = -EBADMSG;
+	} else
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}

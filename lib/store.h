@@ -1,0 +1,142 @@
+/*
+ * store: the local replica in SQLite (docs, outbox, change log, conflicts,
+ * meta), the only module that speaks SQL.
+ *
+ * Two connections to one file: the writer, on which every change happens
+ * inside a transaction the caller opens with store_begin() and ends with
+ * store_commit() (group commit: many writes, one COMMIT), and a reader that
+ * only ever sees committed data (WAL snapshot isolation), used to answer reads
+ * while a batch is open.  journal_mode=WAL and synchronous=FULL: a COMMIT
+ * that returned OK survives power loss.  The schema version is PRAGMA
+ * user_version; store_open() applies forward migrations in order and refuses
+ * a replica newer than this build knows (-EPROTONOSUPPORT).
+ *
+ * Statements are prepared once at open.  Nothing here scans a table per
+ * write.  Functions return 0 (or a count) on success and -errno on failure,
+ * SQLite codes mapped at this boundary (SQLITE_FULL -> -ENOSPC, SQLITE_BUSY
+ * -> -EBUSY, SQLITE_CORRUPT/NOTADB -> -EBADMSG, I/O -> -EIO, others -EIO);
+ * store_errmsg() keeps SQLite's message for the caller to log once.
+ * Calls block only for the disk I/O SQLite does (a COMMIT fsyncs).
+ *
+ * Ownership: a struct store_doc filled by the store owns its strings;
+ * store_doc_clear() frees them and accepts a zeroed struct.
+ */
+#ifndef FERRY_STORE_H
+#define FERRY_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+enum store_conn {
+	STORE_WRITER,	/* sees the open batch */
+	STORE_READER,	/* sees only committed data */
+};
+
+enum store_origin {
+	STORE_ORIGIN_LOCAL = 0,
+	STORE_ORIGIN_REMOTE,
+	STORE_ORIGIN_MERGE,
+	STORE_ORIGIN_RESOLVE,
+};
+
+struct store_doc {
+	char	*collection;
+	char	*id;
+	int64_t	 rev;		/* 0: does not exist */
+	int64_t	 version;
+	bool	 deleted;
+	bool	 pending;
+	bool	 conflicted;
+	char	*body;		/* JSON text; NULL for a tombstone */
+};
+
+/* One change-log entry joined with its document, for Watch replay. */
+struct store_change {
+	int64_t		 seq;
+	const char	*collection;
+	const char	*id;
+	int64_t		 rev;
+	enum store_origin origin;
+	int64_t		 version;
+	bool		 deleted;
+	const char	*body;	/* NULL if a tombstone or superseded */
+};
+
+struct store_counts {
+	int64_t	docs;		/* documents, tombstones excluded */
+	int64_t	pending;	/* unsent outbox intents */
+	int64_t	oldest_pending_ms;	/* 0 if none */
+	int64_t	conflicts;
+	int64_t	rejected;
+	int64_t	head_seq;	/* last change-log seq */
+};
+
+const char *store_origin_name(enum store_origin o);
+
+/* Open or create the replica at path and migrate it.  0 or -errno; on
+ * failure *ret_error (may be NULL) gets a malloc'd message. */
+int	store_open(const char *path, struct store **ret, char **ret_error);
+/* Close both connections.  An open batch is rolled back.  Accepts NULL. */
+void	store_close(struct store *s);
+/* The last SQLite error message on this store (static, never NULL). */
+const char *store_errmsg(const struct store *s);
+
+/* Batch control on the writer: BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+int	store_begin(struct store *s);
+int	store_commit(struct store *s);
+void	store_rollback(struct store *s);
+bool	store_in_batch(const struct store *s);
+
+/* Read a document.  0 and *ret filled, -ENOENT if it never existed. */
+int	store_doc_get(struct store *s, enum store_conn conn,
+	    const char *collection, const char *id, struct store_doc *ret);
+void	store_doc_clear(struct store_doc *d);
+
+/*
+ * Apply a local change inside the open batch: write the document at rev
+ * cur_rev + 1 (body NULL: tombstone), add or coalesce its outbox intent,
+ * append to the change log.  cur is the document as read on the writer
+ * (rev 0 if new).  On success *ret_seq is the change's seq and *ret_rev
+ * its rev.  Must be called between store_begin and store_commit.
+ */
+int	store_write_local(struct store *s, const struct store_doc *cur,
+	    const char *collection, const char *id, const char *body,
+	    enum store_origin origin, int64_t now_ms, int64_t *ret_seq,
+	    int64_t *ret_rev);
+
+/*
+ * List a collection in id order after 'after' (NULL: from the start), at
+ * most limit documents, tombstones left out.  cb is called per document
+ * (fields valid during the call); a negative return from cb stops the walk
+ * and is returned.  Reads on the reader connection.  Returns the number of
+ * documents given to cb, or -errno.
+ */
+typedef int (*store_doc_cb)(const struct store_doc *d, void *arg);
+int	store_list(struct store *s, const char *collection, const char *after,
+	    int limit, store_doc_cb cb, void *arg);
+
+/*
+ * Walk the change log from seq > since, at most limit entries, in seq order,
+ * on the reader connection.  The body is the document's current body when
+ * the change is still its latest, else NULL.  Returns the number of entries
+ * given to cb, or -errno.
+ */
+typedef int (*store_change_cb)(const struct store_change *c, void *arg);
+int	store_changes_since(struct store *s, int64_t since, int limit,
+	    store_change_cb cb, void *arg);
+
+/* Counters for Status (cheap: kept incrementally, one indexed query). */
+int	store_counts(struct store *s, struct store_counts *ret);
+
+/* meta key/value (strings).  get: 0 and malloc'd *ret, or -ENOENT. */
+int	store_meta_get(struct store *s, const char *key, char **ret);
+int	store_meta_set(struct store *s, const char *key, const char *value);
+
+/* PRAGMA integrity_check on the writer: 0 if "ok", -EBADMSG otherwise. */
+int	store_integrity_check(struct store *s);
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * test_store: the replica's promises.  A batch is all or nothing; readers
+ * see only committed data; unsent intents for one document coalesce; the
+ * change log has no gaps and replays superseded changes without a stale
+ * body; counters match the tables across reopen; a replica from a newer
+ * build or a file that is not a database is refused, not damaged.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct fixture {
+	char	dir[64];
+	char	path[128];
+	struct store *st;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	strcpy(f->dir, "/tmp/ferry-test-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/replica.db", f->dir);
+	assert_int_equal(store_open(f->path, &f->st, NULL), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+
+	store_close(f->st);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Write one local change in its own batch; returns its seq. */
+static int64_t
+put(struct store *st, const char *c, const char *id, const char *body)
+{
+	struct store_doc cur;
+	int64_t seq, rev;
+	int r;
+
+	assert_int_equal(store_begin(st), 0);
+	memset(&cur, 0, sizeof cur);
+	r = store_doc_get(st, STORE_WRITER, c, id, &cur);
+	assert_true(r == 0 || r == -ENOENT);
+	assert_int_equal(store_write_local(st, &cur, c, id, body,
+	    STORE_ORIGIN_LOCAL, 1000, &seq, &rev), 0);
+	assert_int_equal(rev, cur.rev + 1);
+	store_doc_clear(&cur);
+	assert_int_equal(store_commit(st), 0);
+	return seq;
+}
+
+static void
+test_put_get(void **state)
+{
+	struct fixture *f = *state;
+	struct store_doc d;
+
+	put(f->st, "notes", "n1", "{\"a\":1}");
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "notes", "n1", &d),
+	    0);
+	assert_int_equal(d.rev, 1);
+	assert_int_equal(d.version, 0);
+	assert_true(d.pending);
+	assert_false(d.deleted);
+	assert_string_equal(d.body, "{\"a\":1}");
+	store_doc_clear(&d);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "notes", "nx", &d),
+	    -ENOENT);
+}
+
+/* The reader must not see a batch before COMMIT; the writer must. */
+static void
+test_reader_isolation(void **state)
+{
+	struct fixture *f = *state;
+	struct store_doc cur, d;
+	int64_t seq, rev;
+
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "x", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "x", &d),
+	    -ENOENT);
+	assert_int_equal(store_doc_get(f->st, STORE_WRITER, "c", "x", &d), 0);
+	store_doc_clear(&d);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "x", &d), 0);
+	store_doc_clear(&d);
+}
+
+/* A rolled-back batch leaves no document, intent, change or count. */
+static void
+test_rollback(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts before, after;
+	struct store_doc cur, d;
+	int64_t seq, rev;
+
+	put(f->st, "c", "keep", "{}");
+	assert_int_equal(store_counts(f->st, &before), 0);
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "gone", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
+	store_rollback(f->st);
+	assert_false(store_in_batch(f->st));
+	assert_int_equal(store_doc_get(f->st, STORE_WRITER, "c", "gone", &d),
+	    -ENOENT);
+	assert_int_equal(store_counts(f->st, &after), 0);
+	assert_int_equal(after.docs, before.docs);
+	assert_int_equal(after.pending, before.pending);
+	assert_int_equal(after.head_seq, before.head_seq);
+	/* The next change reuses the seq: no gap. */
+	assert_int_equal(put(f->st, "c", "next", "{}"), before.head_seq + 1);
+}
+
+/* Three writes to one document leave one pending intent. */
+static void
+test_coalesce(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts n;
+
+	put(f->st, "c", "a", "{\"v\":1}");
+	put(f->st, "c", "a", "{\"v\":2}");
+	put(f->st, "c", "a", "{\"v\":3}");
+	put(f->st, "c", "b", "{}");
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.pending, 2);
+	assert_int_equal(n.docs, 2);
+	assert_int_equal(n.head_seq, 4);
+	assert_int_equal(n.oldest_pending_ms, 1000);
+}
+
+struct seen {
+	int64_t	seq[16];
+	int64_t	rev[16];
+	bool	has_body[16];
+	int	n;
+};
+
+static int
+collect(const struct store_change *c, void *arg)
+{
+	struct seen *s = arg;
+
+	s->seq[s->n] = c->seq;
+	s->rev[s->n] = c->rev;
+	s->has_body[s->n] = c->body != NULL;
+	s->n++;
+	return 0;
+}
+
+/* Replay gives every change in order; only the latest carries a body. */
+static void
+test_changes_since(void **state)
+{
+	struct fixture *f = *state;
+	struct seen s = { .n = 0 };
+	int i;
+
+	put(f->st, "c", "a", "{\"v\":1}");
+	put(f->st, "c", "b", "{}");
+	put(f->st, "c", "a", "{\"v\":2}");
+	assert_int_equal(store_changes_since(f->st, 0, 100, collect, &s), 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(s.seq[i], i + 1);
+	assert_false(s.has_body[0]);	/* a@1, superseded by a@2 */
+	assert_true(s.has_body[1]);
+	assert_true(s.has_body[2]);
+	assert_int_equal(s.rev[2], 2);
+	s.n = 0;
+	assert_int_equal(store_changes_since(f->st, 2, 100, collect, &s), 1);
+	assert_int_equal(s.seq[0], 3);
+	s.n = 0;
+	assert_int_equal(store_changes_since(f->st, 0, 2, collect, &s), 2);
+}
+
+/* Deleting leaves a tombstone; docs counts live documents only. */
+static void
+test_tombstone(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts n;
+	struct store_doc d;
+
+	put(f->st, "c", "a", "{}");
+	put(f->st, "c", "a", NULL);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "a", &d), 0);
+	assert_true(d.deleted);
+	assert_null(d.body);
+	assert_int_equal(d.rev, 2);
+	store_doc_clear(&d);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.docs, 0);
+	put(f->st, "c", "a", "{}");
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.docs, 1);
+}
+
+struct ids {
+	char	id[8][16];
+	int	n;
+};
+
+static int
+list_collect(const struct store_doc *d, void *arg)
+{
+	struct ids *l = arg;
+
+	snprintf(l->id[l->n++], sizeof l->id[0], "%s", d->id);
+	return 0;
+}
+
+static void
+test_list(void **state)
+{
+	struct fixture *f = *state;
+	struct ids l = { .n = 0 };
+
+	put(f->st, "c", "b", "{}");
+	put(f->st, "c", "a", "{}");
+	put(f->st, "c", "d", "{}");
+	put(f->st, "c", "c", NULL);	/* a tombstone is not listed */
+	put(f->st, "other", "z", "{}");
+	assert_int_equal(store_list(f->st, "c", NULL, 2, list_collect, &l), 2);
+	assert_string_equal(l.id[0], "a");
+	assert_string_equal(l.id[1], "b");
+	l.n = 0;
+	assert_int_equal(store_list(f->st, "c", "b", 10, list_collect, &l), 1);
+	assert_string_equal(l.id[0], "d");
+}
+
+/* Counters are rebuilt from the tables on open and match. */
+static void
+test_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts n;
+	char *v = NULL;
+
+	put(f->st, "c", "a", "{}");
+	put(f->st, "c", "b", "{}");
+	put(f->st, "c", "b", NULL);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_meta_set(f->st, "k", "v1"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	store_close(f->st);
+	assert_int_equal(store_open(f->path, &f->st, NULL), 0);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.docs, 1);
+	assert_int_equal(n.pending, 2);
+	assert_int_equal(n.head_seq, 3);
+	assert_int_equal(store_meta_get(f->st, "k", &v), 0);
+	assert_string_equal(v, "v1");
+	free(v);
+	assert_int_equal(store_meta_get(f->st, "nope", &v), -ENOENT);
+	assert_int_equal(store_integrity_check(f->st), 0);
+}
+
+/* A replica written by a newer ferryd is refused, and left untouched. */
+static void
+test_newer_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = NULL;
+	char *err = NULL;
+	sqlite3 *db;
+
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL,
+	    NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->path, &st, &err), -EPROTONOSUPPORT);
+	assert_non_null(strstr(err, "newer"));
+	free(err);
+	assert_null(st);
+}
+
+/* A file that is not a database is refused with a clear error. */
+static void
+test_not_a_database(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = NULL;
+	char path[160], *err = NULL;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/junk.db", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "this is not sqlite, just text....\n", 34),
+	    34);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(write(fd, "garbage garbage garbage\n", 24), 24);
+	close(fd);
+	assert_true(store_open(path, &st, &err) < 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "not a database"));
+	free(err);
+}
+
+/* store_write_local outside a batch is refused, not auto-committed. */
+static void
+test_write_needs_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct store_doc cur;
+	int64_t seq, rev;
+
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "a", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), -EINVAL);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_begin(f->st), -EALREADY);
+	store_rollback(f->st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_isolation, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_since, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tombstone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_write_needs_batch, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
