@@ -19,7 +19,8 @@
  * starts with http:// or https://; idle_timeout 0-86400, max_connections
  * 1-65536, backoff_max 1-86400; log_level also takes "error" and "warn".
  * Lines starting with ";" or "#" are comments, " ;" starts an inline comment,
- * and a line is at most 199 bytes (libinih's buffer).
+ * and a line is at most 198 bytes, leading blanks and newline aside
+ * (libinih's buffer).
  *
  * Default socket when neither the file nor the command line names one:
  * $FERRY_SOCKET if set (the variable ferryctl and libferry read, so both

@@ -15,6 +15,8 @@
  * Every copy of secret material on the stack or heap is wiped with
  * sodium_memzero before it is released.  Nothing here logs.
  */
+#include "autoconfig.h"
+
 #include <sys/stat.h>
 
 #include <errno.h>

@@ -14,6 +14,8 @@
  * formatted into a thread-local buffer, valid until the next call on the same
  * thread; the other reasons are string constants.
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -17,6 +17,8 @@
  * Nothing here blocks, logs or keeps state besides libsodium's one-time
  * initialisation (sodium_init, idempotent and thread-safe).
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -8,6 +8,8 @@
  * processes racing on first start agree on one key.  Also guards the wire
  * encoding of keys and signatures: canonical base64url without padding.
  */
+#include "autoconfig.h"
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 

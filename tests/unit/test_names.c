@@ -6,6 +6,8 @@
  * and that every name inside those rules is accepted.  A name that slips
  * through here ends up in SQLite keys, URL paths and signed records.
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

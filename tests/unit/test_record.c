@@ -10,6 +10,8 @@
  * wrong-typed fields, bad names and a body on the wrong op are all refused
  * even when the signature over them is valid.
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
