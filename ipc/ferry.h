@@ -19,7 +19,14 @@
  *   -ENETDOWN    io.ferry.Offline
  *   -EPROTO      any other error reply, or a malformed reply
  *   -ECONNRESET  the daemon closed the connection
+ *   -EMSGSIZE    a call or a reply over the 8 MiB message limit
+ *   -EBUSY       a blocking call while pipelined replies are still unread,
+ *                or any call on a connection that is watching
  *   other        a system call failed (connect, read, write)
+ * After -ECONNRESET, a reply over the limit, a malformed reply or a failed
+ * read or write the connection is unusable: every later call fails with
+ * the same error; ferry_close it and connect again.  libferry never raises
+ * SIGPIPE (sends use MSG_NOSIGNAL), never logs and never exits.
  * A struct ferry is not thread-safe; use one per thread.
  */
 #ifndef FERRY_H
@@ -52,7 +59,12 @@ FERRY_API void ferry_close(ferry *f);
 /* The default socket path, malloc'd (NULL if it cannot be determined). */
 FERRY_API char *ferry_default_socket(void);
 
-/* The last error's message, "" if none.  Valid until the next call on f. */
+/*
+ * The last error's message, "" if none.  Valid until the next call on f.
+ * ferry_errmsg(NULL) is why the calling thread's last ferry_connect failed,
+ * e.g. "cannot connect to /run/user/1000/ferry/ferryd.sock: No such file or
+ * directory".
+ */
 FERRY_API const char *ferry_errmsg(const ferry *f);
 /* The last error reply's varlink name ("io.ferry.NotFound"), or NULL. */
 FERRY_API const char *ferry_errname(const ferry *f);
@@ -63,6 +75,8 @@ FERRY_API const char *ferry_errparams(const ferry *f);
  * Generic call: send {"method":method,"parameters":params_json} and wait for
  * the reply.  params_json may be NULL for {}.  On success *ret_params (may be
  * NULL to discard) is the reply's parameters object as JSON text.
+ * params_json is parsed (duplicate keys refused) and re-encoded, so the
+ * call on the wire is always well-formed.
  */
 FERRY_API int ferry_call(ferry *f, const char *method, const char *params_json,
     char **ret_params);
@@ -72,6 +86,9 @@ FERRY_API int ferry_call(ferry *f, const char *method, const char *params_json,
  * or ferry_flush), and receive replies in order.  ferry_recv returns 0 with
  * the reply's parameters, or the mapped error of an error reply; it also sets
  * *ret_continues (may be NULL) when the reply says more follow.
+ * ferry_send only flushes by itself once 256 KiB are queued; while a flush
+ * waits for the socket, replies already arriving are buffered, so a deep
+ * pipeline cannot deadlock.  ferry_recv with no call outstanding: -EINVAL.
  */
 FERRY_API int ferry_send(ferry *f, const char *method, const char *params_json);
 FERRY_API int ferry_flush(ferry *f);
@@ -106,7 +123,8 @@ FERRY_API int ferry_status(ferry *f, char **ret_status);
  * version,deleted,origin,body} as JSON text), 0 if no complete event is
  * buffered and the socket has nothing more now (non-blocking), or -errno.
  * ferry_watch_wait() blocks up to timeout_ms (-1: forever) for the next
- * event: 1 with an event, 0 on timeout.
+ * event: 1 with an event, 0 on timeout.  An error reply ends the stream:
+ * it is returned once (mapped as above), then -ECONNRESET.
  */
 FERRY_API int ferry_watch(ferry *f, const char *const *collections,
     int64_t since);
