@@ -29,6 +29,12 @@
 
 #define LIST_DEFAULT	100
 #define LIST_MAX	1000
+/* A List page stops once its bodies pass this, so replies stay well
+ * under the 8 MiB message limit (a page always holds one document). */
+#define LIST_BYTES_MAX	(4u * 1024 * 1024)
+/* The largest body text stored: a reply or event carrying it must still
+ * fit in one varlink message with its envelope. */
+#define DOC_BODY_MAX	(VL_MESSAGE_MAX - 4096)
 #define STATUS_PUSH_MS	100
 
 enum batch_state {
@@ -39,8 +45,10 @@ enum batch_state {
 
 struct batch_entry {
 	struct vl_call	*call;
-	json_t		*reply;		/* parameters, or error parameters */
-	const char	*error;		/* NULL: success reply */
+	json_t		*reply;		/* error parameters */
+	const char	*error;		/* NULL: success, the reply is text */
+	char		*text;		/* success parameters as JSON text */
+	size_t		 len;
 };
 
 struct call_list {
@@ -64,7 +72,7 @@ struct control {
 	struct batch_entry	*entries;
 	size_t			 nentries;
 	size_t			 capentries;
-	json_t			*events;
+	struct watch_events	 events;
 	struct call_list	 held;
 	struct call_list	 status_subs;
 	json_t			*last_status;
@@ -240,6 +248,30 @@ doc_json_with_body(const struct store_doc *d, const char *collection,
 	return o;
 }
 
+/*
+ * {"doc":{...}} as text, with body_text spliced in when not NULL.  Names
+ * need no escaping (restricted to [A-Za-z0-9._:@-] before storage).
+ */
+static char *
+doc_reply_text(const struct store_doc *d, const char *collection,
+    const char *id, const char *body_text, size_t *ret_len)
+{
+	char *text;
+	int n;
+
+	n = asprintf(&text, "{\"doc\":{\"collection\":\"%s\",\"id\":\"%s\","
+	    "\"rev\":%" PRId64 ",\"version\":%" PRId64 ",\"deleted\":%s,"
+	    "\"pending\":%s,\"conflicted\":%s%s%s}}", collection, id, d->rev,
+	    d->version, d->deleted ? "true" : "false",
+	    d->pending ? "true" : "false", d->conflicted ? "true" : "false",
+	    body_text != NULL ? ",\"body\":" : "",
+	    body_text != NULL ? body_text : "");
+	if (n < 0)
+		return NULL;
+	*ret_len = (size_t)n;
+	return text;
+}
+
 /* --- batches --- */
 
 static bool
@@ -307,6 +339,26 @@ batch_answer(struct control *c, struct vl_call *call, const char *error,
 	e->call = call;
 	e->error = error;
 	e->reply = reply;
+	e->text = NULL;
+	e->len = 0;
+}
+
+/* Queue a success answer given as text (stolen; NULL: out of memory). */
+static void
+batch_answer_text(struct control *c, struct vl_call *call, char *text,
+    size_t len)
+{
+	if (text == NULL) {
+		batch_answer(c, call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	batch_answer(c, call, NULL, NULL);
+	if (c->entries[c->nentries - 1].call != call) {
+		free(text);
+		return;
+	}
+	c->entries[c->nentries - 1].text = text;
+	c->entries[c->nentries - 1].len = len;
 }
 
 static void
@@ -323,9 +375,12 @@ batch_send(struct control *c, bool ok)
 			vl_error(e->call, "io.ferry.WriteFailed", p);
 		else if (e->error != NULL)
 			vl_error(e->call, e->error, e->reply);
+		else if (e->text != NULL)
+			vl_reply_raw(e->call, e->text, e->len, false);
 		else
 			vl_reply(e->call, e->reply, false);
 		json_decref(e->reply);
+		free(e->text);
 	}
 	json_decref(p);
 	c->nentries = 0;
@@ -341,7 +396,7 @@ batch_fail(struct control *c, struct vl_call *call, int err)
 	log_err("cannot write to the replica: %s", c->fail_reason);
 	store_rollback(c->st);
 	c->batch = BATCH_FAILED;
-	json_array_clear(c->events);
+	watch_events_clear(&c->events);
 	batch_answer(c, call, "io.ferry.WriteFailed", NULL);
 }
 
@@ -382,11 +437,11 @@ control_flush(struct control *c)
 			struct store_counts counts;
 
 			if (store_counts(c->st, &counts) == 0)
-				watch_notify(c->watch, c->events,
+				watch_notify(c->watch, &c->events,
 				    counts.head_seq);
 			status_changed(c);
 		}
-		json_array_clear(c->events);
+		watch_events_clear(&c->events);
 	} else if (c->batch == BATCH_FAILED) {
 		c->batch = BATCH_NONE;
 		batch_send(c, false);
@@ -413,9 +468,9 @@ write_doc(struct control *c, struct vl_call *call, const char *collection,
     const char *id, struct store_doc *cur, json_t *body, bool reply_body)
 {
 	struct store_doc d;
-	char *text = NULL;
+	char *text = NULL, *reply;
 	int64_t seq, rev;
-	json_t *ev, *doc;
+	size_t len;
 	int r;
 
 	if (body != NULL &&
@@ -423,18 +478,27 @@ write_doc(struct control *c, struct vl_call *call, const char *collection,
 		batch_answer(c, call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
+		free(text);
+		batch_answer(c, call, "io.ferry.InvalidArgument",
+		    json_pack("{s:s,s:s}", "field", reply_body ? "patch" :
+		    "body", "reason", "the document would exceed 8384512 "
+		    "bytes of JSON"));
+		return;
+	}
 	/* Saving what is already there is not a change. */
 	if (text != NULL && cur->rev > 0 && !cur->deleted &&
 	    cur->body != NULL && strcmp(cur->body, text) == 0) {
+		reply = doc_reply_text(cur, collection, id,
+		    reply_body ? text : NULL, &len);
 		free(text);
-		doc = doc_json(cur, collection, id, reply_body ? body : NULL);
-		batch_answer(c, call, NULL, json_pack("{s:o}", "doc", doc));
+		batch_answer_text(c, call, reply, len);
 		return;
 	}
 	r = store_write_local(c->st, cur, collection, id, text,
 	    STORE_ORIGIN_LOCAL, util_now_ms(), &seq, &rev);
-	free(text);
 	if (r < 0) {
+		free(text);
 		batch_fail(c, call, r);
 		return;
 	}
@@ -442,12 +506,14 @@ write_doc(struct control *c, struct vl_call *call, const char *collection,
 	d.rev = rev;
 	d.deleted = body == NULL;
 	d.pending = true;
-	ev = watch_event_new(seq, collection, id, rev, d.version, d.deleted,
-	    STORE_ORIGIN_LOCAL, body);
-	if (ev != NULL)
-		json_array_append_new(c->events, ev);
-	doc = doc_json(&d, collection, id, reply_body ? body : NULL);
-	batch_answer(c, call, NULL, json_pack("{s:o}", "doc", doc));
+	if (watch_count(c->watch) > 0 && watch_events_add(&c->events, seq,
+	    collection, id, rev, d.version, d.deleted, STORE_ORIGIN_LOCAL,
+	    text) < 0)
+		log_warn("out of memory: watchers miss change %" PRId64, seq);
+	reply = doc_reply_text(&d, collection, id, reply_body ? text : NULL,
+	    &len);
+	free(text);
+	batch_answer_text(c, call, reply, len);
 }
 
 /*
@@ -594,7 +660,9 @@ handle_get(struct control *c, struct vl_call *call, json_t *params)
 {
 	const char *collection, *id;
 	struct store_doc d;
-	json_t *doc, *p;
+	char *text;
+	size_t len;
+	json_t *p;
 	int r;
 
 	if ((collection = param_name(call, params, "collection", false)) ==
@@ -611,16 +679,20 @@ handle_get(struct control *c, struct vl_call *call, json_t *params)
 		reply_store_error(c, call);
 		return;
 	}
-	doc = doc_json_with_body(&d, collection, id);
+	text = doc_reply_text(&d, collection, id, d.body, &len);
 	store_doc_clear(&d);
-	p = json_pack("{s:o}", "doc", doc);
-	vl_reply(call, p, false);
-	json_decref(p);
+	if (text == NULL) {
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	vl_reply_raw(call, text, len, false);
+	free(text);
 }
 
 struct list_ctx {
 	json_t	*docs;
 	int	 limit;
+	size_t	 bytes;
 	char	*next;
 };
 
@@ -629,13 +701,15 @@ list_one(const struct store_doc *d, void *arg)
 {
 	struct list_ctx *l = arg;
 
-	if ((int)json_array_size(l->docs) == l->limit) {
-		/* One more than asked: there is a next page. */
-		free(l->next);
+	size_t n = json_array_size(l->docs);
+
+	if ((int)n == l->limit || (n > 0 && l->bytes > LIST_BYTES_MAX)) {
+		/* More than fits this page: there is a next one. */
 		l->next = strdup(json_string_value(json_object_get(
-		    json_array_get(l->docs, l->limit - 1), "id")));
-		return 0;
+		    json_array_get(l->docs, n - 1), "id")));
+		return -ECANCELED;
 	}
+	l->bytes += d->body != NULL ? strlen(d->body) : 0;
 	return json_array_append_new(l->docs,
 	    doc_json_with_body(d, d->collection, d->id)) < 0 ? -ENOMEM : 0;
 }
@@ -643,7 +717,7 @@ list_one(const struct store_doc *d, void *arg)
 static void
 handle_list(struct control *c, struct vl_call *call, json_t *params)
 {
-	struct list_ctx l = { NULL, LIST_DEFAULT, NULL };
+	struct list_ctx l = { NULL, LIST_DEFAULT, 0, NULL };
 	const char *collection, *after = NULL;
 	int64_t limit = LIST_DEFAULT;
 	json_t *p, *v;
@@ -661,7 +735,7 @@ handle_list(struct control *c, struct vl_call *call, json_t *params)
 	l.limit = (int)limit;
 	l.docs = json_array();
 	r = store_list(c->st, collection, after, l.limit + 1, list_one, &l);
-	if (r < 0) {
+	if (r < 0 && r != -ECANCELED) {
 		json_decref(l.docs);
 		free(l.next);
 		reply_store_error(c, call);
@@ -1028,8 +1102,7 @@ control_new(struct event_base *base, struct store *st,
 	c->st = st;
 	c->commit_ev = event_new(base, -1, 0, control_commit_cb, c);
 	c->status_ev = evtimer_new(base, status_push_cb, c);
-	c->events = json_array();
-	if (c->commit_ev == NULL || c->status_ev == NULL || c->events == NULL) {
+	if (c->commit_ev == NULL || c->status_ev == NULL) {
 		control_free(c);
 		return -ENOMEM;
 	}
@@ -1075,7 +1148,7 @@ control_free(struct control *c)
 		event_free(c->commit_ev);
 	if (c->status_ev != NULL)
 		event_free(c->status_ev);
-	json_decref(c->events);
+	watch_events_free(&c->events);
 	json_decref(c->last_status);
 	free(c->entries);
 	free(c->held.v);

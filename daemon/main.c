@@ -447,6 +447,7 @@ run(struct daemon *d)
 out:
 	/* Answer what is in hand, close clients, then the replica. */
 	control_flush(d->ctl);
+	vl_server_flush(d->srv, 2000);
 	vl_server_free(d->srv);
 	d->srv = NULL;
 	control_free(d->ctl);

@@ -10,6 +10,8 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,23 +79,79 @@ watch_count(const struct watch *w)
 	return w->n;
 }
 
-json_t *
-watch_event_new(int64_t seq, const char *collection, const char *id,
+/*
+ * The reply text for one event.  Collection and id need no escaping: names
+ * are restricted to [A-Za-z0-9._:@-] before anything is stored.
+ */
+static char *
+watch_event_text(int64_t seq, const char *collection, const char *id,
     int64_t rev, int64_t version, bool deleted, enum store_origin origin,
-    json_t *body)
+    const char *body_text, size_t *ret_len)
 {
-	json_t *ev;
+	char *text;
+	int n;
 
-	ev = json_pack("{s:I,s:s,s:s,s:I,s:I,s:b,s:s}", "seq", (json_int_t)seq,
-	    "collection", collection, "id", id, "rev", (json_int_t)rev,
-	    "version", (json_int_t)version, "deleted", deleted,
-	    "origin", store_origin_name(origin));
-	if (ev != NULL && body != NULL &&
-	    json_object_set(ev, "body", body) < 0) {
-		json_decref(ev);
+	n = asprintf(&text, "{\"event\":{\"seq\":%" PRId64 ",\"collection\":"
+	    "\"%s\",\"id\":\"%s\",\"rev\":%" PRId64 ",\"version\":%" PRId64
+	    ",\"deleted\":%s,\"origin\":\"%s\"%s%s}}", seq, collection, id,
+	    rev, version, deleted ? "true" : "false",
+	    store_origin_name(origin), body_text != NULL ? ",\"body\":" : "",
+	    body_text != NULL ? body_text : "");
+	if (n < 0)
 		return NULL;
+	*ret_len = (size_t)n;
+	return text;
+}
+
+int
+watch_events_add(struct watch_events *e, int64_t seq, const char *collection,
+    const char *id, int64_t rev, int64_t version, bool deleted,
+    enum store_origin origin, const char *body_text)
+{
+	struct watch_event *ev, *v;
+	size_t cap;
+
+	if (e->n == e->cap) {
+		cap = e->cap ? e->cap * 2 : 256;
+		if ((v = realloc(e->v, cap * sizeof *v)) == NULL)
+			return -ENOMEM;
+		e->v = v;
+		e->cap = cap;
 	}
-	return ev;
+	ev = &e->v[e->n];
+	ev->seq = seq;
+	ev->collection = strdup(collection);
+	ev->text = watch_event_text(seq, collection, id, rev, version, deleted,
+	    origin, body_text, &ev->len);
+	if (ev->collection == NULL || ev->text == NULL) {
+		free(ev->collection);
+		free(ev->text);
+		return -ENOMEM;
+	}
+	e->n++;
+	return 0;
+}
+
+void
+watch_events_clear(struct watch_events *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++) {
+		free(e->v[i].collection);
+		free(e->v[i].text);
+	}
+	e->n = 0;
+}
+
+void
+watch_events_free(struct watch_events *e)
+{
+	if (e == NULL)
+		return;
+	watch_events_clear(e);
+	free(e->v);
+	memset(e, 0, sizeof *e);
 }
 
 static bool
@@ -110,22 +168,15 @@ watcher_wants(const struct watcher *wr, const char *collection)
 	return false;
 }
 
-/* Send one event (borrowed) and advance the cursor. */
+/* Send one event's reply text and advance the cursor. */
 static int
 watcher_send(struct watcher *wr, int64_t seq, const char *collection,
-    json_t *ev)
+    const char *text, size_t len)
 {
-	json_t *p;
-	int r = 0;
-
 	wr->cursor = seq;
 	if (!watcher_wants(wr, collection))
 		return 0;
-	if ((p = json_pack("{s:O}", "event", ev)) == NULL)
-		return -ENOMEM;
-	r = vl_reply(wr->call, p, true);
-	json_decref(p);
-	return r;
+	return vl_reply_raw(wr->call, text, len, true);
 }
 
 struct watch_pump_ctx {
@@ -137,23 +188,16 @@ static int
 watch_pump_one(const struct store_change *c, void *arg)
 {
 	struct watch_pump_ctx *ctx = arg;
-	json_error_t jerr;
-	json_t *body = NULL, *ev;
+	size_t len;
+	char *text;
 	int r;
 
-	if (c->body != NULL &&
-	    (body = json_loads(c->body, 0, &jerr)) == NULL) {
-		log_err("replica: change %lld has an unreadable body: %s",
-		    (long long)c->seq, jerr.text);
-		return ctx->err = -EBADMSG;
-	}
-	ev = watch_event_new(c->seq, c->collection, c->id, c->rev, c->version,
-	    c->deleted, c->origin, body);
-	json_decref(body);
-	if (ev == NULL)
+	text = watch_event_text(c->seq, c->collection, c->id, c->rev,
+	    c->version, c->deleted, c->origin, c->body, &len);
+	if (text == NULL)
 		return ctx->err = -ENOMEM;
-	r = watcher_send(ctx->wr, c->seq, c->collection, ev);
-	json_decref(ev);
+	r = watcher_send(ctx->wr, c->seq, c->collection, text, len);
+	free(text);
 	return r < 0 ? (ctx->err = r) : 0;
 }
 
@@ -264,21 +308,19 @@ watch_add(struct watch *w, struct vl_call *call, json_t *collections,
 }
 
 void
-watch_notify(struct watch *w, json_t *events, int64_t head)
+watch_notify(struct watch *w, const struct watch_events *e, int64_t head)
 {
 	struct watcher *wr, *next;
-	json_t *ev;
+	const struct watch_event *ev;
 	size_t i;
 
 	for (wr = TAILQ_FIRST(&w->watchers); wr != NULL; wr = next) {
 		next = TAILQ_NEXT(wr, entry);
 		if (!wr->live)
 			continue;
-		json_array_foreach(events, i, ev) {
-			int64_t seq = json_integer_value(
-			    json_object_get(ev, "seq"));
-
-			if (seq <= wr->cursor)
+		for (i = 0; i < e->n; i++) {
+			ev = &e->v[i];
+			if (ev->seq <= wr->cursor)
 				continue;
 			if (vl_call_output_size(wr->call) >=
 			    WATCH_OUTPUT_MAX) {
@@ -286,10 +328,14 @@ watch_notify(struct watch *w, json_t *events, int64_t head)
 				wr->live = false;
 				break;
 			}
-			watcher_send(wr, seq, json_string_value(
-			    json_object_get(ev, "collection")), ev);
+			watcher_send(wr, ev->seq, ev->collection, ev->text,
+			    ev->len);
 		}
+		/* Events this batch did not carry (the watcher arrived after
+		 * they were written): read them from the log. */
 		if (wr->live && wr->cursor < head)
-			wr->cursor = head;
+			wr->live = false;
+		if (!wr->live)
+			watch_pump(wr);
 	}
 }

@@ -39,15 +39,36 @@ int	watch_add(struct watch *w, struct vl_call *call, json_t *collections,
 	    int64_t since);
 
 /*
- * Tell live watchers about a committed batch: events is an array of event
- * objects in seq order, borrowed.  head is the committed head seq.
+ * The events of one committed batch, kept as the text of the reply
+ * parameters ({"event":{...}}) so each is encoded once, whatever the number
+ * of watchers.  Bodies are spliced in as the stored JSON text.
  */
-void	watch_notify(struct watch *w, json_t *events, int64_t head);
-int	watch_count(const struct watch *w);
+struct watch_event {
+	int64_t	 seq;
+	char	*collection;
+	char	*text;
+	size_t	 len;
+};
 
-/* Build the event object for a change (new reference, or NULL). */
-json_t	*watch_event_new(int64_t seq, const char *collection, const char *id,
-	    int64_t rev, int64_t version, bool deleted, enum store_origin origin,
-	    json_t *body);
+struct watch_events {
+	struct watch_event	*v;
+	size_t			 n;
+	size_t			 cap;
+};
+
+/* Append one event; body_text NULL for a tombstone.  0 or -ENOMEM. */
+int	watch_events_add(struct watch_events *e, int64_t seq,
+	    const char *collection, const char *id, int64_t rev,
+	    int64_t version, bool deleted, enum store_origin origin,
+	    const char *body_text);
+/* Drop the events, keep the array for the next batch. */
+void	watch_events_clear(struct watch_events *e);
+void	watch_events_free(struct watch_events *e);
+
+/* Tell live watchers about a committed batch (events in seq order). head
+ * is the committed head seq. */
+void	watch_notify(struct watch *w, const struct watch_events *e,
+	    int64_t head);
+int	watch_count(const struct watch *w);
 
 #endif

@@ -62,6 +62,9 @@ void	vl_server_configure(struct vl_server *s,
 int	vl_server_listen_path(struct vl_server *s, const char *path);
 /* Listen on an already bound and listening socket (socket activation). */
 int	vl_server_listen_fd(struct vl_server *s, int fd);
+/* Write out every reply already made, waiting up to timeout_ms in all
+ * (used once, at shutdown: it blocks). */
+void	vl_server_flush(struct vl_server *s, int timeout_ms);
 /* Close every connection and listener and free.  Accepts NULL. */
 void	vl_server_free(struct vl_server *s);
 int	vl_server_connection_count(const struct vl_server *s);
@@ -89,6 +92,10 @@ bool	vl_call_cancelled(const struct vl_call *call);
  * regardless, unless continues).
  */
 int	vl_reply(struct vl_call *call, json_t *params, bool continues);
+/* The same with the parameters object given as JSON text (len bytes, not
+ * checked: the caller guarantees it is one valid JSON object). */
+int	vl_reply_raw(struct vl_call *call, const char *params, size_t len,
+	    bool continues);
 /* Finish the call with an error reply.  params is borrowed. */
 int	vl_error(struct vl_call *call, const char *name, json_t *params);
 /* Shorthand for InvalidParameter {parameter, reason}. */

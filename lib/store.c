@@ -14,6 +14,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,27 @@ struct store_delta {
 	int64_t	pending;
 };
 
+/*
+ * Checkpoints run on their own thread and connection, so the fsyncs that
+ * copy the WAL into the database never stall the event loop.  The writer's
+ * WAL hook wakes the thread once the WAL holds STORE_CKPT_PAGES pages.
+ */
+#define STORE_CKPT_PAGES	2000
+
+struct store_ckpt {
+	pthread_t	 thread;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	sqlite3		*db;
+	bool		 started;
+	bool		 wanted;
+	bool		 stop;
+};
+
 struct store {
 	sqlite3		*w;
 	sqlite3		*r;
+	struct store_ckpt ckpt;
 	sqlite3_stmt	*st[ST_COUNT];
 	bool		 in_batch;
 	struct store_counts counts;	/* committed state */
@@ -345,6 +364,91 @@ store_open_conn(struct store *s, const char *path, bool reader, sqlite3 **ret)
 	return 0;
 }
 
+static void *
+store_ckpt_main(void *arg)
+{
+	struct store_ckpt *c = arg;
+	int log, done;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->wanted && !c->stop)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (c->stop)
+			break;
+		c->wanted = false;
+		pthread_mutex_unlock(&c->lock);
+		/* PASSIVE: copies what it can without blocking the writer. */
+		sqlite3_wal_checkpoint_v2(c->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store_ckpt *c = arg;
+
+	if (pages >= STORE_CKPT_PAGES) {
+		pthread_mutex_lock(&c->lock);
+		c->wanted = true;
+		pthread_cond_signal(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return SQLITE_OK;
+}
+
+static int
+store_ckpt_start(struct store *s, const char *path)
+{
+	struct store_ckpt *c = &s->ckpt;
+	int r;
+
+	if ((r = store_open_conn(s, path, true, &c->db)) < 0)
+		return r;
+	/* The checkpointer writes the database file: not query_only. */
+	if ((r = store_exec(s, c->db, "PRAGMA query_only = 0")) < 0)
+		return r;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if ((r = pthread_create(&c->thread, NULL, store_ckpt_main, c)) != 0) {
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+		snprintf(s->errmsg, sizeof s->errmsg,
+		    "cannot start the checkpoint thread: %s", strerror(r));
+		return -r;
+	}
+	c->started = true;
+	/* From now on the writer never checkpoints in the loop itself. */
+	if ((r = store_exec(s, s->w, "PRAGMA wal_autocheckpoint = 0")) < 0)
+		return r;
+	sqlite3_wal_hook(s->w, store_wal_hook, c);
+	return 0;
+}
+
+static void
+store_ckpt_stop(struct store *s)
+{
+	struct store_ckpt *c = &s->ckpt;
+
+	if (c->started) {
+		sqlite3_wal_hook(s->w, NULL, NULL);
+		pthread_mutex_lock(&c->lock);
+		c->stop = true;
+		pthread_cond_signal(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->thread, NULL);
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+		c->started = false;
+	}
+	sqlite3_close(c->db);
+	c->db = NULL;
+}
+
 int
 store_open(const char *path, struct store **ret, char **ret_error)
 {
@@ -375,6 +479,8 @@ store_open(const char *path, struct store **ret, char **ret_error)
 	}
 	if ((r = store_load_counts(s)) < 0)
 		goto fail;
+	if ((r = store_ckpt_start(s, path)) < 0)
+		goto fail;
 	*ret = s;
 	return 0;
 fail:
@@ -393,6 +499,7 @@ store_close(struct store *s)
 		return;
 	if (s->in_batch)
 		store_rollback(s);
+	store_ckpt_stop(s);
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	/* Closing the last connection checkpoints the WAL into the file. */

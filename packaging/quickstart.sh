@@ -18,7 +18,8 @@ sock="$demo/ferryd.sock"
 if [ -f "$demo/ferryd.pid" ] && kill -0 "$(cat "$demo/ferryd.pid")" 2>/dev/null; then
 	echo "ferryd already running (pid $(cat "$demo/ferryd.pid"))"
 else
-	"$bin/ferryd" --data-dir "$demo/data" --socket "$sock" 2>"$demo/ferryd.log" &
+	"$bin/ferryd" --data-dir "$demo/data" --socket "$sock" \
+	    </dev/null >"$demo/ferryd.log" 2>&1 &
 	echo $! >"$demo/ferryd.pid"
 	i=0
 	until grep -q "ready: socket" "$demo/ferryd.log" 2>/dev/null; do
