@@ -26,6 +26,7 @@
 #include "patch.h"
 #include "util.h"
 #include "watch.h"
+#include "writer.h"
 
 #define LIST_DEFAULT	100
 #define LIST_MAX	1000
@@ -37,20 +38,6 @@
 #define DOC_BODY_MAX	(VL_MESSAGE_MAX - 4096)
 #define STATUS_PUSH_MS	100
 
-enum batch_state {
-	BATCH_NONE,
-	BATCH_OPEN,
-	BATCH_FAILED,	/* rolled back; the turn's writes all fail */
-};
-
-struct batch_entry {
-	struct vl_call	*call;
-	json_t		*reply;		/* error parameters */
-	const char	*error;		/* NULL: success, the reply is text */
-	char		*text;		/* success parameters as JSON text */
-	size_t		 len;
-};
-
 struct call_list {
 	struct vl_call	**v;
 	size_t		  n;
@@ -61,18 +48,11 @@ struct control {
 	struct event_base	*base;
 	struct store		*st;
 	struct watch		*watch;
-	struct event		*commit_ev;
+	struct writer		*writer;
 	struct event		*status_ev;
 	char			*device;
 	char			*device_name;
 	char			*remote;
-	enum batch_state	 batch;
-	uint64_t		 gen;
-	char			 fail_reason[256];
-	struct batch_entry	*entries;
-	size_t			 nentries;
-	size_t			 capentries;
-	struct watch_events	 events;
 	struct call_list	 held;
 	struct call_list	 status_subs;
 	json_t			*last_status;
@@ -274,130 +254,16 @@ doc_reply_text(const struct store_doc *d, const char *collection,
 
 /* --- batches --- */
 
+/*
+ * Does call's connection have a write whose batch has not been answered?
+ * Then its non-write calls wait (read your own writes, in order).
+ */
 static bool
-conn_in_batch(struct control *c, struct vl_call *call)
+conn_waiting(struct control *c, struct vl_call *call)
 {
 	uint64_t tag = *vl_call_conn_tag(call);
 
-	return c->batch != BATCH_NONE && (tag >> 1) == c->gen;
-}
-
-/*
- * Make sure a batch is open for a write of call.  Returns 0, or -errno with
- * the call already answered.
- */
-static int
-batch_join(struct control *c, struct vl_call *call)
-{
-	json_t *p;
-	int r;
-
-	if (c->batch == BATCH_NONE) {
-		c->gen++;
-		if ((r = store_begin(c->st)) < 0) {
-			log_err("cannot start a transaction on the replica: %s",
-			    store_errmsg(c->st));
-			p = json_pack("{s:s}", "reason", store_errmsg(c->st));
-			vl_error(call, "io.ferry.WriteFailed", p);
-			json_decref(p);
-			return r;
-		}
-		c->batch = BATCH_OPEN;
-		/* Runs after the callbacks already active in this turn. */
-		event_active(c->commit_ev, 0, 0);
-	}
-	*vl_call_conn_tag(call) = c->gen << 1;
-	if (c->batch == BATCH_FAILED) {
-		p = json_pack("{s:s}", "reason", c->fail_reason);
-		vl_error(call, "io.ferry.WriteFailed", p);
-		json_decref(p);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* Queue the answer to call; reply (or error params) is stolen. */
-static void
-batch_answer(struct control *c, struct vl_call *call, const char *error,
-    json_t *reply)
-{
-	struct batch_entry *e;
-	size_t cap;
-
-	if (c->nentries == c->capentries) {
-		cap = c->capentries ? c->capentries * 2 : 256;
-		e = realloc(c->entries, cap * sizeof *e);
-		if (e == NULL) {
-			json_decref(reply);
-			vl_error(call, "io.ferry.WriteFailed", NULL);
-			return;
-		}
-		c->entries = e;
-		c->capentries = cap;
-	}
-	e = &c->entries[c->nentries++];
-	e->call = call;
-	e->error = error;
-	e->reply = reply;
-	e->text = NULL;
-	e->len = 0;
-}
-
-/* Queue a success answer given as text (stolen; NULL: out of memory). */
-static void
-batch_answer_text(struct control *c, struct vl_call *call, char *text,
-    size_t len)
-{
-	if (text == NULL) {
-		batch_answer(c, call, "io.ferry.WriteFailed", NULL);
-		return;
-	}
-	batch_answer(c, call, NULL, NULL);
-	if (c->entries[c->nentries - 1].call != call) {
-		free(text);
-		return;
-	}
-	c->entries[c->nentries - 1].text = text;
-	c->entries[c->nentries - 1].len = len;
-}
-
-static void
-batch_send(struct control *c, bool ok)
-{
-	struct batch_entry *e;
-	json_t *p;
-	size_t i;
-
-	p = ok ? NULL : json_pack("{s:s}", "reason", c->fail_reason);
-	for (i = 0; i < c->nentries; i++) {
-		e = &c->entries[i];
-		if (!ok)
-			vl_error(e->call, "io.ferry.WriteFailed", p);
-		else if (e->error != NULL)
-			vl_error(e->call, e->error, e->reply);
-		else if (e->text != NULL)
-			vl_reply_raw(e->call, e->text, e->len, false);
-		else
-			vl_reply(e->call, e->reply, false);
-		json_decref(e->reply);
-		free(e->text);
-	}
-	json_decref(p);
-	c->nentries = 0;
-}
-
-/* A write inside the batch failed: roll back; the turn's writes fail. */
-static void
-batch_fail(struct control *c, struct vl_call *call, int err)
-{
-	snprintf(c->fail_reason, sizeof c->fail_reason, "%s",
-	    store_errmsg(c->st)[0] != '\0' ? store_errmsg(c->st) :
-	    strerror(-err));
-	log_err("cannot write to the replica: %s", c->fail_reason);
-	store_rollback(c->st);
-	c->batch = BATCH_FAILED;
-	watch_events_clear(&c->events);
-	batch_answer(c, call, "io.ferry.WriteFailed", NULL);
+	return (tag >> 1) > writer_done_gen(c->writer);
 }
 
 static void status_changed(struct control *c);
@@ -409,6 +275,10 @@ control_run_held(struct control *c)
 	size_t i;
 
 	memset(&c->held, 0, sizeof c->held);
+	/* Each is dispatched again in arrival order; a connection that
+	 * still waits has its calls held again, in the same order. */
+	for (i = 0; i < held.n; i++)
+		*vl_call_conn_tag(held.v[i]) &= ~(uint64_t)1;
 	for (i = 0; i < held.n; i++) {
 		if (vl_call_cancelled(held.v[i]))
 			vl_reply(held.v[i], NULL, false);
@@ -418,228 +288,237 @@ control_run_held(struct control *c)
 	free(held.v);
 }
 
+/* The loop thread's side of a finished batch: answer, notify, go on. */
+static void
+control_batch_done(struct writer_batch *b, void *arg)
+{
+	struct control *c = arg;
+	struct writer_op *op;
+	json_t *fail = NULL;
+	size_t i;
+
+	if (b->err != 0)
+		fail = json_pack("{s:s}", "reason", b->reason);
+	for (i = 0; i < b->n; i++) {
+		op = &b->ops[i];
+		if (b->err != 0)
+			vl_error(op->call, "io.ferry.WriteFailed", fail);
+		else if (op->error != NULL)
+			vl_error(op->call, op->error, op->error_params);
+		else if (op->text != NULL)
+			vl_reply_raw(op->call, op->text, op->len, false);
+		else
+			vl_error(op->call, "io.ferry.WriteFailed", NULL);
+		free(op->arg);
+	}
+	json_decref(fail);
+	if (b->err == 0) {
+		watch_notify(c->watch, &b->events, b->head);
+		status_changed(c);
+	}
+	control_run_held(c);
+}
+
 int
 control_flush(struct control *c)
 {
-	int r = 0;
-
-	if (c->batch == BATCH_OPEN) {
-		r = store_commit(c->st);
-		if (r < 0) {
-			snprintf(c->fail_reason, sizeof c->fail_reason,
-			    "commit failed: %s", store_errmsg(c->st));
-			log_err("cannot commit to the replica: %s",
-			    store_errmsg(c->st));
-		}
-		c->batch = BATCH_NONE;
-		batch_send(c, r == 0);
-		if (r == 0) {
-			struct store_counts counts;
-
-			if (store_counts(c->st, &counts) == 0)
-				watch_notify(c->watch, &c->events,
-				    counts.head_seq);
-			status_changed(c);
-		}
-		watch_events_clear(&c->events);
-	} else if (c->batch == BATCH_FAILED) {
-		c->batch = BATCH_NONE;
-		batch_send(c, false);
-		r = -EIO;
-	}
+	writer_drain(c->writer);
 	control_run_held(c);
-	return r;
-}
-
-static void
-control_commit_cb(evutil_socket_t fd, short what, void *arg)
-{
-	control_flush(arg);
+	return 0;
 }
 
 /* --- io.ferry writes --- */
 
+enum write_kind {
+	WRITE_PUT,
+	WRITE_PATCH,
+	WRITE_DELETE,
+};
+
+/* A validated write; its strings and JSON are borrowed from the call. */
+struct write_req {
+	enum write_kind	 kind;
+	const char	*collection;
+	const char	*id;
+	json_t		*json;		/* body (Put) or patch (Patch) */
+	bool		 has_if_rev;
+	int64_t		 if_rev;
+};
+
+static void
+op_error(struct writer_op *op, const char *name, json_t *params)
+{
+	op->error = name;
+	op->error_params = params;
+}
+
 /*
- * The shared tail of Put, Patch and Delete: body (borrowed, NULL for a
- * delete) replaces the document cur.
+ * Run on the writer thread, inside the batch's transaction: read the
+ * document, check if_rev and existence, compute the new body, write it.
  */
 static void
-write_doc(struct control *c, struct vl_call *call, const char *collection,
-    const char *id, struct store_doc *cur, json_t *body, bool reply_body)
+write_run(struct writer_batch *b, struct writer_op *op)
 {
-	struct store_doc d;
-	char *text = NULL, *reply;
+	struct write_req *w = op->arg;
+	struct store_doc cur, d;
+	json_t *old = NULL, *body = NULL;
+	char *text = NULL;
 	int64_t seq, rev;
-	size_t len;
 	int r;
 
-	if (body != NULL &&
-	    (text = json_dumps(body, JSON_COMPACT)) == NULL) {
-		batch_answer(c, call, "io.ferry.WriteFailed", NULL);
-		return;
-	}
-	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
-		free(text);
-		batch_answer(c, call, "io.ferry.InvalidArgument",
-		    json_pack("{s:s,s:s}", "field", reply_body ? "patch" :
-		    "body", "reason", "the document would exceed 8384512 "
-		    "bytes of JSON"));
-		return;
-	}
-	/* Saving what is already there is not a change. */
-	if (text != NULL && cur->rev > 0 && !cur->deleted &&
-	    cur->body != NULL && strcmp(cur->body, text) == 0) {
-		reply = doc_reply_text(cur, collection, id,
-		    reply_body ? text : NULL, &len);
-		free(text);
-		batch_answer_text(c, call, reply, len);
-		return;
-	}
-	r = store_write_local(c->st, cur, collection, id, text,
-	    STORE_ORIGIN_LOCAL, util_now_ms(), &seq, &rev);
-	if (r < 0) {
-		free(text);
-		batch_fail(c, call, r);
-		return;
-	}
-	d = *cur;
-	d.rev = rev;
-	d.deleted = body == NULL;
-	d.pending = true;
-	if (watch_count(c->watch) > 0 && watch_events_add(&c->events, seq,
-	    collection, id, rev, d.version, d.deleted, STORE_ORIGIN_LOCAL,
-	    text) < 0)
-		log_warn("out of memory: watchers miss change %" PRId64, seq);
-	reply = doc_reply_text(&d, collection, id, reply_body ? text : NULL,
-	    &len);
-	free(text);
-	batch_answer_text(c, call, reply, len);
-}
-
-/*
- * Read the current document for a write and check if_rev.  Returns 0 with
- * *cur filled (rev 0 if it does not exist), 1 if the call was answered.
- */
-static int
-write_prepare(struct control *c, struct vl_call *call, const char *collection,
-    const char *id, int has_if_rev, int64_t if_rev, bool must_exist,
-    struct store_doc *cur)
-{
-	json_t *doc;
-	int r;
-
-	if (batch_join(c, call) < 0)
-		return 1;
-	memset(cur, 0, sizeof *cur);
-	r = store_doc_get(c->st, STORE_WRITER, collection, id, cur);
+	memset(&cur, 0, sizeof cur);
+	r = store_doc_get(b->st, STORE_WRITER, w->collection, w->id, &cur);
 	if (r < 0 && r != -ENOENT) {
-		batch_fail(c, call, r);
-		return 1;
-	}
-	if (has_if_rev && if_rev != cur->rev) {
-		doc = doc_json_with_body(cur, collection, id);
-		batch_answer(c, call, "io.ferry.RevMismatch",
-		    json_pack("{s:o}", "current", doc));
-		store_doc_clear(cur);
-		return 1;
-	}
-	if (must_exist && (cur->rev == 0 || cur->deleted)) {
-		batch_answer(c, call, "io.ferry.NotFound",
-		    json_pack("{s:s,s:s}", "collection", collection, "id", id));
-		store_doc_clear(cur);
-		return 1;
-	}
-	return 0;
-}
-
-static void
-handle_put(struct control *c, struct vl_call *call, json_t *params)
-{
-	const char *collection, *id;
-	struct store_doc cur;
-	int64_t if_rev = 0;
-	json_t *body;
-	int has;
-
-	if ((collection = param_name(call, params, "collection", false)) ==
-	    NULL || (id = param_name(call, params, "id", true)) == NULL)
-		return;
-	body = json_object_get(params, "body");
-	if (body == NULL) {
-		reply_invalid(call, "body", "missing");
+		writer_fail(b, r, store_errmsg(b->st));
 		return;
 	}
-	if (!json_is_object(body)) {
-		reply_invalid(call, "body", "must be a JSON object");
-		return;
-	}
-	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX, &if_rev)) < 0)
-		return;
-	if (write_prepare(c, call, collection, id, has, if_rev, false,
-	    &cur) != 0)
-		return;
-	write_doc(c, call, collection, id, &cur, body, false);
-	store_doc_clear(&cur);
-}
-
-static void
-handle_patch(struct control *c, struct vl_call *call, json_t *params)
-{
-	const char *collection, *id;
-	json_t *patch, *old = NULL, *body = NULL;
-	struct store_doc cur;
-	int64_t if_rev = 0;
-	int has;
-
-	if ((collection = param_name(call, params, "collection", false)) ==
-	    NULL || (id = param_name(call, params, "id", true)) == NULL)
-		return;
-	patch = json_object_get(params, "patch");
-	if (patch == NULL) {
-		reply_invalid(call, "patch", "missing");
-		return;
-	}
-	if (!json_is_object(patch)) {
-		reply_invalid(call, "patch",
-		    "must be a JSON object (an RFC 7396 merge patch)");
-		return;
-	}
-	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX, &if_rev)) < 0)
-		return;
-	if (write_prepare(c, call, collection, id, has, if_rev, true,
-	    &cur) != 0)
-		return;
-	if ((old = body_parse(cur.body)) == NULL ||
-	    patch_apply(old, patch, &body) < 0) {
-		batch_answer(c, call, "io.ferry.WriteFailed",
-		    json_pack("{s:s}", "reason", "cannot read the stored body"));
+	if (w->has_if_rev && w->if_rev != cur.rev) {
+		op_error(op, "io.ferry.RevMismatch", json_pack("{s:o}",
+		    "current", doc_json_with_body(&cur, w->collection, w->id)));
 		goto out;
 	}
-	write_doc(c, call, collection, id, &cur, body, true);
+	if (w->kind != WRITE_PUT && (cur.rev == 0 || cur.deleted)) {
+		op_error(op, "io.ferry.NotFound", json_pack("{s:s,s:s}",
+		    "collection", w->collection, "id", w->id));
+		goto out;
+	}
+	if (w->kind == WRITE_PUT)
+		body = json_incref(w->json);
+	else if (w->kind == WRITE_PATCH &&
+	    ((old = body_parse(cur.body)) == NULL ||
+	    patch_apply(old, w->json, &body) < 0)) {
+		writer_fail(b, -EBADMSG, "cannot read a stored body");
+		goto out;
+	}
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		writer_fail(b, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
+		op_error(op, "io.ferry.InvalidArgument", json_pack("{s:s,s:s}",
+		    "field", w->kind == WRITE_PATCH ? "patch" : "body",
+		    "reason", "the document would exceed 8384512 bytes of "
+		    "JSON"));
+		goto out;
+	}
+	/* Saving what is already there is not a change. */
+	if (text != NULL && cur.rev > 0 && !cur.deleted && cur.body != NULL &&
+	    strcmp(cur.body, text) == 0) {
+		op->text = doc_reply_text(&cur, w->collection, w->id,
+		    w->kind == WRITE_PATCH ? text : NULL, &op->len);
+		goto out;
+	}
+	r = store_write_local(b->st, &cur, w->collection, w->id, text,
+	    STORE_ORIGIN_LOCAL, util_now_ms(), &seq, &rev);
+	if (r < 0) {
+		writer_fail(b, r, store_errmsg(b->st));
+		goto out;
+	}
+	d = cur;
+	d.rev = rev;
+	d.deleted = text == NULL;
+	d.pending = true;
+	if (watch_events_add(&b->events, seq, w->collection, w->id, rev,
+	    d.version, d.deleted, STORE_ORIGIN_LOCAL, text) < 0) {
+		writer_fail(b, -ENOMEM, "out of memory");
+		goto out;
+	}
+	op->text = doc_reply_text(&d, w->collection, w->id,
+	    w->kind == WRITE_PATCH ? text : NULL, &op->len);
+	if (op->text == NULL)
+		writer_fail(b, -ENOMEM, "out of memory");
 out:
+	free(text);
 	json_decref(old);
 	json_decref(body);
 	store_doc_clear(&cur);
 }
 
+/* Hand a validated write to the collecting batch (w is stolen). */
 static void
-handle_delete(struct control *c, struct vl_call *call, json_t *params)
+write_submit(struct control *c, struct vl_call *call, struct write_req *w)
 {
-	const char *collection, *id;
-	struct store_doc cur;
+	uint64_t gen;
+
+	if (writer_add(c->writer, call, write_run, w, &gen) == NULL) {
+		free(w);
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	*vl_call_conn_tag(call) = gen << 1;
+}
+
+/*
+ * Validate the parameters every write shares.  Returns a new write_req or
+ * NULL with the call answered.
+ */
+static struct write_req *
+write_parse(struct vl_call *call, json_t *params, enum write_kind kind)
+{
+	const char *collection, *id, *field = NULL;
+	struct write_req *w;
 	int64_t if_rev = 0;
+	json_t *v = NULL;
 	int has;
 
 	if ((collection = param_name(call, params, "collection", false)) ==
 	    NULL || (id = param_name(call, params, "id", true)) == NULL)
-		return;
-	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX, &if_rev)) < 0)
-		return;
-	if (write_prepare(c, call, collection, id, has, if_rev, true,
-	    &cur) != 0)
-		return;
-	write_doc(c, call, collection, id, &cur, NULL, false);
-	store_doc_clear(&cur);
+		return NULL;
+	if (kind != WRITE_DELETE) {
+		field = kind == WRITE_PUT ? "body" : "patch";
+		v = json_object_get(params, field);
+		if (v == NULL) {
+			reply_invalid(call, field, "missing");
+			return NULL;
+		}
+		if (!json_is_object(v)) {
+			reply_invalid(call, field, kind == WRITE_PUT ?
+			    "must be a JSON object" :
+			    "must be a JSON object (an RFC 7396 merge patch)");
+			return NULL;
+		}
+	}
+	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX,
+	    &if_rev)) < 0)
+		return NULL;
+	if ((w = calloc(1, sizeof *w)) == NULL) {
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return NULL;
+	}
+	w->kind = kind;
+	w->collection = collection;
+	w->id = id;
+	w->json = v;
+	w->has_if_rev = has == 1;
+	w->if_rev = if_rev;
+	return w;
+}
+
+static void
+handle_put(struct control *c, struct vl_call *call, json_t *params)
+{
+	struct write_req *w;
+
+	if ((w = write_parse(call, params, WRITE_PUT)) != NULL)
+		write_submit(c, call, w);
+}
+
+static void
+handle_patch(struct control *c, struct vl_call *call, json_t *params)
+{
+	struct write_req *w;
+
+	if ((w = write_parse(call, params, WRITE_PATCH)) != NULL)
+		write_submit(c, call, w);
+}
+
+static void
+handle_delete(struct control *c, struct vl_call *call, json_t *params)
+{
+	struct write_req *w;
+
+	if ((w = write_parse(call, params, WRITE_DELETE)) != NULL)
+		write_submit(c, call, w);
 }
 
 /* --- io.ferry reads --- */
@@ -1018,9 +897,13 @@ control_dispatch(struct vl_call *call, void *arg)
 	const char *member;
 	json_t *p;
 
-	/* Hold everything behind a call that waits for the open batch. */
-	if (conn_in_batch(c, call) && ((*tag & 1) ||
-	    (meth = method_find(m->method)) == NULL || !meth->write)) {
+	/*
+	 * Hold everything behind a held call (the held bit is cleared only
+	 * when the held list is dispatched again, in order), and a non-write
+	 * behind a write whose batch is not answered yet.
+	 */
+	if ((*tag & 1) || (conn_waiting(c, call) &&
+	    ((meth = method_find(m->method)) == NULL || !meth->write))) {
 		if (call_list_push(&c->held, call) == 0) {
 			*tag |= 1;
 			return;
@@ -1100,13 +983,14 @@ control_new(struct event_base *base, struct store *st,
 		return -ENOMEM;
 	c->base = base;
 	c->st = st;
-	c->commit_ev = event_new(base, -1, 0, control_commit_cb, c);
 	c->status_ev = evtimer_new(base, status_push_cb, c);
-	if (c->commit_ev == NULL || c->status_ev == NULL) {
+	if (c->status_ev == NULL) {
 		control_free(c);
 		return -ENOMEM;
 	}
 	if ((r = watch_new(st, &c->watch)) < 0 ||
+	    (r = writer_new(base, st, control_batch_done, c,
+	    &c->writer)) < 0 ||
 	    (r = control_set_info(c, info)) < 0) {
 		control_free(c);
 		return r;
@@ -1137,20 +1021,18 @@ control_free(struct control *c)
 
 	if (c == NULL)
 		return;
-	control_flush(c);
+	if (c->writer != NULL)
+		control_flush(c);
+	writer_free(c->writer);
 	for (i = 0; i < c->status_subs.n; i++) {
 		vl_call_set_cancel(c->status_subs.v[i], NULL, NULL);
 		vl_reply(c->status_subs.v[i], NULL, false);
 	}
 	free(c->status_subs.v);
 	watch_free(c->watch);
-	if (c->commit_ev != NULL)
-		event_free(c->commit_ev);
 	if (c->status_ev != NULL)
 		event_free(c->status_ev);
-	watch_events_free(&c->events);
 	json_decref(c->last_status);
-	free(c->entries);
 	free(c->held.v);
 	free(c->device);
 	free(c->device_name);

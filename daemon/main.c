@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <sodium.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -404,7 +405,9 @@ run(struct daemon *d)
 		free(err);
 		return r;
 	}
-	if ((d->base = event_base_new()) == NULL) {
+	/* The writer thread wakes the loop: libevent must be thread-aware. */
+	if (evthread_use_pthreads() < 0 ||
+	    (d->base = event_base_new()) == NULL) {
 		log_err("cannot create the event loop");
 		return -ENOMEM;
 	}

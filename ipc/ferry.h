@@ -89,6 +89,9 @@ FERRY_API int ferry_call(ferry *f, const char *method, const char *params_json,
  * ferry_send only flushes by itself once 256 KiB are queued; while a flush
  * waits for the socket, replies already arriving are buffered, so a deep
  * pipeline cannot deadlock.  ferry_recv with no call outstanding: -EINVAL.
+ * ferry_send does not parse params_json (it is sent as it is, for speed):
+ * it only checks that it starts with '{'; malformed JSON is refused by the
+ * daemon, and that call's ferry_recv returns -EINVAL.
  */
 FERRY_API int ferry_send(ferry *f, const char *method, const char *params_json);
 FERRY_API int ferry_flush(ferry *f);

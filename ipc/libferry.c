@@ -398,6 +398,62 @@ out:
 }
 
 /*
+ * The pipelining path: params_json is spliced into the call as it is, not
+ * parsed and re-encoded (that doubled a pipelining client's CPU per call).
+ * The daemon parses it anyway and answers InvalidParameter, mapped to
+ * -EINVAL, if it is not one JSON object.  Method names are checked to be
+ * plain varlink names so they need no escaping.
+ */
+static int
+queue_call_text(ferry *f, const char *method, const char *params_json)
+{
+	static const char head[] = "{\"method\":\"";
+	static const char mid[] = "\",\"parameters\":";
+	const char *p;
+	size_t mlen, plen, len;
+	char *text;
+	int r;
+
+	if (method == NULL || *method == '\0')
+		return set_error(f, -EINVAL, "method name is missing");
+	for (p = method; *p != '\0'; p++)
+		if (!(*p == '.' || *p == '_' || (*p >= '0' && *p <= '9') ||
+		    (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
+			return set_error(f, -EINVAL,
+			    "method name '%s' is not a varlink name", method);
+	if (params_json == NULL)
+		params_json = "{}";
+	for (p = params_json; *p == ' ' || *p == '\t' || *p == '\n' ||
+	    *p == '\r'; p++)
+		;
+	if (*p != '{')
+		return set_error(f, -EINVAL,
+		    "parameters must be a JSON object");
+	mlen = strlen(method);
+	plen = strlen(params_json);
+	len = sizeof head - 1 + mlen + sizeof mid - 1 + plen + 1;
+	if (len > FERRY_MSG_MAX)
+		return set_error(f, -EMSGSIZE,
+		    "call to %s is larger than the 8 MiB message limit",
+		    method);
+	if ((text = malloc(len + 1)) == NULL)
+		return oom(f);
+	memcpy(text, head, sizeof head - 1);
+	memcpy(text + sizeof head - 1, method, mlen);
+	memcpy(text + sizeof head - 1 + mlen, mid, sizeof mid - 1);
+	memcpy(text + sizeof head - 1 + mlen + sizeof mid - 1, params_json,
+	    plen);
+	text[len - 1] = '}';
+	text[len] = '\0';
+	r = out_append(f, text, len);
+	free(text);
+	if (r < 0)
+		return r;
+	f->outstanding++;
+	return 0;
+}
+
+/*
  * Replies.
  */
 
@@ -847,7 +903,6 @@ ferry_call(ferry *f, const char *method, const char *params_json,
 FERRY_API int
 ferry_send(ferry *f, const char *method, const char *params_json)
 {
-	json_t *params = NULL;
 	int r;
 
 	if (f == NULL)
@@ -858,11 +913,7 @@ ferry_send(ferry *f, const char *method, const char *params_json)
 	if (f->mode != FERRY_MODE_CALLS)
 		return set_error(f, -EBUSY,
 		    "connection is a watch stream; open another for calls");
-	if (params_json != NULL &&
-	    (r = parse_object_arg(f, "parameters", params_json, &params)) < 0)
-		return r;
-	r = queue_call(f, method, params, 0);
-	if (r < 0)
+	if ((r = queue_call_text(f, method, params_json)) < 0)
 		return r;
 	if (f->out_len - f->out_off >= FERRY_OUT_FLUSH)
 		return conn_flush(f);

@@ -70,6 +70,7 @@ struct vl_conn {
 	int			 ncalls;	/* unfinished */
 	bool			 read_paused;
 	bool			 dirty;		/* on the server's flush list */
+	bool			 resume;	/* read what the input holds */
 	uint64_t		 tag;		/* the handler's */
 	TAILQ_ENTRY(vl_conn)	 dirty_entry;
 	struct event		*idle_ev;
@@ -230,6 +231,12 @@ vl_flush_cb(evutil_socket_t fd, short what, void *arg)
 		c->dirty = false;
 		if (c->bev == NULL)
 			continue;
+		if (c->resume) {
+			c->resume = false;
+			vl_conn_read(c);
+			if (c->bev == NULL)
+				continue;
+		}
 		out = bufferevent_get_output(c->bev);
 		if (evbuffer_get_length(out) == 0)
 			continue;
@@ -408,8 +415,13 @@ vl_conn_advance(struct vl_conn *c)
 	    VL_OUTPUT_HIGH) {
 		c->read_paused = false;
 		bufferevent_enable(c->bev, EV_READ);
-		/* Messages may already be waiting in the input buffer. */
-		vl_conn_read(c);
+		/*
+		 * Messages may already wait in the input buffer.  They are
+		 * read later in this turn, never from here: a handler that is
+		 * answering calls must not see new ones dispatched under it.
+		 */
+		c->resume = true;
+		vl_conn_mark_dirty(c);
 	}
 }
 

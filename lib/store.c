@@ -69,11 +69,16 @@ struct store {
 	struct store_ckpt ckpt;
 	sqlite3_stmt	*st[ST_COUNT];
 	bool		 in_batch;
+	/* The writer thread folds a batch into counts at COMMIT while the
+	 * loop thread reads them: counts_lock guards counts. */
+	pthread_mutex_t	 counts_lock;
 	struct store_counts counts;	/* committed state */
 	struct store_delta delta;	/* open batch */
 	int64_t		 batch_head;	/* head seq inside the open batch */
-	char		 errmsg[256];
 };
+
+/* Each thread reports its own last error (writer and loop thread). */
+static __thread char store_errbuf[256];
 
 /*
  * Schema migrations, applied in order; migration i brings user_version from
@@ -210,7 +215,7 @@ store_origin_name(enum store_origin o)
 static int
 store_fail(struct store *s, sqlite3 *db, int rc)
 {
-	snprintf(s->errmsg, sizeof s->errmsg, "%s",
+	snprintf(store_errbuf, sizeof store_errbuf, "%s",
 	    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
@@ -239,7 +244,8 @@ store_fail(struct store *s, sqlite3 *db, int rc)
 const char *
 store_errmsg(const struct store *s)
 {
-	return s->errmsg;
+	(void)s;
+	return store_errbuf;
 }
 
 static int
@@ -269,7 +275,7 @@ store_migrate(struct store *s)
 	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (version > (int)STORE_NMIGRATIONS) {
-		snprintf(s->errmsg, sizeof s->errmsg,
+		snprintf(store_errbuf, sizeof store_errbuf,
 		    "replica schema version %d is newer than this ferryd "
 		    "knows (%zu)", version, STORE_NMIGRATIONS);
 		return -EPROTONOSUPPORT;
@@ -417,7 +423,7 @@ store_ckpt_start(struct store *s, const char *path)
 	if ((r = pthread_create(&c->thread, NULL, store_ckpt_main, c)) != 0) {
 		pthread_cond_destroy(&c->cond);
 		pthread_mutex_destroy(&c->lock);
-		snprintf(s->errmsg, sizeof s->errmsg,
+		snprintf(store_errbuf, sizeof store_errbuf,
 		    "cannot start the checkpoint thread: %s", strerror(r));
 		return -r;
 	}
@@ -457,6 +463,8 @@ store_open(const char *path, struct store **ret, char **ret_error)
 
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return -ENOMEM;
+	pthread_mutex_init(&s->counts_lock, NULL);
+	store_errbuf[0] = '\0';
 	if ((r = store_open_conn(s, path, false, &s->w)) < 0)
 		goto fail;
 	/* Check the file really is a database before migrating it. */
@@ -485,7 +493,7 @@ store_open(const char *path, struct store **ret, char **ret_error)
 	return 0;
 fail:
 	if (ret_error != NULL)
-		*ret_error = strdup(s->errmsg);
+		*ret_error = strdup(store_errbuf);
 	store_close(s);
 	return r;
 }
@@ -505,6 +513,7 @@ store_close(struct store *s)
 	/* Closing the last connection checkpoints the WAL into the file. */
 	sqlite3_close(s->r);
 	sqlite3_close(s->w);
+	pthread_mutex_destroy(&s->counts_lock);
 	free(s);
 }
 
@@ -532,7 +541,7 @@ store_begin(struct store *s)
 		return r;
 	s->in_batch = true;
 	memset(&s->delta, 0, sizeof s->delta);
-	s->batch_head = s->counts.head_seq;
+	s->batch_head = store_head(s);
 	return 0;
 }
 
@@ -549,9 +558,11 @@ store_commit(struct store *s)
 		return r;
 	}
 	s->in_batch = false;
+	pthread_mutex_lock(&s->counts_lock);
 	s->counts.docs += s->delta.docs;
 	s->counts.pending += s->delta.pending;
 	s->counts.head_seq = s->batch_head;
+	pthread_mutex_unlock(&s->counts_lock);
 	return 0;
 }
 
@@ -562,7 +573,18 @@ store_rollback(struct store *s)
 		store_step_done(s, s->st[ST_ROLLBACK]);
 	s->in_batch = false;
 	memset(&s->delta, 0, sizeof s->delta);
-	s->batch_head = s->counts.head_seq;
+	s->batch_head = store_head(s);
+}
+
+int64_t
+store_head(struct store *s)
+{
+	int64_t head;
+
+	pthread_mutex_lock(&s->counts_lock);
+	head = s->counts.head_seq;
+	pthread_mutex_unlock(&s->counts_lock);
+	return head;
 }
 
 bool
@@ -762,8 +784,12 @@ int
 store_counts(struct store *s, struct store_counts *ret)
 {
 	sqlite3_stmt *st = s->st[ST_OLDEST_R];
-	struct store_counts c = s->counts;
+	struct store_counts c;
 	int rc;
+
+	pthread_mutex_lock(&s->counts_lock);
+	c = s->counts;
+	pthread_mutex_unlock(&s->counts_lock);
 
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -826,7 +852,7 @@ store_integrity_check(struct store *s)
 	if (rc != SQLITE_ROW)
 		r = store_fail(s, s->w, rc);
 	else if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-		snprintf(s->errmsg, sizeof s->errmsg, "%s",
+		snprintf(store_errbuf, sizeof store_errbuf, "%s",
 		    sqlite3_column_text(st, 0));
 		r = -EBADMSG;
 	} else

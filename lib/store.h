@@ -17,6 +17,10 @@
  * -> -EBUSY, SQLITE_CORRUPT/NOTADB -> -EBADMSG, I/O -> -EIO, others -EIO);
  * store_errmsg() keeps SQLite's message for the caller to log once.
  * Calls block only for the disk I/O SQLite does (a COMMIT fsyncs).
+ * Threads: the writer connection (batches, store_write_local, meta) may be
+ * used by one thread and the reader connection (store_doc_get with
+ * STORE_READER, store_list, store_changes_since, store_counts) by another;
+ * store_head and store_errmsg work from any thread.
  *
  * Ownership: a struct store_doc filled by the store owns its strings;
  * store_doc_clear() frees them and accepts a zeroed struct.
@@ -129,7 +133,10 @@ typedef int (*store_change_cb)(const struct store_change *c, void *arg);
 int	store_changes_since(struct store *s, int64_t since, int limit,
 	    store_change_cb cb, void *arg);
 
-/* Counters for Status (cheap: kept incrementally, one indexed query). */
+/* The committed change-log head (any thread). */
+int64_t	store_head(struct store *s);
+/* Counters for Status (cheap: kept incrementally, one indexed query on
+ * the reader connection: loop thread only). */
 int	store_counts(struct store *s, struct store_counts *ret);
 
 /* meta key/value (strings).  get: 0 and malloc'd *ret, or -ENOENT. */

@@ -1,0 +1,281 @@
+/*
+ * writer: batches of writes applied on a thread of their own; see writer.h.
+ *
+ * Hand-off: the loop thread owns the collecting batch; `todo` and `done`
+ * are the only shared state, under the mutex.  The writer takes `todo`,
+ * runs it, puts it in `done` and activates done_ev (libevent is set up for
+ * threads, so event_active from here is safe).  The loop thread's done_ev
+ * callback takes `done`, calls the done function, and submits the next
+ * batch if one is collecting.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "writer.h"
+
+struct writer {
+	struct event_base	*base;
+	struct store		*st;
+	writer_done_fn		 done_fn;
+	void			*done_arg;
+	struct event		*submit_ev;	/* end of the turn that added */
+	struct event		*done_ev;
+	struct writer_batch	*collecting;
+	uint64_t		 next_gen;
+	uint64_t		 done_gen;
+	bool			 busy;		/* a batch is in todo or running */
+	pthread_t		 thread;
+	bool			 started;
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 cond;
+	struct writer_batch	*todo;
+	struct writer_batch	*done;
+	bool			 stop;
+};
+
+static void
+batch_free(struct writer_batch *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->n; i++) {
+		json_decref(b->ops[i].error_params);
+		free(b->ops[i].text);
+	}
+	free(b->ops);
+	watch_events_free(&b->events);
+	free(b);
+}
+
+void
+writer_fail(struct writer_batch *b, int err, const char *reason)
+{
+	if (b->err != 0)
+		return;
+	b->err = err < 0 ? err : -EIO;
+	snprintf(b->reason, sizeof b->reason, "%s", reason);
+}
+
+/* The writer thread's work on one batch. */
+static void
+writer_run(struct writer_batch *b)
+{
+	size_t i;
+	int r;
+
+	if ((r = store_begin(b->st)) < 0) {
+		writer_fail(b, r, store_errmsg(b->st));
+		return;
+	}
+	for (i = 0; i < b->n && b->err == 0; i++)
+		b->ops[i].run(b, &b->ops[i]);
+	if (b->err != 0) {
+		store_rollback(b->st);
+		return;
+	}
+	if ((r = store_commit(b->st)) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof why, "commit failed: %s",
+		    store_errmsg(b->st));
+		writer_fail(b, r, why);
+		return;
+	}
+	b->head = store_head(b->st);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct writer_batch *b;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->todo == NULL && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->todo == NULL && w->stop)
+			break;
+		b = w->todo;
+		w->todo = NULL;
+		pthread_mutex_unlock(&w->lock);
+		writer_run(b);
+		pthread_mutex_lock(&w->lock);
+		w->done = b;
+		pthread_cond_broadcast(&w->cond);
+		event_active(w->done_ev, 0, 0);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static void
+writer_submit(struct writer *w)
+{
+	if (w->busy || w->collecting == NULL || w->collecting->n == 0)
+		return;
+	w->busy = true;
+	pthread_mutex_lock(&w->lock);
+	w->todo = w->collecting;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	w->collecting = NULL;
+}
+
+static void
+writer_submit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	writer_submit(arg);
+}
+
+/* Take a finished batch, if any, and answer it.  Returns true if one was. */
+static bool
+writer_collect(struct writer *w)
+{
+	struct writer_batch *b;
+
+	pthread_mutex_lock(&w->lock);
+	b = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->lock);
+	if (b == NULL)
+		return false;
+	w->busy = false;
+	w->done_gen = b->gen;
+	if (b->err != 0)
+		log_err("cannot write to the replica: %s", b->reason);
+	w->done_fn(b, w->done_arg);
+	batch_free(b);
+	return true;
+}
+
+static void
+writer_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct writer *w = arg;
+
+	if (writer_collect(w))
+		writer_submit(w);
+}
+
+struct writer_op *
+writer_add(struct writer *w, struct vl_call *call, writer_run_fn run,
+    void *arg, uint64_t *ret_gen)
+{
+	struct writer_batch *b = w->collecting;
+	struct writer_op *op, *v;
+	size_t cap;
+
+	if (b == NULL) {
+		if ((b = calloc(1, sizeof *b)) == NULL)
+			return NULL;
+		b->gen = ++w->next_gen;
+		b->st = w->st;
+		w->collecting = b;
+		/* Runs after the callbacks already active in this turn. */
+		event_active(w->submit_ev, 0, 0);
+	}
+	if (b->n == b->cap) {
+		cap = b->cap ? b->cap * 2 : 256;
+		if ((v = realloc(b->ops, cap * sizeof *v)) == NULL)
+			return NULL;
+		b->ops = v;
+		b->cap = cap;
+	}
+	op = &b->ops[b->n++];
+	memset(op, 0, sizeof *op);
+	op->call = call;
+	op->run = run;
+	op->arg = arg;
+	*ret_gen = b->gen;
+	return op;
+}
+
+uint64_t
+writer_done_gen(const struct writer *w)
+{
+	return w->done_gen;
+}
+
+void
+writer_drain(struct writer *w)
+{
+	int round;
+
+	/* At most two batches: the one in flight, then the collecting one;
+	 * their done callbacks may queue more (held calls), so loop a bit. */
+	for (round = 0; round < 8; round++) {
+		if (w->busy) {
+			pthread_mutex_lock(&w->lock);
+			while (w->done == NULL)
+				pthread_cond_wait(&w->cond, &w->lock);
+			pthread_mutex_unlock(&w->lock);
+			writer_collect(w);
+		}
+		if (w->collecting == NULL || w->collecting->n == 0)
+			break;
+		writer_submit(w);
+	}
+}
+
+int
+writer_new(struct event_base *base, struct store *st, writer_done_fn done,
+    void *arg, struct writer **ret)
+{
+	struct writer *w;
+	int r;
+
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		return -ENOMEM;
+	w->base = base;
+	w->st = st;
+	w->done_fn = done;
+	w->done_arg = arg;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->submit_ev = event_new(base, -1, 0, writer_submit_cb, w);
+	w->done_ev = event_new(base, -1, 0, writer_done_cb, w);
+	if (w->submit_ev == NULL || w->done_ev == NULL) {
+		writer_free(w);
+		return -ENOMEM;
+	}
+	if ((r = pthread_create(&w->thread, NULL, writer_main, w)) != 0) {
+		writer_free(w);
+		return -r;
+	}
+	w->started = true;
+	*ret = w;
+	return 0;
+}
+
+void
+writer_free(struct writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->started) {
+		writer_drain(w);
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	batch_free(w->collecting);
+	if (w->submit_ev != NULL)
+		event_free(w->submit_ev);
+	if (w->done_ev != NULL)
+		event_free(w->done_ev);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}

@@ -1,0 +1,84 @@
+/*
+ * writer: the thread that applies batches of writes to the replica, so the
+ * event loop never waits for SQLite or an fsync.
+ *
+ * The loop thread collects writes (ops) into the collecting batch; at the
+ * end of the loop turn that added the first op, the batch is handed to the
+ * writer thread if it is idle, otherwise it keeps collecting until the
+ * batch in flight is done.  The writer runs every op of a batch inside one
+ * transaction (BEGIN IMMEDIATE ... COMMIT, synchronous=FULL), then posts the
+ * batch back; the loop thread's done callback answers the calls and
+ * notifies watchers.  So replies go out only after COMMIT returned OK, the
+ * next batch is parsed and validated while this one is being made durable,
+ * and at most one batch is in flight.
+ *
+ * An op's run function executes on the writer thread with the store's
+ * writer connection; it may read and write the replica and must touch
+ * nothing the loop thread uses.  If any op fails (writer_fail) or COMMIT
+ * fails, the batch is rolled back and b->err says why: every op of it is
+ * answered as failed.
+ */
+#ifndef FERRY_WRITER_H
+#define FERRY_WRITER_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "store.h"
+#include "vl_server.h"
+#include "watch.h"
+
+struct writer;
+struct writer_batch;
+struct writer_op;
+
+typedef void (*writer_run_fn)(struct writer_batch *b, struct writer_op *op);
+
+struct writer_op {
+	struct vl_call	*call;		/* NULL for internal ops */
+	writer_run_fn	 run;
+	void		*arg;		/* the op's input, owned by its maker */
+	/* Result, set by run: an error name and params, or reply text. */
+	const char	*error;
+	json_t		*error_params;
+	char		*text;
+	size_t		 len;
+};
+
+struct writer_batch {
+	uint64_t		 gen;
+	struct store		*st;
+	struct writer_op	*ops;
+	size_t			 n;
+	size_t			 cap;
+	struct watch_events	 events;	/* filled by ops */
+	int			 err;		/* 0, or why the batch failed */
+	char			 reason[256];
+	int64_t			 head;		/* committed head seq */
+};
+
+/* Called on the loop thread for each finished batch, in order. */
+typedef void (*writer_done_fn)(struct writer_batch *b, void *arg);
+
+/* The event base must have been made after evthread_use_pthreads(). */
+int	writer_new(struct event_base *base, struct store *st,
+	    writer_done_fn done, void *arg, struct writer **ret);
+/*
+ * Add an op to the collecting batch; returns it (its result fields zero) or
+ * NULL when out of memory.  *ret_gen is the batch's generation.
+ */
+struct writer_op *writer_add(struct writer *w, struct vl_call *call,
+	    writer_run_fn run, void *arg, uint64_t *ret_gen);
+/* The generation of the last batch whose done callback has run. */
+uint64_t writer_done_gen(const struct writer *w);
+/* Finish the batch in flight and the collecting one, blocking (shutdown). */
+void	writer_drain(struct writer *w);
+/* Drain, stop the thread and free.  Accepts NULL. */
+void	writer_free(struct writer *w);
+
+/* From a run function: abort the whole batch (err is -errno). */
+void	writer_fail(struct writer_batch *b, int err, const char *reason);
+
+#endif
