@@ -1,0 +1,537 @@
+/*
+ * ferry-server: the reference remote of remote protocol v1 (DESIGN
+ * "Remote protocol v1"; "ferryd and ferry-server").
+ *
+ *   ferry-server [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
+ *                [--open] [--debug]
+ *   ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY [NAME]
+ *
+ * One process, one libevent loop: evhttp in front (srv_http), SQLite
+ * behind (srv_db, <data-dir>/server.db), the authorized keys in memory
+ * (srv_keys, <data-dir>/authorized_keys unless --keys; reread on SIGHUP,
+ * keeping the old set if the new file is bad).  The data directory is
+ * locked (one server per database) before anything is opened, and the
+ * socket is bound last, so "ready: listening on ADDR:PORT" is logged only
+ * when a request can be answered.  SIGTERM and SIGINT stop it: callbacks
+ * run one at a time, so the transaction in hand has finished; the listener
+ * closes, waiting long-polls are answered, replies already made get a
+ * moment to be written, then the database is closed.
+ *
+ * `allow` validates the key, appends "<key> [NAME]" to the keys file
+ * (created 0600) and exits; a running server takes it on SIGHUP.
+ */
+#include "autoconfig.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "srv_db.h"
+#include "srv_http.h"
+#include "srv_keys.h"
+#include "util.h"
+
+#define SRV_DEFAULT_LISTEN	"127.0.0.1:8765"
+#define SRV_STOP_GRACE_MS	200	/* to write replies already made */
+
+struct options {
+	const char	*listen;
+	const char	*data_dir;
+	const char	*keys;
+	bool		 open;
+	bool		 debug;
+	int		 max_waiters;
+	int		 max_wait;
+};
+
+struct server {
+	struct options		 opt;
+	char			*data_dir;
+	char			*keys_path;
+	char			 addr[256];
+	int			 port;
+	struct event_base	*base;
+	struct srv_db		*db;
+	struct srv_http		*http;
+	int			 lock_fd;
+	bool			 stopping;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: ferry-server [--listen ADDR:PORT] [--data-dir DIR] "
+	    "[--keys FILE]\n"
+	    "                    [--open] [--debug] [--max-waiters N] "
+	    "[--max-wait SECONDS]\n"
+	    "       ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY "
+	    "[NAME]\n"
+	    "       ferry-server --help | --version\n"
+	    "\n"
+	    "  --listen ADDR:PORT  address to serve on (default "
+	    SRV_DEFAULT_LISTEN ";\n"
+	    "                      IPv6 as [ADDR]:PORT; port 0 picks one)\n"
+	    "  --data-dir DIR      database and keys (default "
+	    "$XDG_DATA_HOME/ferry-server)\n"
+	    "  --keys FILE         authorized keys (default "
+	    "DIR/authorized_keys)\n"
+	    "  --open              accept any well-formed key (local trials "
+	    "only)\n"
+	    "  --debug             log debug messages\n"
+	    "  --max-waiters N     concurrent long-polls (default %d)\n"
+	    "  --max-wait SECONDS  longest long-poll (default %d)\n"
+	    "\n"
+	    "  allow PUBKEY [NAME] add a device key to the keys file; send "
+	    "SIGHUP to a\n"
+	    "                      running server to apply it\n",
+	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT);
+}
+
+/* Positive decimal int option; -EINVAL if it is not one. */
+static int
+parse_count(const char *s, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 1000000)
+		return -EINVAL;
+	*ret = (int)v;
+	return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "open", no_argument, NULL, 'o' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "max-waiters", required_argument, NULL, 'W' },
+		{ "max-wait", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	/* "+": options end at the first operand (allow PUBKEY NAME). */
+	while ((ch = getopt_long(argc, argv, "+l:d:k:oDhV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'd':
+			o->data_dir = optarg;
+			break;
+		case 'k':
+			o->keys = optarg;
+			break;
+		case 'o':
+			o->open = true;
+			break;
+		case 'D':
+			o->debug = true;
+			break;
+		case 'W':
+		case 'w':
+			if (parse_count(optarg, ch == 'W' ? &o->max_waiters :
+			    &o->max_wait) < 0) {
+				fprintf(stderr, "ferry-server: --%s wants a "
+				    "positive number, not '%s'\n", ch == 'W' ?
+				    "max-waiters" : "max-wait", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("ferry-server %s\n", FERRY_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* $XDG_DATA_HOME/ferry-server, or ~/.local/share/ferry-server. */
+static int
+default_data_dir(char **ret)
+{
+	const char *xdg, *home;
+	int n;
+
+	xdg = getenv("XDG_DATA_HOME");
+	home = getenv("HOME");
+	if (xdg != NULL && xdg[0] == '/')
+		n = asprintf(ret, "%s/ferry-server", xdg);
+	else if (home != NULL && home[0] == '/')
+		n = asprintf(ret, "%s/.local/share/ferry-server", home);
+	else
+		return -ENOENT;
+	return n < 0 ? -ENOMEM : 0;
+}
+
+static int
+resolve_paths(struct server *s)
+{
+	int r;
+
+	if (s->opt.data_dir != NULL) {
+		if ((s->data_dir = strdup(s->opt.data_dir)) == NULL)
+			return -ENOMEM;
+	} else if ((r = default_data_dir(&s->data_dir)) < 0) {
+		log_err("cannot find a data directory: set XDG_DATA_HOME or "
+		    "HOME, or give --data-dir");
+		return r;
+	}
+	if (s->opt.keys != NULL)
+		s->keys_path = strdup(s->opt.keys);
+	else if (asprintf(&s->keys_path, "%s/authorized_keys",
+	    s->data_dir) < 0)
+		s->keys_path = NULL;
+	return s->keys_path != NULL ? 0 : -ENOMEM;
+}
+
+/* "ADDR:PORT" or "[ADDR]:PORT" into s->addr, s->port. */
+static int
+parse_listen(struct server *s, const char *spec)
+{
+	const char *colon, *host, *host_end;
+	char *end;
+	long port;
+	size_t len;
+
+	if (spec[0] == '[') {
+		host = spec + 1;
+		if ((host_end = strchr(host, ']')) == NULL ||
+		    host_end[1] != ':')
+			return -EINVAL;
+		colon = host_end + 1;
+	} else {
+		host = spec;
+		if ((colon = strrchr(spec, ':')) == NULL)
+			return -EINVAL;
+		host_end = colon;
+	}
+	len = (size_t)(host_end - host);
+	if (len == 0 || len >= sizeof s->addr)
+		return -EINVAL;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 ||
+	    port > 65535)
+		return -EINVAL;
+	memcpy(s->addr, host, len);
+	s->addr[len] = '\0';
+	s->port = (int)port;
+	return 0;
+}
+
+/* `ferry-server allow PUBKEY [NAME]`: exit status. */
+static int
+cmd_allow(struct server *s, int argc, char **argv)
+{
+	const char *key, *name, *why;
+	char *err = NULL;
+	int r;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: ferry-server [--data-dir DIR | --keys "
+		    "FILE] allow PUBKEY [NAME]\n");
+		return 2;
+	}
+	key = argv[1];
+	name = argc == 3 ? argv[2] : NULL;
+	if (srv_keys_check_key(key, &why) < 0) {
+		fprintf(stderr, "ferry-server: '%s' %s\n", key, why);
+		return 1;
+	}
+	if (name != NULL && srv_keys_check_name(name, &why) < 0) {
+		fprintf(stderr, "ferry-server: the name '%s' %s\n", name, why);
+		return 1;
+	}
+	if (resolve_paths(s) < 0)
+		return 1;
+	if (s->opt.keys == NULL &&
+	    (r = util_mkdir_p(s->data_dir, 0700)) < 0) {
+		fprintf(stderr, "ferry-server: cannot create %s: %s\n",
+		    s->data_dir, strerror(-r));
+		return 1;
+	}
+	r = srv_keys_append(s->keys_path, key, name, &err);
+	if (r == -EEXIST) {
+		printf("%s; nothing changed\n", err != NULL ? err :
+		    "the key is already allowed");
+		free(err);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "ferry-server: %s\n", err != NULL ? err :
+		    strerror(-r));
+		free(err);
+		return 1;
+	}
+	printf("allowed %s%s%s in %s (send SIGHUP to a running ferry-server "
+	    "to apply)\n", key, name != NULL ? " as " : "",
+	    name != NULL ? name : "", s->keys_path);
+	return 0;
+}
+
+/* One server per data directory: an exclusive lock for our lifetime. */
+static int
+lock_data_dir(struct server *s)
+{
+	char *path = NULL;
+	int fd, r;
+
+	if (asprintf(&path, "%s/ferry-server.lock", s->data_dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		r = -errno;
+		log_err("cannot open %s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_err("%s is in use by another ferry-server (%s)",
+		    s->data_dir, r == -EBUSY ? "locked" : strerror(-r));
+		close(fd);
+		goto out;
+	}
+	s->lock_fd = fd;
+	r = 0;
+out:
+	free(path);
+	return r;
+}
+
+/*
+ * Load the keys file.  At start a missing file is an empty set (with a
+ * warning); at reload any failure keeps the set in use.
+ */
+static int
+load_keys(struct server *s, bool reload)
+{
+	struct srv_keys *ks = NULL;
+	char *err = NULL;
+	int r;
+
+	r = srv_keys_load(s->keys_path, &ks, &err);
+	if (r == -ENOENT && !reload) {
+		free(err);
+		if ((r = srv_keys_empty(&ks)) < 0)
+			return r;
+		if (!s->opt.open)
+			log_warn("no keys file %s: every request will be "
+			    "refused until keys are added with `ferry-server "
+			    "allow PUBKEY NAME` (then SIGHUP)", s->keys_path);
+	} else if (r < 0) {
+		log_err("%s%s", err != NULL ? err : strerror(-r),
+		    reload ? "; keeping the keys in use" : "");
+		free(err);
+		return r;
+	}
+	srv_http_set_keys(s->http, ks);
+	if (reload || srv_keys_count(ks) > 0)
+		log_notice("%s %zu authorized key%s from %s", reload ?
+		    "reloaded" : "loaded", srv_keys_count(ks),
+		    srv_keys_count(ks) == 1 ? "" : "s", s->keys_path);
+	return 0;
+}
+
+/* libevent's own messages (bind failures, say) go through our log. */
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		log_info("libevent: %s", msg);
+		break;
+	case EVENT_LOG_WARN:
+		log_warn("libevent: %s", msg);
+		break;
+	default:
+		log_err("libevent: %s", msg);
+		break;
+	}
+}
+
+static void
+stop(struct server *s, const char *why)
+{
+	struct timeval tv = { 0, SRV_STOP_GRACE_MS * 1000 };
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	log_notice("%s: stopping", why);
+	srv_http_shutdown(s->http);
+	event_base_loopexit(s->base, &tv);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+
+	if (sig == SIGHUP) {
+		(void)load_keys(s, true);
+		return;
+	}
+	stop(s, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int
+serve(struct server *s)
+{
+	struct srv_http_config hc;
+	struct event *sig[3] = { NULL, NULL, NULL };
+	const int signo[3] = { SIGTERM, SIGINT, SIGHUP };
+	char *path = NULL, *err = NULL;
+	int i, port, r;
+
+	if ((r = resolve_paths(s)) < 0)
+		return r;
+	if ((r = util_mkdir_p(s->data_dir, 0700)) < 0) {
+		log_err("cannot create data directory %s: %s", s->data_dir,
+		    strerror(-r));
+		return r;
+	}
+	if ((r = lock_data_dir(s)) < 0)
+		return r;
+	if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
+		return -ENOMEM;
+	if ((r = srv_db_open(path, &s->db, &err)) < 0) {
+		log_err("cannot open database %s: %s", path,
+		    err != NULL ? err : strerror(-r));
+		free(err);
+		goto out;
+	}
+	if ((s->base = event_base_new()) == NULL) {
+		log_err("cannot create the event loop");
+		r = -ENOMEM;
+		goto out;
+	}
+	memset(&hc, 0, sizeof hc);
+	hc.open = s->opt.open;
+	hc.max_waiters = s->opt.max_waiters;
+	hc.max_wait = s->opt.max_wait;
+	if ((r = srv_http_new(s->base, s->db, &hc, &s->http)) < 0) {
+		log_err("cannot start the HTTP server: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = load_keys(s, false)) < 0)
+		goto out;
+	if (s->opt.open)
+		log_warn("OPEN MODE: accepting requests signed by ANY key; "
+		    "for local trials only, never on a shared network");
+	for (i = 0; i < 3; i++) {
+		sig[i] = evsignal_new(s->base, signo[i], signal_cb, s);
+		if (sig[i] == NULL || evsignal_add(sig[i], NULL) < 0) {
+			log_err("cannot install signal handlers");
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	if ((r = srv_http_listen(s->http, s->addr, s->port, &port)) < 0) {
+		log_err("cannot listen on %s:%d: %s", s->addr, s->port,
+		    strerror(-r));
+		goto out;
+	}
+	log_notice(strchr(s->addr, ':') != NULL ?
+	    "ready: listening on [%s]:%d, database %s, head %lld" :
+	    "ready: listening on %s:%d, database %s, head %lld", s->addr,
+	    port, path, (long long)srv_db_head(s->db));
+
+	if (event_base_dispatch(s->base) < 0) {
+		log_err("event loop failed");
+		r = -EIO;
+	}
+out:
+	for (i = 0; i < 3; i++)
+		if (sig[i] != NULL)
+			event_free(sig[i]);
+	free(path);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct server s;
+	int r;
+
+	memset(&s, 0, sizeof s);
+	s.lock_fd = -1;
+	log_init("ferry-server");
+	/* Database, keys file and lock are private to the user. */
+	umask(0077);
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_args(argc, argv, &s.opt) < 0)
+		return 2;
+	if (s.opt.debug)
+		log_set_level(LOG_DEBUG);
+	event_set_log_callback(libevent_log_cb);
+	if (sodium_init() < 0) {
+		log_err("cannot initialise libsodium");
+		return 1;
+	}
+	if (optind < argc && strcmp(argv[optind], "allow") == 0) {
+		r = cmd_allow(&s, argc - optind, argv + optind);
+		free(s.data_dir);
+		free(s.keys_path);
+		return r;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferry-server: unknown command '%s'\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (parse_listen(&s, s.opt.listen != NULL ? s.opt.listen :
+	    SRV_DEFAULT_LISTEN) < 0) {
+		fprintf(stderr, "ferry-server: --listen wants ADDR:PORT or "
+		    "[ADDR]:PORT, not '%s'\n", s.opt.listen);
+		return 2;
+	}
+	r = serve(&s);
+	srv_http_free(s.http);
+	srv_db_close(s.db);
+	if (s.base != NULL)
+		event_base_free(s.base);
+	if (s.lock_fd != -1)
+		close(s.lock_fd);
+	free(s.data_dir);
+	free(s.keys_path);
+	if (r == 0)
+		log_notice("stopped");
+	return r < 0 ? 1 : 0;
+}

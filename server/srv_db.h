@@ -1,0 +1,137 @@
+/*
+ * srv_db: ferry-server's SQLite store (DESIGN "Remote protocol v1": "The
+ * server stores documents, the full signed change log, and per device the
+ * highest applied seq").
+ *
+ * Tables: docs (current version, tombstone flag and body of every
+ * document), changes (the global change log: one row per accepted change,
+ * with its exact record bytes and signature, seq = INTEGER PRIMARY KEY with
+ * no gaps), devices (per device the highest seq that was applied or
+ * answered "conflict") and conflicts (change ids last answered "conflict",
+ * so a resent one is judged again instead of refused as stale).  An applied
+ * change id is found through changes' unique (device, dseq) index.
+ *
+ * Writes happen only between srv_db_begin and srv_db_commit: one
+ * transaction per push batch, journal_mode=WAL and synchronous=FULL, so a
+ * batch whose COMMIT returned survives kill -9 and power loss and a batch
+ * that did not commit left nothing.  srv_db_head is the committed head
+ * only; changes made in an open batch show in it after COMMIT.
+ *
+ * One connection, used from the event loop's thread only.  Every call is a
+ * short statement or transaction; nothing here logs.  Errors are -errno
+ * (SQLite codes mapped as in lib/store.c) with the SQLite message in
+ * srv_db_errmsg.  Strings handed to callbacks are valid during the
+ * callback only.
+ */
+#ifndef FERRY_SRV_DB_H
+#define FERRY_SRV_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct srv_db;
+
+struct srv_doc {
+	int64_t	 version;	/* 0: no such document */
+	bool	 deleted;
+	char	*body;		/* JSON; NULL if deleted or absent */
+};
+
+enum srv_outcome {
+	SRV_OUTCOME_NONE = 0,	/* change id never seen */
+	SRV_OUTCOME_APPLIED,
+	SRV_OUTCOME_CONFLICT,
+};
+
+struct srv_change_id {
+	enum srv_outcome outcome;
+	int64_t		 version;	/* applied: version it made */
+	char		*record;	/* applied: stored record */
+	size_t		 record_len;
+};
+
+/* One accepted change, to store. */
+struct srv_apply {
+	const char	*collection;
+	const char	*id;
+	int64_t		 version;	/* the new version */
+	const char	*op;		/* "put" or "delete" */
+	const char	*body;		/* JSON; NULL for delete */
+	const char	*device;
+	int64_t		 dseq;
+	int64_t		 ts;		/* the record's ts (ms) */
+	const char	*record;
+	size_t		 record_len;
+	const char	*sig;
+};
+
+/* A change-log row, for /v1/changes and history. */
+struct srv_change_row {
+	int64_t		 seq;
+	const char	*collection;
+	const char	*id;
+	int64_t		 version;
+	const char	*op;
+	const char	*device;
+	int64_t		 dseq;
+	int64_t		 ts;
+	int64_t		 received_ms;
+	const char	*record;
+	size_t		 record_len;
+	const char	*sig;
+};
+
+/* Return < 0 to stop the iteration with that value. */
+typedef int (*srv_change_cb)(const struct srv_change_row *row, void *arg);
+
+/*
+ * Open (creating or migrating) the database at path.  0, or -errno with a
+ * malloc'd message in *ret_error (if not NULL); -EPROTONOSUPPORT for a
+ * schema newer than this server knows.
+ */
+int	srv_db_open(const char *path, struct srv_db **ret, char **ret_error);
+/* Roll back an open batch, close (checkpointing the WAL).  NULL is fine. */
+void	srv_db_close(struct srv_db *db);
+const char *srv_db_errmsg(const struct srv_db *db);
+
+/* Highest committed change-log seq (0: empty). */
+int64_t	srv_db_head(const struct srv_db *db);
+
+int	srv_db_begin(struct srv_db *db);
+/* A failed COMMIT rolls back: the batch did not happen. */
+int	srv_db_commit(struct srv_db *db);
+void	srv_db_rollback(struct srv_db *db);
+
+/* The document, or version 0 if it does not exist.  0 or -errno. */
+int	srv_db_doc_get(struct srv_db *db, const char *collection,
+	    const char *id, struct srv_doc *ret);
+void	srv_doc_clear(struct srv_doc *d);
+
+/* What became of change id device:dseq.  0 or -errno. */
+int	srv_db_change_id_get(struct srv_db *db, const char *device,
+	    int64_t dseq, struct srv_change_id *ret);
+void	srv_change_id_clear(struct srv_change_id *c);
+
+/* The device's highest applied-or-conflicted seq, 0 if unknown. */
+int	srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret);
+
+/*
+ * Inside a batch: store an accepted change (document, change log,
+ * device's max_seq).  *ret_seq gets its change-log seq.  0 or -errno.
+ */
+int	srv_db_apply(struct srv_db *db, const struct srv_apply *a,
+	    int64_t *ret_seq);
+/* Inside a batch: remember device:dseq was answered "conflict". */
+int	srv_db_note_conflict(struct srv_db *db, const char *device,
+	    int64_t dseq);
+
+/* Change-log rows with seq > since, in order, at most limit.  n or -errno. */
+int	srv_db_changes(struct srv_db *db, int64_t since, int limit,
+	    srv_change_cb cb, void *arg);
+/* The document's rows with version > after, in version order. */
+int	srv_db_history(struct srv_db *db, const char *collection,
+	    const char *id, int64_t after, int limit, srv_change_cb cb,
+	    void *arg);
+
+#endif

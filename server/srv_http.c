@@ -1,0 +1,956 @@
+/*
+ * srv_http: evhttp handlers of remote protocol v1; see srv_http.h.
+ *
+ * Invariants: every request handed to srv_http_request_cb is answered
+ * exactly once (directly, or later as a long-poll waiter; a waiter is on
+ * the list until it is answered, and it is answered from one place,
+ * srv_http_waiter_answer); a request is authenticated before its path, its
+ * query or its body is looked at; a push is answered only after COMMIT and
+ * long-polls are woken only after that answer was queued.  Nothing a client
+ * sends is echoed into a reply without being made printable ASCII first.
+ */
+#include "autoconfig.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "auth.h"
+#include "keys.h"
+#include "log.h"
+#include "names.h"
+#include "srv_db.h"
+#include "srv_http.h"
+#include "srv_keys.h"
+#include "srv_push.h"
+
+#define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
+#define SRV_HTTP_HEADERS_MAX	(64 * 1024)
+#define SRV_HTTP_TIMEOUT	120	/* idle/read/write, seconds */
+#define SRV_HTTP_LIMIT_MAX	1000
+#define SRV_HTTP_CHANGES_LIMIT	100	/* default limit of /v1/changes */
+#define SRV_HTTP_OPEN_SEEN_MAX	1024	/* open mode: keys remembered */
+#define SRV_HTTP_STOP		(-ECANCELED) /* row callbacks: enough */
+#define SRV_HTTP_DOCS_PREFIX	"/v1/docs/"
+
+struct srv_waiter {
+	TAILQ_ENTRY(srv_waiter)	 entry;
+	struct srv_http		*h;
+	struct evhttp_request	*req;
+	struct event		*timer;
+	int64_t			 since;
+	int			 limit;
+};
+
+TAILQ_HEAD(srv_waiters, srv_waiter);
+
+struct srv_http {
+	struct event_base		*base;
+	struct evhttp			*http;
+	struct evhttp_bound_socket	*bound;
+	struct srv_db			*db;
+	struct srv_keys			*keys;
+	struct srv_http_config		 cfg;
+	struct srv_waiters		 waiters;
+	int				 nwaiters;
+	char				(*seen)[KEYS_PUB_B64_LEN + 1];
+	size_t				 nseen;
+	bool				 shutting_down;
+};
+
+/* One request being handled. */
+struct srv_req {
+	struct srv_http		*h;
+	struct evhttp_request	*req;
+	enum evhttp_cmd_type	 cmd;
+	const char		*method;
+	const char		*target;	/* raw request-target */
+	const char		*path;
+	const char		*query;		/* NULL if none */
+	const unsigned char	*body;
+	size_t			 len;
+	char			 key[KEYS_PUB_B64_LEN + 1];
+};
+
+/* A query parameter an endpoint takes. */
+struct srv_param {
+	const char	*name;
+	int64_t		 min;
+	int64_t		 max;		/* larger values become max */
+	int64_t		 value;		/* in: default; out: value */
+	bool		 set;
+};
+
+static void srv_http_waiter_answer(struct srv_waiter *w);
+static void srv_http_wake(struct srv_http *h);
+
+static const char *
+srv_http_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return NULL;
+}
+
+/* Make s printable ASCII in place, so it can go into JSON and logs. */
+static void
+srv_http_printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+/* Send obj (reference stolen) as the reply.  Always answers. */
+static void
+srv_http_reply(struct evhttp_request *req, int code, json_t *obj)
+{
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	char *text = NULL;
+
+	if (obj != NULL)
+		text = json_dumps(obj, SRV_HTTP_DUMP_FLAGS);
+	json_decref(obj);
+	evhttp_add_header(hdr, "Content-Type", "application/json");
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	if (text == NULL) {
+		code = 500;
+		evbuffer_add_printf(out, "{\"error\":\"out of memory\"}\n");
+	} else {
+		evbuffer_add(out, text, strlen(text));
+		evbuffer_add(out, "\n", 1);
+		free(text);
+	}
+	evhttp_send_reply(req, code, NULL, NULL);
+}
+
+/* Reply {"error": <printf>} with code, and log the refusal. */
+static void
+srv_http_error(struct srv_req *rq, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+srv_http_error(struct srv_req *rq, int code, const char *fmt, ...)
+{
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(rq->req);
+	char msg[512], *peer = NULL;
+	ev_uint16_t port = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	srv_http_printable(msg);
+	if (code == 401)
+		evhttp_add_header(hdr, "WWW-Authenticate", AUTH_SCHEME);
+	if (code == 429 || code == 503)
+		evhttp_add_header(hdr, "Retry-After", "1");
+	evhttp_connection_get_peer(evhttp_request_get_connection(rq->req),
+	    &peer, &port);
+	log_info("%s %.200s from %s:%u: %d %s", rq->method != NULL ?
+	    rq->method : "?", rq->target != NULL ? rq->target : "?",
+	    peer != NULL ? peer : "?", (unsigned int)port, code, msg);
+	srv_http_reply(rq->req, code, json_pack("{s:s}", "error", msg));
+}
+
+/* --- authentication --- */
+
+/* Open mode: warn once for each key seen (up to a bound). */
+static void
+srv_http_open_seen(struct srv_http *h, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < h->nseen; i++)
+		if (strcmp(h->seen[i], key) == 0)
+			return;
+	if (h->seen == NULL && (h->seen = calloc(SRV_HTTP_OPEN_SEEN_MAX,
+	    sizeof *h->seen)) == NULL)
+		return;
+	if (h->nseen == SRV_HTTP_OPEN_SEEN_MAX) {
+		log_warn("open mode: request from unlisted key %s", key);
+		return;
+	}
+	memcpy(h->seen[h->nseen++], key, KEYS_PUB_B64_LEN + 1);
+	log_warn("open mode: accepting new key %s%s", key,
+	    srv_keys_allowed(h->keys, key) ? " (listed in the keys file)" :
+	    " (NOT in the keys file)");
+}
+
+/* 0 if the request is signed by an authorized key; else it is answered. */
+static int
+srv_http_authenticate(struct srv_req *rq)
+{
+	struct evkeyvalq *hdr = evhttp_request_get_input_headers(rq->req);
+	struct evkeyval *kv;
+	const char *value = NULL, *reason = "";
+	int n = 0;
+
+	TAILQ_FOREACH(kv, hdr, next) {
+		if (strcasecmp(kv->key, "Authorization") == 0) {
+			value = kv->value;
+			n++;
+		}
+	}
+	if (n > 1) {
+		srv_http_error(rq, 401, "the request has more than one "
+		    "Authorization header");
+		return -EACCES;
+	}
+	if (auth_header_verify(value, rq->method, rq->target, rq->body,
+	    rq->len, (int64_t)time(NULL), AUTH_MAX_SKEW, rq->key,
+	    &reason) < 0) {
+		srv_http_error(rq, 401, "%s", reason);
+		return -EACCES;
+	}
+	if (rq->h->cfg.open) {
+		srv_http_open_seen(rq->h, rq->key);
+		return 0;
+	}
+	if (!srv_keys_allowed(rq->h->keys, rq->key)) {
+		srv_http_error(rq, 401, "key %s is not authorized on this "
+		    "server", rq->key);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* --- query parameters --- */
+
+/* A non-negative decimal integer of at most 18 digits.  0 or -EINVAL. */
+static int
+srv_http_parse_int(const char *s, int64_t *ret)
+{
+	int64_t v = 0;
+	size_t n;
+
+	n = strlen(s);
+	if (n == 0 || n > 18)
+		return -EINVAL;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (*s - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+/*
+ * Read the query into p[0..n): each parameter at most once, known, a
+ * non-negative integer within bounds.  0, or -EINVAL after answering 400.
+ */
+static int
+srv_http_params(struct srv_req *rq, struct srv_param *p, size_t n)
+{
+	struct evkeyvalq q;
+	struct evkeyval *kv;
+	int64_t v;
+	size_t i;
+	int r = -EINVAL;
+
+	TAILQ_INIT(&q);
+	if (rq->query == NULL || *rq->query == '\0')
+		return 0;
+	if (evhttp_parse_query_str(rq->query, &q) < 0) {
+		srv_http_error(rq, 400, "malformed query string");
+		goto out;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		for (i = 0; i < n; i++)
+			if (strcmp(kv->key, p[i].name) == 0)
+				break;
+		if (i == n) {
+			srv_http_error(rq, 400, "unknown query parameter "
+			    "'%.64s'", kv->key);
+			goto out;
+		}
+		if (p[i].set) {
+			srv_http_error(rq, 400, "query parameter '%s' is "
+			    "given twice", p[i].name);
+			goto out;
+		}
+		if (srv_http_parse_int(kv->value, &v) < 0) {
+			srv_http_error(rq, 400, "query parameter '%s' must be "
+			    "a non-negative integer", p[i].name);
+			goto out;
+		}
+		if (v < p[i].min) {
+			srv_http_error(rq, 400, "query parameter '%s' must be "
+			    "at least %" PRId64, p[i].name, p[i].min);
+			goto out;
+		}
+		p[i].value = v > p[i].max ? p[i].max : v;
+		p[i].set = true;
+	}
+	r = 0;
+out:
+	evhttp_clear_headers(&q);
+	return r;
+}
+
+/* --- GET /v1/info --- */
+
+static void
+srv_http_info(struct srv_req *rq)
+{
+	if (srv_http_params(rq, NULL, 0) < 0)
+		return;
+	srv_http_reply(rq->req, 200, json_pack("{s:i, s:s, s:I, s:I}",
+	    "protocol", 1, "server", "ferry-server/" FERRY_VERSION,
+	    "time", (json_int_t)time(NULL),
+	    "head", (json_int_t)srv_db_head(rq->h->db)));
+}
+
+/* --- POST /v1/push --- */
+
+static void
+srv_http_push(struct srv_req *rq)
+{
+	struct srv_http *h = rq->h;
+	struct srv_push_stats st;
+	json_error_t err;
+	json_t *root = NULL, *changes, *results = NULL;
+	int64_t head;
+	int r;
+
+	if (srv_http_params(rq, NULL, 0) < 0)
+		return;
+	root = json_loadb((const char *)rq->body, rq->len,
+	    JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL) {
+		srv_http_error(rq, 400, "malformed JSON: %s (line %d, "
+		    "column %d)", err.text, err.line, err.column);
+		goto out;
+	}
+	changes = json_object_get(root, "changes");
+	if (!json_is_object(root) || !json_is_array(changes)) {
+		srv_http_error(rq, 400, "the body must be an object "
+		    "{\"changes\":[...]}");
+		goto out;
+	}
+	if (json_array_size(changes) > SRV_PUSH_MAX_CHANGES) {
+		srv_http_error(rq, 413, "too many changes in one push (%zu; at "
+		    "most %d)", json_array_size(changes),
+		    SRV_PUSH_MAX_CHANGES);
+		goto out;
+	}
+
+	head = srv_db_head(h->db);
+	memset(&st, 0, sizeof st);
+	if (json_array_size(changes) == 0) {
+		if ((results = json_array()) == NULL) {
+			srv_http_error(rq, 500, "out of memory");
+			goto out;
+		}
+	} else {
+		if ((r = srv_db_begin(h->db)) < 0 ||
+		    (r = srv_push_batch(h->db, rq->key, changes, &results,
+		    &st)) < 0 ||
+		    (r = srv_db_commit(h->db)) < 0) {
+			srv_db_rollback(h->db);
+			log_err("push from %s failed, nothing applied: %s (%s)",
+			    rq->key, strerror(-r), srv_db_errmsg(h->db));
+			srv_http_error(rq, 503, "storage error, nothing was "
+			    "applied: %s", strerror(-r));
+			json_decref(results);
+			results = NULL;
+			goto out;
+		}
+	}
+	log_debug("push from %s: %zu changes: %zu applied, %zu duplicate, "
+	    "%zu conflict, %zu rejected", rq->key, json_array_size(changes),
+	    st.applied, st.duplicate, st.conflict, st.rejected);
+	if (st.rejected > 0)
+		log_info("push from %s: %zu of %zu changes rejected", rq->key,
+		    st.rejected, json_array_size(changes));
+	srv_http_reply(rq->req, 200, json_pack("{s:o}", "results", results));
+	results = NULL;
+	/* Reply first, then wake the watchers. */
+	if (srv_db_head(h->db) != head)
+		srv_http_wake(h);
+out:
+	json_decref(root);
+}
+
+/* --- GET /v1/changes --- */
+
+struct srv_changes_ctx {
+	json_t	*changes;
+	size_t	 bytes;
+	int64_t	 last;
+	int	 n;
+};
+
+static int
+srv_http_change_cb(const struct srv_change_row *row, void *arg)
+{
+	struct srv_changes_ctx *c = arg;
+	json_t *rec, *entry, *body;
+	char change[KEYS_PUB_B64_LEN + 32];
+	bool deleted;
+	int r = -ENOMEM;
+
+	if (c->n > 0 && c->bytes + row->record_len > SRV_HTTP_REPLY_BUDGET)
+		return SRV_HTTP_STOP;
+	/* The body as the change carried it: from its signed record. */
+	rec = json_loadb(row->record, row->record_len, JSON_REJECT_DUPLICATES,
+	    NULL);
+	if (!json_is_object(rec)) {
+		json_decref(rec);
+		return -EIO;
+	}
+	deleted = strcmp(row->op, "delete") == 0;
+	snprintf(change, sizeof change, "%s:%" PRId64, row->device, row->dseq);
+	entry = json_pack("{s:I, s:s, s:s, s:I, s:b, s:s}",
+	    "seq", (json_int_t)row->seq, "collection", row->collection,
+	    "id", row->id, "version", (json_int_t)row->version,
+	    "deleted", deleted, "change", change);
+	if (entry == NULL)
+		goto out;
+	body = json_object_get(rec, "body");
+	if (!deleted && (!json_is_object(body) ||
+	    json_object_set(entry, "body", body) != 0)) {
+		r = json_is_object(body) ? -ENOMEM : -EIO;
+		json_decref(entry);
+		goto out;
+	}
+	if (json_array_append_new(c->changes, entry) != 0)
+		goto out;
+	c->bytes += row->record_len;
+	c->last = row->seq;
+	c->n++;
+	r = 0;
+out:
+	json_decref(rec);
+	return r;
+}
+
+/*
+ * The reply to /v1/changes?since=since&limit=limit as it stands now.
+ * Returns the number of changes in it (>= 0) with *ret, or -errno.
+ */
+static int
+srv_http_changes_json(struct srv_http *h, int64_t since, int limit,
+    json_t **ret)
+{
+	struct srv_changes_ctx c;
+	json_t *obj;
+	int r;
+
+	memset(&c, 0, sizeof c);
+	c.last = since;
+	if ((c.changes = json_array()) == NULL)
+		return -ENOMEM;
+	r = srv_db_changes(h->db, since, limit, srv_http_change_cb, &c);
+	if (r < 0 && r != SRV_HTTP_STOP) {
+		json_decref(c.changes);
+		return r;
+	}
+	obj = json_pack("{s:o, s:I, s:I}", "changes", c.changes,
+	    "last_seq", (json_int_t)c.last,
+	    "head", (json_int_t)srv_db_head(h->db));
+	if (obj == NULL)
+		return -ENOMEM;
+	*ret = obj;
+	return c.n;
+}
+
+static void
+srv_http_waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_http_waiter_answer(arg);
+}
+
+/* Answer a waiting long-poll with what there is now, and forget it. */
+static void
+srv_http_waiter_answer(struct srv_waiter *w)
+{
+	struct srv_http *h = w->h;
+	json_t *obj = NULL;
+	int r;
+
+	TAILQ_REMOVE(&h->waiters, w, entry);
+	h->nwaiters--;
+	event_free(w->timer);
+	r = srv_http_changes_json(h, w->since, w->limit, &obj);
+	log_debug("changes: long-poll since=%" PRId64 " answered with %d "
+	    "changes (%d waiting)", w->since, r, h->nwaiters);
+	if (r < 0) {
+		log_err("cannot read the change log: %s (%s)", strerror(-r),
+		    srv_db_errmsg(h->db));
+		evhttp_add_header(evhttp_request_get_output_headers(w->req),
+		    "Retry-After", "1");
+		obj = json_pack("{s:s}", "error", "storage error");
+		srv_http_reply(w->req, 503, obj);
+	} else
+		srv_http_reply(w->req, 200, obj);
+	free(w);
+}
+
+/* Answer every long-poll that waits for something older than the head. */
+static void
+srv_http_wake(struct srv_http *h)
+{
+	struct srv_waiter *w, *next;
+
+	for (w = TAILQ_FIRST(&h->waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->since < srv_db_head(h->db))
+			srv_http_waiter_answer(w);
+	}
+}
+
+/* Park rq until a push commits something newer or wait seconds pass. */
+static int
+srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
+{
+	struct srv_http *h = rq->h;
+	struct srv_waiter *w;
+	struct timeval tv;
+
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		return -ENOMEM;
+	w->h = h;
+	w->req = rq->req;
+	w->since = since;
+	w->limit = limit;
+	if ((w->timer = evtimer_new(h->base, srv_http_waiter_timeout_cb,
+	    w)) == NULL) {
+		free(w);
+		return -ENOMEM;
+	}
+	tv.tv_sec = wait;
+	tv.tv_usec = 0;
+	if (evtimer_add(w->timer, &tv) < 0) {
+		event_free(w->timer);
+		free(w);
+		return -ENOMEM;
+	}
+	TAILQ_INSERT_TAIL(&h->waiters, w, entry);
+	h->nwaiters++;
+	log_debug("changes: long-poll waiting since=%" PRId64 " for %d s "
+	    "(%d waiting)", since, wait, h->nwaiters);
+	return 0;
+}
+
+static void
+srv_http_changes(struct srv_req *rq)
+{
+	struct srv_http *h = rq->h;
+	struct srv_param p[] = {
+		{ "since", 0, INT64_MAX, 0, false },
+		{ "limit", 1, SRV_HTTP_LIMIT_MAX, SRV_HTTP_CHANGES_LIMIT,
+		    false },
+		{ "wait", 0, h->cfg.max_wait, 0, false },
+	};
+	json_t *obj = NULL;
+	int r;
+
+	if (srv_http_params(rq, p, 3) < 0)
+		return;
+	if ((r = srv_http_changes_json(h, p[0].value, (int)p[1].value,
+	    &obj)) < 0) {
+		log_err("cannot read the change log: %s (%s)", strerror(-r),
+		    srv_db_errmsg(h->db));
+		srv_http_error(rq, 503, "storage error");
+		return;
+	}
+	if (r == 0 && p[2].value > 0 && !h->shutting_down) {
+		json_decref(obj);
+		if (h->nwaiters >= h->cfg.max_waiters) {
+			srv_http_error(rq, 429, "too many waiting requests "
+			    "(%d); retry later", h->nwaiters);
+			return;
+		}
+		if (srv_http_wait(rq, p[0].value, (int)p[1].value,
+		    (int)p[2].value) < 0)
+			srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	srv_http_reply(rq->req, 200, obj);
+}
+
+/* --- GET /v1/docs/{collection}/{id}[/history] --- */
+
+static void
+srv_http_doc(struct srv_req *rq, const char *collection, const char *id)
+{
+	struct srv_doc d;
+	json_t *obj, *body;
+	int r;
+
+	if (srv_http_params(rq, NULL, 0) < 0)
+		return;
+	memset(&d, 0, sizeof d);
+	if ((r = srv_db_doc_get(rq->h->db, collection, id, &d)) < 0) {
+		log_err("cannot read %s/%s: %s (%s)", collection, id,
+		    strerror(-r), srv_db_errmsg(rq->h->db));
+		srv_http_error(rq, 503, "storage error");
+		return;
+	}
+	if (d.version == 0) {
+		srv_http_error(rq, 404, "no such document");
+		goto out;
+	}
+	obj = json_pack("{s:I, s:b}", "version", (json_int_t)d.version,
+	    "deleted", d.deleted);
+	if (obj != NULL && !d.deleted) {
+		body = json_loads(d.body != NULL ? d.body : "",
+		    JSON_REJECT_DUPLICATES, NULL);
+		if (body == NULL || json_object_set_new(obj, "body", body)
+		    != 0) {
+			json_decref(obj);
+			obj = NULL;
+		}
+	}
+	srv_http_reply(rq->req, 200, obj);
+out:
+	srv_doc_clear(&d);
+}
+
+struct srv_history_ctx {
+	struct srv_keys	*keys;
+	json_t		*entries;
+	size_t		 bytes;
+	int64_t		 last;
+	int		 n;
+	int		 limit;
+	bool		 more;
+};
+
+static int
+srv_http_history_cb(const struct srv_change_row *row, void *arg)
+{
+	struct srv_history_ctx *c = arg;
+	const char *name;
+	json_t *entry, *record;
+	char change[KEYS_PUB_B64_LEN + 32];
+
+	if (c->n == c->limit || (c->n > 0 &&
+	    c->bytes + row->record_len > SRV_HTTP_REPLY_BUDGET)) {
+		c->more = true;
+		return SRV_HTTP_STOP;
+	}
+	/* The record as stored, byte for byte: verifiable offline. */
+	if ((record = json_stringn(row->record, row->record_len)) == NULL)
+		return -EIO;
+	snprintf(change, sizeof change, "%s:%" PRId64, row->device, row->dseq);
+	name = srv_keys_name(c->keys, row->device);
+	entry = json_pack("{s:I, s:s, s:s, s:o, s:I, s:s, s:o, s:s, s:I}",
+	    "version", (json_int_t)row->version, "change", change,
+	    "device", row->device,
+	    "device_name", name != NULL ? json_string(name) : json_null(),
+	    "ts", (json_int_t)row->ts, "op", row->op, "record", record,
+	    "sig", row->sig, "seq", (json_int_t)row->seq);
+	if (entry == NULL || json_array_append_new(c->entries, entry) != 0)
+		return -ENOMEM;
+	c->bytes += row->record_len;
+	c->last = row->version;
+	c->n++;
+	return 0;
+}
+
+static void
+srv_http_history(struct srv_req *rq, const char *collection, const char *id)
+{
+	struct srv_param p[] = {
+		{ "after", 0, INT64_MAX, 0, false },
+		{ "limit", 1, SRV_HTTP_LIMIT_MAX, SRV_HTTP_LIMIT_MAX, false },
+	};
+	struct srv_history_ctx c;
+	json_t *obj;
+	int r;
+
+	if (srv_http_params(rq, p, 2) < 0)
+		return;
+	memset(&c, 0, sizeof c);
+	c.keys = rq->h->keys;
+	c.limit = (int)p[1].value;
+	if ((c.entries = json_array()) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	r = srv_db_history(rq->h->db, collection, id, p[0].value, c.limit + 1,
+	    srv_http_history_cb, &c);
+	if (r < 0 && r != SRV_HTTP_STOP) {
+		log_err("cannot read the history of %s/%s: %s (%s)", collection,
+		    id, strerror(-r), srv_db_errmsg(rq->h->db));
+		json_decref(c.entries);
+		srv_http_error(rq, 503, "storage error");
+		return;
+	}
+	if (c.n == 0 && p[0].value == 0) {
+		json_decref(c.entries);
+		srv_http_error(rq, 404, "no such document");
+		return;
+	}
+	obj = json_pack("{s:o}", "entries", c.entries);
+	if (obj != NULL && c.more &&
+	    json_object_set_new(obj, "next", json_integer(c.last)) != 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	srv_http_reply(rq->req, 200, obj);
+}
+
+/*
+ * Split the path after /v1/docs/ into "{collection}/{id}[/history]",
+ * check the method and the names, and hand over (or answer the error).
+ */
+static void
+srv_http_docs(struct srv_req *rq)
+{
+	char *buf, *collection, *id, *rest;
+	const char *why;
+	bool history = false;
+
+	if ((buf = strdup(rq->path + strlen(SRV_HTTP_DOCS_PREFIX))) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	collection = buf;
+	if ((id = strchr(collection, '/')) == NULL) {
+		srv_http_error(rq, 404, "no such endpoint");
+		goto out;
+	}
+	*id++ = '\0';
+	if ((rest = strchr(id, '/')) != NULL) {
+		*rest++ = '\0';
+		if (strcmp(rest, "history") != 0) {
+			srv_http_error(rq, 404, "no such endpoint");
+			goto out;
+		}
+		history = true;
+	}
+	if (rq->cmd != EVHTTP_REQ_GET && rq->cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(rq->req),
+		    "Allow", "GET, HEAD");
+		srv_http_error(rq, 405, "method not allowed (use GET)");
+		goto out;
+	}
+	if (names_check_collection(collection, &why) < 0) {
+		srv_http_error(rq, 400, "collection %s", why);
+		goto out;
+	}
+	if (names_check_id(id, &why) < 0) {
+		srv_http_error(rq, 400, "id %s", why);
+		goto out;
+	}
+	if (history)
+		srv_http_history(rq, collection, id);
+	else
+		srv_http_doc(rq, collection, id);
+out:
+	free(buf);
+}
+
+/* --- dispatch --- */
+
+static bool
+srv_http_method_is(struct srv_req *rq, const char *allowed)
+{
+	bool ok;
+
+	if (strcmp(allowed, "GET") == 0)
+		ok = rq->cmd == EVHTTP_REQ_GET || rq->cmd == EVHTTP_REQ_HEAD;
+	else
+		ok = rq->cmd == EVHTTP_REQ_POST;
+	if (!ok) {
+		evhttp_add_header(evhttp_request_get_output_headers(rq->req),
+		    "Allow", strcmp(allowed, "GET") == 0 ? "GET, HEAD" :
+		    allowed);
+		srv_http_error(rq, 405, "method not allowed (use %s)",
+		    allowed);
+	}
+	return ok;
+}
+
+static void
+srv_http_handle(struct srv_http *h, struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri;
+	struct evbuffer *in;
+	struct srv_req rq;
+
+	memset(&rq, 0, sizeof rq);
+	rq.h = h;
+	rq.req = req;
+	rq.cmd = evhttp_request_get_command(req);
+	rq.method = srv_http_method_name(rq.cmd);
+	rq.target = evhttp_request_get_uri(req);
+	if (rq.method == NULL || rq.target == NULL ||
+	    (uri = evhttp_request_get_evhttp_uri(req)) == NULL) {
+		srv_http_error(&rq, 400, "malformed request");
+		return;
+	}
+	rq.path = evhttp_uri_get_path(uri);
+	rq.query = evhttp_uri_get_query(uri);
+	in = evhttp_request_get_input_buffer(req);
+	rq.len = evbuffer_get_length(in);
+	if (rq.len > 0 && (rq.body = evbuffer_pullup(in, -1)) == NULL) {
+		srv_http_error(&rq, 500, "out of memory");
+		return;
+	}
+	if (srv_http_authenticate(&rq) < 0)
+		return;
+	log_debug("%s %.200s from %s", rq.method, rq.target, rq.key);
+	if (rq.path == NULL)
+		srv_http_error(&rq, 404, "no such endpoint");
+	else if (strcmp(rq.path, "/v1/info") == 0) {
+		if (srv_http_method_is(&rq, "GET"))
+			srv_http_info(&rq);
+	} else if (strcmp(rq.path, "/v1/push") == 0) {
+		if (srv_http_method_is(&rq, "POST"))
+			srv_http_push(&rq);
+	} else if (strcmp(rq.path, "/v1/changes") == 0) {
+		if (srv_http_method_is(&rq, "GET"))
+			srv_http_changes(&rq);
+	} else if (strncmp(rq.path, SRV_HTTP_DOCS_PREFIX,
+	    strlen(SRV_HTTP_DOCS_PREFIX)) == 0)
+		srv_http_docs(&rq);
+	else
+		srv_http_error(&rq, 404, "no such endpoint");
+}
+
+static void
+srv_http_request_cb(struct evhttp_request *req, void *arg)
+{
+	srv_http_handle(arg, req);
+}
+
+/* --- life cycle --- */
+
+int
+srv_http_new(struct event_base *base, struct srv_db *db,
+    const struct srv_http_config *cfg, struct srv_http **ret)
+{
+	struct srv_http *h;
+	int r;
+
+	if ((h = calloc(1, sizeof *h)) == NULL)
+		return -ENOMEM;
+	h->base = base;
+	h->db = db;
+	h->cfg = *cfg;
+	if (h->cfg.max_waiters <= 0)
+		h->cfg.max_waiters = SRV_HTTP_MAX_WAITERS;
+	if (h->cfg.max_wait <= 0)
+		h->cfg.max_wait = SRV_HTTP_MAX_WAIT;
+	TAILQ_INIT(&h->waiters);
+	if ((r = srv_keys_empty(&h->keys)) < 0)
+		goto fail;
+	if ((h->http = evhttp_new(base)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	evhttp_set_max_body_size(h->http, SRV_HTTP_BODY_MAX);
+	evhttp_set_max_headers_size(h->http, SRV_HTTP_HEADERS_MAX);
+	evhttp_set_timeout(h->http, SRV_HTTP_TIMEOUT);
+	/* Let every method through, so a wrong one gets our JSON 405. */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(h->http, srv_http_request_cb, h);
+	*ret = h;
+	return 0;
+fail:
+	srv_http_free(h);
+	return r;
+}
+
+int
+srv_http_listen(struct srv_http *h, const char *addr, int port,
+    int *ret_port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	evutil_socket_t fd;
+
+	if (port < 0 || port > 65535)
+		return -EINVAL;
+	errno = 0;
+	h->bound = evhttp_bind_socket_with_handle(h->http, addr,
+	    (ev_uint16_t)port);
+	if (h->bound == NULL)
+		return errno != 0 ? -errno : -EADDRNOTAVAIL;
+	fd = evhttp_bound_socket_get_fd(h->bound);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		return -errno;
+	if (ss.ss_family == AF_INET)
+		*ret_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		*ret_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		*ret_port = port;
+	return 0;
+}
+
+void
+srv_http_set_keys(struct srv_http *h, struct srv_keys *ks)
+{
+	srv_keys_free(h->keys);
+	h->keys = ks;
+}
+
+void
+srv_http_shutdown(struct srv_http *h)
+{
+	h->shutting_down = true;
+	if (h->bound != NULL) {
+		evhttp_del_accept_socket(h->http, h->bound);
+		h->bound = NULL;
+	}
+	while (!TAILQ_EMPTY(&h->waiters))
+		srv_http_waiter_answer(TAILQ_FIRST(&h->waiters));
+}
+
+void
+srv_http_free(struct srv_http *h)
+{
+	if (h == NULL)
+		return;
+	h->shutting_down = true;
+	while (!TAILQ_EMPTY(&h->waiters))
+		srv_http_waiter_answer(TAILQ_FIRST(&h->waiters));
+	if (h->http != NULL)
+		evhttp_free(h->http);
+	srv_keys_free(h->keys);
+	free(h->seen);
+	free(h);
+}

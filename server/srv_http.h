@@ -1,0 +1,75 @@
+/*
+ * srv_http: ferry-server's HTTP front (evhttp): authentication, routing,
+ * limits and long-polls for remote protocol v1 (DESIGN "Remote protocol
+ * v1").
+ *
+ * Every request is authenticated before anything else (auth.h); a request
+ * that fails gets 401 with a JSON error and reveals nothing, not even
+ * whether its path exists.  Then:
+ *   GET  /v1/info                          server, protocol, time, head
+ *   POST /v1/push                          one transaction per batch
+ *   GET  /v1/changes?since&limit&wait      change log, long-poll
+ *   GET  /v1/docs/{collection}/{id}        current state, 404 if none
+ *   GET  /v1/docs/{collection}/{id}/history?after&limit   signed records
+ * Unknown paths get 404, other methods 405 (HEAD is accepted wherever GET
+ * is); every answer is a compact JSON object.
+ *
+ * Bounds: request bodies over SRV_HTTP_BODY_MAX are refused by evhttp with
+ * 413 before they are read into memory; a push of more than
+ * SRV_PUSH_MAX_CHANGES changes gets 413; headers are capped at 64 KiB; at
+ * most max_waiters long-polls wait at once (429 beyond); a reply of the
+ * change log or of a history stops at about SRV_HTTP_REPLY_BUDGET bytes of
+ * records (and at limit entries), so the client pages on.
+ *
+ * A push is answered only after its COMMIT; then every long-poll waiting
+ * for something older than the new head is answered.  A long-poll whose
+ * client went away is only noticed when it is answered (evhttp reads
+ * nothing while a request is in hand); its slot is held until then, at most
+ * max_wait seconds.
+ *
+ * Runs on the caller's event_base; never blocks beyond one short SQLite
+ * statement or transaction.  Logs requests at debug level and refusals at
+ * info level.
+ */
+#ifndef FERRY_SRV_HTTP_H
+#define FERRY_SRV_HTTP_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "srv_db.h"
+#include "srv_keys.h"
+
+#define SRV_HTTP_BODY_MAX	(16 * 1024 * 1024)
+#define SRV_HTTP_REPLY_BUDGET	(8 * 1024 * 1024)
+#define SRV_HTTP_MAX_WAIT	60	/* seconds a long-poll may wait */
+#define SRV_HTTP_MAX_WAITERS	512
+
+struct srv_http_config {
+	bool	open;		/* accept any well-formed key */
+	int	max_waiters;	/* concurrent long-polls */
+	int	max_wait;	/* cap on ?wait=, seconds */
+};
+
+struct srv_http;
+
+/* A server on base using db (both borrowed).  0, -ENOMEM. */
+int	srv_http_new(struct event_base *base, struct srv_db *db,
+	    const struct srv_http_config *cfg, struct srv_http **ret);
+/*
+ * Listen on addr:port (port 0: any free one).  *ret_port gets the port
+ * actually bound.  0 or -errno.
+ */
+int	srv_http_listen(struct srv_http *h, const char *addr, int port,
+	    int *ret_port);
+/* Use ks (ownership moves here) from now on; the old set is freed. */
+void	srv_http_set_keys(struct srv_http *h, struct srv_keys *ks);
+/*
+ * Stop accepting connections and answer every waiting long-poll with
+ * what there is now.  Requests already being read are still served.
+ */
+void	srv_http_shutdown(struct srv_http *h);
+void	srv_http_free(struct srv_http *h);
+
+#endif

@@ -1,0 +1,205 @@
+# server-lib.sh: what ferry-server's end-to-end tests (t1xxx-server-*.sh)
+# share, on top of test-lib.sh (which it sources: a script sources only
+# this file).
+#
+# server_start NAME [ARGS...] starts ferry-server with its data directory
+# in $TEST_DIR/NAME/data, its log in $TEST_DIR/NAME/ferry-server.log and
+# --debug, on 127.0.0.1 and a port of its own: 20000 + 10 * the script's
+# number + the NAME's index (t1003 -> 30030..30039; below the kernel's
+# ephemeral range, apart from test-lib's test_port range), kept across
+# restarts of NAME.  Readiness is the "ready: listening on" log line, polled
+# with a bound.  Keys live in $TEST_DIR/keys/KEY (srvclient makes them).
+#
+# Requests go through tests/tools/srvclient, whose output is the status
+# code on the first line and the body after it:
+#     req SERVER KEY [SRVCLIENT-OPTIONS] METHOD PATH [BODYFILE] >out
+#     item KEY OP COLLECTION ID BASE SEQ [BODY]    one signed push item
+#     push SERVER KEY ITEM... >out                 POST /v1/push of items
+# and the server's whole visible state (change log with bodies, and head)
+# is `server_state SERVER KEY >file`, compared before and after a refused
+# request to show it changed nothing.
+
+. "$(dirname "$0")/test-lib.sh"
+
+FERRY_SERVER=$FERRY_BUILD_DIR/ferry-server
+SRVCLIENT=$FERRY_BUILD_DIR/tests/tools/srvclient
+
+for _bin in "$FERRY_SERVER" "$SRVCLIENT"; do
+	[ -x "$_bin" ] || skip_all "$_bin is not built (run make check)"
+done
+
+server_nports=0
+
+# On failure, show the servers' logs too.
+test_dump_logs() {
+	for _log in "$TEST_DIR"/*/ferryd.log "$TEST_DIR"/*/ferry-server.log; do
+		[ -f "$_log" ] || continue
+		echo "--- last lines of $_log:"
+		tail -n 25 "$_log"
+	done
+}
+
+server_log() {
+	echo "$TEST_DIR/$1/ferry-server.log"
+}
+
+server_datadir() {
+	echo "$TEST_DIR/$1/data"
+}
+
+server_pid() {
+	eval "echo \"\${server_pid_$1:-}\""
+}
+
+# server_port NAME: NAME's port (assigned at its first start).
+server_port() {
+	eval "_p=\${server_port_$1:-}"
+	if [ -z "$_p" ]; then
+		_num=$(echo "$TEST_NAME" | sed -n 's/^t0*\([0-9][0-9]*\).*/\1/p')
+		_p=$(( 20000 + ${_num:-0} * 10 + server_nports ))
+		server_nports=$((server_nports + 1))
+		eval "server_port_$1=$_p"
+	fi
+	echo "$_p"
+}
+
+server_url() {
+	echo "http://127.0.0.1:$(server_port "$1")"
+}
+
+server_running() {
+	_pid=$(server_pid "$1")
+	if [ -z "$_pid" ] || ! test_pid_ours "$_pid"; then
+		echo "ferry-server $1 (pid ${_pid:-none}) is not running"
+		return 1
+	fi
+	return 0
+}
+
+# server_start NAME [ARGS...]: ARGS come after the defaults and override
+# them.  Earlier logs of NAME are kept in ferry-server.log.old.
+server_start() {
+	_name=$1
+	shift
+	case $_name in
+	*[!A-Za-z0-9_]*|"")
+		echo "server_start: bad name '$_name'"
+		return 1
+		;;
+	esac
+	mkdir -p "$TEST_DIR/$_name"
+	_log=$(server_log "$_name")
+	# Empty the log here, not in the child: until the child runs, the
+	# previous run's ready line would satisfy the wait below.
+	[ -f "$_log" ] && cat "$_log" >>"$_log.old"
+	: >"$_log"
+	server_port "$_name" >/dev/null	# assigns it in this shell
+	_port=$(server_port "$_name")
+	"$FERRY_SERVER" --data-dir "$(server_datadir "$_name")" \
+	    --listen "127.0.0.1:$_port" --debug "$@" </dev/null >"$_log" 2>&1 &
+	_pid=$!
+	test_track "$_pid"
+	eval "server_pid_$_name=$_pid"
+	if ! test_wait_log "$_log" "ready: listening on 127.0.0.1:$_port" \
+	    "$_pid"; then
+		echo "ferry-server $_name did not become ready; its log:"
+		cat "$_log"
+		return 1
+	fi
+	return 0
+}
+
+# server_stop NAME: SIGTERM; succeeds only if it exited 0 within the bound.
+server_stop() {
+	_pid=$(server_pid "$1")
+	server_running "$1" || return 1
+	kill -TERM "$_pid" || return 1
+	test_wait_exit "$_pid" || return 1
+	eval "server_pid_$1="
+	if [ "$test_exit_status" != 0 ]; then
+		echo "ferry-server $1 exited with status $test_exit_status"
+		return 1
+	fi
+	return 0
+}
+
+server_kill9() {
+	_pid=$(server_pid "$1")
+	server_running "$1" || return 1
+	kill -KILL "$_pid" || return 1
+	test_wait_exit "$_pid"
+	eval "server_pid_$1="
+	return 0
+}
+
+# key_of KEY: the public key of $TEST_DIR/keys/KEY (made if missing).
+key_of() {
+	"$SRVCLIENT" --key-dir "$TEST_DIR/keys/$1" key
+}
+
+# server_allow NAME KEY [DEVICE-NAME]: add KEY to NAME's keys file (the
+# server must be sent SIGHUP if it runs).
+server_allow() {
+	_k=$(key_of "$2") || return 1
+	if [ $# -ge 3 ]; then
+		"$FERRY_SERVER" --data-dir "$(server_datadir "$1")" allow "$_k" "$3"
+	else
+		"$FERRY_SERVER" --data-dir "$(server_datadir "$1")" allow "$_k"
+	fi
+}
+
+# req SERVER KEY [SRVCLIENT-OPTIONS] METHOD PATH [BODYFILE]
+req() {
+	_url=$(server_url "$1")
+	_kd=$TEST_DIR/keys/$2
+	shift 2
+	"$SRVCLIENT" --key-dir "$_kd" --url "$_url" "$@"
+}
+
+# item KEY OP COLLECTION ID BASE SEQ [BODY]: one signed push item.
+item() {
+	_kd=$TEST_DIR/keys/$1
+	shift
+	"$SRVCLIENT" --key-dir "$_kd" change "$@"
+}
+
+# push SERVER KEY ITEM...: POST {"changes":[ITEM,...]} as KEY.
+push() {
+	_srv=$1
+	_key=$2
+	shift 2
+	{
+		printf '{"changes":['
+		_sep=""
+		for _it in "$@"; do
+			printf '%s%s' "$_sep" "$_it"
+			_sep=","
+		done
+		printf ']}'
+	} >"$TEST_DIR/.push.json"
+	req "$_srv" "$_key" POST /v1/push "$TEST_DIR/.push.json"
+}
+
+# status_is CODE FILE: the reply in FILE has status CODE.
+status_is() {
+	_got=$(head -n 1 "$2")
+	if [ "$_got" != "$1" ]; then
+		echo "expected status $1, got:"
+		cat "$2"
+		return 1
+	fi
+	return 0
+}
+
+# server_state SERVER KEY: everything the server shows (its change log
+# with bodies, and its head), for before/after comparisons.
+server_state() {
+	req "$1" "$2" GET '/v1/changes?since=0&limit=1000' >"$TEST_DIR/.state" &&
+	status_is 200 "$TEST_DIR/.state" >&2 &&
+	cat "$TEST_DIR/.state"
+}
+
+# server_head SERVER KEY: the server's head seq.
+server_head() {
+	server_state "$1" "$2" | json_int head
+}

@@ -1,0 +1,117 @@
+#!/bin/sh
+# Hostile and broken bodies.  Promise: the server never stops for bad
+# input and never half-applies it: malformed or truncated JSON, duplicate
+# keys, invalid UTF-8, absurd nesting or the wrong shape get 400 with a
+# reason; a body over 16 MiB or a push of more than 1000 changes gets 413;
+# unknown query parameters get 400; and after each the server's state is
+# exactly what it was and it still answers.
+
+. "$(dirname "$0")/server-lib.sh"
+
+test_expect_success 'setup' '
+	server_allow s alice &&
+	server_start s &&
+	push s alice "$(item alice put notes keep 0 1 "{\"k\":1}")" >out &&
+	test_grep "\"status\":\"applied\"" out &&
+	server_state s alice >before
+'
+
+# bad CODE FILE [PATTERN]: POST FILE to /v1/push, expect CODE and a JSON
+# error (matching PATTERN), and no change of state.
+bad() {
+	req s alice POST /v1/push "$2" >out &&
+	status_is "$1" out &&
+	test_grep "^{\"error\":\"${3:-}" out &&
+	server_state s alice >after &&
+	test_cmp before after
+}
+
+test_expect_success 'malformed JSON: 400' '
+	printf "{\"changes\":[" >b.json &&
+	bad 400 b.json "malformed JSON: " &&
+	printf "not json" >b.json &&
+	bad 400 b.json "malformed JSON: " &&
+	: >b.json &&
+	bad 400 b.json "malformed JSON: "
+'
+
+test_expect_success 'a truncated push body: 400, nothing applied' '
+	it=$(item alice put notes t1 0 2 "{\"t\":\"truncated\"}") &&
+	printf "{\"changes\":[%s]}" "$it" >full.json &&
+	size=$(wc -c <full.json) &&
+	head -c $((size - 2)) full.json >b.json &&
+	bad 400 b.json "malformed JSON: " &&
+	head -c $((size / 2)) full.json >b.json &&
+	bad 400 b.json "malformed JSON: "
+'
+
+test_expect_success 'duplicate keys, invalid UTF-8, deep nesting: 400' '
+	printf "{\"changes\":[],\"changes\":[]}" >b.json &&
+	bad 400 b.json "malformed JSON: duplicate" &&
+	printf "{\"changes\":[],\"x\":\"\\377\"}" >b.json &&
+	bad 400 b.json "malformed JSON: " &&
+	{ head -c 100000 /dev/zero | tr "\\0" "["; } >b.json &&
+	bad 400 b.json "malformed JSON: "
+'
+
+test_expect_success 'the wrong shape: 400' '
+	printf "[]" >b.json && bad 400 b.json "the body must be" &&
+	printf "{}" >b.json && bad 400 b.json "the body must be" &&
+	printf "{\"changes\":{}}" >b.json && bad 400 b.json "the body must be" &&
+	printf "{\"changes\":null}" >b.json && bad 400 b.json "the body must be"
+'
+
+test_expect_success 'a body over 16 MiB: 413, and the server goes on' '
+	{ printf "{\"changes\":[],\"pad\":\"" &&
+	  head -c 16777216 /dev/zero | tr "\\0" x && printf "\"}"; } >big.json &&
+	req s alice POST /v1/push big.json >out &&
+	status_is 413 out &&
+	server_state s alice >after &&
+	test_cmp before after
+'
+
+test_expect_success '1001 changes in one push: 413; 1000 are fine' '
+	it=$(item alice put notes many 0 3 "{}") &&
+	{
+		printf "{\"changes\":[%s" "$it" &&
+		i=1 && while [ $i -lt 1001 ]; do
+			printf ",%s" "$it"; i=$((i + 1))
+		done &&
+		printf "]}"
+	} >b.json &&
+	bad 413 b.json "too many changes in one push (1001; at most 1000)" &&
+	{
+		printf "{\"changes\":[%s" "$it" &&
+		i=1 && while [ $i -lt 1000 ]; do
+			printf ",%s" "$it"; i=$((i + 1))
+		done &&
+		printf "]}"
+	} >ok.json &&
+	req s alice POST /v1/push ok.json >out &&
+	status_is 200 out &&
+	test "$(grep -o "\"status\":\"applied\"" out | wc -l)" = 1 &&
+	test "$(grep -o "\"status\":\"duplicate\"" out | wc -l)" = 999 &&
+	server_state s alice >before
+'
+
+test_expect_success 'unknown or malformed query parameters: 400' '
+	printf "{\"changes\":[]}" >e.json &&
+	req s alice POST "/v1/push?x=1" e.json >out &&
+	status_is 400 out && test_grep "unknown query parameter" out &&
+	req s alice GET "/v1/info?verbose=1" >out &&
+	status_is 400 out &&
+	req s alice GET "/v1/docs/notes/keep?x" >out &&
+	status_is 400 out &&
+	server_state s alice >after &&
+	test_cmp before after
+'
+
+test_expect_success 'the server is still up and answering' '
+	server_running s &&
+	req s alice GET /v1/info >out &&
+	status_is 200 out &&
+	req s alice GET /v1/docs/notes/keep >out &&
+	test_grep "^{\"body\":{\"k\":1},\"deleted\":false,\"version\":1}\$" out
+'
+
+test_done
