@@ -765,10 +765,12 @@ store_changes_since(struct store *s, int64_t since, int limit,
 		c.rev = sqlite3_column_int64(st, 3);
 		c.origin = (enum store_origin)sqlite3_column_int(st, 4);
 		c.version = sqlite3_column_int64(st, 5);
-		c.deleted = sqlite3_column_int(st, 6) != 0;
-		/* The body is only the change's own if nothing came after. */
-		if (sqlite3_column_int64(st, 7) == c.rev)
+		/* Body and tombstone flag are the change's own only if
+		 * nothing came after it. */
+		if (sqlite3_column_int64(st, 7) == c.rev) {
+			c.deleted = sqlite3_column_int(st, 6) != 0;
 			c.body = (const char *)sqlite3_column_text(st, 8);
+		}
 		if ((r = cb(&c, arg)) < 0)
 			goto out;
 		n++;

@@ -125,8 +125,9 @@ int	store_list(struct store *s, const char *collection, const char *after,
 
 /*
  * Walk the change log from seq > since, at most limit entries, in seq order,
- * on the reader connection.  The body is the document's current body when
- * the change is still its latest, else NULL.  Returns the number of entries
+ * on the reader connection.  The body (and deleted) are the document's
+ * current ones when the change is still its latest; for a superseded
+ * change body is NULL and deleted false.  Returns the number of entries
  * given to cb, or -errno.
  */
 typedef int (*store_change_cb)(const struct store_change *c, void *arg);
