@@ -26,6 +26,7 @@
 #include "patch.h"
 #include "util.h"
 #include "watch.h"
+#include "sync.h"
 #include "writer.h"
 
 #define LIST_DEFAULT	100
@@ -49,6 +50,7 @@ struct control {
 	struct store		*st;
 	struct watch		*watch;
 	struct writer		*writer;
+	struct sync		*sync;		/* NULL: no remote */
 	struct event		*status_ev;
 	char			*device;
 	char			*device_name;
@@ -301,6 +303,11 @@ control_batch_done(struct writer_batch *b, void *arg)
 		fail = json_pack("{s:s}", "reason", b->reason);
 	for (i = 0; i < b->n; i++) {
 		op = &b->ops[i];
+		if (op->call == NULL) {
+			/* The sync engine's: it answers itself. */
+			op->done(op, b->err);
+			continue;
+		}
 		if (b->err != 0)
 			vl_error(op->call, "io.ferry.WriteFailed", fail);
 		else if (op->error != NULL)
@@ -315,6 +322,8 @@ control_batch_done(struct writer_batch *b, void *arg)
 	if (b->err == 0) {
 		watch_notify(c->watch, &b->events, b->head);
 		status_changed(c);
+		if (c->sync != NULL && b->events.n > 0)
+			sync_kick(c->sync);
 	}
 	control_run_held(c);
 }
@@ -678,28 +687,34 @@ static json_t *
 status_json(struct control *c)
 {
 	struct store_counts n;
+	int64_t now = util_now_ms(), last = 0;
+	const char *state = "unconfigured", *err = NULL;
 	json_t *s;
-	int64_t now = util_now_ms();
 
 	if (store_counts(c->st, &n) < 0)
 		memset(&n, 0, sizeof n);
-	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:n,s:s?,s:I,s:s,s:I,s:i}",
-	    "state", c->remote == NULL ? "unconfigured" : "paused",
+	if (c->sync != NULL) {
+		state = sync_state(c->sync);
+		err = sync_last_error(c->sync);
+		last = sync_last_ok_ms(c->sync);
+	}
+	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
+	    "state", state,
 	    "remote", c->remote,
 	    "device", c->device,
 	    "device_name", c->device_name,
 	    "pending", (json_int_t)n.pending,
 	    "conflicts", (json_int_t)n.conflicts,
 	    "rejected", (json_int_t)n.rejected,
-	    "last_sync_ms",
-	    "last_error", c->remote == NULL ? NULL :
-	    "this ferryd does not sync yet; changes stay in the outbox",
+	    "last_error", err,
 	    "docs", (json_int_t)n.docs,
 	    "version", FERRY_VERSION,
 	    "seq", (json_int_t)n.head_seq,
 	    "watchers", watch_count(c->watch));
 	if (s == NULL)
 		return NULL;
+	json_object_set_new(s, "last_sync_ms", last > 0 ? json_integer(last) :
+	    json_null());
 	json_object_set_new(s, "oldest_pending_ms", n.oldest_pending_ms > 0 ?
 	    json_integer(now - n.oldest_pending_ms) : json_null());
 	return s;
@@ -769,6 +784,48 @@ handle_status(struct control *c, struct vl_call *call, json_t *params)
 	} else
 		vl_reply(call, p, false);
 	json_decref(p);
+}
+
+/* --- Sync --- */
+
+static void
+control_sync_reply(void *arg, struct vl_call *call)
+{
+	struct control *c = arg;
+	json_t *s, *p;
+
+	if ((s = status_json(c)) == NULL) {
+		reply_store_error(c, call);
+		return;
+	}
+	p = json_pack("{s:o}", "status", s);
+	vl_reply(call, p, false);
+	json_decref(p);
+}
+
+static void
+control_sync_changed(void *arg)
+{
+	status_changed(arg);
+}
+
+static void
+handle_sync(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *v, *p;
+
+	v = json_object_get(params, "wait");
+	if (v != NULL && !json_is_boolean(v) && !json_is_null(v)) {
+		reply_invalid(call, "wait", "must be a boolean");
+		return;
+	}
+	if (c->sync == NULL) {
+		p = json_pack("{s:s}", "reason", "no remote is configured");
+		vl_error(call, "io.ferry.Offline", p);
+		json_decref(p);
+		return;
+	}
+	sync_request(c->sync, call, json_is_true(v));
 }
 
 /* --- org.varlink.service --- */
@@ -860,6 +917,7 @@ static const char *const p_delete[] = { "collection", "id", "if_rev", NULL };
 static const char *const p_list[] = { "collection", "after", "limit", NULL };
 static const char *const p_watch[] = { "collections", "since", NULL };
 static const char *const p_none[] = { NULL };
+static const char *const p_sync[] = { "wait", NULL };
 static const char *const p_iface[] = { "interface", NULL };
 
 static const struct method methods[] = {
@@ -870,6 +928,7 @@ static const struct method methods[] = {
 	{ "io.ferry.List", handle_list, false, p_list },
 	{ "io.ferry.Watch", handle_watch, false, p_watch },
 	{ "io.ferry.Status", handle_status, false, p_none },
+	{ "io.ferry.Sync", handle_sync, false, p_sync },
 	{ "org.varlink.service.GetInfo", handle_get_info, false, p_none },
 	{ "org.varlink.service.GetInterfaceDescription", handle_get_iface,
 	    false, p_iface },
@@ -951,7 +1010,7 @@ control_set_info(struct control *c, const struct control_info *info)
 {
 	char *device, *name, *remote;
 
-	if (dup_or_null(info->device, &device) < 0)
+	if (dup_or_null(info->keys->pub_b64, &device) < 0)
 		return -ENOMEM;
 	if (dup_or_null(info->device_name, &name) < 0) {
 		free(device);
@@ -995,6 +1054,16 @@ control_new(struct event_base *base, struct store *st,
 		control_free(c);
 		return r;
 	}
+	if (c->remote != NULL) {
+		struct sync_config sc = { c->remote, info->backoff_max };
+
+		if ((r = sync_new(base, st, c->writer, info->keys, &sc,
+		    control_sync_changed, control_sync_reply, c,
+		    &c->sync)) < 0) {
+			control_free(c);
+			return r;
+		}
+	}
 	*ret = c;
 	return 0;
 }
@@ -1008,7 +1077,7 @@ control_status_line(struct control *c)
 	if (store_counts(c->st, &n) < 0)
 		memset(&n, 0, sizeof n);
 	if (asprintf(&line, "%s; %" PRId64 " docs, %" PRId64 " pending, %d "
-	    "watchers", c->remote == NULL ? "unconfigured" : "paused",
+	    "watchers", c->sync == NULL ? "unconfigured" : sync_state(c->sync),
 	    n.docs, n.pending, watch_count(c->watch)) < 0)
 		return NULL;
 	return line;
@@ -1021,8 +1090,10 @@ control_free(struct control *c)
 
 	if (c == NULL)
 		return;
+	sync_stop(c->sync);
 	if (c->writer != NULL)
 		control_flush(c);
+	sync_free(c->sync);
 	writer_free(c->writer);
 	for (i = 0; i < c->status_subs.n; i++) {
 		vl_call_set_cancel(c->status_subs.v[i], NULL, NULL);

@@ -28,9 +28,10 @@
 struct control;
 
 struct control_info {
-	const char	*device;	/* public key, base64url */
+	const struct keys *keys;	/* the device key (borrowed) */
 	const char	*device_name;
 	const char	*remote;	/* NULL: unconfigured */
+	int		 backoff_max;	/* seconds */
 };
 
 int	control_new(struct event_base *base, struct store *st,

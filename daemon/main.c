@@ -259,9 +259,10 @@ listen_socket(struct daemon *d)
 static void
 control_info_from(struct daemon *d, struct control_info *ci)
 {
-	ci->device = d->keys->pub_b64;
+	ci->keys = d->keys;
 	ci->device_name = d->cfg.device_name;
 	ci->remote = d->cfg.remote_url;
+	ci->backoff_max = d->cfg.backoff_max;
 }
 
 static void
@@ -285,7 +286,15 @@ reload(struct daemon *d)
 	if (!d->activated && strcmp(nc.socket_path, d->cfg.socket_path) != 0)
 		log_warn("socket changed to %s: takes effect at restart",
 		    nc.socket_path);
-	/* Keep the paths in use; take everything else. */
+	if ((nc.remote_url == NULL) != (d->cfg.remote_url == NULL) ||
+	    (nc.remote_url != NULL &&
+	    strcmp(nc.remote_url, d->cfg.remote_url) != 0))
+		log_warn("remote changed to %s: takes effect at restart",
+		    nc.remote_url != NULL ? nc.remote_url : "(none)");
+	/* Keep the paths and the remote in use; take everything else. */
+	free(nc.remote_url);
+	nc.remote_url = d->cfg.remote_url;
+	d->cfg.remote_url = NULL;
 	free(nc.data_dir);
 	nc.data_dir = d->cfg.data_dir;
 	d->cfg.data_dir = NULL;
@@ -434,9 +443,7 @@ run(struct daemon *d)
 		}
 	}
 	if (d->cfg.remote_url != NULL && *d->cfg.remote_url != '\0')
-		log_warn("remote %s is configured, but this ferryd does not "
-		    "sync yet: changes stay in the local outbox",
-		    d->cfg.remote_url);
+		log_notice("syncing with %s", d->cfg.remote_url);
 	log_notice("ready: socket %s, replica %s, device %s",
 	    d->activated ? "(activated)" : d->cfg.socket_path, path,
 	    d->keys->pub_b64);

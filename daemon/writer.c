@@ -196,7 +196,8 @@ writer_add(struct writer *w, struct vl_call *call, writer_run_fn run,
 	op->call = call;
 	op->run = run;
 	op->arg = arg;
-	*ret_gen = b->gen;
+	if (ret_gen != NULL)
+		*ret_gen = b->gen;
 	return op;
 }
 

@@ -35,10 +35,14 @@ struct writer_batch;
 struct writer_op;
 
 typedef void (*writer_run_fn)(struct writer_batch *b, struct writer_op *op);
+/* For an internal op (no call): run on the loop thread once its batch is
+ * done; err is the batch's (0: committed). */
+typedef void (*writer_op_done_fn)(struct writer_op *op, int err);
 
 struct writer_op {
 	struct vl_call	*call;		/* NULL for internal ops */
 	writer_run_fn	 run;
+	writer_op_done_fn done;		/* internal ops only */
 	void		*arg;		/* the op's input, owned by its maker */
 	/* Result, set by run: an error name and params, or reply text. */
 	const char	*error;
@@ -67,7 +71,8 @@ int	writer_new(struct event_base *base, struct store *st,
 	    writer_done_fn done, void *arg, struct writer **ret);
 /*
  * Add an op to the collecting batch; returns it (its result fields zero) or
- * NULL when out of memory.  *ret_gen is the batch's generation.
+ * NULL when out of memory.  *ret_gen (may be NULL) is the batch's
+ * generation.  The op stays valid until the next writer_add.
  */
 struct writer_op *writer_add(struct writer *w, struct vl_call *call,
 	    writer_run_fn run, void *arg, uint64_t *ret_gen);

@@ -38,12 +38,24 @@ enum {
 	ST_OLDEST_R,
 	ST_META_GET,
 	ST_META_SET,
+	ST_OUTBOX_SENDABLE,
+	ST_OUTBOX_SET_RECORD,
+	ST_OUTBOX_DELETE,
+	ST_OUTBOX_REJECT,
+	ST_DOC_SYNCED,
+	ST_DOC_CONFLICTED,
+	ST_CONFLICT_ADD,
+	ST_CONFLICT_OPEN,
+	ST_CONFLICT_THEIRS,
+	ST_DOC_REMOTE,
 	ST_COUNT
 };
 
 struct store_delta {
 	int64_t	docs;
 	int64_t	pending;
+	int64_t	conflicts;
+	int64_t	rejected;
 };
 
 /*
@@ -118,6 +130,7 @@ static const char *store_migrations[] = {
 	"CREATE UNIQUE INDEX outbox_unsent ON outbox(collection, id)"
 	"  WHERE record IS NULL;"
 	"CREATE INDEX outbox_state ON outbox(state, seq);"
+	"CREATE INDEX outbox_doc ON outbox(collection, id);"
 	"CREATE TABLE changes ("
 	"  seq INTEGER PRIMARY KEY,"
 	"  collection TEXT NOT NULL,"
@@ -193,6 +206,59 @@ static const struct {
 	[ST_META_SET] = { 0,
 	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
 	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value" },
+	/*
+	 * What the pusher may send: intents of documents that wait for no
+	 * conflict, at most one per document (one already made into a record
+	 * and not yet answered goes first; a newer intent waits for it).
+	 * Records already made are re-sent first, in the order of their
+	 * device seq, then new ones in outbox order.
+	 */
+	[ST_OUTBOX_SENDABLE] = { 0,
+	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
+	    " d.deleted, d.body FROM outbox o JOIN docs d"
+	    " ON d.collection = o.collection AND d.id = o.id"
+	    " WHERE o.state = 'queued' AND d.conflicted = 0 AND"
+	    " (o.record IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox o2"
+	    "  WHERE o2.collection = o.collection AND o2.id = o.id"
+	    "  AND o2.state = 'queued' AND o2.record IS NOT NULL))"
+	    " ORDER BY o.record IS NULL, o.change_seq, o.seq LIMIT ?1" },
+	[ST_OUTBOX_SET_RECORD] = { 0,
+	    "UPDATE outbox SET record = ?2, sig = ?3, change_seq = ?4"
+	    " WHERE seq = ?1" },
+	[ST_OUTBOX_DELETE] = { 0, "DELETE FROM outbox WHERE seq = ?1" },
+	[ST_OUTBOX_REJECT] = { 0,
+	    "UPDATE outbox SET state = 'rejected', error = ?2 WHERE seq = ?1" },
+	/* After a push: the server's version and the synced body; pending
+	 * stays while another intent for the document is queued. */
+	[ST_DOC_SYNCED] = { 0,
+	    "UPDATE docs SET version = max(version, ?3), base_body = ?4,"
+	    " base_deleted = ?5, pending = EXISTS (SELECT 1 FROM outbox o"
+	    "  WHERE o.collection = ?1 AND o.id = ?2 AND o.state = 'queued')"
+	    " WHERE collection = ?1 AND id = ?2"
+	    " RETURNING pending" },
+	[ST_DOC_CONFLICTED] = { 0,
+	    "UPDATE docs SET conflicted = 1 WHERE collection = ?1 AND id = ?2"
+	    " RETURNING body, base_body, base_deleted, deleted" },
+	[ST_CONFLICT_ADD] = { 0,
+	    "INSERT INTO conflicts (collection, id, paths, base, mine, theirs,"
+	    " their_version, their_deleted, created_ms)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)" },
+	[ST_CONFLICT_OPEN] = { 0,
+	    "SELECT conflict_id FROM conflicts WHERE collection = ?1"
+	    " AND id = ?2 AND resolved_ms IS NULL" },
+	/* A newer state of theirs for a conflict already open. */
+	[ST_CONFLICT_THEIRS] = { 0,
+	    "UPDATE conflicts SET theirs = ?2, their_version = ?3,"
+	    " their_deleted = ?4 WHERE conflict_id = ?1 AND their_version < ?3" },
+	/* A remote change applied to a document with no local change. */
+	[ST_DOC_REMOTE] = { 0,
+	    "INSERT INTO docs (collection, id, rev, version, deleted, pending,"
+	    " body, base_body, base_deleted)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?5)"
+	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
+	    " version = excluded.version, deleted = excluded.deleted,"
+	    " body = excluded.body, base_body = excluded.body,"
+	    " base_deleted = excluded.deleted" },
 };
 
 const char *
@@ -325,7 +391,7 @@ store_load_counts(struct store *s)
 	    "SELECT count(*) FROM docs WHERE deleted = 0",
 	    &s->counts.docs)) < 0 ||
 	    (r = store_count_query(s,
-	    "SELECT count(*) FROM outbox WHERE state = 'queued'",
+	    "SELECT count(*) FROM docs WHERE pending = 1",
 	    &s->counts.pending)) < 0 ||
 	    (r = store_count_query(s,
 	    "SELECT count(*) FROM conflicts WHERE resolved_ms IS NULL",
@@ -561,6 +627,8 @@ store_commit(struct store *s)
 	pthread_mutex_lock(&s->counts_lock);
 	s->counts.docs += s->delta.docs;
 	s->counts.pending += s->delta.pending;
+	s->counts.conflicts += s->delta.conflicts;
+	s->counts.rejected += s->delta.rejected;
 	s->counts.head_seq = s->batch_head;
 	pthread_mutex_unlock(&s->counts_lock);
 	return 0;
@@ -861,4 +929,213 @@ store_integrity_check(struct store *s)
 		r = 0;
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* --- sync (writer thread) --- */
+
+int
+store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_SENDABLE];
+	struct store_intent in;
+	int rc, r, n = 0;
+
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&in, 0, sizeof in);
+		in.oseq = sqlite3_column_int64(st, 0);
+		in.collection = (const char *)sqlite3_column_text(st, 1);
+		in.id = (const char *)sqlite3_column_text(st, 2);
+		in.record = (const char *)sqlite3_column_text(st, 3);
+		in.record_len = (size_t)sqlite3_column_bytes(st, 3);
+		in.sig = (const char *)sqlite3_column_text(st, 4);
+		in.version = sqlite3_column_int64(st, 5);
+		in.deleted = sqlite3_column_int(st, 6) != 0;
+		in.body = (const char *)sqlite3_column_text(st, 7);
+		if ((r = cb(&in, arg)) < 0)
+			goto out;
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : store_fail(s, s->w, rc);
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_outbox_set_record(struct store *s, int64_t oseq, const char *record,
+    size_t len, const char *sig, int64_t change_seq)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_SET_RECORD];
+
+	sqlite3_bind_int64(st, 1, oseq);
+	sqlite3_bind_text(st, 2, record, (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sig, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, change_seq);
+	return store_step_done(s, st);
+}
+
+int
+store_push_applied(struct store *s, int64_t oseq, const char *collection,
+    const char *id, int64_t version, const char *body)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	st = s->st[ST_OUTBOX_DELETE];
+	sqlite3_bind_int64(st, 1, oseq);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	st = s->st[ST_DOC_SYNCED];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, version);
+	if (body != NULL)
+		sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_int(st, 5, body == NULL);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 0) == 0)
+			s->delta.pending--;
+		rc = sqlite3_step(st);
+	}
+	r = rc == SQLITE_DONE ? 0 : store_fail(s, s->w, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_push_rejected(struct store *s, int64_t oseq, const char *error)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_REJECT];
+	int r;
+
+	sqlite3_bind_int64(st, 1, oseq);
+	sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+	if ((r = store_step_done(s, st)) == 0)
+		s->delta.rejected++;
+	return r;
+}
+
+int
+store_conflict_add(struct store *s, int64_t oseq, const char *collection,
+    const char *id, const char *paths_json, int64_t their_version,
+    bool their_deleted, const char *theirs, int64_t now_ms)
+{
+	sqlite3_stmt *st;
+	char *mine = NULL, *base = NULL;
+	bool mine_deleted = false, base_deleted = false;
+	int64_t open_id;
+	int rc, r;
+
+	/* The record sent is obsolete: resolving makes a new one. */
+	if (oseq > 0) {
+		st = s->st[ST_OUTBOX_DELETE];
+		sqlite3_bind_int64(st, 1, oseq);
+		if ((r = store_step_done(s, st)) < 0)
+			return r;
+	}
+	/* One open conflict per document: a newer theirs updates it. */
+	st = s->st[ST_CONFLICT_OPEN];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	open_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, s->w, rc);
+	if (open_id > 0) {
+		st = s->st[ST_CONFLICT_THEIRS];
+		sqlite3_bind_int64(st, 1, open_id);
+		if (theirs != NULL && !their_deleted)
+			sqlite3_bind_text(st, 2, theirs, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int64(st, 3, their_version);
+		sqlite3_bind_int(st, 4, their_deleted);
+		return store_step_done(s, st);
+	}
+	st = s->st[ST_DOC_CONFLICTED];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		mine = store_col_strdup(st, 0);
+		base = store_col_strdup(st, 1);
+		base_deleted = sqlite3_column_int(st, 2) != 0;
+		mine_deleted = sqlite3_column_int(st, 3) != 0;
+		rc = sqlite3_step(st);
+	}
+	r = rc == SQLITE_DONE ? 0 : store_fail(s, s->w, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r < 0)
+		goto out;
+	st = s->st[ST_CONFLICT_ADD];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, paths_json, -1, SQLITE_STATIC);
+	if (base != NULL && !base_deleted)
+		sqlite3_bind_text(st, 4, base, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	if (mine != NULL && !mine_deleted)
+		sqlite3_bind_text(st, 5, mine, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	if (theirs != NULL && !their_deleted)
+		sqlite3_bind_text(st, 6, theirs, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int64(st, 7, their_version);
+	sqlite3_bind_int(st, 8, their_deleted);
+	sqlite3_bind_int64(st, 9, now_ms);
+	if ((r = store_step_done(s, st)) == 0)
+		s->delta.conflicts++;
+out:
+	free(mine);
+	free(base);
+	return r;
+}
+
+int
+store_apply_remote(struct store *s, const struct store_doc *cur,
+    const char *collection, const char *id, int64_t version, bool deleted,
+    const char *body, int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev)
+{
+	sqlite3_stmt *st;
+	int64_t rev = cur->rev + 1;
+	int r;
+
+	st = s->st[ST_DOC_REMOTE];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int64(st, 4, version);
+	sqlite3_bind_int(st, 5, deleted);
+	if (body != NULL && !deleted)
+		sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	st = s->st[ST_CHANGE_ADD];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int(st, 4, STORE_ORIGIN_REMOTE);
+	sqlite3_bind_int64(st, 5, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	s->delta.docs += (int)!deleted - (int)(cur->rev > 0 && !cur->deleted);
+	s->batch_head = sqlite3_last_insert_rowid(s->w);
+	*ret_seq = s->batch_head;
+	*ret_rev = rev;
+	return 0;
 }

@@ -144,6 +144,52 @@ int	store_counts(struct store *s, struct store_counts *ret);
 int	store_meta_get(struct store *s, const char *key, char **ret);
 int	store_meta_set(struct store *s, const char *key, const char *value);
 
+/* --- sync: all on the writer connection, inside a batch --- */
+
+/* One outbox intent the pusher may send, joined with its document. */
+struct store_intent {
+	int64_t		 oseq;		/* outbox row */
+	const char	*collection;
+	const char	*id;
+	const char	*record;	/* NULL until made; then sent as is */
+	size_t		 record_len;
+	const char	*sig;
+	int64_t		 version;	/* the document's server version */
+	bool		 deleted;
+	const char	*body;		/* the document's current body */
+};
+typedef int (*store_intent_cb)(const struct store_intent *in, void *arg);
+
+/* Walk up to limit sendable intents (see ST_OUTBOX_SENDABLE).  Returns the
+ * number given to cb or -errno. */
+int	store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
+	    void *arg);
+/* Keep the record made for an intent: from now on exactly these bytes are
+ * sent until a definitive answer. */
+int	store_outbox_set_record(struct store *s, int64_t oseq,
+	    const char *record, size_t len, const char *sig, int64_t change_seq);
+/* The server applied (or had applied) the intent's record at version;
+ * body is what it carried (NULL: a delete). */
+int	store_push_applied(struct store *s, int64_t oseq, const char *collection,
+	    const char *id, int64_t version, const char *body);
+/* The server refused the record for good: park the intent with why. */
+int	store_push_rejected(struct store *s, int64_t oseq, const char *error);
+/*
+ * Queue a conflict for a document: base and mine are taken from the
+ * replica, theirs is given (NULL or their_deleted for a deletion); the
+ * document becomes conflicted, so its push waits.  oseq > 0 drops that
+ * outbox row (its record is obsolete).
+ */
+int	store_conflict_add(struct store *s, int64_t oseq, const char *collection,
+	    const char *id, const char *paths_json, int64_t their_version,
+	    bool their_deleted, const char *theirs, int64_t now_ms);
+/* Apply a remote change to a document without local changes (cur as read
+ * on the writer, rev 0 if new): rev + 1, origin remote in the change log. */
+int	store_apply_remote(struct store *s, const struct store_doc *cur,
+	    const char *collection, const char *id, int64_t version,
+	    bool deleted, const char *body, int64_t now_ms, int64_t *ret_seq,
+	    int64_t *ret_rev);
+
 /* PRAGMA integrity_check on the writer: 0 if "ok", -EBADMSG otherwise. */
 int	store_integrity_check(struct store *s);
 

@@ -1,0 +1,1059 @@
+/*
+ * sync: pusher and puller; see sync.h.
+ *
+ * Loop-thread state: at most one push step (prepare op, request, apply op)
+ * and one pull step (request, apply op) are under way; `push_more` records
+ * a kick that came while a push step was busy.  A transient failure of
+ * either arms the one retry timer and marks the engine offline; success of
+ * either clears that.  The pull cursor is read once at start (an op) and
+ * then kept here, moving only when an apply op committed.
+ *
+ * Writer-thread state: the device seq lives in meta "device_seq" and is
+ * read and advanced inside the prepare op, in the same transaction that
+ * stores the records: a seq is never reused, even across crashes.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "backoff.h"
+#include "http.h"
+#include "log.h"
+#include "names.h"
+#include "record.h"
+#include "sync.h"
+#include "util.h"
+
+#define PUSH_BATCH	500	/* changes per push request */
+#define PULL_LIMIT	1000	/* changes per pull page */
+#define PULL_WAIT	30	/* seconds a long-poll may be held */
+#define PUSH_TIMEOUT_MS	60000L
+
+struct push_item {
+	int64_t	 oseq;
+	char	*collection;
+	char	*id;
+	char	*body;		/* the body the record carries; NULL: delete */
+};
+
+struct push_step {
+	struct sync		*sy;
+	struct push_item	*items;
+	size_t			 n;
+	json_t			*changes;	/* [{record, sig}] */
+	json_t			*results;	/* the server's answer */
+	int			 limit;
+};
+
+struct pull_step {
+	struct sync	*sy;
+	json_t		*changes;
+	int64_t		 last_seq;
+};
+
+struct waiter {
+	struct vl_call	*call;
+	uint64_t	 pull_round;	/* needs a caught-up pull of this round */
+};
+
+struct sync {
+	struct event_base	*base;
+	struct store		*st;
+	struct writer		*writer;
+	const struct keys	*keys;
+	struct http		*http;
+	char			*remote;
+	struct backoff		 backoff;
+	struct event		*retry_ev;
+	sync_changed_fn		 changed;
+	sync_reply_fn		 reply;
+	void			*arg;
+
+	bool			 started;	/* cursor loaded */
+	bool			 offline;
+	bool			 paused;
+	char			 last_error[512];
+	int64_t			 last_ok_ms;
+
+	bool			 stopping;
+	bool			 push_busy;
+	bool			 push_more;
+	struct push_step	*push_step;	/* while its request runs */
+	bool			 push_empty;	/* last prepare found nothing */
+	int			 push_limit;
+
+	struct http_req		*pull_req;
+	bool			 pull_busy;	/* request or apply under way */
+	bool			 pull_waiting;	/* the request is a long-poll */
+	int64_t			 cursor;
+	uint64_t		 pull_round;	/* rounds started */
+	uint64_t		 caught_round;	/* last round that caught up */
+
+	struct waiter		*waiters;
+	size_t			 nwaiters;
+	size_t			 capwaiters;
+};
+
+static void push_start(struct sync *sy);
+static void pull_start(struct sync *sy, int wait);
+static void waiters_check(struct sync *sy);
+
+/* --- helpers --- */
+
+static void
+sync_notify(struct sync *sy)
+{
+	sy->changed(sy->arg);
+}
+
+static void
+sync_error(struct sync *sy, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+sync_error(struct sync *sy, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (strcmp(buf, sy->last_error) != 0)
+		log_warn("sync: %s", buf);
+	snprintf(sy->last_error, sizeof sy->last_error, "%s", buf);
+}
+
+/* A transient failure: offline, retry everything after a backoff. */
+static void
+sync_transient(struct sync *sy)
+{
+	struct timeval tv;
+	int64_t ms;
+	size_t i;
+
+	sy->offline = true;
+	if (!evtimer_pending(sy->retry_ev, NULL)) {
+		ms = backoff_next(&sy->backoff);
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		evtimer_add(sy->retry_ev, &tv);
+		log_debug("sync: retry in %" PRId64 " ms", ms);
+	}
+	/* Sync(wait) callers learn at once that the remote is away. */
+	for (i = 0; i < sy->nwaiters; i++) {
+		json_t *p = json_pack("{s:s}", "reason", sy->last_error);
+
+		vl_error(sy->waiters[i].call, "io.ferry.Offline", p);
+		json_decref(p);
+	}
+	sy->nwaiters = 0;
+	sync_notify(sy);
+}
+
+static void
+sync_ok(struct sync *sy)
+{
+	bool was = sy->offline || sy->last_error[0] != '\0';
+
+	sy->offline = false;
+	sy->last_ok_ms = util_now_ms();
+	sy->last_error[0] = '\0';
+	backoff_reset(&sy->backoff);
+	if (was)
+		log_notice("sync: connected to %s", sy->remote);
+}
+
+/* A definitive refusal: stop until Sync or reload. */
+static void
+sync_pause(struct sync *sy)
+{
+	sy->paused = true;
+	sync_notify(sy);
+}
+
+static void
+sync_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sync *sy = arg;
+
+	push_start(sy);
+	if (!sy->pull_busy)
+		pull_start(sy, 0);
+}
+
+/* Start a signed request to the remote. */
+static int
+sync_http(struct sync *sy, const char *method, const char *path_query,
+    const char *body, size_t len, long timeout_ms, http_done_fn cb,
+    void *arg, struct http_req **ret)
+{
+	const char *headers[3];
+	char *auth = NULL, *hdr = NULL, *url = NULL;
+	int r;
+
+	if ((r = auth_header_make(sy->keys, method, path_query, body, len,
+	    util_now_ms() / 1000, &auth)) < 0)
+		goto out;
+	if (asprintf(&hdr, "Authorization: %s", auth) < 0 ||
+	    asprintf(&url, "%s%s", sy->remote, path_query) < 0) {
+		hdr = url = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	headers[0] = hdr;
+	headers[1] = "Content-Type: application/json";
+	headers[2] = NULL;
+	r = http_start(sy->http, method, url, headers, body, len, timeout_ms,
+	    cb, arg, ret);
+out:
+	free(auth);
+	free(hdr);
+	free(url);
+	return r;
+}
+
+/* Classify an HTTP answer: 1 ok (200), 0 transient, -1 definitive. */
+static int
+sync_classify(struct sync *sy, const struct http_result *res,
+    const char *what)
+{
+	json_error_t jerr;
+	const char *why = NULL;
+	json_t *body;
+
+	if (res->err != 0) {
+		sync_error(sy, "%s: cannot reach %s: %s", what, sy->remote,
+		    res->errmsg);
+		return 0;
+	}
+	if (res->status == 200)
+		return 1;
+	body = json_loadb(res->body, res->len, 0, &jerr);
+	if (body != NULL)
+		why = json_string_value(json_object_get(body, "error"));
+	sync_error(sy, "%s: %s answered %ld%s%s", what, sy->remote,
+	    res->status, why != NULL ? ": " : "", why != NULL ? why : "");
+	json_decref(body);
+	if (res->status == 408 || res->status == 429 || res->status >= 500)
+		return 0;
+	return -1;
+}
+
+/* --- push --- */
+
+static void
+push_step_free(struct push_step *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n; i++) {
+		free(p->items[i].collection);
+		free(p->items[i].id);
+		free(p->items[i].body);
+	}
+	free(p->items);
+	json_decref(p->changes);
+	json_decref(p->results);
+	free(p);
+}
+
+struct prep_ctx {
+	struct push_step	*p;
+	struct writer_batch	*b;
+	const struct keys	*keys;
+	int64_t			 device_seq;
+	int			 err;
+	size_t			 cap;
+};
+
+/* The body a record carries, as stored text (NULL for a delete). */
+static char *
+record_body_text(const char *record, size_t len)
+{
+	json_error_t jerr;
+	json_t *r, *body;
+	char *text = NULL;
+
+	if ((r = json_loadb(record, len, 0, &jerr)) == NULL)
+		return NULL;
+	body = json_object_get(r, "body");
+	if (json_is_object(body))
+		text = json_dumps(body, JSON_COMPACT);
+	json_decref(r);
+	return text;
+}
+
+static int
+prep_one(const struct store_intent *in, void *arg)
+{
+	struct prep_ctx *c = arg;
+	struct push_item *it, *v;
+	json_error_t jerr;
+	json_t *body = NULL, *ch;
+	char *text = NULL, *sig = NULL;
+	size_t len;
+	int r;
+
+	if (c->p->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		if ((v = realloc(c->p->items, c->cap * sizeof *v)) == NULL)
+			return c->err = -ENOMEM;
+		c->p->items = v;
+	}
+	if (in->record != NULL) {
+		/* Made before: send exactly the same bytes again. */
+		if ((text = strndup(in->record, in->record_len)) == NULL ||
+		    (sig = strdup(in->sig)) == NULL) {
+			free(text);
+			return c->err = -ENOMEM;
+		}
+		len = in->record_len;
+	} else {
+		if (!in->deleted && (in->body == NULL ||
+		    (body = json_loads(in->body, 0, &jerr)) == NULL))
+			return c->err = -EBADMSG;
+		c->device_seq++;
+		r = record_make(c->keys, in->deleted ? "delete" : "put",
+		    in->version, in->collection, in->id, c->device_seq,
+		    util_now_ms(), body, &text, &len, &sig);
+		json_decref(body);
+		if (r < 0)
+			return c->err = r;
+		if ((r = store_outbox_set_record(c->b->st, in->oseq, text, len,
+		    sig, c->device_seq)) < 0) {
+			free(text);
+			free(sig);
+			return c->err = r;
+		}
+	}
+	it = &c->p->items[c->p->n];
+	memset(it, 0, sizeof *it);
+	it->oseq = in->oseq;
+	it->collection = strdup(in->collection);
+	it->id = strdup(in->id);
+	it->body = record_body_text(text, len);
+	ch = json_pack("{s:s%,s:s}", "record", text, len, "sig", sig);
+	free(text);
+	free(sig);
+	if (it->collection == NULL || it->id == NULL || ch == NULL ||
+	    json_array_append_new(c->p->changes, ch) < 0) {
+		free(it->collection);
+		free(it->id);
+		free(it->body);
+		return c->err = -ENOMEM;
+	}
+	c->p->n++;
+	return 0;
+}
+
+/* Writer thread: pick what to send, make and store new records. */
+static void
+push_prepare_run(struct writer_batch *b, struct writer_op *op)
+{
+	struct push_step *p = op->arg;
+	struct prep_ctx c;
+	char *v = NULL, buf[32];
+	int r;
+
+	memset(&c, 0, sizeof c);
+	c.p = p;
+	c.b = b;
+	c.keys = p->sy->keys;
+	if (store_meta_get(b->st, "device_seq", &v) == 0) {
+		c.device_seq = strtoll(v, NULL, 10);
+		free(v);
+	}
+	r = store_outbox_sendable(b->st, p->limit, prep_one, &c);
+	if (r < 0 || c.err < 0) {
+		writer_fail(b, c.err < 0 ? c.err : r,
+		    c.err == -EBADMSG ? "a stored body cannot be read" :
+		    store_errmsg(b->st));
+		return;
+	}
+	snprintf(buf, sizeof buf, "%" PRId64, c.device_seq);
+	if ((r = store_meta_set(b->st, "device_seq", buf)) < 0)
+		writer_fail(b, r, store_errmsg(b->st));
+}
+
+/* Writer thread: apply the server's answer to each change. */
+static void
+push_apply_run(struct writer_batch *b, struct writer_op *op)
+{
+	struct push_step *p = op->arg;
+	const char *status;
+	struct push_item *it;
+	json_t *res, *cur;
+	char *theirs;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < p->n && r == 0; i++) {
+		it = &p->items[i];
+		res = json_array_get(p->results, i);
+		status = json_string_value(json_object_get(res, "status"));
+		if (strcmp(status, "applied") == 0 ||
+		    strcmp(status, "duplicate") == 0) {
+			r = store_push_applied(b->st, it->oseq, it->collection,
+			    it->id, json_integer_value(json_object_get(res,
+			    "version")), it->body);
+		} else if (strcmp(status, "conflict") == 0) {
+			cur = json_object_get(res, "current");
+			theirs = json_is_object(json_object_get(cur, "body")) ?
+			    json_dumps(json_object_get(cur, "body"),
+			    JSON_COMPACT) : NULL;
+			r = store_conflict_add(b->st, it->oseq, it->collection,
+			    it->id, "[\"\"]", json_integer_value(
+			    json_object_get(cur, "version")),
+			    json_is_true(json_object_get(cur, "deleted")),
+			    theirs, util_now_ms());
+			free(theirs);
+		} else {
+			r = store_push_rejected(b->st, it->oseq,
+			    json_string_value(json_object_get(res, "error")));
+		}
+	}
+	if (r < 0)
+		writer_fail(b, r, store_errmsg(b->st));
+}
+
+/* Check the shape of a push answer before anything trusts it. */
+static const char *
+push_results_check(json_t *results, size_t n)
+{
+	const char *status;
+	json_t *res, *cur;
+	size_t i;
+
+	if (!json_is_array(results) || json_array_size(results) != n)
+		return "results do not match the changes sent";
+	json_array_foreach(results, i, res) {
+		status = json_string_value(json_object_get(res, "status"));
+		if (status == NULL)
+			return "a result has no status";
+		if (strcmp(status, "applied") == 0 ||
+		    strcmp(status, "duplicate") == 0) {
+			if (!json_is_integer(json_object_get(res, "version")) ||
+			    json_integer_value(json_object_get(res,
+			    "version")) < 1)
+				return "an applied result has no version";
+		} else if (strcmp(status, "conflict") == 0) {
+			cur = json_object_get(res, "current");
+			if (!json_is_object(cur) || !json_is_integer(
+			    json_object_get(cur, "version")))
+				return "a conflict result has no current state";
+		} else if (strcmp(status, "rejected") == 0) {
+			if (!json_is_string(json_object_get(res, "error")))
+				return "a rejected result has no error";
+		} else
+			return "a result has an unknown status";
+	}
+	return NULL;
+}
+
+static void
+push_applied_done(struct writer_op *op, int err)
+{
+	struct push_step *p = op->arg;
+	struct sync *sy = p->sy;
+
+	push_step_free(p);
+	sy->push_busy = false;
+	if (sy->stopping)
+		return;
+	if (err != 0) {
+		sync_error(sy, "push: cannot record the results");
+		sync_transient(sy);
+		return;
+	}
+	sync_notify(sy);
+	push_start(sy);		/* more may be waiting */
+}
+
+static void
+push_http_done(struct http_req *req, const struct http_result *res,
+    void *arg)
+{
+	struct push_step *p = arg;
+	struct sync *sy = p->sy;
+	struct writer_op *op;
+	json_error_t jerr;
+	const char *bad;
+	int k;
+
+	k = sync_classify(sy, res, "push");
+	if (k == 1) {
+		p->results = json_loadb(res->body, res->len,
+		    JSON_REJECT_DUPLICATES, &jerr);
+		bad = p->results == NULL ? jerr.text : push_results_check(
+		    json_object_get(p->results, "results"), p->n);
+		if (bad != NULL) {
+			sync_error(sy, "push: bad answer from %s: %s",
+			    sy->remote, bad);
+			k = 0;
+		}
+	}
+	if (k == -1 && res->status == 413 && p->limit > 1) {
+		/* Too large a batch: try again with half. */
+		sy->push_limit = p->limit / 2;
+		k = 0;
+		backoff_reset(&sy->backoff);
+	}
+	if (k != 1) {
+		sy->push_step = NULL;
+		push_step_free(p);
+		sy->push_busy = false;
+		if (k == 0)
+			sync_transient(sy);
+		else
+			sync_pause(sy);
+		return;
+	}
+	sync_ok(sy);
+	json_incref(json_object_get(p->results, "results"));
+	{
+		json_t *r = json_object_get(p->results, "results");
+
+		json_decref(p->results);
+		p->results = r;
+	}
+	sy->push_step = NULL;
+	if ((op = writer_add(sy->writer, NULL, push_apply_run, p,
+	    NULL)) == NULL) {
+		push_step_free(p);
+		sy->push_busy = false;
+		sync_error(sy, "push: out of memory");
+		sync_transient(sy);
+		return;
+	}
+	op->done = push_applied_done;
+}
+
+static void
+push_prepared_done(struct writer_op *op, int err)
+{
+	struct push_step *p = op->arg;
+	struct sync *sy = p->sy;
+	char *body;
+	json_t *o;
+	int r;
+
+	if (err != 0 || sy->stopping) {
+		push_step_free(p);
+		sy->push_busy = false;
+		if (sy->stopping)
+			return;
+		sync_error(sy, "push: cannot prepare changes");
+		sync_transient(sy);
+		return;
+	}
+	if (p->n == 0) {
+		push_step_free(p);
+		sy->push_busy = false;
+		sy->push_empty = true;
+		if (sy->push_more)
+			push_start(sy);
+		else
+			waiters_check(sy);
+		sync_notify(sy);
+		return;
+	}
+	sy->push_empty = false;
+	o = json_pack("{s:O}", "changes", p->changes);
+	body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	r = body != NULL ? sync_http(sy, "POST", "/v1/push", body,
+	    strlen(body), PUSH_TIMEOUT_MS, push_http_done, p, NULL) : -ENOMEM;
+	free(body);
+	if (r == 0)
+		sy->push_step = p;	/* owned by the request until it ends */
+	if (r < 0) {
+		push_step_free(p);
+		sy->push_busy = false;
+		sync_error(sy, "push: cannot start a request: %s",
+		    strerror(-r));
+		sync_transient(sy);
+		return;
+	}
+	sync_notify(sy);
+}
+
+static void
+push_start(struct sync *sy)
+{
+	struct writer_op *op;
+	struct push_step *p;
+
+	if (!sy->started || sy->paused || sy->stopping)
+		return;
+	if (sy->push_busy) {
+		sy->push_more = true;
+		return;
+	}
+	if (evtimer_pending(sy->retry_ev, NULL))
+		return;		/* the retry timer will start us */
+	sy->push_more = false;
+	if ((p = calloc(1, sizeof *p)) == NULL ||
+	    (p->changes = json_array()) == NULL) {
+		free(p);
+		return;
+	}
+	p->sy = sy;
+	p->limit = sy->push_limit;
+	if ((op = writer_add(sy->writer, NULL, push_prepare_run, p,
+	    NULL)) == NULL) {
+		push_step_free(p);
+		return;
+	}
+	op->done = push_prepared_done;
+	sy->push_busy = true;
+}
+
+/* --- pull --- */
+
+static void
+pull_step_free(struct pull_step *p)
+{
+	if (p == NULL)
+		return;
+	json_decref(p->changes);
+	free(p);
+}
+
+/* Is change id "<device>:<seq>" one of ours? */
+static bool
+change_is_ours(const struct sync *sy, const char *change)
+{
+	size_t n = strlen(sy->keys->pub_b64);
+
+	return change != NULL && strncmp(change, sy->keys->pub_b64, n) == 0 &&
+	    change[n] == ':';
+}
+
+/* Writer thread: apply one page of remote changes and the new cursor. */
+static void
+pull_apply_run(struct writer_batch *b, struct writer_op *op)
+{
+	struct pull_step *p = op->arg;
+	struct sync *sy = p->sy;
+	const char *collection, *id, *change;
+	struct store_doc cur;
+	int64_t version, seq, rev;
+	char *body, buf[32];
+	bool deleted;
+	json_t *ch;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(p->changes, i, ch) {
+		collection = json_string_value(json_object_get(ch,
+		    "collection"));
+		id = json_string_value(json_object_get(ch, "id"));
+		version = json_integer_value(json_object_get(ch, "version"));
+		deleted = json_is_true(json_object_get(ch, "deleted"));
+		change = json_string_value(json_object_get(ch, "change"));
+		memset(&cur, 0, sizeof cur);
+		r = store_doc_get(b->st, STORE_WRITER, collection, id, &cur);
+		if (r < 0 && r != -ENOENT)
+			break;
+		r = 0;
+		body = deleted ? NULL : json_dumps(json_object_get(ch, "body"),
+		    JSON_COMPACT);
+		if (version <= cur.version) {
+			/* Already have it (our own push, or a replay). */
+		} else if (cur.pending || cur.conflicted) {
+			/* Our own change coming back before its push answer
+			 * is not a conflict; anyone else's is (or updates
+			 * the conflict already open with a newer theirs). */
+			if (!change_is_ours(sy, change))
+				r = store_conflict_add(b->st, 0, collection,
+				    id, "[\"\"]", version, deleted, body,
+				    util_now_ms());
+		} else {
+			r = store_apply_remote(b->st, &cur, collection, id,
+			    version, deleted, body, util_now_ms(), &seq, &rev);
+			if (r == 0)
+				r = watch_events_add(&b->events, seq,
+				    collection, id, rev, version, deleted,
+				    STORE_ORIGIN_REMOTE, body);
+		}
+		free(body);
+		store_doc_clear(&cur);
+		if (r < 0)
+			break;
+	}
+	if (r == 0) {
+		snprintf(buf, sizeof buf, "%" PRId64, p->last_seq);
+		r = store_meta_set(b->st, "pull_cursor", buf);
+	}
+	if (r < 0)
+		writer_fail(b, r, store_errmsg(b->st));
+}
+
+/* Check every change of a page before any is applied. */
+static const char *
+pull_check(json_t *changes)
+{
+	const char *reason;
+	json_t *ch, *body;
+	size_t i;
+
+	if (!json_is_array(changes))
+		return "no changes array";
+	json_array_foreach(changes, i, ch) {
+		if (!json_is_string(json_object_get(ch, "collection")) ||
+		    names_check_collection(json_string_value(json_object_get(
+		    ch, "collection")), &reason) < 0 ||
+		    !json_is_string(json_object_get(ch, "id")) ||
+		    names_check_id(json_string_value(json_object_get(ch,
+		    "id")), &reason) < 0)
+			return "a change has a bad collection or id";
+		if (!json_is_integer(json_object_get(ch, "version")) ||
+		    json_integer_value(json_object_get(ch, "version")) < 1)
+			return "a change has no version";
+		body = json_object_get(ch, "body");
+		if (!json_is_true(json_object_get(ch, "deleted")) &&
+		    !json_is_object(body))
+			return "a change has no body";
+	}
+	return NULL;
+}
+
+static void
+pull_applied_done(struct writer_op *op, int err)
+{
+	struct pull_step *p = op->arg;
+	struct sync *sy = p->sy;
+	bool full = json_array_size(p->changes) >= PULL_LIMIT;
+
+	sy->pull_busy = false;
+	if (sy->stopping) {
+		pull_step_free(p);
+		return;
+	}
+	if (err != 0) {
+		pull_step_free(p);
+		sync_error(sy, "pull: cannot apply changes");
+		sync_transient(sy);
+		return;
+	}
+	sy->cursor = p->last_seq;
+	pull_step_free(p);
+	if (!full)
+		sy->caught_round = sy->pull_round;
+	waiters_check(sy);
+	sync_notify(sy);
+	pull_start(sy, full ? 0 : PULL_WAIT);
+}
+
+static void
+pull_http_done(struct http_req *req, const struct http_result *res,
+    void *arg)
+{
+	struct sync *sy = arg;
+	struct writer_op *op;
+	struct pull_step *p;
+	json_error_t jerr;
+	const char *bad = NULL;
+	json_t *o = NULL, *last;
+	int k;
+
+	sy->pull_req = NULL;
+	k = sync_classify(sy, res, "pull");
+	if (k == 1) {
+		o = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES,
+		    &jerr);
+		last = json_object_get(o, "last_seq");
+		bad = o == NULL ? jerr.text : !json_is_integer(last) ?
+		    "no last_seq" : pull_check(json_object_get(o, "changes"));
+		if (bad != NULL) {
+			sync_error(sy, "pull: bad answer from %s: %s",
+			    sy->remote, bad);
+			k = 0;
+		}
+	}
+	if (k != 1) {
+		json_decref(o);
+		sy->pull_busy = false;
+		if (k == 0)
+			sync_transient(sy);
+		else
+			sync_pause(sy);
+		return;
+	}
+	sync_ok(sy);
+	if ((p = calloc(1, sizeof *p)) == NULL) {
+		json_decref(o);
+		sy->pull_busy = false;
+		sync_transient(sy);
+		return;
+	}
+	p->sy = sy;
+	p->changes = json_incref(json_object_get(o, "changes"));
+	p->last_seq = json_integer_value(json_object_get(o, "last_seq"));
+	json_decref(o);
+	if (json_array_size(p->changes) == 0 && p->last_seq == sy->cursor) {
+		/* Nothing new: no transaction needed. */
+		pull_step_free(p);
+		sy->pull_busy = false;
+		sy->caught_round = sy->pull_round;
+		waiters_check(sy);
+		sync_notify(sy);
+		pull_start(sy, PULL_WAIT);
+		return;
+	}
+	if ((op = writer_add(sy->writer, NULL, pull_apply_run, p,
+	    NULL)) == NULL) {
+		pull_step_free(p);
+		sy->pull_busy = false;
+		sync_transient(sy);
+		return;
+	}
+	op->done = pull_applied_done;
+}
+
+static void
+pull_start(struct sync *sy, int wait)
+{
+	char path[128];
+	int r;
+
+	if (!sy->started || sy->paused || sy->pull_busy || sy->stopping)
+		return;
+	if (evtimer_pending(sy->retry_ev, NULL))
+		return;
+	snprintf(path, sizeof path, "/v1/changes?since=%" PRId64
+	    "&limit=%d&wait=%d", sy->cursor, PULL_LIMIT, wait);
+	r = sync_http(sy, "GET", path, NULL, 0, (wait + 15) * 1000L,
+	    pull_http_done, sy, &sy->pull_req);
+	if (r < 0) {
+		sync_error(sy, "pull: cannot start a request: %s",
+		    strerror(-r));
+		sync_transient(sy);
+		return;
+	}
+	sy->pull_busy = true;
+	sy->pull_waiting = wait > 0;
+	sy->pull_round++;
+}
+
+/* Replace a waiting long-poll by an immediate pull. */
+static void
+pull_now(struct sync *sy)
+{
+	if (sy->pull_req != NULL && sy->pull_waiting) {
+		http_cancel(sy->pull_req);
+		sy->pull_req = NULL;
+		sy->pull_busy = false;
+	}
+	if (!sy->pull_busy)
+		pull_start(sy, 0);
+}
+
+/* --- Sync(wait) --- */
+
+static void
+waiters_check(struct sync *sy)
+{
+	size_t i, j = 0;
+
+	if (sy->push_busy || !sy->push_empty || sy->push_more)
+		return;
+	for (i = 0; i < sy->nwaiters; i++) {
+		if (sy->caught_round >= sy->waiters[i].pull_round &&
+		    (!sy->pull_busy || sy->pull_waiting))
+			sy->reply(sy->arg, sy->waiters[i].call);
+		else
+			sy->waiters[j++] = sy->waiters[i];
+	}
+	sy->nwaiters = j;
+}
+
+void
+sync_request(struct sync *sy, struct vl_call *call, bool wait)
+{
+	struct waiter *v;
+
+	sy->paused = false;
+	if (evtimer_pending(sy->retry_ev, NULL)) {
+		/* The user asked: try now rather than at the backoff's end. */
+		evtimer_del(sy->retry_ev);
+	}
+	push_start(sy);
+	pull_now(sy);
+	if (wait) {
+		if (sy->nwaiters == sy->capwaiters) {
+			size_t cap = sy->capwaiters ? sy->capwaiters * 2 : 8;
+
+			if ((v = realloc(sy->waiters, cap * sizeof *v)) ==
+			    NULL) {
+				vl_error(call, "io.ferry.WriteFailed", NULL);
+				return;
+			}
+			sy->waiters = v;
+			sy->capwaiters = cap;
+		}
+		sy->waiters[sy->nwaiters].call = call;
+		sy->waiters[sy->nwaiters].pull_round = sy->pull_round;
+		sy->nwaiters++;
+		sync_notify(sy);
+		return;
+	}
+	sy->reply(sy->arg, call);
+}
+
+/* --- life cycle --- */
+
+struct cursor_load {
+	struct sync	*sy;
+	int64_t		 cursor;
+};
+
+static void
+cursor_load_run(struct writer_batch *b, struct writer_op *op)
+{
+	struct cursor_load *c = op->arg;
+	char *v = NULL;
+
+	if (store_meta_get(b->st, "pull_cursor", &v) == 0) {
+		c->cursor = strtoll(v, NULL, 10);
+		free(v);
+	}
+}
+
+static void
+cursor_load_done(struct writer_op *op, int err)
+{
+	struct cursor_load *c = op->arg;
+	struct sync *sy = c->sy;
+
+	sy->cursor = c->cursor;
+	free(c);
+	if (sy->stopping)
+		return;
+	if (err != 0) {
+		sync_error(sy, "cannot read the pull cursor");
+		sync_pause(sy);
+		return;
+	}
+	sy->started = true;
+	push_start(sy);
+	pull_start(sy, 0);
+}
+
+const char *
+sync_state(const struct sync *sy)
+{
+	if (sy->paused)
+		return "paused";
+	if (sy->offline)
+		return "offline";
+	if (sy->push_busy || (sy->pull_busy && !sy->pull_waiting) ||
+	    !sy->started)
+		return "syncing";
+	return "idle";
+}
+
+const char *
+sync_last_error(const struct sync *sy)
+{
+	return sy->last_error[0] != '\0' ? sy->last_error : NULL;
+}
+
+int64_t
+sync_last_ok_ms(const struct sync *sy)
+{
+	return sy->last_ok_ms;
+}
+
+void
+sync_kick(struct sync *sy)
+{
+	push_start(sy);
+}
+
+int
+sync_new(struct event_base *base, struct store *st, struct writer *writer,
+    const struct keys *keys, const struct sync_config *cfg,
+    sync_changed_fn changed, sync_reply_fn reply, void *arg,
+    struct sync **ret)
+{
+	struct cursor_load *c;
+	struct writer_op *op;
+	struct sync *sy;
+	size_t n;
+	int r;
+
+	if ((sy = calloc(1, sizeof *sy)) == NULL)
+		return -ENOMEM;
+	sy->base = base;
+	sy->st = st;
+	sy->writer = writer;
+	sy->keys = keys;
+	sy->changed = changed;
+	sy->reply = reply;
+	sy->arg = arg;
+	sy->push_limit = PUSH_BATCH;
+	backoff_init(&sy->backoff, 500, (int64_t)cfg->backoff_max * 1000);
+	if ((sy->remote = strdup(cfg->remote)) == NULL) {
+		free(sy);
+		return -ENOMEM;
+	}
+	n = strlen(sy->remote);
+	while (n > 0 && sy->remote[n - 1] == '/')
+		sy->remote[--n] = '\0';
+	sy->retry_ev = evtimer_new(base, sync_retry_cb, sy);
+	if (sy->retry_ev == NULL || (r = http_new(base, &sy->http)) < 0 ||
+	    (c = calloc(1, sizeof *c)) == NULL) {
+		sync_free(sy);
+		return -ENOMEM;
+	}
+	c->sy = sy;
+	if ((op = writer_add(writer, NULL, cursor_load_run, c, NULL)) == NULL) {
+		free(c);
+		sync_free(sy);
+		return -ENOMEM;
+	}
+	op->done = cursor_load_done;
+	*ret = sy;
+	return 0;
+}
+
+void
+sync_stop(struct sync *sy)
+{
+	size_t i;
+
+	if (sy == NULL)
+		return;
+	sy->stopping = true;
+	evtimer_del(sy->retry_ev);
+	for (i = 0; i < sy->nwaiters; i++)
+		vl_error(sy->waiters[i].call, "io.ferry.Offline", NULL);
+	sy->nwaiters = 0;
+}
+
+void
+sync_free(struct sync *sy)
+{
+	if (sy == NULL)
+		return;
+	sync_stop(sy);
+	free(sy->waiters);
+	/* Cancel the requests under way; their callbacks will not run, so
+	 * the push step a request owned is freed here. */
+	http_free(sy->http);
+	push_step_free(sy->push_step);
+	if (sy->retry_ev != NULL)
+		event_free(sy->retry_ev);
+	free(sy->remote);
+	free(sy);
+}
