@@ -786,6 +786,236 @@ handle_status(struct control *c, struct vl_call *call, json_t *params)
 	json_decref(p);
 }
 
+/* --- conflicts --- */
+
+/* A stored JSON text as a value (null when absent). */
+static json_t *
+text_value(const char *text)
+{
+	json_t *v = body_parse(text);
+
+	return v != NULL ? v : json_null();
+}
+
+static json_t *
+conflict_json(const struct store_conflict *cf)
+{
+	json_error_t jerr;
+	json_t *o, *paths;
+
+	paths = json_loads(cf->paths, 0, &jerr);
+	o = json_pack("{s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:I,s:b,s:I}",
+	    "conflict_id", (json_int_t)cf->conflict_id,
+	    "collection", cf->collection, "id", cf->id,
+	    "paths", paths != NULL ? paths : json_array(),
+	    "base", text_value(cf->base), "mine", text_value(cf->mine),
+	    "theirs", text_value(cf->theirs),
+	    "their_version", (json_int_t)cf->their_version,
+	    "their_deleted", cf->their_deleted,
+	    "created_ms", (json_int_t)cf->created_ms);
+	return o;
+}
+
+static int
+conflicts_one(const struct store_conflict *cf, void *arg)
+{
+	return json_array_append_new(arg, conflict_json(cf)) < 0 ? -ENOMEM : 0;
+}
+
+static void
+handle_conflicts(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *list, *p;
+
+	list = json_array();
+	if (store_conflicts_list(c->st, LIST_MAX, conflicts_one, list) < 0) {
+		json_decref(list);
+		reply_store_error(c, call);
+		return;
+	}
+	p = json_pack("{s:o}", "conflicts", list);
+	vl_reply(call, p, false);
+	json_decref(p);
+}
+
+static void
+reply_conflict_not_found(struct vl_call *call, int64_t id)
+{
+	json_t *p;
+
+	p = json_pack("{s:I}", "conflict_id", (json_int_t)id);
+	vl_error(call, "io.ferry.NotFound", p);
+	json_decref(p);
+}
+
+static void
+handle_get_conflict(struct control *c, struct vl_call *call, json_t *params)
+{
+	struct store_conflict cf;
+	int64_t id = 0;
+	json_t *p;
+	int r;
+
+	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
+	    &id)) <= 0) {
+		if (r == 0)
+			reply_invalid(call, "conflict_id", "missing");
+		return;
+	}
+	r = store_conflict_get(c->st, STORE_READER, id, &cf);
+	if (r == -ENOENT) {
+		reply_conflict_not_found(call, id);
+		return;
+	}
+	if (r < 0) {
+		reply_store_error(c, call);
+		return;
+	}
+	p = json_pack("{s:o}", "conflict", conflict_json(&cf));
+	store_conflict_clear(&cf);
+	vl_reply(call, p, false);
+	json_decref(p);
+}
+
+enum resolve_strategy {
+	RESOLVE_MINE,
+	RESOLVE_THEIRS,
+	RESOLVE_MERGED,
+};
+
+struct resolve_req {
+	int64_t			 conflict_id;
+	enum resolve_strategy	 strategy;
+	json_t			*body;		/* merged; borrowed */
+};
+
+/* Writer thread: apply a resolution as an ordinary change. */
+static void
+resolve_run(struct writer_batch *b, struct writer_op *op)
+{
+	struct resolve_req *rq = op->arg;
+	struct store_conflict cf;
+	struct store_doc cur, d;
+	const char *body = NULL;
+	char *merged = NULL;
+	int64_t seq, rev;
+	int r;
+
+	memset(&cur, 0, sizeof cur);
+	r = store_conflict_get(b->st, STORE_WRITER, rq->conflict_id, &cf);
+	if (r == -ENOENT) {
+		op_error(op, "io.ferry.NotFound", json_pack("{s:I}",
+		    "conflict_id", (json_int_t)rq->conflict_id));
+		return;
+	}
+	if (r < 0) {
+		writer_fail(b, r, store_errmsg(b->st));
+		return;
+	}
+	if ((r = store_doc_get(b->st, STORE_WRITER, cf.collection, cf.id,
+	    &cur)) < 0) {
+		writer_fail(b, r, store_errmsg(b->st));
+		goto out;
+	}
+	switch (rq->strategy) {
+	case RESOLVE_MINE:
+		body = cur.deleted ? NULL : cur.body;
+		break;
+	case RESOLVE_THEIRS:
+		body = cf.their_deleted ? NULL : cf.theirs;
+		break;
+	case RESOLVE_MERGED:
+		if ((merged = json_dumps(rq->body, JSON_COMPACT)) == NULL) {
+			writer_fail(b, -ENOMEM, "out of memory");
+			goto out;
+		}
+		body = merged;
+		break;
+	}
+	if ((r = store_resolve(b->st, &cf, &cur, body,
+	    rq->strategy != RESOLVE_THEIRS, util_now_ms(), &seq, &rev)) < 0) {
+		writer_fail(b, r, store_errmsg(b->st));
+		goto out;
+	}
+	d = cur;
+	d.rev = rev;
+	d.version = cf.their_version;
+	d.deleted = body == NULL;
+	d.pending = rq->strategy != RESOLVE_THEIRS;
+	d.conflicted = false;
+	if (watch_events_add(&b->events, seq, cf.collection, cf.id, rev,
+	    d.version, d.deleted, STORE_ORIGIN_RESOLVE, body) < 0 ||
+	    (op->text = doc_reply_text(&d, cf.collection, cf.id, body,
+	    &op->len)) == NULL)
+		writer_fail(b, -ENOMEM, "out of memory");
+out:
+	free(merged);
+	store_doc_clear(&cur);
+	store_conflict_clear(&cf);
+}
+
+static void
+handle_resolve(struct control *c, struct vl_call *call, json_t *params)
+{
+	struct resolve_req *rq;
+	const char *strategy;
+	json_t *body;
+	int64_t id = 0;
+	uint64_t gen;
+	int r;
+
+	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
+	    &id)) <= 0) {
+		if (r == 0)
+			reply_invalid(call, "conflict_id", "missing");
+		return;
+	}
+	strategy = json_string_value(json_object_get(params, "strategy"));
+	if (strategy == NULL) {
+		reply_invalid(call, "strategy",
+		    "must be \"mine\", \"theirs\" or \"merged\"");
+		return;
+	}
+	body = json_object_get(params, "body");
+	if (body != NULL && json_is_null(body))
+		body = NULL;
+	if ((rq = calloc(1, sizeof *rq)) == NULL) {
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	rq->conflict_id = id;
+	if (strcmp(strategy, "mine") == 0)
+		rq->strategy = RESOLVE_MINE;
+	else if (strcmp(strategy, "theirs") == 0)
+		rq->strategy = RESOLVE_THEIRS;
+	else if (strcmp(strategy, "merged") == 0)
+		rq->strategy = RESOLVE_MERGED;
+	else {
+		free(rq);
+		reply_invalid(call, "strategy",
+		    "must be \"mine\", \"theirs\" or \"merged\"");
+		return;
+	}
+	if (rq->strategy == RESOLVE_MERGED && !json_is_object(body)) {
+		free(rq);
+		reply_invalid(call, "body", "merged needs the body, a JSON "
+		    "object");
+		return;
+	}
+	if (rq->strategy != RESOLVE_MERGED && body != NULL) {
+		free(rq);
+		reply_invalid(call, "body", "only merged takes a body");
+		return;
+	}
+	rq->body = body;
+	if (writer_add(c->writer, call, resolve_run, rq, &gen) == NULL) {
+		free(rq);
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	*vl_call_conn_tag(call) = gen << 1;
+}
+
 /* --- Sync --- */
 
 static void
@@ -918,6 +1148,9 @@ static const char *const p_list[] = { "collection", "after", "limit", NULL };
 static const char *const p_watch[] = { "collections", "since", NULL };
 static const char *const p_none[] = { NULL };
 static const char *const p_sync[] = { "wait", NULL };
+static const char *const p_conflict[] = { "conflict_id", NULL };
+static const char *const p_resolve[] = { "conflict_id", "strategy", "body",
+	NULL };
 static const char *const p_iface[] = { "interface", NULL };
 
 static const struct method methods[] = {
@@ -929,6 +1162,9 @@ static const struct method methods[] = {
 	{ "io.ferry.Watch", handle_watch, false, p_watch },
 	{ "io.ferry.Status", handle_status, false, p_none },
 	{ "io.ferry.Sync", handle_sync, false, p_sync },
+	{ "io.ferry.Conflicts", handle_conflicts, false, p_none },
+	{ "io.ferry.GetConflict", handle_get_conflict, false, p_conflict },
+	{ "io.ferry.Resolve", handle_resolve, true, p_resolve },
 	{ "org.varlink.service.GetInfo", handle_get_info, false, p_none },
 	{ "org.varlink.service.GetInterfaceDescription", handle_get_iface,
 	    false, p_iface },

@@ -47,6 +47,12 @@ enum {
 	ST_CONFLICT_ADD,
 	ST_CONFLICT_OPEN,
 	ST_CONFLICT_THEIRS,
+	ST_CONFLICT_GET_W,
+	ST_CONFLICT_GET_R,
+	ST_CONFLICTS_R,
+	ST_CONFLICT_DONE,
+	ST_DOC_RESOLVE,
+	ST_OUTBOX_DROP_DOC,
 	ST_DOC_REMOTE,
 	ST_COUNT
 };
@@ -250,6 +256,23 @@ static const struct {
 	[ST_CONFLICT_THEIRS] = { 0,
 	    "UPDATE conflicts SET theirs = ?2, their_version = ?3,"
 	    " their_deleted = ?4 WHERE conflict_id = ?1 AND their_version < ?3" },
+#define CONFLICT_COLS "conflict_id, collection, id, paths, base, mine," \
+	" theirs, their_version, their_deleted, created_ms"
+	[ST_CONFLICT_GET_W] = { 0, "SELECT " CONFLICT_COLS " FROM conflicts"
+	    " WHERE conflict_id = ?1 AND resolved_ms IS NULL" },
+	[ST_CONFLICT_GET_R] = { 1, "SELECT " CONFLICT_COLS " FROM conflicts"
+	    " WHERE conflict_id = ?1 AND resolved_ms IS NULL" },
+	[ST_CONFLICTS_R] = { 1, "SELECT " CONFLICT_COLS " FROM conflicts"
+	    " WHERE resolved_ms IS NULL ORDER BY conflict_id LIMIT ?1" },
+	[ST_CONFLICT_DONE] = { 0, "UPDATE conflicts SET resolved_ms = ?2"
+	    " WHERE conflict_id = ?1" },
+	[ST_DOC_RESOLVE] = { 0,
+	    "UPDATE docs SET rev = ?3, body = ?4, deleted = ?5, version = ?6,"
+	    " base_body = ?7, base_deleted = ?8, conflicted = 0, pending = ?9"
+	    " WHERE collection = ?1 AND id = ?2" },
+	[ST_OUTBOX_DROP_DOC] = { 0,
+	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
+	    " AND state = 'queued'" },
 	/* A remote change applied to a document with no local change. */
 	[ST_DOC_REMOTE] = { 0,
 	    "INSERT INTO docs (collection, id, rev, version, deleted, pending,"
@@ -1134,6 +1157,156 @@ store_apply_remote(struct store *s, const struct store_doc *cur,
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 	s->delta.docs += (int)!deleted - (int)(cur->rev > 0 && !cur->deleted);
+	s->batch_head = sqlite3_last_insert_rowid(s->w);
+	*ret_seq = s->batch_head;
+	*ret_rev = rev;
+	return 0;
+}
+
+/* --- conflicts --- */
+
+void
+store_conflict_clear(struct store_conflict *c)
+{
+	if (c == NULL)
+		return;
+	free(c->collection);
+	free(c->id);
+	free(c->paths);
+	free(c->base);
+	free(c->mine);
+	free(c->theirs);
+	memset(c, 0, sizeof *c);
+}
+
+static int
+store_conflict_row(sqlite3_stmt *st, struct store_conflict *c)
+{
+	memset(c, 0, sizeof *c);
+	c->conflict_id = sqlite3_column_int64(st, 0);
+	c->collection = store_col_strdup(st, 1);
+	c->id = store_col_strdup(st, 2);
+	c->paths = store_col_strdup(st, 3);
+	c->base = store_col_strdup(st, 4);
+	c->mine = store_col_strdup(st, 5);
+	c->theirs = store_col_strdup(st, 6);
+	c->their_version = sqlite3_column_int64(st, 7);
+	c->their_deleted = sqlite3_column_int(st, 8) != 0;
+	c->created_ms = sqlite3_column_int64(st, 9);
+	if (c->collection == NULL || c->id == NULL || c->paths == NULL) {
+		store_conflict_clear(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int
+store_conflict_get(struct store *s, enum store_conn conn, int64_t conflict_id,
+    struct store_conflict *ret)
+{
+	sqlite3_stmt *st;
+	int rc, r;
+
+	st = s->st[conn == STORE_WRITER ? ST_CONFLICT_GET_W : ST_CONFLICT_GET_R];
+	sqlite3_bind_int64(st, 1, conflict_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = store_conflict_row(st, ret);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = store_fail(s, sqlite3_db_handle(st), rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_conflicts_list(struct store *s, int limit, store_conflict_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_CONFLICTS_R];
+	struct store_conflict c;
+	int rc, r = 0, n = 0;
+
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = store_conflict_row(st, &c)) < 0)
+			break;
+		r = cb(&c, arg);
+		store_conflict_clear(&c);
+		if (r < 0)
+			break;
+		n++;
+	}
+	if (r >= 0)
+		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? n :
+		    store_fail(s, s->r, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int
+store_resolve(struct store *s, const struct store_conflict *cf,
+    const struct store_doc *cur, const char *body, bool push, int64_t now_ms,
+    int64_t *ret_seq, int64_t *ret_rev)
+{
+	sqlite3_stmt *st;
+	int64_t rev = cur->rev + 1;
+	int r;
+
+	st = s->st[ST_CONFLICT_DONE];
+	sqlite3_bind_int64(st, 1, cf->conflict_id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	if (!push) {
+		/* Theirs: what was queued here is dropped, by choice. */
+		st = s->st[ST_OUTBOX_DROP_DOC];
+		sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+		if ((r = store_step_done(s, st)) < 0)
+			return r;
+	} else {
+		st = s->st[ST_OUTBOX_ADD];
+		sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, rev);
+		sqlite3_bind_int64(st, 4, now_ms);
+		if ((r = store_step_done(s, st)) < 0)
+			return r;
+	}
+	st = s->st[ST_DOC_RESOLVE];
+	sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	if (body != NULL)
+		sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_int(st, 5, body == NULL);
+	sqlite3_bind_int64(st, 6, cf->their_version);
+	if (cf->theirs != NULL && !cf->their_deleted)
+		sqlite3_bind_text(st, 7, cf->theirs, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
+	sqlite3_bind_int(st, 8, cf->their_deleted);
+	sqlite3_bind_int(st, 9, push);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	st = s->st[ST_CHANGE_ADD];
+	sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int(st, 4, STORE_ORIGIN_RESOLVE);
+	sqlite3_bind_int64(st, 5, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	s->delta.conflicts--;
+	s->delta.pending += (int)push - (int)cur->pending;
+	s->delta.docs += (int)(body != NULL) -
+	    (int)(cur->rev > 0 && !cur->deleted);
 	s->batch_head = sqlite3_last_insert_rowid(s->w);
 	*ret_seq = s->batch_head;
 	*ret_rev = rev;

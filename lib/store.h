@@ -190,6 +190,39 @@ int	store_apply_remote(struct store *s, const struct store_doc *cur,
 	    bool deleted, const char *body, int64_t now_ms, int64_t *ret_seq,
 	    int64_t *ret_rev);
 
+/* --- conflicts --- */
+
+struct store_conflict {
+	int64_t	 conflict_id;
+	char	*collection;
+	char	*id;
+	char	*paths;		/* JSON array of JSON Pointers */
+	char	*base;		/* JSON texts; NULL: absent or deleted */
+	char	*mine;
+	char	*theirs;
+	int64_t	 their_version;
+	bool	 their_deleted;
+	int64_t	 created_ms;
+};
+typedef int (*store_conflict_cb)(const struct store_conflict *c, void *arg);
+
+void	store_conflict_clear(struct store_conflict *c);
+/* An open conflict by id: 0, or -ENOENT (unknown or resolved). */
+int	store_conflict_get(struct store *s, enum store_conn conn,
+	    int64_t conflict_id, struct store_conflict *ret);
+/* Open conflicts in id order (reader).  Count given to cb, or -errno. */
+int	store_conflicts_list(struct store *s, int limit, store_conflict_cb cb,
+	    void *arg);
+/*
+ * Resolve cf (inside a batch): the document (cur as read on the writer)
+ * becomes body (NULL: a tombstone) at rev + 1 on top of their version;
+ * with push, an intent sends it (mine, merged); without, queued local
+ * intents are dropped (theirs).  Change-log origin "resolve".
+ */
+int	store_resolve(struct store *s, const struct store_conflict *cf,
+	    const struct store_doc *cur, const char *body, bool push,
+	    int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev);
+
 /* PRAGMA integrity_check on the writer: 0 if "ok", -EBADMSG otherwise. */
 int	store_integrity_check(struct store *s);
 
