@@ -38,6 +38,7 @@ enum {
 	ST_OLDEST_R,
 	ST_META_GET,
 	ST_META_SET,
+	ST_OUTBOX_INFLIGHT,
 	ST_OUTBOX_SENDABLE,
 	ST_OUTBOX_SET_RECORD,
 	ST_OUTBOX_DELETE,
@@ -135,8 +136,9 @@ static const char *store_migrations[] = {
 	");"
 	"CREATE UNIQUE INDEX outbox_unsent ON outbox(collection, id)"
 	"  WHERE record IS NULL;"
-	"CREATE INDEX outbox_state ON outbox(state, seq);"
 	"CREATE INDEX outbox_doc ON outbox(collection, id);"
+	"CREATE INDEX outbox_inflight ON outbox(change_seq)"
+	"  WHERE record IS NOT NULL AND state = 'queued';"
 	"CREATE TABLE changes ("
 	"  seq INTEGER PRIMARY KEY,"
 	"  collection TEXT NOT NULL,"
@@ -213,21 +215,28 @@ static const struct {
 	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
 	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value" },
 	/*
-	 * What the pusher may send: intents of documents that wait for no
-	 * conflict, at most one per document (one already made into a record
-	 * and not yet answered goes first; a newer intent waits for it).
-	 * Records already made are re-sent first, in the order of their
-	 * device seq, then new ones in outbox order.
+	 * What the pusher may send, in two parts so that neither sorts the
+	 * outbox: records already made and not yet answered, re-sent first in
+	 * the order of their device seq (a small partial index); then new
+	 * intents in outbox order, skipping documents that wait for a
+	 * conflict or have a record in flight (at most one change per
+	 * document in flight).
 	 */
+	[ST_OUTBOX_INFLIGHT] = { 0,
+	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
+	    " d.deleted, d.body FROM outbox o JOIN docs d"
+	    " ON d.collection = o.collection AND d.id = o.id"
+	    " WHERE o.record IS NOT NULL AND o.state = 'queued'"
+	    " AND d.conflicted = 0 ORDER BY o.change_seq LIMIT ?1" },
 	[ST_OUTBOX_SENDABLE] = { 0,
 	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
 	    " d.deleted, d.body FROM outbox o JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
-	    " WHERE o.state = 'queued' AND d.conflicted = 0 AND"
-	    " (o.record IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox o2"
+	    " WHERE o.record IS NULL AND o.state = 'queued'"
+	    " AND d.conflicted = 0 AND NOT EXISTS (SELECT 1 FROM outbox o2"
 	    "  WHERE o2.collection = o.collection AND o2.id = o.id"
-	    "  AND o2.state = 'queued' AND o2.record IS NOT NULL))"
-	    " ORDER BY o.record IS NULL, o.change_seq, o.seq LIMIT ?1" },
+	    "  AND o2.state = 'queued' AND o2.record IS NOT NULL)"
+	    " ORDER BY o.seq LIMIT ?1" },
 	[ST_OUTBOX_SET_RECORD] = { 0,
 	    "UPDATE outbox SET record = ?2, sig = ?3, change_seq = ?4"
 	    " WHERE seq = ?1" },
@@ -956,11 +965,10 @@ store_integrity_check(struct store *s)
 
 /* --- sync (writer thread) --- */
 
-int
-store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
-    void *arg)
+static int
+store_intents(struct store *s, sqlite3_stmt *st, int limit,
+    store_intent_cb cb, void *arg)
 {
-	sqlite3_stmt *st = s->st[ST_OUTBOX_SENDABLE];
 	struct store_intent in;
 	int rc, r, n = 0;
 
@@ -985,6 +993,22 @@ out:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return r;
+}
+
+int
+store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
+    void *arg)
+{
+	int n, m;
+
+	/* Records already made go first, then new intents. */
+	if ((n = store_intents(s, s->st[ST_OUTBOX_INFLIGHT], limit, cb,
+	    arg)) < 0 || n >= limit)
+		return n;
+	if ((m = store_intents(s, s->st[ST_OUTBOX_SENDABLE], limit - n, cb,
+	    arg)) < 0)
+		return m;
+	return n + m;
 }
 
 int
