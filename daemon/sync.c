@@ -665,8 +665,16 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		if (r < 0 && r != -ENOENT)
 			break;
 		r = 0;
-		body = deleted ? NULL : json_dumps(json_object_get(ch, "body"),
-		    JSON_COMPACT);
+		body = NULL;
+		if (version > cur.version && !deleted &&
+		    !((cur.pending || cur.conflicted) &&
+		    change_is_ours(sy, change)) &&
+		    (body = json_dumps(json_object_get(ch, "body"),
+		    JSON_COMPACT)) == NULL) {
+			r = -ENOMEM;
+			store_doc_clear(&cur);
+			break;
+		}
 		if (version <= cur.version) {
 			/* Already have it (our own push, or a replay). */
 		} else if (cur.pending || cur.conflicted) {
