@@ -929,6 +929,13 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 			writer_fail(b, -ENOMEM, "out of memory");
 			goto out;
 		}
+		if (strlen(merged) > DOC_BODY_MAX) {
+			op_error(op, "io.ferry.InvalidArgument",
+			    json_pack("{s:s,s:s}", "field", "body", "reason",
+			    "the document would exceed 8384512 bytes of "
+			    "JSON"));
+			goto out;
+		}
 		body = merged;
 		break;
 	}
@@ -1263,6 +1270,8 @@ control_set_info(struct control *c, const struct control_info *info)
 	c->device = device;
 	c->device_name = name;
 	c->remote = remote;
+	if (c->sync != NULL)
+		sync_reload(c->sync, info->backoff_max);
 	status_changed(c);
 	return 0;
 }

@@ -120,6 +120,13 @@ apply_options(struct daemon *d, struct config *c)
 	}
 	if (d->opt.debug)
 		c->log_level = LOG_DEBUG;
+	if (c->remote_url != NULL && *c->remote_url != '\0' &&
+	    strncmp(c->remote_url, "http://", 7) != 0 &&
+	    strncmp(c->remote_url, "https://", 8) != 0) {
+		log_err("remote %s: not an http:// or https:// URL",
+		    c->remote_url);
+		return -EINVAL;
+	}
 	return 0;
 }
 

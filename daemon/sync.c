@@ -101,8 +101,10 @@ struct sync {
 };
 
 static void push_start(struct sync *sy);
+const char *sync_last_error(const struct sync *sy);
 static void pull_start(struct sync *sy, int wait);
 static void waiters_check(struct sync *sy);
+static void waiters_fail(struct sync *sy);
 
 /* --- helpers --- */
 
@@ -136,7 +138,6 @@ sync_transient(struct sync *sy)
 {
 	struct timeval tv;
 	int64_t ms;
-	size_t i;
 
 	sy->offline = true;
 	if (!evtimer_pending(sy->retry_ev, NULL)) {
@@ -147,13 +148,7 @@ sync_transient(struct sync *sy)
 		log_debug("sync: retry in %" PRId64 " ms", ms);
 	}
 	/* Sync(wait) callers learn at once that the remote is away. */
-	for (i = 0; i < sy->nwaiters; i++) {
-		json_t *p = json_pack("{s:s}", "reason", sy->last_error);
-
-		vl_error(sy->waiters[i].call, "io.ferry.Offline", p);
-		json_decref(p);
-	}
-	sy->nwaiters = 0;
+	waiters_fail(sy);
 	sync_notify(sy);
 }
 
@@ -170,11 +165,26 @@ sync_ok(struct sync *sy)
 		log_notice("sync: connected to %s", sy->remote);
 }
 
+/* Answer every Sync(wait) caller: the remote will not be reached now. */
+static void
+waiters_fail(struct sync *sy)
+{
+	json_t *p;
+	size_t i;
+
+	p = json_pack("{s:s?}", "reason", sync_last_error(sy));
+	for (i = 0; i < sy->nwaiters; i++)
+		vl_error(sy->waiters[i].call, "io.ferry.Offline", p);
+	json_decref(p);
+	sy->nwaiters = 0;
+}
+
 /* A definitive refusal: stop until Sync or reload. */
 static void
 sync_pause(struct sync *sy)
 {
 	sy->paused = true;
+	waiters_fail(sy);
 	sync_notify(sy);
 }
 
@@ -303,6 +313,12 @@ prep_one(const struct store_intent *in, void *arg)
 	size_t len;
 	int r;
 
+	if (in->record == NULL && in->deleted && in->version == 0) {
+		/* Created and deleted before it ever reached the remote:
+		 * there is nothing to tell it. */
+		return store_push_applied(c->b->st, in->oseq, in->collection,
+		    in->id, 0, NULL) < 0 ? (c->err = -EIO) : 0;
+	}
 	if (c->p->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
 		if ((v = realloc(c->p->items, c->cap * sizeof *v)) == NULL)
@@ -474,6 +490,10 @@ push_applied_done(struct writer_op *op, int err)
 		sync_transient(sy);
 		return;
 	}
+	if (sy->push_limit < PUSH_BATCH)
+		sy->push_limit *= 2;	/* grow back after a 413 */
+	if (sy->push_limit > PUSH_BATCH)
+		sy->push_limit = PUSH_BATCH;
 	sync_notify(sy);
 	push_start(sy);		/* more may be waiting */
 }
@@ -502,10 +522,21 @@ push_http_done(struct http_req *req, const struct http_result *res,
 		}
 	}
 	if (k == -1 && res->status == 413 && p->limit > 1) {
-		/* Too large a batch: try again with half. */
-		sy->push_limit = p->limit / 2;
-		k = 0;
-		backoff_reset(&sy->backoff);
+		/* Too large a batch: at once again with half as many. */
+		sy->push_limit = p->limit / 2 > 0 ? p->limit / 2 : 1;
+		sy->push_step = NULL;
+		push_step_free(p);
+		sy->push_busy = false;
+		push_start(sy);
+		return;
+	}
+	if (k == -1 && res->status == 413 && p->n == 1) {
+		/* One change the remote will never take: park it as
+		 * rejected, as if the server had answered so, and go on. */
+		json_decref(p->results);
+		p->results = json_pack("{s:[{s:s,s:s}]}", "results", "status",
+		    "rejected", "error", "too large for the remote (413)");
+		k = p->results != NULL ? 1 : 0;
 	}
 	if (k != 1) {
 		sy->push_step = NULL;
@@ -986,6 +1017,19 @@ void
 sync_kick(struct sync *sy)
 {
 	push_start(sy);
+}
+
+void
+sync_reload(struct sync *sy, int backoff_max)
+{
+	backoff_init(&sy->backoff, 500, (int64_t)backoff_max * 1000);
+	if (sy->paused) {
+		sy->paused = false;
+		log_notice("sync: resumed after reload");
+		push_start(sy);
+		pull_now(sy);
+		sync_notify(sy);
+	}
 }
 
 int

@@ -55,6 +55,8 @@ void	sync_free(struct sync *sy);
 
 /* Local writes were committed: push soon. */
 void	sync_kick(struct sync *sy);
+/* SIGHUP: take the new backoff cap and leave a paused state. */
+void	sync_reload(struct sync *sy, int backoff_max);
 /*
  * The Sync method: push and pull now (also leaves a paused state).  With
  * wait, call is answered once nothing sendable is left and the replica has
