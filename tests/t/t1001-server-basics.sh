@@ -29,7 +29,7 @@ test_expect_success 'allow refuses malformed keys and writes a 0600 file' '
 	test_grep "^$A Alice laptop\$" "$keys" &&
 	server_allow s alice >out &&
 	test_grep "already allowed" out &&
-	test "$(grep -c "$A" "$keys")" = 1
+	test "$(grep -c -e "$A" "$keys")" = 1
 '
 
 test_expect_success 'the server starts and answers GET /v1/info' '

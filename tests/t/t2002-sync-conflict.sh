@@ -243,7 +243,7 @@ test_expect_success 'the resolution is a signed change in the audit trail' '
 	tail -n +2 hist >hist.json &&
 	"$SRVCLIENT" verify-history hist.json >verify.out &&
 	test_grep "^verified 3$" verify.out &&
-	test_grep "$(status_str B device)" hist.json
+	test_grep -F -e "$(status_str B device)" hist.json
 '
 
 # mine is the local body at the time of the resolution, including writes
