@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "dberr.h"
 #include "store.h"
 
 enum {
@@ -315,28 +316,7 @@ store_fail(struct store *s, sqlite3 *db, int rc)
 {
 	snprintf(store_errbuf, sizeof store_errbuf, "%s",
 	    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	default:
-		return -EIO;
-	}
+	return dberr_errno(rc);
 }
 
 const char *

@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "dberr.h"
 #include "srv_db.h"
 #include "util.h"
 
@@ -143,28 +144,7 @@ srv_db_fail(struct srv_db *db, int rc)
 {
 	snprintf(db->errmsg, sizeof db->errmsg, "%s",
 	    db->db != NULL ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc));
-	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	default:
-		return -EIO;
-	}
+	return dberr_errno(rc);
 }
 
 const char *
