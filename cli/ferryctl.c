@@ -444,6 +444,15 @@ status_print(const json_t *st)
 	    get_int(st, "conflicts"));
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "rejected:",
 	    get_int(st, "rejected"));
+	{
+		json_t *rej = json_object_get(st, "rejected_changes"), *rc;
+		size_t i;
+
+		/* Each parked change with the remote's reason. */
+		json_array_foreach(rej, i, rc)
+			printf("  %s/%s: %s\n", get_str(rc, "collection", "?"),
+			    get_str(rc, "id", "?"), get_str(rc, "error", "?"));
+	}
 	v = json_object_get(st, "last_sync_ms");
 	if (json_is_integer(v) && json_integer_value(v) > 0) {
 		format_time(json_integer_value(v), buf, sizeof(buf));

@@ -683,6 +683,15 @@ handle_watch(struct control *c, struct vl_call *call, json_t *params)
 
 /* --- status --- */
 
+static int
+rejected_one(const char *collection, const char *id, const char *error,
+    void *arg)
+{
+	return json_array_append_new(arg, json_pack("{s:s,s:s,s:s?}",
+	    "collection", collection, "id", id, "error", error)) < 0 ?
+	    -ENOMEM : 0;
+}
+
 static json_t *
 status_json(struct control *c)
 {
@@ -717,6 +726,15 @@ status_json(struct control *c)
 	    json_null());
 	json_object_set_new(s, "oldest_pending_ms", n.oldest_pending_ms > 0 ?
 	    json_integer(now - n.oldest_pending_ms) : json_null());
+	if (n.rejected > 0) {
+		/* Parked changes are shown, never silently kept. */
+		json_t *list = json_array();
+
+		if (store_rejected_list(c->st, 20, rejected_one, list) >= 0)
+			json_object_set_new(s, "rejected_changes", list);
+		else
+			json_decref(list);
+	}
 	return s;
 }
 

@@ -55,6 +55,7 @@ enum {
 	ST_CONFLICT_DONE,
 	ST_DOC_RESOLVE,
 	ST_OUTBOX_DROP_DOC,
+	ST_REJECTED_R,
 	ST_DOC_REMOTE,
 	ST_COUNT
 };
@@ -283,6 +284,9 @@ static const struct {
 	[ST_OUTBOX_DROP_DOC] = { 0,
 	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
 	    " AND state = 'queued'" },
+	[ST_REJECTED_R] = { 1,
+	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
+	    " ORDER BY seq LIMIT ?1" },
 	/* A remote change applied to a document with no local change. */
 	[ST_DOC_REMOTE] = { 0,
 	    "INSERT INTO docs (collection, id, rev, version, deleted, pending,"
@@ -1315,4 +1319,28 @@ store_resolve(struct store *s, const struct store_conflict *cf,
 	*ret_seq = s->batch_head;
 	*ret_rev = rev;
 	return 0;
+}
+
+int
+store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_REJECTED_R];
+	int rc, r = 0, n = 0;
+
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = cb((const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    (const char *)sqlite3_column_text(st, 2), arg);
+		if (r < 0)
+			break;
+		n++;
+	}
+	if (r >= 0)
+		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? n :
+		    store_fail(s, s->r, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }

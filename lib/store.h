@@ -223,6 +223,13 @@ int	store_resolve(struct store *s, const struct store_conflict *cf,
 	    const struct store_doc *cur, const char *body, bool push,
 	    int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev);
 
+/* Parked (rejected) intents, oldest first, with the remote's reason
+ * (reader).  Count given to cb, or -errno. */
+typedef int (*store_rejected_cb)(const char *collection, const char *id,
+	    const char *error, void *arg);
+int	store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
+	    void *arg);
+
 /* PRAGMA integrity_check on the writer: 0 if "ok", -EBADMSG otherwise. */
 int	store_integrity_check(struct store *s);
 

@@ -34,7 +34,9 @@
 #include "srv_db.h"
 
 #define SRV_PUSH_MAX_CHANGES	1000
-#define SRV_PUSH_RECORD_MAX	(1024 * 1024)
+/* Room for any document ferryd stores (8 MiB less 4 KiB of JSON) and the
+ * record around it. */
+#define SRV_PUSH_RECORD_MAX	(8 * 1024 * 1024 + 4096)
 
 struct srv_push_stats {
 	size_t	applied;

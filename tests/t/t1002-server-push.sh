@@ -180,17 +180,17 @@ test_expect_success 'malformed items and records are rejected one by one' '
 	test_cmp before after
 '
 
-test_expect_success 'a record over 1 MiB is rejected as too large' '
+test_expect_success 'a record over 8 MiB + 4 KiB is rejected as too large' '
 	{
 		printf "{\"s\":\"" &&
-		head -c 1048600 /dev/zero | tr "\\0" x &&
+		head -c 8392800 /dev/zero | tr "\\0" x &&
 		printf "\"}"
 	} >big.json &&
 	item alice put notes big 0 31 @big.json >big.item &&
 	{ printf "{\"changes\":[" && cat big.item && printf "]}"; } >p.json &&
 	req s alice POST /v1/push p.json >out &&
 	status_is 200 out &&
-	test_grep "\"error\":\"too large: the record is [0-9]* bytes (at most 1048576)\",\"status\":\"rejected\"" out &&
+	test_grep "\"error\":\"too large: the record is [0-9]* bytes (at most 8392704)\",\"status\":\"rejected\"" out &&
 	server_state s alice >after &&
 	test_cmp before after
 '
