@@ -34,6 +34,7 @@
 #define PULL_LIMIT	1000	/* changes per pull page */
 #define PULL_WAIT	30	/* seconds a long-poll may be held */
 #define PUSH_TIMEOUT_MS	60000L
+#define CONNECT_TIMEOUT_MS 10000L
 
 struct push_item {
 	int64_t	 oseq;
@@ -201,8 +202,8 @@ sync_retry_cb(evutil_socket_t fd, short what, void *arg)
 /* Start a signed request to the remote. */
 static int
 sync_http(struct sync *sy, const char *method, const char *path_query,
-    const char *body, size_t len, long timeout_ms, http_done_fn cb,
-    void *arg, struct http_req **ret)
+    const char *body, size_t len, long timeout_ms, long connect_ms,
+    http_done_fn cb, void *arg, struct http_req **ret)
 {
 	const char *headers[3];
 	char *auth = NULL, *hdr = NULL, *url = NULL;
@@ -221,7 +222,7 @@ sync_http(struct sync *sy, const char *method, const char *path_query,
 	headers[1] = "Content-Type: application/json";
 	headers[2] = NULL;
 	r = http_start(sy->http, method, url, headers, body, len, timeout_ms,
-	    cb, arg, ret);
+	    connect_ms, cb, arg, ret);
 out:
 	free(auth);
 	free(hdr);
@@ -602,7 +603,8 @@ push_prepared_done(struct writer_op *op, int err)
 	body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	r = body != NULL ? sync_http(sy, "POST", "/v1/push", body,
-	    strlen(body), PUSH_TIMEOUT_MS, push_http_done, p, NULL) : -ENOMEM;
+	    strlen(body), PUSH_TIMEOUT_MS, CONNECT_TIMEOUT_MS, push_http_done,
+	    p, NULL) : -ENOMEM;
 	free(body);
 	if (r == 0)
 		sy->push_step = p;	/* owned by the request until it ends */
@@ -871,7 +873,9 @@ pull_start(struct sync *sy, int wait)
 		return;
 	snprintf(path, sizeof path, "/v1/changes?since=%" PRId64
 	    "&limit=%d&wait=%d", sy->cursor, PULL_LIMIT, wait);
+	/* A long-poll's connect timer spans it whole: no idle wakeup. */
 	r = sync_http(sy, "GET", path, NULL, 0, (wait + 15) * 1000L,
+	    wait > 0 ? (wait + 15) * 1000L : CONNECT_TIMEOUT_MS,
 	    pull_http_done, sy, &sy->pull_req);
 	if (r < 0) {
 		sync_error(sy, "pull: cannot start a request: %s",

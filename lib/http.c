@@ -245,7 +245,8 @@ http_new(struct event_base *base, struct http **ret)
 int
 http_start(struct http *h, const char *method, const char *url,
     const char *const *headers, const void *body, size_t len,
-    long timeout_ms, http_done_fn cb, void *arg, struct http_req **ret)
+    long timeout_ms, long connect_timeout_ms, http_done_fn cb, void *arg,
+    struct http_req **ret)
 {
 	struct curl_slist *l;
 	struct http_req *req;
@@ -286,7 +287,7 @@ http_start(struct http *h, const char *method, const char *url,
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);

@@ -41,12 +41,15 @@ void	http_free(struct http *h);
 /*
  * Start method on url with extra headers (NULL-terminated "Name: value"
  * strings, may be NULL) and body (may be NULL).  timeout_ms bounds the whole
- * transfer (0: none).  Returns 0 and *ret (may be NULL to discard), or
- * -ENOMEM / -EINVAL.
+ * transfer (0: none), connect_timeout_ms the connection (curl keeps that
+ * timer armed for the transfer's life, so a long-poll should pass its
+ * whole timeout here, or it wakes the loop once for nothing).  Returns 0
+ * and *ret (may be NULL to discard), or -ENOMEM / -EINVAL.
  */
 int	http_start(struct http *h, const char *method, const char *url,
 	    const char *const *headers, const void *body, size_t len,
-	    long timeout_ms, http_done_fn cb, void *arg, struct http_req **ret);
+	    long timeout_ms, long connect_timeout_ms, http_done_fn cb,
+	    void *arg, struct http_req **ret);
 /* Abort a request; its callback will not be called.  Accepts NULL. */
 void	http_cancel(struct http_req *req);
 
