@@ -14,6 +14,12 @@
  * threads, so the watcher can get there first: such a sample counts as 0
  * and the number of them is reported (before_reply=).  Figures:
  * watch_delay_p50 and watch_delay_p99 (ms).
+ *
+ * With -S, the watcher connects to another ferryd (device B) that syncs
+ * with the same remote as the writer's (device A): the sample is then the
+ * time from A's acknowledged Put to B's Watch event through the server
+ * (push, the server's commit, B's long-poll, B's commit).  Figures:
+ * remote_delay_p50 and remote_delay_p99 (ms).
  */
 #include "autoconfig.h"
 
@@ -47,10 +53,11 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: bench_watch [-s SOCKET] [-n COUNT] [-w WARMUP] [-b BYTES]\n"
-	    "                   [-t SECONDS] [-i ID-PREFIX]\n"
+	    "usage: bench_watch [-s SOCKET] [-S SOCKET] [-n COUNT] [-w WARMUP]\n"
+	    "                   [-b BYTES] [-t SECONDS] [-i ID-PREFIX]\n"
 	    "  -s  ferryd's socket (default $FERRY_SOCKET, else\n"
 	    "      $XDG_RUNTIME_DIR/ferry/ferryd.sock)\n"
+	    "  -S  watch on this other ferryd (same remote) instead\n"
 	    "  -n  measured Puts (default 5000)   -w  warm-up (default 200)\n"
 	    "  -b  body bytes (default %d)   -t  time limit (default %d s)\n"
 	    "  -i  prefix of the document ids (default none)\n",
@@ -151,7 +158,7 @@ int
 main(int argc, char *argv[])
 {
 	static const char *const cols[] = { BENCH_COLLECTION, NULL };
-	const char *sock = NULL;
+	const char *sock = NULL, *wsock = NULL;
 	long count = 5000, warmup = 200, bytes = BENCH_DOC_BYTES;
 	long limit = BENCH_TIME_LIMIT, i, n = 0, before = 0;
 	char body[BENCH_BODY_MAX], id[128], params[256];
@@ -165,7 +172,7 @@ main(int argc, char *argv[])
 
 	memset(&w, 0, sizeof w);
 	w.prefix = "";
-	while ((ch = getopt(argc, argv, "b:i:n:s:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:i:n:s:S:t:w:")) != -1) {
 		switch (ch) {
 		case 'b':
 			bytes = bench_count(PROG, "-b", optarg,
@@ -179,6 +186,9 @@ main(int argc, char *argv[])
 			break;
 		case 's':
 			sock = optarg;
+			break;
+		case 'S':
+			wsock = optarg;
 			break;
 		case 't':
 			limit = bench_count(PROG, "-t", optarg, 86400);
@@ -195,7 +205,7 @@ main(int argc, char *argv[])
 		usage();
 
 	fa = bench_connect(PROG, sock);
-	w.f = bench_connect(PROG, sock);
+	w.f = bench_connect(PROG, wsock != NULL ? wsock : sock);
 	if ((r = ferry_watch(w.f, cols, -1)) < 0)
 		bench_ferry_fatal(PROG, w.f, r, "Watch");
 	w.total = warmup + count;
@@ -240,12 +250,15 @@ main(int argc, char *argv[])
 	if (n == 0)
 		bench_fatal(PROG, "no measured Put within %ld s", limit);
 	bench_stats(lat, (size_t)n, &s);
-	bench_stats_print("watch_delay (reply to event)", &s);
+	bench_stats_print(wsock != NULL ? "remote_delay (A's reply to B's "
+	    "event)" : "watch_delay (reply to event)", &s);
 	snprintf(params, sizeof params, "doc_bytes=%ld warmup=%ld "
 	    "before_reply=%ld%s", bytes, warmup, before,
 	    stopped ? " stopped=time-limit" : "");
-	bench_result("watch_delay_p50", s.p50 / 1e3, 3, "ms", s.n, params);
-	bench_result("watch_delay_p99", s.p99 / 1e3, 3, "ms", s.n, params);
+	bench_result(wsock != NULL ? "remote_delay_p50" : "watch_delay_p50",
+	    s.p50 / 1e3, 3, "ms", s.n, params);
+	bench_result(wsock != NULL ? "remote_delay_p99" : "watch_delay_p99",
+	    s.p99 / 1e3, 3, "ms", s.n, params);
 	free(lat);
 	free(w.seen_at);
 	return 0;
