@@ -6,7 +6,10 @@
  * a kick that came while a push step was busy.  A transient failure of
  * either arms the one retry timer and marks the engine offline; success of
  * either clears that.  The pull cursor is read once at start (an op) and
- * then kept here, moving only when an apply op committed.
+ * then kept here, moving only when an apply op committed; the puller
+ * fetches up to PULL_AHEAD pages ahead of it (fetch_cursor), and each page
+ * applies only on top of the stored cursor it followed, so a page that
+ * failed can never be skipped: the pages after it are refetched.
  *
  * Writer-thread state: the device seq lives in meta "device_seq" and is
  * read and advanced inside the prepare op, in the same transaction that
@@ -33,6 +36,7 @@
 #define PUSH_BATCH	500	/* changes per push request */
 #define PULL_LIMIT	1000	/* changes per pull page */
 #define PULL_WAIT	30	/* seconds a long-poll may be held */
+#define PULL_AHEAD	2	/* pages fetched ahead of the writer */
 #define PUSH_TIMEOUT_MS	60000L
 #define CONNECT_TIMEOUT_MS 10000L
 
@@ -55,7 +59,10 @@ struct push_step {
 struct pull_step {
 	struct sync	*sy;
 	json_t		*changes;
+	int64_t		 since;		/* the cursor this page follows */
 	int64_t		 last_seq;
+	uint64_t	 round;
+	bool		 stale;		/* since was not the stored cursor */
 };
 
 struct waiter {
@@ -89,12 +96,15 @@ struct sync {
 	bool			 push_empty;	/* last prepare found nothing */
 	int			 push_limit;
 
-	struct http_req		*pull_req;
-	bool			 pull_busy;	/* request or apply under way */
-	bool			 pull_waiting;	/* the request is a long-poll */
-	int64_t			 cursor;
+	struct http_req		*pull_req;	/* the request under way */
+	bool			 pull_waiting;	/* it is a long-poll */
+	uint64_t		 req_round;	/* its round */
+	int			 pull_applying;	/* pages queued to the writer */
+	int64_t			 cursor;	/* applied and stored */
+	int64_t			 fetch_cursor;	/* fetched (maybe not applied) */
 	uint64_t		 pull_round;	/* rounds started */
 	uint64_t		 caught_round;	/* last round that caught up */
+	uint64_t		 caught_after;	/* caught up once pages apply */
 
 	struct waiter		*waiters;
 	size_t			 nwaiters;
@@ -195,7 +205,7 @@ sync_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct sync *sy = arg;
 
 	push_start(sy);
-	if (!sy->pull_busy)
+	if (sy->pull_req == NULL)
 		pull_start(sy, 0);
 }
 
@@ -684,8 +694,20 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 	bool deleted;
 	json_t *ch;
 	size_t i;
+	int64_t stored = 0;
+	char *v = NULL;
 	int r = 0;
 
+	/* Pages are fetched ahead of being applied: each applies only on top
+	 * of the page before it, or not at all. */
+	if (store_meta_get(b->st, "pull_cursor", &v) == 0) {
+		stored = strtoll(v, NULL, 10);
+		free(v);
+	}
+	if (stored != p->since) {
+		p->stale = true;
+		return;
+	}
 	json_array_foreach(p->changes, i, ch) {
 		collection = json_string_value(json_object_get(ch,
 		    "collection"));
@@ -768,6 +790,40 @@ pull_check(json_t *changes)
 	return NULL;
 }
 
+/*
+ * How long the next pull may wait: a Sync(wait) caller that still needs a
+ * caught-up pull gets one at once; otherwise long-poll.
+ */
+static int
+pull_next_wait(const struct sync *sy)
+{
+	size_t i;
+
+	for (i = 0; i < sy->nwaiters; i++)
+		if (sy->waiters[i].pull_round > sy->caught_round)
+			return 0;
+	return PULL_WAIT;
+}
+
+/* All fetched pages are applied: a caught-up fetch now counts. */
+static void
+pull_settle(struct sync *sy)
+{
+	if (sy->pull_applying == 0 && sy->caught_after > sy->caught_round)
+		sy->caught_round = sy->caught_after;
+}
+
+/* Throw away what was fetched ahead: fetch again from the stored cursor. */
+static void
+pull_rewind(struct sync *sy)
+{
+	if (sy->pull_req != NULL) {
+		http_cancel(sy->pull_req);
+		sy->pull_req = NULL;
+	}
+	sy->fetch_cursor = sy->cursor;
+}
+
 static void
 pull_applied_done(struct writer_op *op, int err)
 {
@@ -775,24 +831,30 @@ pull_applied_done(struct writer_op *op, int err)
 	struct sync *sy = p->sy;
 	bool full = json_array_size(p->changes) >= PULL_LIMIT;
 
-	sy->pull_busy = false;
+	sy->pull_applying--;
 	if (sy->stopping) {
 		pull_step_free(p);
 		return;
 	}
-	if (err != 0) {
+	if (err != 0 || p->stale) {
 		pull_step_free(p);
-		sync_error(sy, "pull: cannot apply changes");
-		sync_transient(sy);
+		pull_rewind(sy);
+		if (err != 0) {
+			sync_error(sy, "pull: cannot apply changes");
+			sync_transient(sy);
+		} else if (sy->pull_applying == 0)
+			pull_start(sy, 0);
 		return;
 	}
 	sy->cursor = p->last_seq;
+	if (!full && p->round > sy->caught_after)
+		sy->caught_after = p->round;
 	pull_step_free(p);
-	if (!full)
-		sy->caught_round = sy->pull_round;
+	pull_settle(sy);
 	waiters_check(sy);
 	sync_notify(sy);
-	pull_start(sy, full ? 0 : PULL_WAIT);
+	if (sy->pull_req == NULL)
+		pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
 static void
@@ -805,6 +867,7 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	json_error_t jerr;
 	const char *bad = NULL;
 	json_t *o = NULL, *last;
+	bool full;
 	int k;
 
 	sy->pull_req = NULL;
@@ -823,7 +886,7 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	}
 	if (k != 1) {
 		json_decref(o);
-		sy->pull_busy = false;
+		sy->fetch_cursor = sy->cursor;
 		if (k == 0)
 			sync_transient(sy);
 		else
@@ -833,32 +896,41 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	sync_ok(sy);
 	if ((p = calloc(1, sizeof *p)) == NULL) {
 		json_decref(o);
-		sy->pull_busy = false;
+		sy->fetch_cursor = sy->cursor;
 		sync_transient(sy);
 		return;
 	}
 	p->sy = sy;
 	p->changes = json_incref(json_object_get(o, "changes"));
 	p->last_seq = json_integer_value(json_object_get(o, "last_seq"));
+	p->since = sy->fetch_cursor;
+	p->round = sy->req_round;
 	json_decref(o);
-	if (json_array_size(p->changes) == 0 && p->last_seq == sy->cursor) {
+	if (json_array_size(p->changes) == 0 &&
+	    p->last_seq == sy->fetch_cursor) {
 		/* Nothing new: no transaction needed. */
+		if (p->round > sy->caught_after)
+			sy->caught_after = p->round;
 		pull_step_free(p);
-		sy->pull_busy = false;
-		sy->caught_round = sy->pull_round;
+		pull_settle(sy);
 		waiters_check(sy);
 		sync_notify(sy);
-		pull_start(sy, PULL_WAIT);
+		pull_start(sy, pull_next_wait(sy));
 		return;
 	}
+	full = json_array_size(p->changes) >= PULL_LIMIT;
 	if ((op = writer_add(sy->writer, NULL, pull_apply_run, p,
 	    NULL)) == NULL) {
 		pull_step_free(p);
-		sy->pull_busy = false;
+		sy->fetch_cursor = sy->cursor;
 		sync_transient(sy);
 		return;
 	}
 	op->done = pull_applied_done;
+	sy->pull_applying++;
+	sy->fetch_cursor = p->last_seq;
+	/* Fetch the next page while this one is applied. */
+	pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
 static void
@@ -867,12 +939,13 @@ pull_start(struct sync *sy, int wait)
 	char path[128];
 	int r;
 
-	if (!sy->started || sy->paused || sy->pull_busy || sy->stopping)
+	if (!sy->started || sy->paused || sy->stopping ||
+	    sy->pull_req != NULL || sy->pull_applying >= PULL_AHEAD)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
 		return;
 	snprintf(path, sizeof path, "/v1/changes?since=%" PRId64
-	    "&limit=%d&wait=%d", sy->cursor, PULL_LIMIT, wait);
+	    "&limit=%d&wait=%d", sy->fetch_cursor, PULL_LIMIT, wait);
 	/* A long-poll's connect timer spans it whole: no idle wakeup. */
 	r = sync_http(sy, "GET", path, NULL, 0, (wait + 15) * 1000L,
 	    wait > 0 ? (wait + 15) * 1000L : CONNECT_TIMEOUT_MS,
@@ -883,9 +956,8 @@ pull_start(struct sync *sy, int wait)
 		sync_transient(sy);
 		return;
 	}
-	sy->pull_busy = true;
 	sy->pull_waiting = wait > 0;
-	sy->pull_round++;
+	sy->req_round = ++sy->pull_round;
 }
 
 /* Replace a waiting long-poll by an immediate pull. */
@@ -895,10 +967,8 @@ pull_now(struct sync *sy)
 	if (sy->pull_req != NULL && sy->pull_waiting) {
 		http_cancel(sy->pull_req);
 		sy->pull_req = NULL;
-		sy->pull_busy = false;
 	}
-	if (!sy->pull_busy)
-		pull_start(sy, 0);
+	pull_start(sy, 0);
 }
 
 /* --- Sync(wait) --- */
@@ -912,7 +982,7 @@ waiters_check(struct sync *sy)
 		return;
 	for (i = 0; i < sy->nwaiters; i++) {
 		if (sy->caught_round >= sy->waiters[i].pull_round &&
-		    (!sy->pull_busy || sy->pull_waiting))
+		    sy->pull_applying == 0)
 			sy->reply(sy->arg, sy->waiters[i].call);
 		else
 			sy->waiters[j++] = sy->waiters[i];
@@ -923,6 +993,7 @@ waiters_check(struct sync *sy)
 void
 sync_request(struct sync *sy, struct vl_call *call, bool wait)
 {
+	uint64_t before = sy->pull_round;
 	struct waiter *v;
 
 	sy->paused = false;
@@ -945,7 +1016,9 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 			sy->capwaiters = cap;
 		}
 		sy->waiters[sy->nwaiters].call = call;
-		sy->waiters[sy->nwaiters].pull_round = sy->pull_round;
+		/* A pull started after this call must catch up. */
+		sy->waiters[sy->nwaiters].pull_round = sy->pull_round > before ?
+		    sy->pull_round : before + 1;
 		sy->nwaiters++;
 		sync_notify(sy);
 		return;
@@ -978,7 +1051,7 @@ cursor_load_done(struct writer_op *op, int err)
 	struct cursor_load *c = op->arg;
 	struct sync *sy = c->sy;
 
-	sy->cursor = c->cursor;
+	sy->cursor = sy->fetch_cursor = c->cursor;
 	free(c);
 	if (sy->stopping)
 		return;
@@ -999,7 +1072,8 @@ sync_state(const struct sync *sy)
 		return "paused";
 	if (sy->offline)
 		return "offline";
-	if (sy->push_busy || (sy->pull_busy && !sy->pull_waiting) ||
+	if (sy->push_busy || (sy->pull_req != NULL && !sy->pull_waiting) ||
+	    sy->pull_applying > 0 ||
 	    !sy->started)
 		return "syncing";
 	return "idle";
