@@ -100,6 +100,17 @@ call_list_remove(struct call_list *l, struct vl_call *call)
 		}
 }
 
+/* Finish call with the reply {key: value}; value is stolen. */
+static void
+reply_with(struct vl_call *call, const char *key, json_t *value)
+{
+	json_t *p;
+
+	p = json_pack("{s:o}", key, value);
+	vl_reply(call, p, false);
+	json_decref(p);
+}
+
 static void
 reply_invalid(struct vl_call *call, const char *field, const char *reason)
 {
@@ -843,7 +854,7 @@ conflicts_one(const struct store_conflict *cf, void *arg)
 static void
 handle_conflicts(struct control *c, struct vl_call *call, json_t *params)
 {
-	json_t *list, *p;
+	json_t *list;
 
 	list = json_array();
 	if (store_conflicts_list(c->st, LIST_MAX, conflicts_one, list) < 0) {
@@ -851,9 +862,7 @@ handle_conflicts(struct control *c, struct vl_call *call, json_t *params)
 		reply_store_error(c, call);
 		return;
 	}
-	p = json_pack("{s:o}", "conflicts", list);
-	vl_reply(call, p, false);
-	json_decref(p);
+	reply_with(call, "conflicts", list);
 }
 
 static void
@@ -871,7 +880,6 @@ handle_get_conflict(struct control *c, struct vl_call *call, json_t *params)
 {
 	struct store_conflict cf;
 	int64_t id = 0;
-	json_t *p;
 	int r;
 
 	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
@@ -889,10 +897,8 @@ handle_get_conflict(struct control *c, struct vl_call *call, json_t *params)
 		reply_store_error(c, call);
 		return;
 	}
-	p = json_pack("{s:o}", "conflict", conflict_json(&cf));
+	reply_with(call, "conflict", conflict_json(&cf));
 	store_conflict_clear(&cf);
-	vl_reply(call, p, false);
-	json_decref(p);
 }
 
 enum resolve_strategy {
@@ -1047,15 +1053,13 @@ static void
 control_sync_reply(void *arg, struct vl_call *call)
 {
 	struct control *c = arg;
-	json_t *s, *p;
+	json_t *s;
 
 	if ((s = status_json(c)) == NULL) {
 		reply_store_error(c, call);
 		return;
 	}
-	p = json_pack("{s:o}", "status", s);
-	vl_reply(call, p, false);
-	json_decref(p);
+	reply_with(call, "status", s);
 }
 
 static void

@@ -517,6 +517,7 @@ push_http_done(struct http_req *req, const struct http_result *res,
 	struct sync *sy = p->sy;
 	struct writer_op *op;
 	json_error_t jerr;
+	json_t *results;
 	const char *bad;
 	int k;
 
@@ -560,13 +561,10 @@ push_http_done(struct http_req *req, const struct http_result *res,
 		return;
 	}
 	sync_ok(sy);
-	json_incref(json_object_get(p->results, "results"));
-	{
-		json_t *r = json_object_get(p->results, "results");
-
-		json_decref(p->results);
-		p->results = r;
-	}
+	/* Keep only the results array. */
+	results = json_incref(json_object_get(p->results, "results"));
+	json_decref(p->results);
+	p->results = results;
 	sy->push_step = NULL;
 	if ((op = writer_add(sy->writer, NULL, push_apply_run, p,
 	    NULL)) == NULL) {
