@@ -927,7 +927,9 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	op->done = pull_applied_done;
 	sy->pull_applying++;
 	sy->fetch_cursor = p->last_seq;
-	/* Fetch the next page while this one is applied. */
+	/* Fetch the next page while this one is applied.  After the last
+	 * page, long-poll, unless a Sync(wait) caller needs a pull started
+	 * after its call (this one may have started before). */
 	pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
@@ -1071,7 +1073,6 @@ sync_state(const struct sync *sy)
 	if (sy->offline)
 		return "offline";
 	if (sy->push_busy || (sy->pull_req != NULL && !sy->pull_waiting) ||
-	    sy->pull_applying > 0 ||
 	    !sy->started)
 		return "syncing";
 	return "idle";

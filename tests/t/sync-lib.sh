@@ -274,3 +274,10 @@ conflict_json() {
 
 # Skip the script when the tools are missing.
 command -v timeout >/dev/null 2>&1 || skip_all "timeout(1) is missing"
+
+# sync_settle NAME: until NAME's engine says idle (bounded, 10 s).  After
+# Sync(wait) the puller may still be taking the device's own changes back
+# from the server (a page, then an immediate next page): that is syncing.
+sync_settle() {
+	test_wait_until 10 "status_of $1 | grep -q '\"state\":\"idle\"'"
+}

@@ -126,6 +126,7 @@ test_expect_success 'B stopped while A writes gets the changes when it starts ag
 
 # After sync --wait nothing is pending and the engine has settled.
 check_synced_status() {
+	sync_settle "$1" &&
 	status_of "$1" >st &&
 	test_grep "\"state\":\"idle\"" st &&
 	test_equal "pending on $1" 0 "$(json_int pending st)" &&

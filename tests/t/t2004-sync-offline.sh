@@ -75,6 +75,7 @@ test_expect_success 'sync --wait answers Offline promptly (ferryctl exits 1)' '
 test_expect_success 'the server starts: everything drains' '
 	server_start s --open &&
 	sync_wait A 60 &&
+	sync_settle A &&
 	status_of A >st &&
 	test_grep "\"state\":\"idle\"" st &&
 	test_equal pending 0 "$(json_int pending st)" &&
@@ -176,6 +177,7 @@ test_expect_success 'a document created and deleted while offline: nothing parke
 	test_grep "\"deleted\":true" del.out &&
 	server_start s --open &&
 	sync_wait A 60 &&
+	sync_settle A &&
 	status_of A >st &&
 	test_equal rejected 0 "$(json_int rejected st)" &&
 	test_equal pending 0 "$(json_int pending st)" &&
