@@ -13,34 +13,12 @@ set -eu
 build=${1:?usage: bench/idle.sh BUILD-DIR [SECONDS]}
 secs=${2:-30}
 port=${BENCH_IDLE_PORT:-28797}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-idle.XXXXXX")
-dpid= spid=
-cleanup() {
-	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null || :
-	[ -n "$spid" ] && kill "$spid" 2>/dev/null || :
-	[ -n "$dpid" ] && wait "$dpid" 2>/dev/null || :
-	[ -n "$spid" ] && wait "$spid" 2>/dev/null || :
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-wait_line() {
-	i=0
-	until grep -q "$2" "$1"; do
-		i=$((i + 1)); [ $i -le 200 ] || { cat "$1"; exit 1; }
-		sleep 0.05
-	done
-}
-"$build/ferry-server" --listen "127.0.0.1:$port" --data-dir "$tmp/srv" \
-    --open </dev/null >"$tmp/s.log" 2>&1 &
-spid=$!
-wait_line "$tmp/s.log" "ready: listening"
-"$build/ferryd" --data-dir "$tmp/d" --socket "$tmp/s" \
-    --remote "http://127.0.0.1:$port" </dev/null >"$tmp/d.log" 2>&1 &
-dpid=$!
-wait_line "$tmp/d.log" "ready: socket"
-echo '{"idle":true}' | "$build/ferryctl" --socket "$tmp/s" put bench idle - \
+. "$(dirname "$0")/sync-lib.sh"
+start_server
+start_ferryd d
+echo '{"idle":true}' | "$build/ferryctl" --socket "$tmp/d.sock" put bench idle - \
     >/dev/null
-"$build/ferryctl" --socket "$tmp/s" sync --wait >/dev/null
+"$build/ferryctl" --socket "$tmp/d.sock" sync --wait >/dev/null
 timeout "$secs" strace -f -tt -e trace=epoll_wait -p "$dpid" \
     2>"$tmp/trace" || :
 # A wait that blocked (timeout > 0) and came back with nothing is a timer.

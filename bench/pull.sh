@@ -10,31 +10,8 @@ set -eu
 build=${1:?usage: bench/pull.sh BUILD-DIR [N]}
 n=${2:-100000}
 port=${BENCH_PULL_PORT:-28798}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-pull.XXXXXX")
-pids=
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || :; done
-	for p in $pids; do wait "$p" 2>/dev/null || :; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-wait_line() {
-	i=0
-	until grep -q "$2" "$1"; do
-		i=$((i + 1)); [ $i -le 200 ] || { cat "$1"; exit 1; }
-		sleep 0.05
-	done
-}
-start_ferryd() {
-	"$build/ferryd" --data-dir "$tmp/$1" --socket "$tmp/$1.sock" \
-	    --remote "http://127.0.0.1:$port" </dev/null >"$tmp/$1.log" 2>&1 &
-	pids="$pids $!"
-	wait_line "$tmp/$1.log" "ready: socket"
-}
-"$build/ferry-server" --listen "127.0.0.1:$port" --data-dir "$tmp/srv" \
-    --open </dev/null >"$tmp/s.log" 2>&1 &
-pids="$pids $!"
-wait_line "$tmp/s.log" "ready: listening"
+. "$(dirname "$0")/sync-lib.sh"
+start_server
 start_ferryd a
 "$build/bench/bench_put" -s "$tmp/a.sock" -m pipe -c 16 -d 32 -n "$n" -w 0 \
     -t 600 -N fill >/dev/null 2>&1

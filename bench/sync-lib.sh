@@ -1,0 +1,44 @@
+# bench/sync-lib.sh: sourced by the sync benchmarks (push, pull, remote,
+# idle).  Gives each run a temp dir, starts ferry-server (--open) and
+# ferryds on 127.0.0.1, waits (bounded) for their ready lines, and at exit
+# stops only the processes it started, by PID.  Needs $build and $port.
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
+pids=
+bench_cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || :; done
+	for p in $pids; do wait "$p" 2>/dev/null || :; done
+	rm -rf "$tmp"
+}
+trap bench_cleanup EXIT INT TERM
+
+# wait_line LOG TEXT: until TEXT is in LOG (10 s at most).
+wait_line() {
+	i=0
+	until grep -q "$2" "$1"; do
+		i=$((i + 1)); [ $i -le 200 ] || { cat "$1"; exit 1; }
+		sleep 0.05
+	done
+}
+
+# start_server: ferry-server on 127.0.0.1:$port; its PID in $spid.
+start_server() {
+	"$build/ferry-server" --listen "127.0.0.1:$port" \
+	    --data-dir "$tmp/srv" --open </dev/null >"$tmp/s.log" 2>&1 &
+	spid=$!
+	pids="$pids $spid"
+	wait_line "$tmp/s.log" "ready: listening"
+}
+
+# start_ferryd NAME: a ferryd syncing with it, socket $tmp/NAME.sock; its
+# PID in $dpid.
+start_ferryd() {
+	"$build/ferryd" --data-dir "$tmp/$1" --socket "$tmp/$1.sock" \
+	    --remote "http://127.0.0.1:$port" </dev/null >"$tmp/$1.log" 2>&1 &
+	dpid=$!
+	pids="$pids $dpid"
+	wait_line "$tmp/$1.log" "ready: socket"
+}
+
+# cpu PID: CPU seconds the process has used.
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
