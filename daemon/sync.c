@@ -1065,6 +1065,14 @@ cursor_load_done(struct writer_op *op, int err)
 	pull_start(sy, 0);
 }
 
+int
+sync_fetch(struct sync *sy, const char *path_query, http_done_fn cb,
+    void *arg, struct http_req **ret)
+{
+	return sync_http(sy, "GET", path_query, NULL, 0, PUSH_TIMEOUT_MS,
+	    CONNECT_TIMEOUT_MS, cb, arg, ret);
+}
+
 const char *
 sync_state(const struct sync *sy)
 {

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "http.h"
 #include "keys.h"
 #include "store.h"
 #include "vl_server.h"
@@ -64,6 +65,16 @@ void	sync_reload(struct sync *sy, int backoff_max);
  * io.ferry.Offline if the remote cannot be reached; without, at once.
  */
 void	sync_request(struct sync *sy, struct vl_call *call, bool wait);
+
+/*
+ * A signed GET of path_query (e.g. "/v1/docs/c/id/history") on the
+ * remote, for readers other than the sync engine (History).  cb runs on
+ * the loop thread with the answer, as for http_start; *ret (may be NULL)
+ * gets the request so the caller can cancel it with http_cancel.  Never
+ * blocks.  0 or -errno.
+ */
+int	sync_fetch(struct sync *sy, const char *path_query, http_done_fn cb,
+	    void *arg, struct http_req **ret);
 
 /* For Status: "idle", "syncing", "offline" or "paused". */
 const char *sync_state(const struct sync *sy);
