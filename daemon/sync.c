@@ -28,6 +28,7 @@
 #include "backoff.h"
 #include "http.h"
 #include "log.h"
+#include "merge.h"
 #include "names.h"
 #include "record.h"
 #include "sync.h"
@@ -63,6 +64,7 @@ struct pull_step {
 	int64_t		 last_seq;
 	uint64_t	 round;
 	bool		 stale;		/* since was not the stored cursor */
+	bool		 merged;	/* a merge queued a change to push */
 };
 
 struct waiter {
@@ -411,6 +413,115 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
 		writer_fail(b, r, store_errmsg(b->st));
 }
 
+/*
+ * Writer thread: the server holds their_version of a document that has
+ * local changes (cur; not yet on the server): three-way merge base (the
+ * body last synced), mine (cur) and theirs (DESIGN "Merge and
+ * conflicts").  Clean: the merge becomes the local body on top of
+ * their_version (Watch origin "merge") and is pushed, unless it equals
+ * theirs; not clean, or a conflict already open: the conflict queue, with
+ * the paths.  oseq: the outbox row a push answered "conflict" for (0 for a
+ * pulled change).  Sets *ret_push (may be NULL) when a change was queued
+ * to push.
+ */
+static int
+sync_merge(struct writer_batch *b, const struct store_doc *cur, int64_t oseq,
+    const char *collection, const char *id, int64_t their_version,
+    bool their_deleted, json_t *theirs, bool *ret_push)
+{
+	json_t *base = NULL, *mine = NULL, *merged = NULL, *paths = NULL;
+	char *base_text = NULL, *theirs_text = NULL, *merged_text = NULL;
+	char *paths_text = NULL;
+	int64_t seq, rev;
+	bool push;
+	int n, r;
+
+	if (their_deleted)
+		theirs = NULL;
+	if (theirs != NULL && (theirs_text = json_dumps(theirs,
+	    JSON_COMPACT)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = store_doc_base(b->st, collection, id, &base_text)) < 0)
+		goto out;
+	r = -EBADMSG;
+	if (base_text != NULL && (base = json_loads(base_text,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		goto out;
+	if (!cur->deleted && cur->body != NULL && (mine = json_loads(
+	    cur->body, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		goto out;
+	if ((n = merge_three(base, mine, theirs, &merged, &paths)) < 0) {
+		r = n;
+		goto out;
+	}
+	log_debug("sync: merge %s/%s (rev %" PRId64 ", version %" PRId64
+	    ", %s) with version %" PRId64 ": %d conflicts", collection, id,
+	    cur->rev, cur->version, oseq > 0 ? "push answer" : "pull", their_version, n);
+	if (n > 0 || cur->conflicted) {
+		if (n > 0 && (paths_text = json_dumps(paths, JSON_COMPACT)) ==
+		    NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = store_conflict_add(b->st, oseq, collection, id,
+		    paths_text, their_version, their_deleted, theirs_text,
+		    util_now_ms());
+		goto out;
+	}
+	push = !(merged == NULL ? theirs == NULL :
+	    theirs != NULL && json_equal(merged, theirs));
+	/* Keys sorted, as in the record the server will store. */
+	if (push && merged != NULL && (merged_text = json_dumps(merged,
+	    JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = store_merged(b->st, cur, collection, id,
+	    push ? merged_text : theirs_text, their_version, their_deleted,
+	    theirs_text, push, util_now_ms(), &seq, &rev)) < 0)
+		goto out;
+	r = watch_events_add(&b->events, seq, collection, id, rev,
+	    their_version, push ? merged == NULL : their_deleted,
+	    STORE_ORIGIN_MERGE, push ? merged_text : theirs_text);
+	if (r == 0 && push && ret_push != NULL)
+		*ret_push = true;
+out:
+	json_decref(base);
+	json_decref(mine);
+	json_decref(merged);
+	json_decref(paths);
+	free(base_text);
+	free(theirs_text);
+	free(merged_text);
+	free(paths_text);
+	return r;
+}
+
+/* Writer thread: a push answered "conflict" with the server's current
+ * state: merge, unless a merge or resolution already replaced that record. */
+static int
+push_conflict(struct writer_batch *b, const struct push_item *it,
+    json_t *current)
+{
+	struct store_doc cur;
+	int r;
+
+	if ((r = store_outbox_has(b->st, it->oseq)) <= 0)
+		return r;
+	memset(&cur, 0, sizeof cur);
+	if ((r = store_doc_get(b->st, STORE_WRITER, it->collection, it->id,
+	    &cur)) < 0)
+		return r;
+	r = sync_merge(b, &cur, it->oseq, it->collection, it->id,
+	    json_integer_value(json_object_get(current, "version")),
+	    json_is_true(json_object_get(current, "deleted")),
+	    json_object_get(current, "body"), NULL);
+	store_doc_clear(&cur);
+	return r;
+}
+
 /* Writer thread: apply the server's answer to each change. */
 static void
 push_apply_run(struct writer_batch *b, struct writer_op *op)
@@ -418,8 +529,7 @@ push_apply_run(struct writer_batch *b, struct writer_op *op)
 	struct push_step *p = op->arg;
 	const char *status;
 	struct push_item *it;
-	json_t *res, *cur;
-	char *theirs;
+	json_t *res;
 	size_t i;
 	int r = 0;
 
@@ -433,16 +543,8 @@ push_apply_run(struct writer_batch *b, struct writer_op *op)
 			    it->id, json_integer_value(json_object_get(res,
 			    "version")), it->body);
 		} else if (strcmp(status, "conflict") == 0) {
-			cur = json_object_get(res, "current");
-			theirs = json_is_object(json_object_get(cur, "body")) ?
-			    json_dumps(json_object_get(cur, "body"),
-			    JSON_COMPACT) : NULL;
-			r = store_conflict_add(b->st, it->oseq, it->collection,
-			    it->id, "[\"\"]", json_integer_value(
-			    json_object_get(cur, "version")),
-			    json_is_true(json_object_get(cur, "deleted")),
-			    theirs, util_now_ms());
-			free(theirs);
+			r = push_conflict(b, it, json_object_get(res,
+			    "current"));
 		} else {
 			r = store_push_rejected(b->st, it->oseq,
 			    json_string_value(json_object_get(res, "error")));
@@ -720,8 +822,7 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		r = 0;
 		body = NULL;
 		if (version > cur.version && !deleted &&
-		    !((cur.pending || cur.conflicted) &&
-		    change_is_ours(sy, change)) &&
+		    !cur.pending && !cur.conflicted &&
 		    (body = json_dumps(json_object_get(ch, "body"),
 		    JSON_COMPACT)) == NULL) {
 			r = -ENOMEM;
@@ -732,12 +833,13 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 			/* Already have it (our own push, or a replay). */
 		} else if (cur.pending || cur.conflicted) {
 			/* Our own change coming back before its push answer
-			 * is not a conflict; anyone else's is (or updates
-			 * the conflict already open with a newer theirs). */
+			 * is already here; anyone else's is merged with the
+			 * local change (a rebase), or updates the conflict
+			 * already open with a newer theirs. */
 			if (!change_is_ours(sy, change))
-				r = store_conflict_add(b->st, 0, collection,
-				    id, "[\"\"]", version, deleted, body,
-				    util_now_ms());
+				r = sync_merge(b, &cur, 0, collection, id,
+				    version, deleted, json_object_get(ch,
+				    "body"), &p->merged);
 		} else {
 			r = store_apply_remote(b->st, &cur, collection, id,
 			    version, deleted, body, util_now_ms(), &seq, &rev);
@@ -847,6 +949,8 @@ pull_applied_done(struct writer_op *op, int err)
 	sy->cursor = p->last_seq;
 	if (!full && p->round > sy->caught_after)
 		sy->caught_after = p->round;
+	if (p->merged)
+		push_start(sy);		/* rebased changes to send */
 	pull_step_free(p);
 	pull_settle(sy);
 	waiters_check(sy);

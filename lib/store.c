@@ -57,6 +57,9 @@ enum {
 	ST_OUTBOX_DROP_DOC,
 	ST_REJECTED_R,
 	ST_DOC_REMOTE,
+	ST_DOC_BASE_W,
+	ST_OUTBOX_HAS,
+	ST_OUTBOX_DROP_SENT,
 	ST_COUNT
 };
 
@@ -163,6 +166,33 @@ static const char *store_migrations[] = {
 	"  resolved_ms INTEGER"
 	");"
 	"CREATE INDEX conflicts_doc ON conflicts(collection, id);",
+	/*
+	 * 1 -> 2: outbox seqs are never reused.  A merge drops a record in
+	 * flight and queues a new intent; with plain rowids the new row could
+	 * take the dropped row's seq, and the late answer to the dropped
+	 * record would then be taken for the new one.
+	 */
+	"CREATE TABLE outbox2 ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  record BLOB,"
+	"  sig TEXT,"
+	"  change_seq INTEGER,"
+	"  state TEXT NOT NULL DEFAULT 'queued',"
+	"  error TEXT"
+	");"
+	"INSERT INTO outbox2 SELECT seq, collection, id, rev, created_ms,"
+	"  record, sig, change_seq, state, error FROM outbox;"
+	"DROP TABLE outbox;"
+	"ALTER TABLE outbox2 RENAME TO outbox;"
+	"CREATE UNIQUE INDEX outbox_unsent ON outbox(collection, id)"
+	"  WHERE record IS NULL;"
+	"CREATE INDEX outbox_doc ON outbox(collection, id);"
+	"CREATE INDEX outbox_inflight ON outbox(change_seq)"
+	"  WHERE record IS NOT NULL AND state = 'queued';",
 };
 
 #define STORE_NMIGRATIONS \
@@ -248,8 +278,11 @@ static const struct {
 	/* After a push: the server's version and the synced body; pending
 	 * stays while another intent for the document is queued. */
 	[ST_DOC_SYNCED] = { 0,
-	    "UPDATE docs SET version = max(version, ?3), base_body = ?4,"
-	    " base_deleted = ?5, pending = EXISTS (SELECT 1 FROM outbox o"
+	    "UPDATE docs SET version = max(version, ?3),"
+	    " base_body = CASE WHEN ?3 >= version THEN ?4 ELSE base_body END,"
+	    " base_deleted = CASE WHEN ?3 >= version THEN ?5"
+	    "  ELSE base_deleted END,"
+	    " pending = EXISTS (SELECT 1 FROM outbox o"
 	    "  WHERE o.collection = ?1 AND o.id = ?2 AND o.state = 'queued')"
 	    " WHERE collection = ?1 AND id = ?2"
 	    " RETURNING pending" },
@@ -266,7 +299,8 @@ static const struct {
 	/* A newer state of theirs for a conflict already open. */
 	[ST_CONFLICT_THEIRS] = { 0,
 	    "UPDATE conflicts SET theirs = ?2, their_version = ?3,"
-	    " their_deleted = ?4 WHERE conflict_id = ?1 AND their_version < ?3" },
+	    " their_deleted = ?4, paths = coalesce(?5, paths)"
+	    " WHERE conflict_id = ?1 AND their_version < ?3" },
 #define CONFLICT_COLS "conflict_id, collection, id, paths, base, mine," \
 	" theirs, their_version, their_deleted, created_ms"
 	[ST_CONFLICT_GET_W] = { 0, "SELECT " CONFLICT_COLS " FROM conflicts"
@@ -296,6 +330,14 @@ static const struct {
 	    " version = excluded.version, deleted = excluded.deleted,"
 	    " body = excluded.body, base_body = excluded.body,"
 	    " base_deleted = excluded.deleted" },
+	[ST_DOC_BASE_W] = { 0,
+	    "SELECT base_body, base_deleted FROM docs"
+	    " WHERE collection = ?1 AND id = ?2" },
+	[ST_OUTBOX_DROP_SENT] = { 0,
+	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
+	    " AND state = 'queued' AND record IS NOT NULL" },
+	[ST_OUTBOX_HAS] = { 0,
+	    "SELECT 1 FROM outbox WHERE seq = ?1 AND state = 'queued'" },
 };
 
 const char *
@@ -1019,6 +1061,10 @@ store_push_applied(struct store *s, int64_t oseq, const char *collection,
 	sqlite3_bind_int64(st, 1, oseq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
+	/* A merge or a resolution already replaced the record: the
+	 * document has moved on. */
+	if (sqlite3_changes(s->w) == 0)
+		return 0;
 	st = s->st[ST_DOC_SYNCED];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -1048,7 +1094,7 @@ store_push_rejected(struct store *s, int64_t oseq, const char *error)
 
 	sqlite3_bind_int64(st, 1, oseq);
 	sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
-	if ((r = store_step_done(s, st)) == 0)
+	if ((r = store_step_done(s, st)) == 0 && sqlite3_changes(s->w) > 0)
 		s->delta.rejected++;
 	return r;
 }
@@ -1090,6 +1136,11 @@ store_conflict_add(struct store *s, int64_t oseq, const char *collection,
 			sqlite3_bind_null(st, 2);
 		sqlite3_bind_int64(st, 3, their_version);
 		sqlite3_bind_int(st, 4, their_deleted);
+		if (paths_json != NULL)
+			sqlite3_bind_text(st, 5, paths_json, -1,
+			    SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 5);
 		return store_step_done(s, st);
 	}
 	st = s->st[ST_DOC_CONFLICTED];
@@ -1111,7 +1162,8 @@ store_conflict_add(struct store *s, int64_t oseq, const char *collection,
 	st = s->st[ST_CONFLICT_ADD];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, paths_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, paths_json != NULL ? paths_json : "[\"\"]",
+	    -1, SQLITE_STATIC);
 	if (base != NULL && !base_deleted)
 		sqlite3_bind_text(st, 4, base, -1, SQLITE_STATIC);
 	else
@@ -1255,63 +1307,66 @@ store_conflicts_list(struct store *s, int limit, store_conflict_cb cb,
 	return r;
 }
 
-int
-store_resolve(struct store *s, const struct store_conflict *cf,
-    const struct store_doc *cur, const char *body, bool push, int64_t now_ms,
-    int64_t *ret_seq, int64_t *ret_rev)
+/*
+ * The document becomes body (NULL: a tombstone) at rev + 1 on top of the
+ * server's their_version, whose body (theirs) is the new base.  With push,
+ * an unsent intent carries it; without, every queued intent of the
+ * document is dropped (the replica now equals the server).  Either way a
+ * record in flight is dropped: it was made on an older base.
+ */
+static int
+store_rebase(struct store *s, const struct store_doc *cur,
+    const char *collection, const char *id, const char *body,
+    int64_t their_version, bool their_deleted, const char *theirs, bool push,
+    enum store_origin origin, int64_t now_ms, int64_t *ret_seq,
+    int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
 	int64_t rev = cur->rev + 1;
 	int r;
 
-	st = s->st[ST_CONFLICT_DONE];
-	sqlite3_bind_int64(st, 1, cf->conflict_id);
-	sqlite3_bind_int64(st, 2, now_ms);
+	/* A record in flight was made on an older base: it is obsolete (its
+	 * answer, if one comes, is ignored; see store_push_applied). */
+	st = s->st[push ? ST_OUTBOX_DROP_SENT : ST_OUTBOX_DROP_DOC];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
-	if (!push) {
-		/* Theirs: what was queued here is dropped, by choice. */
-		st = s->st[ST_OUTBOX_DROP_DOC];
-		sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
-		if ((r = store_step_done(s, st)) < 0)
-			return r;
-	} else {
+	if (push) {
 		st = s->st[ST_OUTBOX_ADD];
-		sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, rev);
 		sqlite3_bind_int64(st, 4, now_ms);
 		if ((r = store_step_done(s, st)) < 0)
 			return r;
 	}
 	st = s->st[ST_DOC_RESOLVE];
-	sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, rev);
 	if (body != NULL)
 		sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 4);
 	sqlite3_bind_int(st, 5, body == NULL);
-	sqlite3_bind_int64(st, 6, cf->their_version);
-	if (cf->theirs != NULL && !cf->their_deleted)
-		sqlite3_bind_text(st, 7, cf->theirs, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, their_version);
+	if (theirs != NULL && !their_deleted)
+		sqlite3_bind_text(st, 7, theirs, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 7);
-	sqlite3_bind_int(st, 8, cf->their_deleted);
+	sqlite3_bind_int(st, 8, their_deleted);
 	sqlite3_bind_int(st, 9, push);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, cf->collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, cf->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, STORE_ORIGIN_RESOLVE);
+	sqlite3_bind_int(st, 4, origin);
 	sqlite3_bind_int64(st, 5, now_ms);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
-	s->delta.conflicts--;
 	s->delta.pending += (int)push - (int)cur->pending;
 	s->delta.docs += (int)(body != NULL) -
 	    (int)(cur->rev > 0 && !cur->deleted);
@@ -1319,6 +1374,83 @@ store_resolve(struct store *s, const struct store_conflict *cf,
 	*ret_seq = s->batch_head;
 	*ret_rev = rev;
 	return 0;
+}
+
+int
+store_resolve(struct store *s, const struct store_conflict *cf,
+    const struct store_doc *cur, const char *body, bool push, int64_t now_ms,
+    int64_t *ret_seq, int64_t *ret_rev)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	st = s->st[ST_CONFLICT_DONE];
+	sqlite3_bind_int64(st, 1, cf->conflict_id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	if ((r = store_rebase(s, cur, cf->collection, cf->id, body,
+	    cf->their_version, cf->their_deleted, cf->theirs, push,
+	    STORE_ORIGIN_RESOLVE, now_ms, ret_seq, ret_rev)) < 0)
+		return r;
+	s->delta.conflicts--;
+	return 0;
+}
+
+int
+store_merged(struct store *s, const struct store_doc *cur,
+    const char *collection, const char *id, const char *body,
+    int64_t their_version, bool their_deleted, const char *theirs, bool push,
+    int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev)
+{
+	if (cur->conflicted)
+		return -EINVAL;
+	return store_rebase(s, cur, collection, id, body, their_version,
+	    their_deleted, theirs, push, STORE_ORIGIN_MERGE, now_ms, ret_seq,
+	    ret_rev);
+}
+
+int
+store_doc_base(struct store *s, const char *collection, const char *id,
+    char **ret_base)
+{
+	sqlite3_stmt *st = s->st[ST_DOC_BASE_W];
+	char *base = NULL;
+	int rc, r;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r = 0;
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL &&
+		    sqlite3_column_int(st, 1) == 0 &&
+		    (base = store_col_strdup(st, 0)) == NULL)
+			r = -ENOMEM;
+	} else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = store_fail(s, s->w, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r == 0)
+		*ret_base = base;
+	return r;
+}
+
+int
+store_outbox_has(struct store *s, int64_t oseq)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_HAS];
+	int rc, r;
+
+	sqlite3_bind_int64(st, 1, oseq);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 :
+	    store_fail(s, s->w, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }
 
 int

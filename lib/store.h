@@ -178,7 +178,8 @@ int	store_push_rejected(struct store *s, int64_t oseq, const char *error);
  * Queue a conflict for a document: base and mine are taken from the
  * replica, theirs is given (NULL or their_deleted for a deletion); the
  * document becomes conflicted, so its push waits.  oseq > 0 drops that
- * outbox row (its record is obsolete).
+ * outbox row (its record is obsolete).  paths_json: a JSON array of JSON
+ * Pointers; NULL keeps an open conflict's paths (or [""] for a new one).
  */
 int	store_conflict_add(struct store *s, int64_t oseq, const char *collection,
 	    const char *id, const char *paths_json, int64_t their_version,
@@ -222,6 +223,26 @@ int	store_conflicts_list(struct store *s, int limit, store_conflict_cb cb,
 int	store_resolve(struct store *s, const struct store_conflict *cf,
 	    const struct store_doc *cur, const char *body, bool push,
 	    int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev);
+
+/*
+ * A merge made without conflicts (inside a batch): like a resolution, the
+ * document (cur as read on the writer; not conflicted) becomes body (NULL:
+ * a tombstone) at rev + 1 on top of their_version, whose body theirs is the
+ * new base; with push an unsent intent sends it, without (the merge equals
+ * theirs) every queued intent of the document is dropped.  Change-log
+ * origin "merge".  -EINVAL if the document is conflicted.
+ */
+int	store_merged(struct store *s, const struct store_doc *cur,
+	    const char *collection, const char *id, const char *body,
+	    int64_t their_version, bool their_deleted, const char *theirs,
+	    bool push, int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev);
+/* The document's base: the body as last synced (writer).  0 and *ret_base
+ * malloc'd, or NULL if never synced or deleted there; -ENOENT if no doc. */
+int	store_doc_base(struct store *s, const char *collection, const char *id,
+	    char **ret_base);
+/* 1 if outbox row oseq is still queued, 0 if not (answered, dropped by a
+ * merge or resolution), or -errno (writer). */
+int	store_outbox_has(struct store *s, int64_t oseq);
 
 /* Parked (rejected) intents, oldest first, with the remote's reason
  * (reader).  Count given to cb, or -errno. */

@@ -114,8 +114,7 @@ test_expect_success 'the conflict holds base, mine, theirs, their_version' '
 '
 
 # DESIGN "Merge and conflicts": the paths that clash, as JSON Pointers.
-# Field-level paths and merging come with the merge issue (#4).
-test_expect_failure 'the conflict names the path that clashes (/title) [issue 4]' '
+test_expect_success 'the conflict names the path that clashes (/title)' '
 	test_grep "\"paths\":\[\"/title\"\]" conflict.out
 '
 
@@ -294,7 +293,7 @@ test_expect_success 'no rejected changes, nothing pending, on either side' '
 	test_equal "doubled change ids" "" "$(cat doubles)"
 '
 
-test_expect_failure 'edits to different fields merge cleanly (no conflict) [issue 4]' '
+test_expect_success 'edits to different fields merge cleanly (no conflict)' '
 	head=$(status_int B seq) &&
 	offline_edits "put_ok A notes cm \"{\\\"a\\\":2,\\\"b\\\":1}\"" \
 	    "put_ok B notes cm \"{\\\"a\\\":1,\\\"b\\\":2}\"" &&

@@ -3,7 +3,9 @@
  * see only committed data; unsent intents for one document coalesce; the
  * change log has no gaps and replays superseded changes without a stale
  * body; counters match the tables across reopen; a replica from a newer
- * build or a file that is not a database is refused, not damaged.
+ * build or a file that is not a database is refused, not damaged; a merge
+ * replaces a record in flight with a new intent whose outbox seq is never
+ * the old one's, so a late answer to the old record changes nothing.
  */
 #include "autoconfig.h"
 
@@ -329,6 +331,86 @@ test_not_a_database(void **state)
 	free(err);
 }
 
+/*
+ * A merge on top of the server's version 2 while the record made on
+ * version 1 is in flight: the record is dropped, a new intent queued under
+ * a new seq (never the dropped one's, even though it was the last row);
+ * the late answers to the dropped record find nothing to change.
+ */
+static void
+test_merge_replaces_inflight(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts n;
+	struct store_doc cur;
+	char *base = NULL;
+	int64_t seq, rev, oseq;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	put(f->st, "c", "a", "{\"x\":1}");
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_push_applied(f->st, 1, "c", "a", 1,
+	    "{\"x\":1}"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	put(f->st, "c", "a", "{\"x\":1,\"mine\":1}");
+
+	/* The pusher made a record of the intent (its seq is the last). */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "SELECT max(seq) FROM outbox", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	oseq = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_outbox_set_record(f->st, oseq, "{}", 2, "sig",
+	    7), 0);
+	assert_int_equal(store_outbox_has(f->st, oseq), 1);
+	assert_int_equal(store_doc_base(f->st, "c", "a", &base), 0);
+	assert_string_equal(base, "{\"x\":1}");
+	free(base);
+
+	/* The merge. */
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_doc_get(f->st, STORE_WRITER, "c", "a", &cur),
+	    0);
+	assert_int_equal(store_merged(f->st, &cur, "c", "a",
+	    "{\"mine\":1,\"theirs\":1,\"x\":1}", 2, false,
+	    "{\"theirs\":1,\"x\":1}", true, 2000, &seq, &rev), 0);
+	assert_int_equal(rev, cur.rev + 1);
+	store_doc_clear(&cur);
+	assert_int_equal(store_outbox_has(f->st, oseq), 0);
+	/* Late answers to the dropped record: nothing happens. */
+	assert_int_equal(store_push_applied(f->st, oseq, "c", "a", 2,
+	    "{\"x\":1,\"mine\":1}"), 0);
+	assert_int_equal(store_push_rejected(f->st, oseq, "late"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "SELECT seq, record IS NULL FROM outbox", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_true(sqlite3_column_int64(st, 0) > oseq);
+	assert_int_equal(sqlite3_column_int(st, 1), 1);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "a", &cur),
+	    0);
+	assert_int_equal(cur.version, 2);
+	assert_true(cur.pending);
+	assert_string_equal(cur.body, "{\"mine\":1,\"theirs\":1,\"x\":1}");
+	store_doc_clear(&cur);
+	assert_int_equal(store_doc_base(f->st, "c", "a", &base), 0);
+	assert_string_equal(base, "{\"theirs\":1,\"x\":1}");
+	free(base);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.pending, 1);
+	assert_int_equal(n.rejected, 0);
+}
+
 /* store_write_local outside a batch is refused, not auto-committed. */
 static void
 test_write_needs_batch(void **state)
@@ -365,6 +447,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_needs_batch, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_merge_replaces_inflight,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
