@@ -18,16 +18,22 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <jansson.h>
 
 #include "ferry.h"
+#include "merge.h"
 
 #define EXIT_USAGE		2
 #define EXIT_NOTFOUND		3
@@ -80,6 +86,10 @@ usage(FILE *fp)
 "--if-rev N writes only if the document is still at rev N (0: only if it\n"
 "does not exist).  get of a deleted document exits 3 (with --json it\n"
 "prints the tombstone and exits 0).\n"
+"\n"
+"After the command, options may come anywhere and are long ones only: a\n"
+"word that begins with one '-' is an argument (ferryctl get notes -x).\n"
+"'--' ends the options (for names that begin with '--').\n"
 "\n"
 "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 rev mismatch or\n"
 "conflict, 5 daemon not reachable.\n");
@@ -366,32 +376,138 @@ enum {
 	{ "socket", required_argument, NULL, OPT_SOCKET }
 
 /*
- * getopt_long over a command's arguments.  Returns the option, -1 at the
- * end, or 0 after handling a common option; '?' for a bad one (reported).
+ * Option parsing for the commands, in place of getopt_long.  After the
+ * command only long options exist, so a word with a single leading '-'
+ * ("-x", "-") is an operand: collections and ids may begin with '-'
+ * without "--" in front (ferryctl get notes -x).  "--name", "--name=value"
+ * and "--name value" are options, unique prefixes accepted; "--" ends
+ * them (a name that begins with "--" needs it).  Like GNU getopt, the
+ * first call (with optind set to 0) moves the operands, in their order,
+ * behind the options, so once next_opt returned -1 the operands are
+ * argv[optind..argc).
+ */
+static int opt_pos;		/* next option word */
+static int opt_end;		/* end of the option words */
+static int opt_operands;	/* first operand */
+
+static const struct option *
+opt_lookup(const struct option *opts, const char *name, size_t len,
+    int *ret_ambiguous)
+{
+	const struct option *o, *found = NULL;
+
+	*ret_ambiguous = 0;
+	for (o = opts; o->name != NULL; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len)
+			return o;
+		if (found != NULL)
+			*ret_ambiguous = 1;
+		found = o;
+	}
+	return *ret_ambiguous ? NULL : found;
+}
+
+/* Options first, then "--" if given, then the operands.  0 or -1. */
+static int
+opt_sort(int argc, char **argv, const struct option *opts)
+{
+	const struct option *o;
+	const char *eq;
+	char **operands, *dashdash = NULL;
+	int i, n = 0, w = 1, amb;
+
+	if ((operands = calloc((size_t)argc + 1, sizeof(*operands))) == NULL)
+		return -1;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			dashdash = argv[i];
+			while (++i < argc)
+				operands[n++] = argv[i];
+			break;
+		}
+		if (strncmp(argv[i], "--", 2) != 0) {
+			operands[n++] = argv[i];
+			continue;
+		}
+		argv[w++] = argv[i];
+		eq = strchr(argv[i] + 2, '=');
+		o = opt_lookup(opts, argv[i] + 2, eq != NULL ?
+		    (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2), &amb);
+		/* Its value is the next word, whatever it looks like. */
+		if (o != NULL && o->has_arg == required_argument &&
+		    eq == NULL && i + 1 < argc)
+			argv[w++] = argv[++i];
+	}
+	opt_end = w;
+	if (dashdash != NULL)
+		argv[w++] = dashdash;
+	opt_operands = w;
+	memcpy(argv + w, operands, (size_t)n * sizeof(*operands));
+	free(operands);
+	return 0;
+}
+
+/*
+ * The next option of a command's arguments.  Returns the option, -1 at
+ * the end, or 0 after handling a common option; '?' for a bad one
+ * (reported).
  */
 static int
 next_opt(struct ctl *c, int argc, char **argv, const struct option *opts)
 {
-	int o;
+	const struct option *o;
+	char *word, *eq;
+	int amb;
 
-	o = getopt_long(argc, argv, ":", opts, NULL);
-	switch (o) {
+	if (optind == 0) {
+		if (opt_sort(argc, argv, opts) < 0) {
+			warnx_("out of memory");
+			return '?';
+		}
+		opt_pos = 1;
+		optind = 1;
+	}
+	if (opt_pos >= opt_end) {
+		optind = opt_operands;
+		return -1;
+	}
+	word = argv[opt_pos++];
+	eq = strchr(word + 2, '=');
+	o = opt_lookup(opts, word + 2, eq != NULL ? (size_t)(eq - word - 2) :
+	    strlen(word + 2), &amb);
+	if (o == NULL) {
+		usage_error("%s: %s option '%s'", argv[0], amb ? "ambiguous" :
+		    "unknown", word);
+		return '?';
+	}
+	optarg = NULL;
+	if (o->has_arg == no_argument && eq != NULL) {
+		usage_error("%s: option '--%s' takes no value", argv[0],
+		    o->name);
+		return '?';
+	}
+	if (o->has_arg == required_argument) {
+		if (eq != NULL)
+			optarg = eq + 1;
+		else if (opt_pos < opt_end)
+			optarg = argv[opt_pos++];
+		else {
+			usage_error("%s: option '--%s' needs an argument",
+			    argv[0], o->name);
+			return '?';
+		}
+	}
+	switch (o->val) {
 	case OPT_JSON:
 		c->json = 1;
 		return 0;
 	case OPT_SOCKET:
 		c->socket = optarg;
 		return 0;
-	case ':':
-		usage_error("%s: option '%s' needs an argument", argv[0],
-		    argv[optind - 1]);
-		return '?';
-	case '?':
-		usage_error("%s: unknown option '%s'", argv[0],
-		    argv[optind - 1]);
-		return '?';
 	default:
-		return o;
+		return o->val;
 	}
 }
 
@@ -840,7 +956,7 @@ call_json(struct ctl *c, const char *method, json_t *params, json_t **ret)
 		warnx_("out of memory");
 		return EXIT_FAILURE;
 	}
-	if ((r = connect_daemon(c)) != 0)
+	if (c->f == NULL && (r = connect_daemon(c)) != 0)
 		goto out;
 	if ((r = ferry_call(c->f, method, ptext, &text)) < 0) {
 		r = fail(c, r);
@@ -934,6 +1050,327 @@ print_conflict_id(const json_t *conflict)
 		printf("%" JSON_INTEGER_FORMAT, json_integer_value(id));
 }
 
+/*
+ * Terminal output for the tables of conflicts show and log: the width to
+ * fit (the terminal's; else $COLUMNS, else 80), colour only on a terminal
+ * and unless NO_COLOR is set (https://no-color.org), and cells cut to
+ * their column by display width, so UTF-8 text lines up.
+ */
+#define SGR_BOLD	"\033[1m"
+#define SGR_DIM		"\033[2m"
+#define SGR_RED		"\033[1;31m"
+#define SGR_GREEN	"\033[32m"
+#define SGR_YELLOW	"\033[33m"
+#define SGR_RESET	"\033[0m"
+
+struct term {
+	size_t	 width;
+	int	 colour;
+	int	 utf8;
+};
+
+static void
+term_init(struct term *t)
+{
+	struct winsize ws;
+	const char *s;
+	int64_t n;
+
+	t->width = 80;
+	if (isatty(STDOUT_FILENO) &&
+	    ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		t->width = ws.ws_col;
+	else if ((s = getenv("COLUMNS")) != NULL &&
+	    parse_int(s, 1, 100000, &n) == 0)
+		t->width = (size_t)n;
+	s = getenv("NO_COLOR");
+	t->colour = isatty(STDOUT_FILENO) && (s == NULL || *s == '\0');
+	t->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+}
+
+/* The JSON dump flags for a cell: ASCII only unless the locale is UTF-8. */
+static size_t
+term_json_flags(const struct term *t)
+{
+	return JSON_COMPACT | JSON_ENCODE_ANY | (t->utf8 ? 0 : JSON_ENSURE_ASCII);
+}
+
+/*
+ * Columns the text s takes on a terminal, stopping before max would be
+ * passed; *ret_fit (may be NULL) gets the bytes that fit.  A byte that
+ * does not decode counts one column.
+ */
+static size_t
+text_cols(const char *s, size_t max, size_t *ret_fit)
+{
+	mbstate_t ps;
+	wchar_t wc;
+	size_t i = 0, len = strlen(s), cols = 0, n;
+	int w;
+
+	memset(&ps, 0, sizeof(ps));
+	while (i < len) {
+		n = mbrtowc(&wc, s + i, len - i, &ps);
+		if (n == (size_t)-1 || n == (size_t)-2) {
+			memset(&ps, 0, sizeof(ps));
+			n = 1;
+			w = 1;
+		} else if ((w = wcwidth(wc)) < 0)
+			w = 1;
+		if (n == 0)
+			n = 1;
+		if (cols + (size_t)w > max)
+			break;
+		cols += (size_t)w;
+		i += n;
+	}
+	if (ret_fit != NULL)
+		*ret_fit = i;
+	return cols;
+}
+
+/*
+ * Print s in at most w columns, cut with an ellipsis when longer, in the
+ * colour sgr (may be NULL), then pad it to w columns if pad.
+ */
+static void
+print_cell(const struct term *t, const char *s, size_t w, const char *sgr,
+    int pad)
+{
+	const char *ell = t->utf8 ? "\xe2\x80\xa6" : "...";
+	size_t ell_w = t->utf8 ? 1 : 3, cols, fit;
+
+	if (t->colour && sgr != NULL)
+		fputs(sgr, stdout);
+	if ((cols = text_cols(s, SIZE_MAX, NULL)) <= w)
+		fputs(s, stdout);
+	else if (w <= ell_w) {
+		cols = text_cols(s, w, &fit);
+		fwrite(s, 1, fit, stdout);
+	} else {
+		cols = text_cols(s, w - ell_w, &fit) + ell_w;
+		fwrite(s, 1, fit, stdout);
+		fputs(ell, stdout);
+	}
+	if (t->colour && sgr != NULL)
+		fputs(SGR_RESET, stdout);
+	for (; pad && cols < w; cols++)
+		putchar(' ');
+}
+
+/*
+ * Share room columns between n table columns that want want[i]: those that
+ * fit in an equal share get what they want, the rest split what is left
+ * (at least min each, even if that overflows room).
+ */
+static void
+share_columns(size_t *w, const size_t *want, size_t n, size_t room,
+    size_t min)
+{
+	size_t i, todo = n, share, left = room;
+	int changed = 1;
+
+	for (i = 0; i < n; i++)
+		w[i] = 0;
+	while (changed && todo > 0) {
+		changed = 0;
+		share = left / todo;
+		for (i = 0; i < n; i++)
+			if (w[i] == 0 && want[i] <= share) {
+				w[i] = want[i] > 0 ? want[i] : 1;
+				left -= w[i] <= left ? w[i] : left;
+				todo--;
+				changed = 1;
+			}
+	}
+	for (i = 0; i < n && todo > 0; i++)
+		if (w[i] == 0) {
+			w[i] = left / todo;
+			if (w[i] < min)
+				w[i] = min;
+			left -= w[i] <= left ? w[i] : left;
+			todo--;
+		}
+}
+
+/* A JSON Pointer for people: "" is the whole document. */
+static const char *
+path_label(const char *path)
+{
+	return *path == '\0' ? "(document)" : path;
+}
+
+/*
+ * conflicts show: one row per conflicting path, as the local merge of
+ * base, mine and theirs finds them (lib/merge, the daemon's own merge).
+ */
+struct conflict_row {
+	char	*path;
+	char	*v[3];		/* base, mine, theirs; NULL where absent */
+};
+
+struct conflict_rows {
+	struct conflict_row	*v;
+	size_t			 n;
+	size_t			 cap;
+	size_t			 flags;	/* for json_dumps */
+};
+
+static void
+conflict_rows_free(struct conflict_rows *rows)
+{
+	size_t i, k;
+
+	for (i = 0; i < rows->n; i++) {
+		free(rows->v[i].path);
+		for (k = 0; k < 3; k++)
+			free(rows->v[i].v[k]);
+	}
+	free(rows->v);
+}
+
+static int
+conflict_row_cb(const struct merge_conflict *mc, void *arg)
+{
+	struct conflict_rows *rows = arg;
+	struct conflict_row *row, *v;
+	json_t *val[3];
+	size_t cap, k;
+
+	if (rows->n == rows->cap) {
+		cap = rows->cap > 0 ? rows->cap * 2 : 16;
+		if ((v = realloc(rows->v, cap * sizeof(*v))) == NULL)
+			return -ENOMEM;
+		rows->v = v;
+		rows->cap = cap;
+	}
+	row = &rows->v[rows->n];
+	memset(row, 0, sizeof(*row));
+	rows->n++;
+	val[0] = mc->base;
+	val[1] = mc->mine;
+	val[2] = mc->theirs;
+	if ((row->path = strdup(mc->path)) == NULL)
+		return -ENOMEM;
+	for (k = 0; k < 3; k++)
+		if (val[k] != NULL &&
+		    (row->v[k] = json_dumps(val[k], rows->flags)) == NULL)
+			return -ENOMEM;
+	return 0;
+}
+
+/* The three columns side by side, fitted to the terminal. */
+static void
+conflict_table(const struct term *t, const struct conflict_rows *rows)
+{
+	static const char *const head[3] = { "BASE", "MINE", "THEIRS" };
+	static const char *const sgr[3] = { NULL, SGR_GREEN, SGR_YELLOW };
+	const struct conflict_row *row;
+	const char *cell;
+	size_t want[3], w[3], pw = 4, room, n, i, k;
+
+	for (k = 0; k < 3; k++)
+		want[k] = strlen(head[k]);
+	for (i = 0; i < rows->n; i++) {
+		row = &rows->v[i];
+		n = text_cols(path_label(row->path), SIZE_MAX, NULL);
+		if (n > pw)
+			pw = n;
+		for (k = 0; k < 3; k++) {
+			n = row->v[k] != NULL ?
+			    text_cols(row->v[k], SIZE_MAX, NULL) :
+			    strlen("(absent)");
+			if (n > want[k])
+				want[k] = n;
+		}
+	}
+	/* The path takes at most a quarter of the line. */
+	if (pw > t->width / 4 && t->width / 4 >= 10)
+		pw = t->width / 4;
+	room = t->width > pw + 6 ? t->width - pw - 6 : 0;
+	share_columns(w, want, 3, room, 6);
+
+	print_cell(t, "PATH", pw, SGR_BOLD, 1);
+	for (k = 0; k < 3; k++) {
+		fputs("  ", stdout);
+		print_cell(t, head[k], w[k], SGR_BOLD, k < 2);
+	}
+	putchar('\n');
+	for (i = 0; i < rows->n; i++) {
+		row = &rows->v[i];
+		print_cell(t, path_label(row->path), pw, SGR_BOLD, 1);
+		for (k = 0; k < 3; k++) {
+			fputs("  ", stdout);
+			cell = row->v[k];
+			if (cell == NULL)
+				print_cell(t, *row->path == '\0' ?
+				    "(deleted)" : "(absent)", w[k], SGR_DIM,
+				    k < 2);
+			else
+				print_cell(t, cell, w[k], sgr[k], k < 2);
+		}
+		putchar('\n');
+	}
+}
+
+/* A conflict for people: header, the paths side by side, the merge. */
+static int
+conflict_show(const json_t *cf)
+{
+	struct conflict_rows rows;
+	struct term t;
+	json_t *v[3], *merged = NULL;
+	static const char *const names[3] = { "base", "mine", "theirs" };
+	size_t k;
+	int n;
+
+	printf("conflict:      ");
+	print_conflict_id(cf);
+	printf("\ndocument:      %s/%s\n", get_str(cf, "collection", "?"),
+	    get_str(cf, "id", "?"));
+	printf("their version: %" JSON_INTEGER_FORMAT "%s\npaths:         ",
+	    get_int(cf, "their_version"),
+	    json_is_true(json_object_get(cf, "their_deleted")) ?
+	    " (deleted)" : "");
+	print_paths(json_object_get(cf, "paths"));
+	printf("\n");
+
+	term_init(&t);
+	memset(&rows, 0, sizeof(rows));
+	rows.flags = term_json_flags(&t);
+	for (k = 0; k < 3; k++) {
+		v[k] = json_object_get(cf, names[k]);
+		if (!json_is_object(v[k]))
+			v[k] = NULL;
+	}
+	n = merge_three_cb(v[0], v[1], v[2], conflict_row_cb, &rows,
+	    &merged, NULL);
+	if (n < 0) {
+		/* Not mergeable here: show the three versions whole. */
+		warnx_("cannot merge the versions: %s", strerror(-n));
+		for (k = 0; k < 3; k++)
+			print_indented(names[k], json_object_get(cf, names[k]));
+		conflict_rows_free(&rows);
+		return n == -ENOMEM ? EXIT_FAILURE : 0;
+	}
+	putchar('\n');
+	if (rows.n > 0)
+		conflict_table(&t, &rows);
+	else
+		printf("(no conflicting paths: base, mine and theirs merge "
+		    "cleanly now)\n");
+	printf("\nmerged, with mine at the conflicts:\n");
+	if (merged == NULL)
+		printf("(deleted)\n");
+	else {
+		json_dumpf(merged, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		fputc('\n', stdout);
+	}
+	json_decref(merged);
+	conflict_rows_free(&rows);
+	return 0;
+}
+
 static int
 cmd_conflicts(struct ctl *c, int argc, char **argv)
 {
@@ -955,20 +1392,9 @@ cmd_conflicts(struct ctl *c, int argc, char **argv)
 		return r;
 	if (c->json)
 		print_line(reply);
-	else if (show) {
-		cf = json_object_get(reply, "conflict");
-		printf("conflict:      ");
-		print_conflict_id(cf);
-		printf("\ndocument:      %s/%s\n", get_str(cf, "collection", "?"),
-		    get_str(cf, "id", "?"));
-		printf("their version: %" JSON_INTEGER_FORMAT "\npaths:         ",
-		    get_int(cf, "their_version"));
-		print_paths(json_object_get(cf, "paths"));
-		printf("\n");
-		print_indented("base", json_object_get(cf, "base"));
-		print_indented("mine", json_object_get(cf, "mine"));
-		print_indented("theirs", json_object_get(cf, "theirs"));
-	} else
+	else if (show)
+		r = conflict_show(json_object_get(reply, "conflict"));
+	else
 		json_array_foreach(json_object_get(reply, "conflicts"), i, cf) {
 			print_conflict_id(cf);
 			printf("  %s/%s  ", get_str(cf, "collection", "?"),
@@ -977,7 +1403,7 @@ cmd_conflicts(struct ctl *c, int argc, char **argv)
 			printf("\n");
 		}
 	json_decref(reply);
-	return 0;
+	return r;
 }
 
 static int
@@ -1025,42 +1451,157 @@ cmd_resolve(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* log shows a device by its name, or by the start of its key. */
+#define LOG_KEY_SHORT	12
+#define LOG_DEVICE_MAX	24
+
+static const char *
+log_device(const json_t *e, char *buf, size_t size)
+{
+	const char *name = get_str(e, "device_name", NULL);
+
+	if (name != NULL && *name != '\0')
+		return name;
+	snprintf(buf, size, "%.*s", LOG_KEY_SHORT, get_str(e, "device", "?"));
+	return buf;
+}
+
+/*
+ * The changed paths of a log line, at most room columns on a terminal
+ * (else all of them): "/a, /b, +3 more".  "" is the whole document; no
+ * paths at all (a record that did not verify) is "-".
+ */
+static void
+log_paths(const struct term *t, const json_t *paths, size_t room, int cut)
+{
+	const json_t *p;
+	const char *s;
+	size_t i, n = json_array_size(paths), used = 0, w;
+	char more[48];
+
+	if (n == 0) {
+		fputs("-", stdout);
+		return;
+	}
+	json_array_foreach(paths, i, p) {
+		s = json_string_value(p) != NULL ? json_string_value(p) : "?";
+		if (*s == '\0')
+			s = "(whole document)";
+		w = text_cols(s, SIZE_MAX, NULL) + (i > 0 ? 2 : 0);
+		snprintf(more, sizeof(more), ", +%zu more", n - i);
+		/* Stop where the rest would not fit, if it is not the last. */
+		if (cut && i > 0 && used + w + (i + 1 < n ? 12 : 0) > room) {
+			fputs(more, stdout);
+			return;
+		}
+		if (i > 0)
+			fputs(", ", stdout);
+		print_cell(t, s, SIZE_MAX, NULL, 0);
+		used += w;
+	}
+}
+
+/* One History page for people; counts the entries that did not verify. */
+static void
+log_page(const json_t *reply, size_t *unverified)
+{
+	const json_t *entries = json_object_get(reply, "entries"), *e, *ts;
+	struct term t;
+	struct tm tm;
+	time_t secs;
+	char when[32], ver[32], dev[LOG_KEY_SHORT + 1];
+	size_t i, vw = 0, dw = 0, n, fixed;
+	int verified;
+
+	term_init(&t);
+	json_array_foreach(entries, i, e) {
+		n = (size_t)snprintf(ver, sizeof(ver), "v%" JSON_INTEGER_FORMAT,
+		    get_int(e, "version"));
+		if (n > vw)
+			vw = n;
+		n = text_cols(log_device(e, dev, sizeof(dev)), SIZE_MAX, NULL);
+		if (n > dw)
+			dw = n;
+	}
+	if (dw > LOG_DEVICE_MAX)
+		dw = LOG_DEVICE_MAX;
+	/* time, version, op, device, verified, then the paths */
+	fixed = 19 + 2 + vw + 2 + 6 + 2 + dw + 2 + 10 + 2;
+	json_array_foreach(entries, i, e) {
+		ts = json_object_get(e, "ts");
+		secs = (time_t)(json_integer_value(ts) / 1000);
+		if (!json_is_integer(ts) || localtime_r(&secs, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+			snprintf(when, sizeof(when), "?");
+		snprintf(ver, sizeof(ver), "v%" JSON_INTEGER_FORMAT,
+		    get_int(e, "version"));
+		verified = json_is_true(json_object_get(e, "verified"));
+		if (!verified)
+			(*unverified)++;
+		printf("%-19s  %-*s  ", when, (int)vw, ver);
+		print_cell(&t, get_str(e, "op", "?"), 6,
+		    strcmp(get_str(e, "op", ""), "delete") == 0 ?
+		    SGR_YELLOW : NULL, 1);
+		fputs("  ", stdout);
+		print_cell(&t, log_device(e, dev, sizeof(dev)), dw, SGR_BOLD,
+		    1);
+		fputs("  ", stdout);
+		print_cell(&t, verified ? "verified" : "UNVERIFIED", 10,
+		    verified ? NULL : SGR_RED, 1);
+		fputs("  ", stdout);
+		log_paths(&t, json_object_get(e, "changed_paths"),
+		    t.width > fixed + 20 ? t.width - fixed : 20,
+		    isatty(STDOUT_FILENO));
+		putchar('\n');
+	}
+}
+
+/*
+ * log C ID: the document's History, every page of it (the daemon answers
+ * up to 10000 entries a call and says where to go on).
+ */
 static int
 cmd_log(struct ctl *c, int argc, char **argv)
 {
-	json_t *reply = NULL, *e, *ts;
-	char when[64];
-	size_t i;
+	json_t *reply = NULL, *next;
+	int64_t after = 0;
+	size_t unverified = 0;
 	int r;
 
 	if ((r = common_opts_only(c, argc, argv)) != 0)
 		return r;
 	if (argc - optind != 2)
 		return usage_error("usage: log C ID");
-	r = call_json(c, "io.ferry.History", json_pack("{ssss}",
-	    "collection", argv[optind], "id", argv[optind + 1]), &reply);
-	if (r != 0)
-		return r;
-	if (c->json)
-		print_line(reply);
-	else
-		json_array_foreach(json_object_get(reply, "entries"), i, e) {
-			ts = json_object_get(e, "ts");
-			if (json_is_integer(ts))
-				format_time(json_integer_value(ts), when,
-				    sizeof(when));
-			else
-				snprintf(when, sizeof(when), "?");
-			printf("v%" JSON_INTEGER_FORMAT "  %s  %-6s  %s  %s  ",
-			    get_int(e, "version"), when, get_str(e, "op", "?"),
-			    get_str(e, "device_name",
-			    get_str(e, "device", "?")),
-			    json_is_true(json_object_get(e, "verified")) ?
-			    "verified" : "UNVERIFIED");
-			print_paths(json_object_get(e, "changed_paths"));
-			printf("\n");
+	for (;;) {
+		r = call_json(c, "io.ferry.History", after > 0 ?
+		    json_pack("{s:s,s:s,s:I}", "collection", argv[optind], "id",
+		    argv[optind + 1], "after", (json_int_t)after) :
+		    json_pack("{ssss}", "collection", argv[optind], "id",
+		    argv[optind + 1]), &reply);
+		if (r != 0)
+			return r;
+		if (c->json)
+			print_line(reply);
+		else
+			log_page(reply, &unverified);
+		next = json_object_get(reply, "next");
+		if (!json_is_integer(next))
+			break;
+		if (json_integer_value(next) <= after) {
+			warnx_("the daemon repeated a page of the history");
+			json_decref(reply);
+			return EXIT_FAILURE;
 		}
+		after = json_integer_value(next);
+		json_decref(reply);
+		reply = NULL;
+	}
 	json_decref(reply);
+	if (unverified > 0)
+		warnx_("%zu change%s of %s/%s did not verify: the remote's "
+		    "record is not the one its device signed",
+		    unverified, unverified == 1 ? "" : "s", argv[optind],
+		    argv[optind + 1]);
 	return 0;
 }
 
@@ -1101,6 +1642,8 @@ main(int argc, char **argv)
 	int o, r;
 
 	memset(&c, 0, sizeof(c));
+	/* Display widths of UTF-8 text in tables (conflicts show, log). */
+	setlocale(LC_CTYPE, "");
 	/* '+': stop at the command; its own options are parsed later. */
 	while ((o = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (o) {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "history.h"
 #include "iface.h"
 #include "log.h"
 #include "names.h"
@@ -1087,6 +1088,21 @@ handle_sync(struct control *c, struct vl_call *call, json_t *params)
 	sync_request(c->sync, call, json_is_true(v));
 }
 
+/* --- History: the remote's audit trail, checked here (history.c) --- */
+
+static void
+handle_history(struct control *c, struct vl_call *call, json_t *params)
+{
+	const char *collection, *id;
+	int64_t after = 0;
+
+	if ((collection = param_name(call, params, "collection", false)) ==
+	    NULL || (id = param_name(call, params, "id", true)) == NULL ||
+	    param_int(call, params, "after", 0, INT64_MAX, &after) < 0)
+		return;
+	history_start(c->sync, call, collection, id, after);
+}
+
 /* --- org.varlink.service --- */
 
 static const char varlink_service_iface[] =
@@ -1181,6 +1197,7 @@ static const char *const p_conflict[] = { "conflict_id", NULL };
 static const char *const p_resolve[] = { "conflict_id", "strategy", "body",
 	NULL };
 static const char *const p_iface[] = { "interface", NULL };
+static const char *const p_history[] = { "collection", "id", "after", NULL };
 
 static const struct method methods[] = {
 	{ "io.ferry.Get", handle_get, false, p_get },
@@ -1194,6 +1211,7 @@ static const struct method methods[] = {
 	{ "io.ferry.Conflicts", handle_conflicts, false, p_none },
 	{ "io.ferry.GetConflict", handle_get_conflict, false, p_conflict },
 	{ "io.ferry.Resolve", handle_resolve, true, p_resolve },
+	{ "io.ferry.History", handle_history, false, p_history },
 	{ "org.varlink.service.GetInfo", handle_get_info, false, p_none },
 	{ "org.varlink.service.GetInterfaceDescription", handle_get_iface,
 	    false, p_iface },

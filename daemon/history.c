@@ -1,0 +1,451 @@
+/*
+ * history: io.ferry.History; see history.h.
+ *
+ * A request walks the remote's pages in version order, keeping only what
+ * the next entry needs: the previous version's body (prev, trusted only
+ * when prev_known: it came from a record that verified) and the reply
+ * being built.  Invariants: at most one HTTP request is in flight per
+ * History call (hr->http); the remote's paging position only grows, and
+ * every page must hold entries with versions above it, so a remote cannot
+ * keep a call going forever; a record's body is looked at only after its
+ * signature over the exact bytes received checked out.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "history.h"
+#include "keys.h"
+#include "log.h"
+#include "merge.h"
+#include "record.h"
+
+struct history_req {
+	struct sync	*sy;
+	struct vl_call	*call;
+	struct http_req	*http;		/* the page under way, or NULL */
+	char		*collection;
+	char		*id;
+	int64_t		 after;		/* the caller's: answer versions above */
+	int64_t		 cursor;	/* the remote's paging position */
+	int64_t		 last_out;	/* the last version in entries */
+	json_t		*entries;	/* the reply being built */
+	size_t		 bytes;		/* its size, roughly */
+	json_t		*prev;		/* previous body; NULL: absent, deleted */
+	bool		 prev_known;	/* prev is trusted */
+	size_t		 unverified;
+};
+
+static void	history_fetch(struct history_req *hr);
+
+static void
+history_free(struct history_req *hr)
+{
+	if (hr == NULL)
+		return;
+	http_cancel(hr->http);
+	json_decref(hr->entries);
+	json_decref(hr->prev);
+	free(hr->collection);
+	free(hr->id);
+	free(hr);
+}
+
+/* Finish the call with error name (params stolen, may be NULL) and free. */
+static void
+history_fail(struct history_req *hr, const char *name, json_t *params)
+{
+	vl_call_set_cancel(hr->call, NULL, NULL);
+	vl_error(hr->call, name, params);
+	json_decref(params);
+	history_free(hr);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+history_offline(struct history_req *hr, const char *fmt, ...)
+{
+	va_list ap;
+	char reason[512];
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	log_debug("history of %s/%s: %s", hr->collection, hr->id, reason);
+	history_fail(hr, "io.ferry.Offline", json_pack("{s:s}", "reason",
+	    reason));
+}
+
+/* Answer with what was gathered; more: entries above last_out follow. */
+static void
+history_done(struct history_req *hr, bool more)
+{
+	json_t *p;
+
+	if (hr->unverified > 0)
+		log_warn("history of %s/%s: %zu record%s did not verify",
+		    hr->collection, hr->id, hr->unverified,
+		    hr->unverified == 1 ? "" : "s");
+	p = json_pack("{s:O}", "entries", hr->entries);
+	if (p != NULL && more && json_object_set_new(p, "next",
+	    json_integer(hr->last_out)) < 0) {
+		json_decref(p);
+		p = NULL;
+	}
+	if (p == NULL) {
+		history_fail(hr, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	vl_call_set_cancel(hr->call, NULL, NULL);
+	vl_reply(hr->call, p, false);
+	json_decref(p);
+	history_free(hr);
+}
+
+/* The client went away: stop the fetch and let the call go. */
+static void
+history_cancel_cb(struct vl_call *call, void *arg)
+{
+	struct history_req *hr = arg;
+
+	vl_reply(call, NULL, false);
+	history_free(hr);
+}
+
+/*
+ * Check an entry's record: the signature over the bytes as received,
+ * against the key the entry names, then the record's fields against the
+ * entry's and the document asked for.  1 (verified; *f filled, to be
+ * cleared by the caller), 0 (not verified) or -ENOMEM.
+ */
+static int
+entry_verify(struct history_req *hr, json_t *e, const char *device,
+    const char *change, const char *op, int64_t ts, struct record_fields *f)
+{
+	char want[KEYS_PUB_B64_LEN + 32];
+	json_t *rec;
+	const char *sig;
+	int r;
+
+	rec = json_object_get(e, "record");
+	sig = json_string_value(json_object_get(e, "sig"));
+	if (!json_is_string(rec) || sig == NULL)
+		return 0;
+	r = record_verify(json_string_value(rec), json_string_length(rec),
+	    sig, device, f);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return 0;
+	snprintf(want, sizeof want, "%s:%" PRId64, f->device, f->seq);
+	if (strcmp(f->collection, hr->collection) != 0 ||
+	    strcmp(f->id, hr->id) != 0 || strcmp(f->op, op) != 0 ||
+	    f->ts != ts || strcmp(want, change) != 0) {
+		record_fields_clear(f);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+path_cmp(const void *a, const void *b)
+{
+	json_t *const *x = a, *const *y = b;
+	size_t lx = json_string_length(*x), ly = json_string_length(*y);
+	int c;
+
+	c = memcmp(json_string_value(*x), json_string_value(*y),
+	    lx < ly ? lx : ly);
+	return c != 0 ? c : (lx > ly) - (lx < ly);
+}
+
+static bool
+paths_fit(json_t *paths)
+{
+	size_t i, bytes = 0;
+	json_t *p;
+
+	if (json_array_size(paths) > HISTORY_PATHS_MAX)
+		return false;
+	json_array_foreach(paths, i, p)
+		bytes += json_string_length(p) + 3;
+	return bytes <= HISTORY_PATHS_BYTES;
+}
+
+/*
+ * Keep a diff's path list within bounds: too long, it becomes the sorted
+ * top-level members it touches ("/a/b" -> "/a"), and if that is still too
+ * long, [""].  *paths is replaced; 0 or -ENOMEM.
+ */
+static int
+paths_bound(json_t **paths)
+{
+	json_t *tops = NULL, *out = NULL, **v = NULL, *p;
+	const char *s, *slash;
+	size_t i, n, len;
+	bool whole = false;
+	int r = -ENOMEM;
+
+	if (paths_fit(*paths))
+		return 0;
+	if ((tops = json_array()) == NULL || (out = json_array()) == NULL)
+		goto out;
+	json_array_foreach(*paths, i, p) {
+		s = json_string_value(p);
+		if ((len = json_string_length(p)) == 0) {
+			whole = true;
+			break;
+		}
+		if ((slash = memchr(s + 1, '/', len - 1)) != NULL)
+			len = (size_t)(slash - s);
+		if (json_array_append_new(tops, json_stringn(s, len)) < 0)
+			goto out;
+	}
+	n = json_array_size(tops);
+	if (!whole) {
+		if ((v = calloc(n > 0 ? n : 1, sizeof *v)) == NULL)
+			goto out;
+		for (i = 0; i < n; i++)
+			v[i] = json_array_get(tops, i);
+		qsort(v, n, sizeof *v, path_cmp);
+		for (i = 0; i < n; i++)
+			if ((i == 0 || path_cmp(&v[i - 1], &v[i]) != 0) &&
+			    json_array_append(out, v[i]) < 0)
+				goto out;
+		whole = !paths_fit(out);
+	}
+	if (whole && (json_array_clear(out) < 0 ||
+	    json_array_append_new(out, json_string("")) < 0))
+		goto out;
+	json_decref(*paths);
+	*paths = out;
+	out = NULL;
+	r = 0;
+out:
+	free(v);
+	json_decref(out);
+	json_decref(tops);
+	return r;
+}
+
+/*
+ * changed_paths of an entry whose record verified (body: its body, NULL
+ * for a delete) or not (verified false).  A new array, or NULL.
+ */
+static json_t *
+entry_paths(struct history_req *hr, bool verified, json_t *body)
+{
+	json_t *from, *empty = NULL, *paths = NULL;
+
+	if (!verified)
+		return json_array();
+	if (!hr->prev_known)
+		return json_pack("[s]", "");
+	from = hr->prev;
+	/* A create (or a put onto a tombstone) lists what it created. */
+	if (from == NULL && body != NULL && (from = empty = json_object()) ==
+	    NULL)
+		return NULL;
+	if (merge_diff(from, body, &paths) < 0 || paths_bound(&paths) < 0) {
+		json_decref(paths);
+		paths = NULL;
+	}
+	json_decref(empty);
+	return paths;
+}
+
+/*
+ * Take one entry of a page.  0 taken (or used only as the base of the
+ * next), 1 the reply is full (this entry is left for the next call),
+ * -EBADMSG malformed, -ENOMEM.
+ */
+static int
+history_entry(struct history_req *hr, json_t *e)
+{
+	struct record_fields f;
+	json_t *v, *name, *paths, *out;
+	const char *device, *change, *op;
+	int64_t version, ts;
+	size_t size;
+	int verified;
+
+	v = json_object_get(e, "version");
+	device = json_string_value(json_object_get(e, "device"));
+	change = json_string_value(json_object_get(e, "change"));
+	op = json_string_value(json_object_get(e, "op"));
+	name = json_object_get(e, "device_name");
+	if (!json_is_integer(v) || json_integer_value(v) <= hr->cursor ||
+	    device == NULL || change == NULL || op == NULL ||
+	    (strcmp(op, "put") != 0 && strcmp(op, "delete") != 0) ||
+	    !json_is_integer(json_object_get(e, "ts")) ||
+	    (name != NULL && !json_is_string(name) && !json_is_null(name)))
+		return -EBADMSG;
+	version = json_integer_value(v);
+	ts = json_integer_value(json_object_get(e, "ts"));
+	hr->cursor = version;
+	memset(&f, 0, sizeof f);
+	if ((verified = entry_verify(hr, e, device, change, op, ts, &f)) < 0)
+		return verified;
+	if (version > hr->after) {
+		if ((paths = entry_paths(hr, verified, f.body)) == NULL) {
+			record_fields_clear(&f);
+			return -ENOMEM;
+		}
+		out = json_pack("{s:I,s:s,s:s,s:O,s:I,s:s,s:b,s:o}",
+		    "version", (json_int_t)version, "change", change,
+		    "device", device,
+		    "device_name", name != NULL ? name : json_null(),
+		    "ts", (json_int_t)ts, "op", op, "verified", verified,
+		    "changed_paths", paths);
+		if (out == NULL) {
+			record_fields_clear(&f);
+			return -ENOMEM;
+		}
+		size = json_dumpb(out, NULL, 0, JSON_COMPACT) + 1;
+		if (json_array_size(hr->entries) > 0 &&
+		    (json_array_size(hr->entries) == HISTORY_ENTRIES_MAX ||
+		    hr->bytes + size > HISTORY_REPLY_MAX)) {
+			json_decref(out);
+			record_fields_clear(&f);
+			return 1;
+		}
+		if (json_array_append_new(hr->entries, out) < 0) {
+			record_fields_clear(&f);
+			return -ENOMEM;
+		}
+		hr->bytes += size;
+		hr->last_out = version;
+		if (!verified)
+			hr->unverified++;
+	}
+	json_decref(hr->prev);
+	hr->prev = verified ? json_incref(f.body) : NULL;
+	hr->prev_known = verified;
+	record_fields_clear(&f);
+	return 0;
+}
+
+/* A 200 page: take its entries, then fetch the next one or answer. */
+static void
+history_page(struct history_req *hr, const struct http_result *res)
+{
+	json_error_t jerr;
+	json_t *page, *entries, *next, *e;
+	int64_t before = hr->cursor;
+	size_t i;
+	int r = 0;
+
+	page = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES, &jerr);
+	entries = json_object_get(page, "entries");
+	next = json_object_get(page, "next");
+	if (!json_is_array(entries) || (next != NULL &&
+	    !json_is_integer(next))) {
+		json_decref(page);
+		history_offline(hr, "the remote's answer cannot be read");
+		return;
+	}
+	json_array_foreach(entries, i, e)
+		if ((r = history_entry(hr, e)) != 0)
+			break;
+	/* Another page only if this one moved forward and said so. */
+	if (r == 0 && next != NULL && hr->cursor == before)
+		r = -EBADMSG;
+	json_decref(page);
+	if (r == -EBADMSG)
+		history_offline(hr, "the remote's answer cannot be read");
+	else if (r < 0)
+		history_fail(hr, "io.ferry.WriteFailed", json_pack("{s:s}",
+		    "reason", "out of memory"));
+	else if (r == 1)
+		history_done(hr, true);
+	else if (next != NULL)
+		history_fetch(hr);
+	else
+		history_done(hr, false);
+}
+
+static void
+history_http_done(struct http_req *req, const struct http_result *res,
+    void *arg)
+{
+	struct history_req *hr = arg;
+	json_error_t jerr;
+	json_t *body;
+	const char *why = NULL;
+
+	hr->http = NULL;
+	if (res->err != 0) {
+		history_offline(hr, "cannot reach the remote: %s",
+		    res->errmsg != NULL ? res->errmsg : strerror(-res->err));
+		return;
+	}
+	if (res->status == 200) {
+		history_page(hr, res);
+		return;
+	}
+	if (res->status == 404) {
+		history_fail(hr, "io.ferry.NotFound", json_pack("{s:s,s:s}",
+		    "collection", hr->collection, "id", hr->id));
+		return;
+	}
+	body = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES, &jerr);
+	why = json_string_value(json_object_get(body, "error"));
+	history_offline(hr, "the remote answered %ld%s%.200s", res->status,
+	    why != NULL ? ": " : "", why != NULL ? why : "");
+	json_decref(body);
+}
+
+/* Ask for the page after hr->cursor. */
+static void
+history_fetch(struct history_req *hr)
+{
+	char *path;
+	int r;
+
+	if (asprintf(&path, "/v1/docs/%s/%s/history?after=%" PRId64,
+	    hr->collection, hr->id, hr->cursor) < 0) {
+		history_fail(hr, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	r = sync_fetch(hr->sy, path, history_http_done, hr, &hr->http);
+	free(path);
+	if (r < 0)
+		history_offline(hr, "cannot start a request: %s",
+		    strerror(-r));
+}
+
+void
+history_start(struct sync *sy, struct vl_call *call, const char *collection,
+    const char *id, int64_t after)
+{
+	struct history_req *hr;
+	json_t *p;
+
+	if (sy == NULL) {
+		p = json_pack("{s:s}", "reason", "no remote is configured");
+		vl_error(call, "io.ferry.Offline", p);
+		json_decref(p);
+		return;
+	}
+	if ((hr = calloc(1, sizeof *hr)) == NULL ||
+	    (hr->collection = strdup(collection)) == NULL ||
+	    (hr->id = strdup(id)) == NULL ||
+	    (hr->entries = json_array()) == NULL) {
+		history_free(hr);
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	hr->sy = sy;
+	hr->call = call;
+	hr->after = after;
+	/* From version after on: its body is the base of the first diff. */
+	hr->cursor = after > 0 ? after - 1 : 0;
+	hr->prev_known = after == 0;
+	vl_call_set_cancel(call, history_cancel_cb, hr);
+	history_fetch(hr);
+}

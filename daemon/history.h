@@ -1,0 +1,55 @@
+/*
+ * history: the History method, a document's signed audit trail as the
+ * remote keeps it (DESIGN "Remote protocol v1", GET
+ * /v1/docs/{collection}/{id}/history), checked on this machine.
+ *
+ * The trail is fetched page by page through sync_fetch (signed,
+ * non-blocking GETs on the daemon's loop) and each record is verified
+ * here: the Ed25519 signature over the exact record bytes the remote sent,
+ * against the key the entry names, before the record is parsed at all
+ * (with duplicate keys refused); then its fields must agree with the
+ * entry's (collection, id, device, seq, op, ts).  A record that fails is
+ * reported with verified false, not as an error.  changed_paths is the
+ * field-level diff (merge_diff) against the previous version's body: a
+ * create lists the fields it created, a delete is [""].  Bodies from
+ * records that did not verify are never used: such an entry has no
+ * changed_paths, and the next entry, whose predecessor is unknown, has
+ * [""] (the whole document).
+ *
+ * One call answers at most HISTORY_ENTRIES_MAX entries, oldest first, and
+ * at most about HISTORY_REPLY_MAX bytes; when more follow, the reply's
+ * next is the last version it holds and History(after: next) goes on.  A
+ * diff naming more than HISTORY_PATHS_MAX paths (or HISTORY_PATHS_BYTES
+ * bytes of them) is summarised by the top-level members that changed, or
+ * by "" if that is still too long.
+ *
+ * Ownership: a request lives from history_start until it answers its
+ * call, or until the call's connection goes away (the fetch is then
+ * cancelled and everything freed).  Nothing here blocks.
+ */
+#ifndef FERRY_HISTORY_H
+#define FERRY_HISTORY_H
+
+#include <stdint.h>
+
+#include "sync.h"
+#include "vl_server.h"
+
+#define HISTORY_ENTRIES_MAX	10000
+#define HISTORY_REPLY_MAX	(4u * 1024 * 1024)
+#define HISTORY_PATHS_MAX	1000
+#define HISTORY_PATHS_BYTES	(64u * 1024)
+
+/*
+ * Answer io.ferry.History for call: the entries of collection/id (valid
+ * names, borrowed: they are copied) with a version above after (0: from
+ * the start).  sy NULL (no remote) answers io.ferry.Offline at once.
+ * Errors reach the call as io.ferry.NotFound {collection, id} (the remote
+ * answered 404), io.ferry.Offline {reason} (the remote cannot be reached,
+ * answered another error, or answered something unreadable) or
+ * io.ferry.WriteFailed (out of memory).
+ */
+void	history_start(struct sync *sy, struct vl_call *call,
+	    const char *collection, const char *id, int64_t after);
+
+#endif
