@@ -4,8 +4,8 @@
  * Loop-thread state: at most one push request is in flight, with the
  * next batch prepared beside it (see "push" below), and answers being
  * recorded; `push_need` records that something may be sendable (a kick, a
- * full batch, an answer recorded).  A transient failure of
- * either arms the one retry timer and marks the engine offline; success of
+ * full batch, an answer recorded).  A transient failure of a push or a
+ * pull arms the one retry timer and marks the engine offline; success of
  * either clears that.  The pull cursor is read once at start (an op) and
  * then kept here, moving only when an apply op committed; the puller
  * fetches up to PULL_AHEAD pages ahead of it (fetch_cursor), and each page
