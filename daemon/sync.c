@@ -1,10 +1,11 @@
 /*
  * sync: pusher and puller; see sync.h.
  *
- * Loop-thread state: at most one push step (prepare op, request, apply op)
- * and one pull step (request, apply op) are under way; `push_more` records
- * a kick that came while a push step was busy.  A transient failure of
- * either arms the one retry timer and marks the engine offline; success of
+ * Loop-thread state: at most one push request is in flight, with the
+ * next batch prepared beside it (see "push" below), and answers being
+ * recorded; `push_need` records that something may be sendable (a kick, a
+ * full batch, an answer recorded).  A transient failure of a push or a
+ * pull arms the one retry timer and marks the engine offline; success of
  * either clears that.  The pull cursor is read once at start (an op) and
  * then kept here, moving only when an apply op committed; the puller
  * fetches up to PULL_AHEAD pages ahead of it (fetch_cursor), and each page
@@ -34,7 +35,7 @@
 #include "sync.h"
 #include "util.h"
 
-#define PUSH_BATCH	500	/* changes per push request */
+#define PUSH_BATCH	1000	/* changes per push request (the server's cap) */
 #define PULL_LIMIT	1000	/* changes per pull page */
 #define PULL_WAIT	30	/* seconds a long-poll may be held */
 #define PULL_AHEAD	2	/* pages fetched ahead of the writer */
@@ -53,8 +54,13 @@ struct push_step {
 	struct push_item	*items;
 	size_t			 n;
 	json_t			*changes;	/* [{record, sig}] */
+	char			*text;		/* the request body */
+	size_t			 len;
 	json_t			*results;	/* the server's answer */
 	int			 limit;
+	int64_t			 after;		/* skip records up to this seq */
+	int64_t			 last_change_seq; /* highest record in it */
+	uint64_t		 gen;		/* sy->push_gen when made */
 };
 
 struct pull_step {
@@ -92,10 +98,15 @@ struct sync {
 	int64_t			 last_ok_ms;
 
 	bool			 stopping;
-	bool			 push_busy;
-	bool			 push_more;
-	struct push_step	*push_step;	/* while its request runs */
+	struct push_step	*push_inflight;	/* while its request runs */
+	struct push_step	*push_ready;	/* prepared, not yet sent */
+	bool			 push_preparing; /* a prepare op is queued */
+	int			 push_applying;	/* apply ops queued */
+	bool			 push_need;	/* something may be sendable */
 	bool			 push_empty;	/* last prepare found nothing */
+	int64_t			 push_handed;	/* records up to this seq are
+						 * in a request or ready */
+	uint64_t		 push_gen;	/* bumped by push_reset */
 	int			 push_limit;
 
 	struct http_req		*pull_req;	/* the request under way */
@@ -271,6 +282,19 @@ sync_classify(struct sync *sy, const struct http_result *res,
 
 /* --- push --- */
 
+/*
+ * The push pipeline: while one request is in flight, the next batch is
+ * prepared (records made, signed and stored; the request body built) on
+ * the writer thread, so the server's work and ours overlap.  Requests
+ * still go one at a time, in device-seq order: the server refuses a seq
+ * below one it has seen.  A prepare skips the records already handed to a
+ * request (change_seq <= push_handed); the SQL keeps a document with a
+ * record out of any new batch (at most one change per document in
+ * flight).  Any failure drops what was prepared ahead and starts again
+ * from the oldest record not answered (push_reset): those records are
+ * stored, so they are resent byte for byte, never made twice.
+ */
+
 static void
 push_step_free(struct push_step *p)
 {
@@ -286,6 +310,7 @@ push_step_free(struct push_step *p)
 	free(p->items);
 	json_decref(p->changes);
 	json_decref(p->results);
+	free(p->text);
 	free(p);
 }
 
@@ -322,8 +347,9 @@ prep_one(const struct store_intent *in, void *arg)
 	struct push_item *it, *v;
 	json_error_t jerr;
 	json_t *body = NULL, *ch;
-	char *text = NULL, *sig = NULL;
-	size_t len;
+	char *text = NULL, *sig = NULL, *btext = NULL;
+	size_t len, off, blen;
+	int64_t ts, change_seq;
 	int r;
 
 	if (in->record == NULL && in->deleted && in->version == 0) {
@@ -346,30 +372,43 @@ prep_one(const struct store_intent *in, void *arg)
 			return c->err = -ENOMEM;
 		}
 		len = in->record_len;
+		change_seq = in->change_seq;
+		btext = record_body_text(text, len);
 	} else {
 		if (!in->deleted && (in->body == NULL ||
 		    (body = json_loads(in->body, 0, &jerr)) == NULL))
 			return c->err = -EBADMSG;
-		c->device_seq++;
+		change_seq = ++c->device_seq;
+		ts = util_now_ms();
 		r = record_make(c->keys, in->deleted ? "delete" : "put",
-		    in->version, in->collection, in->id, c->device_seq,
-		    util_now_ms(), body, &text, &len, &sig);
+		    in->version, in->collection, in->id, change_seq, ts, body,
+		    &text, &len, &sig);
 		json_decref(body);
 		if (r < 0)
 			return c->err = r;
 		if ((r = store_outbox_set_record(c->b->st, in->oseq, text, len,
-		    sig, c->device_seq)) < 0) {
+		    sig, change_seq)) < 0) {
 			free(text);
 			free(sig);
 			return c->err = r;
 		}
+		/* The body it carries is a slice of what was just made. */
+		if (!in->deleted && record_body_span(text, len, in->version,
+		    in->collection, c->keys->pub_b64, in->id, change_seq, ts,
+		    &off, &blen) == 0)
+			btext = strndup(text + off, blen);
+	}
+	if (btext == NULL && !in->deleted && in->record == NULL) {
+		free(text);
+		free(sig);
+		return c->err = -ENOMEM;
 	}
 	it = &c->p->items[c->p->n];
 	memset(it, 0, sizeof *it);
 	it->oseq = in->oseq;
 	it->collection = strdup(in->collection);
 	it->id = strdup(in->id);
-	it->body = record_body_text(text, len);
+	it->body = btext;
 	ch = json_pack("{s:s%,s:s}", "record", text, len, "sig", sig);
 	free(text);
 	free(sig);
@@ -380,17 +419,21 @@ prep_one(const struct store_intent *in, void *arg)
 		free(it->body);
 		return c->err = -ENOMEM;
 	}
+	if (change_seq > c->p->last_change_seq)
+		c->p->last_change_seq = change_seq;
 	c->p->n++;
 	return 0;
 }
 
-/* Writer thread: pick what to send, make and store new records. */
+/* Writer thread: pick what to send, make and store new records, and
+ * write the request body. */
 static void
 push_prepare_run(struct writer_batch *b, struct writer_op *op)
 {
 	struct push_step *p = op->arg;
 	struct prep_ctx c;
 	char *v = NULL, buf[32];
+	json_t *o;
 	int r;
 
 	memset(&c, 0, sizeof c);
@@ -401,16 +444,28 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
 		c.device_seq = strtoll(v, NULL, 10);
 		free(v);
 	}
-	r = store_outbox_sendable(b->st, p->limit, prep_one, &c);
+	r = store_outbox_sendable_after(b->st, p->after, p->limit, prep_one,
+	    &c);
 	if (r < 0 || c.err < 0) {
 		writer_fail(b, c.err < 0 ? c.err : r,
 		    c.err == -EBADMSG ? "a stored body cannot be read" :
-		    store_errmsg(b->st));
+		    c.err == -ENOMEM ? "out of memory" : store_errmsg(b->st));
 		return;
 	}
 	snprintf(buf, sizeof buf, "%" PRId64, c.device_seq);
-	if ((r = store_meta_set(b->st, "device_seq", buf)) < 0)
+	if ((r = store_meta_set(b->st, "device_seq", buf)) < 0) {
 		writer_fail(b, r, store_errmsg(b->st));
+		return;
+	}
+	if (p->n == 0)
+		return;
+	o = json_pack("{s:O}", "changes", p->changes);
+	p->text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (p->text == NULL)
+		writer_fail(b, -ENOMEM, "out of memory");
+	else
+		p->len = strlen(p->text);
 }
 
 /*
@@ -588,6 +643,32 @@ push_results_check(json_t *results, size_t n)
 	return NULL;
 }
 
+static bool
+push_busy(const struct sync *sy)
+{
+	return sy->push_inflight != NULL || sy->push_ready != NULL ||
+	    sy->push_preparing || sy->push_applying > 0;
+}
+
+/* Nothing sendable is left: every record answered, nothing to make. */
+static bool
+push_idle(const struct sync *sy)
+{
+	return !push_busy(sy) && !sy->push_need && sy->push_empty;
+}
+
+/* Forget what was prepared ahead: start again from the oldest record not
+ * answered.  A prepare under way is discarded when it ends. */
+static void
+push_reset(struct sync *sy)
+{
+	sy->push_gen++;
+	sy->push_handed = 0;
+	push_step_free(sy->push_ready);
+	sy->push_ready = NULL;
+	sy->push_need = true;
+}
+
 static void
 push_applied_done(struct writer_op *op, int err)
 {
@@ -595,10 +676,11 @@ push_applied_done(struct writer_op *op, int err)
 	struct sync *sy = p->sy;
 
 	push_step_free(p);
-	sy->push_busy = false;
+	sy->push_applying--;
 	if (sy->stopping)
 		return;
 	if (err != 0) {
+		push_reset(sy);
 		sync_error(sy, "push: cannot record the results");
 		sync_transient(sy);
 		return;
@@ -607,8 +689,19 @@ push_applied_done(struct writer_op *op, int err)
 		sy->push_limit *= 2;	/* grow back after a 413 */
 	if (sy->push_limit > PUSH_BATCH)
 		sy->push_limit = PUSH_BATCH;
+	/* Documents whose record was answered may have intents waiting. */
+	sy->push_need = true;
 	sync_notify(sy);
-	push_start(sy);		/* more may be waiting */
+	push_start(sy);
+}
+
+/* The request failed or was refused: drop it and what was prepared. */
+static void
+push_abort(struct sync *sy, struct push_step *p)
+{
+	sy->push_inflight = NULL;
+	push_step_free(p);
+	push_reset(sy);
 }
 
 static void
@@ -638,9 +731,7 @@ push_http_done(struct http_req *req, const struct http_result *res,
 	if (k == -1 && res->status == 413 && p->limit > 1) {
 		/* Too large a batch: at once again with half as many. */
 		sy->push_limit = p->limit / 2 > 0 ? p->limit / 2 : 1;
-		sy->push_step = NULL;
-		push_step_free(p);
-		sy->push_busy = false;
+		push_abort(sy, p);
 		push_start(sy);
 		return;
 	}
@@ -653,9 +744,7 @@ push_http_done(struct http_req *req, const struct http_result *res,
 		k = p->results != NULL ? 1 : 0;
 	}
 	if (k != 1) {
-		sy->push_step = NULL;
-		push_step_free(p);
-		sy->push_busy = false;
+		push_abort(sy, p);
 		if (k == 0)
 			sync_transient(sy);
 		else
@@ -667,16 +756,18 @@ push_http_done(struct http_req *req, const struct http_result *res,
 	results = json_incref(json_object_get(p->results, "results"));
 	json_decref(p->results);
 	p->results = results;
-	sy->push_step = NULL;
+	sy->push_inflight = NULL;
 	if ((op = writer_add(sy->writer, NULL, push_apply_run, p,
 	    NULL)) == NULL) {
-		push_step_free(p);
-		sy->push_busy = false;
+		push_abort(sy, p);
 		sync_error(sy, "push: out of memory");
 		sync_transient(sy);
 		return;
 	}
 	op->done = push_applied_done;
+	sy->push_applying++;
+	/* The next batch goes out while this answer is recorded. */
+	push_start(sy);
 }
 
 static void
@@ -684,24 +775,31 @@ push_prepared_done(struct writer_op *op, int err)
 {
 	struct push_step *p = op->arg;
 	struct sync *sy = p->sy;
-	char *body;
-	json_t *o;
-	int r;
 
-	if (err != 0 || sy->stopping) {
+	sy->push_preparing = false;
+	if (sy->stopping) {
 		push_step_free(p);
-		sy->push_busy = false;
-		if (sy->stopping)
-			return;
+		return;
+	}
+	if (err != 0) {
+		push_step_free(p);
+		push_reset(sy);
 		sync_error(sy, "push: cannot prepare changes");
 		sync_transient(sy);
 		return;
 	}
+	if (p->gen != sy->push_gen) {
+		/* Prepared after a point that no longer holds: its new
+		 * records are stored and will be picked up again. */
+		push_step_free(p);
+		sy->push_need = true;
+		push_start(sy);
+		return;
+	}
 	if (p->n == 0) {
 		push_step_free(p);
-		sy->push_busy = false;
 		sy->push_empty = true;
-		if (sy->push_more)
+		if (sy->push_need)
 			push_start(sy);
 		else
 			waiters_check(sy);
@@ -709,41 +807,48 @@ push_prepared_done(struct writer_op *op, int err)
 		return;
 	}
 	sy->push_empty = false;
-	o = json_pack("{s:O}", "changes", p->changes);
-	body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	r = body != NULL ? sync_http(sy, "POST", "/v1/push", body,
-	    strlen(body), PUSH_TIMEOUT_MS, CONNECT_TIMEOUT_MS, push_http_done,
-	    p, NULL) : -ENOMEM;
-	free(body);
-	if (r == 0)
-		sy->push_step = p;	/* owned by the request until it ends */
+	/* A full batch: more may be waiting behind it. */
+	if (p->n >= (size_t)p->limit)
+		sy->push_need = true;
+	if (p->last_change_seq > sy->push_handed)
+		sy->push_handed = p->last_change_seq;
+	sy->push_ready = p;
+	push_start(sy);
+	sync_notify(sy);
+}
+
+/* Send the prepared batch if no request is in flight. */
+static void
+push_send(struct sync *sy)
+{
+	struct push_step *p = sy->push_ready;
+	int r;
+
+	if (p == NULL || sy->push_inflight != NULL)
+		return;
+	sy->push_ready = NULL;
+	r = sync_http(sy, "POST", "/v1/push", p->text, p->len,
+	    PUSH_TIMEOUT_MS, CONNECT_TIMEOUT_MS, push_http_done, p, NULL);
 	if (r < 0) {
 		push_step_free(p);
-		sy->push_busy = false;
+		push_reset(sy);
 		sync_error(sy, "push: cannot start a request: %s",
 		    strerror(-r));
 		sync_transient(sy);
 		return;
 	}
-	sync_notify(sy);
+	sy->push_inflight = p;	/* owned by the request until it ends */
 }
 
+/* Prepare the next batch if there may be one and none is waiting. */
 static void
-push_start(struct sync *sy)
+push_prepare(struct sync *sy)
 {
 	struct writer_op *op;
 	struct push_step *p;
 
-	if (!sy->started || sy->paused || sy->stopping)
+	if (sy->push_preparing || sy->push_ready != NULL || !sy->push_need)
 		return;
-	if (sy->push_busy) {
-		sy->push_more = true;
-		return;
-	}
-	if (evtimer_pending(sy->retry_ev, NULL))
-		return;		/* the retry timer will start us */
-	sy->push_more = false;
 	if ((p = calloc(1, sizeof *p)) == NULL ||
 	    (p->changes = json_array()) == NULL) {
 		free(p);
@@ -751,13 +856,28 @@ push_start(struct sync *sy)
 	}
 	p->sy = sy;
 	p->limit = sy->push_limit;
+	p->after = sy->push_handed;
+	p->gen = sy->push_gen;
 	if ((op = writer_add(sy->writer, NULL, push_prepare_run, p,
 	    NULL)) == NULL) {
 		push_step_free(p);
 		return;
 	}
 	op->done = push_prepared_done;
-	sy->push_busy = true;
+	sy->push_preparing = true;
+	sy->push_need = false;
+}
+
+/* Move the pipeline on: send what is ready, prepare what comes next. */
+static void
+push_start(struct sync *sy)
+{
+	if (!sy->started || sy->paused || sy->stopping)
+		return;
+	if (evtimer_pending(sy->retry_ev, NULL))
+		return;		/* the retry timer will start us */
+	push_send(sy);
+	push_prepare(sy);
 }
 
 /* --- pull --- */
@@ -1082,7 +1202,7 @@ waiters_check(struct sync *sy)
 {
 	size_t i, j = 0;
 
-	if (sy->push_busy || !sy->push_empty || sy->push_more)
+	if (!push_idle(sy))
 		return;
 	for (i = 0; i < sy->nwaiters; i++) {
 		if (sy->caught_round >= sy->waiters[i].pull_round &&
@@ -1105,6 +1225,7 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 		/* The user asked: try now rather than at the backoff's end. */
 		evtimer_del(sy->retry_ev);
 	}
+	sy->push_need = true;
 	push_start(sy);
 	pull_now(sy);
 	if (wait) {
@@ -1184,7 +1305,7 @@ sync_state(const struct sync *sy)
 		return "paused";
 	if (sy->offline)
 		return "offline";
-	if (sy->push_busy || (sy->pull_req != NULL && !sy->pull_waiting) ||
+	if (push_busy(sy) || (sy->pull_req != NULL && !sy->pull_waiting) ||
 	    !sy->started)
 		return "syncing";
 	return "idle";
@@ -1205,6 +1326,7 @@ sync_last_ok_ms(const struct sync *sy)
 void
 sync_kick(struct sync *sy)
 {
+	sy->push_need = true;
 	push_start(sy);
 }
 
@@ -1215,6 +1337,7 @@ sync_reload(struct sync *sy, int backoff_max)
 	if (sy->paused) {
 		sy->paused = false;
 		log_notice("sync: resumed after reload");
+		sy->push_need = true;
 		push_start(sy);
 		pull_now(sy);
 		sync_notify(sy);
@@ -1243,6 +1366,7 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 	sy->reply = reply;
 	sy->arg = arg;
 	sy->push_limit = PUSH_BATCH;
+	sy->push_need = true;
 	backoff_init(&sy->backoff, 500, (int64_t)cfg->backoff_max * 1000);
 	if ((sy->remote = strdup(cfg->remote)) == NULL) {
 		free(sy);
@@ -1292,7 +1416,8 @@ sync_free(struct sync *sy)
 	/* Cancel the requests under way; their callbacks will not run, so
 	 * the push step a request owned is freed here. */
 	http_free(sy->http);
-	push_step_free(sy->push_step);
+	push_step_free(sy->push_inflight);
+	push_step_free(sy->push_ready);
 	if (sy->retry_ev != NULL)
 		event_free(sy->retry_ev);
 	free(sy->remote);

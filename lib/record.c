@@ -20,8 +20,10 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,6 +324,44 @@ record_fields_clear(struct record_fields *f)
 		return;
 	json_decref(f->root);
 	memset(f, 0, sizeof(*f));
+}
+
+/*
+ * The text around the body is fixed by the other fields: it starts with
+ * {"base":B,"body": and ends with ,"collection":C,...,"v":1}.  If both
+ * match byte for byte and what lies between starts with '{' and ends with
+ * '}', that is the body's text: the record parsed (duplicates rejected,
+ * every v1 key present once, no other key), the names and the device key
+ * cannot hold '"', ',' or ':', so the seven keys of the tail are the
+ * record's own top-level keys and nothing but the body value (not even
+ * whitespace, given the braces) fits between "body": and the tail.
+ */
+int
+record_body_span(const char *text, size_t len, int64_t base,
+    const char *collection, const char *device, const char *id, int64_t seq,
+    int64_t ts, size_t *ret_off, size_t *ret_len)
+{
+	char	head[64], tail[512];
+	int	hn, tn;
+
+	if (text == NULL || collection == NULL || device == NULL || id == NULL)
+		return (-EINVAL);
+	hn = snprintf(head, sizeof(head), "{\"base\":%" PRId64 ",\"body\":",
+	    base);
+	tn = snprintf(tail, sizeof(tail), ",\"collection\":\"%s\","
+	    "\"device\":\"%s\",\"id\":\"%s\",\"op\":\"put\","
+	    "\"seq\":%" PRId64 ",\"ts\":%" PRId64 ",\"v\":1}",
+	    collection, device, id, seq, ts);
+	if (hn < 0 || (size_t)hn >= sizeof(head) || tn < 0 ||
+	    (size_t)tn >= sizeof(tail) || len < (size_t)hn + (size_t)tn + 2)
+		return (-ENOENT);
+	if (memcmp(text, head, hn) != 0 ||
+	    memcmp(text + len - tn, tail, tn) != 0 ||
+	    text[hn] != '{' || text[len - tn - 1] != '}')
+		return (-ENOENT);
+	*ret_off = (size_t)hn;
+	*ret_len = len - (size_t)hn - (size_t)tn;
+	return (0);
 }
 
 /* Set key to a new integer value; -ENOMEM if either step fails. */

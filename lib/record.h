@@ -76,6 +76,20 @@ int	record_verify(const char *text, size_t len, const char *sig_b64,
 void	record_fields_clear(struct record_fields *f);
 
 /*
+ * Where the body of a put record lies in its text, when the text is laid
+ * out as record_make writes it: text must be a record that verified and
+ * parsed (record_verify) into these field values, so that a caller can
+ * store or forward the body's bytes without dumping the parsed body again.
+ * Returns 0 with the body's offset and length in *ret_off and *ret_len (the
+ * bytes of one JSON object, exactly as signed), or -ENOENT if the text has
+ * another layout (other key order, whitespace, number spelling): the
+ * caller then dumps the parsed body.  Nothing is allocated.
+ */
+int	record_body_span(const char *text, size_t len, int64_t base,
+	    const char *collection, const char *device, const char *id,
+	    int64_t seq, int64_t ts, size_t *ret_off, size_t *ret_len);
+
+/*
  * Ed25519 detached signature of prefix||msg, as a new malloc'd base64url
  * string.  prefix separates the uses of one key (RECORD_SIG_PREFIX for
  * changes; HTTP requests use their own).  0, -EINVAL, -ENOMEM

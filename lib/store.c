@@ -60,6 +60,7 @@ enum {
 	ST_DOC_BASE_W,
 	ST_OUTBOX_HAS,
 	ST_OUTBOX_DROP_SENT,
+	ST_OUTBOX_INFLIGHT_AFTER,
 	ST_COUNT
 };
 
@@ -256,13 +257,13 @@ static const struct {
 	 */
 	[ST_OUTBOX_INFLIGHT] = { 0,
 	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
-	    " d.deleted, d.body FROM outbox o JOIN docs d"
+	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
 	    " WHERE o.record IS NOT NULL AND o.state = 'queued'"
 	    " AND d.conflicted = 0 ORDER BY o.change_seq LIMIT ?1" },
 	[ST_OUTBOX_SENDABLE] = { 0,
 	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
-	    " d.deleted, d.body FROM outbox o JOIN docs d"
+	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
 	    " WHERE o.record IS NULL AND o.state = 'queued'"
 	    " AND d.conflicted = 0 AND NOT EXISTS (SELECT 1 FROM outbox o2"
@@ -338,6 +339,15 @@ static const struct {
 	    " AND state = 'queued' AND record IS NOT NULL" },
 	[ST_OUTBOX_HAS] = { 0,
 	    "SELECT 1 FROM outbox WHERE seq = ?1 AND state = 'queued'" },
+	/* Records made and not answered whose device seq is above ?2: those
+	 * not yet handed to a request, when the pusher prepares ahead. */
+	[ST_OUTBOX_INFLIGHT_AFTER] = { 0,
+	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
+	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
+	    " ON d.collection = o.collection AND d.id = o.id"
+	    " WHERE o.record IS NOT NULL AND o.state = 'queued'"
+	    " AND o.change_seq > ?2"
+	    " AND d.conflicted = 0 ORDER BY o.change_seq LIMIT ?1" },
 };
 
 const char *
@@ -992,13 +1002,15 @@ store_integrity_check(struct store *s)
 /* --- sync (writer thread) --- */
 
 static int
-store_intents(struct store *s, sqlite3_stmt *st, int limit,
+store_intents(struct store *s, sqlite3_stmt *st, int limit, int64_t after,
     store_intent_cb cb, void *arg)
 {
 	struct store_intent in;
 	int rc, r, n = 0;
 
 	sqlite3_bind_int(st, 1, limit);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, after);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&in, 0, sizeof in);
 		in.oseq = sqlite3_column_int64(st, 0);
@@ -1010,6 +1022,7 @@ store_intents(struct store *s, sqlite3_stmt *st, int limit,
 		in.version = sqlite3_column_int64(st, 5);
 		in.deleted = sqlite3_column_int(st, 6) != 0;
 		in.body = (const char *)sqlite3_column_text(st, 7);
+		in.change_seq = sqlite3_column_int64(st, 8);
 		if ((r = cb(&in, arg)) < 0)
 			goto out;
 		n++;
@@ -1028,10 +1041,25 @@ store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
 	int n, m;
 
 	/* Records already made go first, then new intents. */
-	if ((n = store_intents(s, s->st[ST_OUTBOX_INFLIGHT], limit, cb,
+	if ((n = store_intents(s, s->st[ST_OUTBOX_INFLIGHT], limit, 0, cb,
 	    arg)) < 0 || n >= limit)
 		return n;
-	if ((m = store_intents(s, s->st[ST_OUTBOX_SENDABLE], limit - n, cb,
+	if ((m = store_intents(s, s->st[ST_OUTBOX_SENDABLE], limit - n, 0, cb,
+	    arg)) < 0)
+		return m;
+	return n + m;
+}
+
+int
+store_outbox_sendable_after(struct store *s, int64_t after, int limit,
+    store_intent_cb cb, void *arg)
+{
+	int n, m;
+
+	if ((n = store_intents(s, s->st[ST_OUTBOX_INFLIGHT_AFTER], limit,
+	    after, cb, arg)) < 0 || n >= limit)
+		return n;
+	if ((m = store_intents(s, s->st[ST_OUTBOX_SENDABLE], limit - n, 0, cb,
 	    arg)) < 0)
 		return m;
 	return n + m;

@@ -157,6 +157,7 @@ struct store_intent {
 	int64_t		 version;	/* the document's server version */
 	bool		 deleted;
 	const char	*body;		/* the document's current body */
+	int64_t		 change_seq;	/* device seq of the record, 0 if none */
 };
 typedef int (*store_intent_cb)(const struct store_intent *in, void *arg);
 
@@ -164,6 +165,11 @@ typedef int (*store_intent_cb)(const struct store_intent *in, void *arg);
  * number given to cb or -errno. */
 int	store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
 	    void *arg);
+/* The same, but of the records already made only those whose device seq
+ * is above after (the others are in a request or about to be): lets the
+ * pusher prepare a batch while the one before it is in flight. */
+int	store_outbox_sendable_after(struct store *s, int64_t after, int limit,
+	    store_intent_cb cb, void *arg);
 /* Keep the record made for an intent: from now on exactly these bytes are
  * sent until a definitive answer. */
 int	store_outbox_set_record(struct store *s, int64_t oseq,

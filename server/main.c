@@ -7,7 +7,8 @@
  *   ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY [NAME]
  *
  * One process, one libevent loop: evhttp in front (srv_http), SQLite
- * behind (srv_db, <data-dir>/server.db), the authorized keys in memory
+ * behind (srv_db, <data-dir>/server.db), push signatures checked on a pool
+ * of worker threads (srv_pool), the authorized keys in memory
  * (srv_keys, <data-dir>/authorized_keys unless --keys; reread on SIGHUP,
  * keeping the old set if the new file is bad).  The data directory is
  * locked (one server per database) before anything is opened, and the
@@ -37,6 +38,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <sodium.h>
 
 #include "log.h"
@@ -435,7 +437,9 @@ serve(struct server *s)
 		free(err);
 		goto out;
 	}
-	if ((s->base = event_base_new()) == NULL) {
+	/* Push checkers on worker threads wake the loop (srv_pool). */
+	if (evthread_use_pthreads() < 0 ||
+	    (s->base = event_base_new()) == NULL) {
 		log_err("cannot create the event loop");
 		r = -ENOMEM;
 		goto out;

@@ -29,6 +29,7 @@ enum {
 	SQ_COMMIT,
 	SQ_ROLLBACK,
 	SQ_DOC_GET,
+	SQ_DOC_STATE,
 	SQ_DOC_UPSERT,
 	SQ_CHANGE_ADD,
 	SQ_APPLIED_GET,
@@ -104,6 +105,9 @@ static const char *const srv_db_sql[SQ_COUNT] = {
 	[SQ_ROLLBACK] = "ROLLBACK",
 	[SQ_DOC_GET] =
 	    "SELECT version, deleted, body FROM docs"
+	    " WHERE collection = ?1 AND id = ?2",
+	[SQ_DOC_STATE] =
+	    "SELECT version, deleted FROM docs"
 	    " WHERE collection = ?1 AND id = ?2",
 	[SQ_DOC_UPSERT] =
 	    "INSERT INTO docs (collection, id, version, deleted, body)"
@@ -348,11 +352,11 @@ srv_doc_clear(struct srv_doc *d)
 	memset(d, 0, sizeof *d);
 }
 
-int
-srv_db_doc_get(struct srv_db *db, const char *collection, const char *id,
-    struct srv_doc *ret)
+static int
+srv_db_doc_read(struct srv_db *db, const char *collection, const char *id,
+    bool with_body, struct srv_doc *ret)
 {
-	sqlite3_stmt *st = db->st[SQ_DOC_GET];
+	sqlite3_stmt *st = db->st[with_body ? SQ_DOC_GET : SQ_DOC_STATE];
 	struct srv_doc d;
 	const unsigned char *body;
 	int rc, r;
@@ -364,7 +368,7 @@ srv_db_doc_get(struct srv_db *db, const char *collection, const char *id,
 	if (rc == SQLITE_ROW) {
 		d.version = sqlite3_column_int64(st, 0);
 		d.deleted = sqlite3_column_int(st, 1) != 0;
-		body = sqlite3_column_text(st, 2);
+		body = with_body ? sqlite3_column_text(st, 2) : NULL;
 		if (body != NULL && !d.deleted &&
 		    (d.body = strdup((const char *)body)) == NULL) {
 			r = -ENOMEM;
@@ -380,6 +384,20 @@ out:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return r;
+}
+
+int
+srv_db_doc_get(struct srv_db *db, const char *collection, const char *id,
+    struct srv_doc *ret)
+{
+	return srv_db_doc_read(db, collection, id, true, ret);
+}
+
+int
+srv_db_doc_state(struct srv_db *db, const char *collection, const char *id,
+    struct srv_doc *ret)
+{
+	return srv_db_doc_read(db, collection, id, false, ret);
 }
 
 void
@@ -464,11 +482,13 @@ srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret)
 	return r;
 }
 
-static int
+int
 srv_db_set_max_seq(struct srv_db *db, const char *device, int64_t dseq)
 {
 	sqlite3_stmt *st = db->st[SQ_MAXSEQ_SET];
 
+	if (!db->in_batch)
+		return -EINVAL;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, dseq);
 	return srv_db_step_done(db, st);
@@ -489,7 +509,8 @@ srv_db_apply(struct srv_db *db, const struct srv_apply *a, int64_t *ret_seq)
 	sqlite3_bind_int64(st, 3, a->version);
 	sqlite3_bind_int(st, 4, a->body == NULL);
 	if (a->body != NULL)
-		sqlite3_bind_text(st, 5, a->body, -1, SQLITE_STATIC);
+		sqlite3_bind_text64(st, 5, a->body, a->body_len, SQLITE_STATIC,
+		    SQLITE_UTF8);
 	else
 		sqlite3_bind_null(st, 5);
 	if ((r = srv_db_step_done(db, st)) < 0)
@@ -509,33 +530,32 @@ srv_db_apply(struct srv_db *db, const struct srv_apply *a, int64_t *ret_seq)
 	if ((r = srv_db_step_done(db, st)) < 0)
 		return r;
 	db->batch_head = sqlite3_last_insert_rowid(db->db);
-
-	/* It conflicted before and applies now: it is no longer a conflict. */
-	st = db->st[SQ_CONFLICT_DEL];
-	sqlite3_bind_text(st, 1, a->device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, a->dseq);
-	if ((r = srv_db_step_done(db, st)) < 0)
-		return r;
-
-	if ((r = srv_db_set_max_seq(db, a->device, a->dseq)) < 0)
-		return r;
 	*ret_seq = db->batch_head;
 	return 0;
+}
+
+int
+srv_db_forget_conflict(struct srv_db *db, const char *device, int64_t dseq)
+{
+	sqlite3_stmt *st = db->st[SQ_CONFLICT_DEL];
+
+	if (!db->in_batch)
+		return -EINVAL;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, dseq);
+	return srv_db_step_done(db, st);
 }
 
 int
 srv_db_note_conflict(struct srv_db *db, const char *device, int64_t dseq)
 {
 	sqlite3_stmt *st = db->st[SQ_CONFLICT_ADD];
-	int r;
 
 	if (!db->in_batch)
 		return -EINVAL;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, dseq);
-	if ((r = srv_db_step_done(db, st)) < 0)
-		return r;
-	return srv_db_set_max_seq(db, device, dseq);
+	return srv_db_step_done(db, st);
 }
 
 /* Step a row query, handing each row to cb.  n rows or -errno. */

@@ -58,6 +58,7 @@ struct srv_apply {
 	int64_t		 version;	/* the new version */
 	const char	*op;		/* "put" or "delete" */
 	const char	*body;		/* JSON; NULL for delete */
+	size_t		 body_len;
 	const char	*device;
 	int64_t		 dseq;
 	int64_t		 ts;		/* the record's ts (ms) */
@@ -106,6 +107,9 @@ void	srv_db_rollback(struct srv_db *db);
 /* The document, or version 0 if it does not exist.  0 or -errno. */
 int	srv_db_doc_get(struct srv_db *db, const char *collection,
 	    const char *id, struct srv_doc *ret);
+/* The same without the body (ret->body stays NULL). */
+int	srv_db_doc_state(struct srv_db *db, const char *collection,
+	    const char *id, struct srv_doc *ret);
 void	srv_doc_clear(struct srv_doc *d);
 
 /* What became of change id device:dseq.  0 or -errno. */
@@ -117,13 +121,22 @@ void	srv_change_id_clear(struct srv_change_id *c);
 int	srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret);
 
 /*
- * Inside a batch: store an accepted change (document, change log,
- * device's max_seq).  *ret_seq gets its change-log seq.  0 or -errno.
+ * Inside a batch: store an accepted change (document and change log).
+ * *ret_seq gets its change-log seq.  0 or -errno.  The caller raises the
+ * device's max_seq (srv_db_set_max_seq) before the batch commits, and
+ * forgets an earlier "conflict" answer for the change id.
  */
 int	srv_db_apply(struct srv_db *db, const struct srv_apply *a,
 	    int64_t *ret_seq);
-/* Inside a batch: remember device:dseq was answered "conflict". */
+/* Inside a batch: remember device:dseq was answered "conflict" (the
+ * caller raises max_seq as for an applied change). */
 int	srv_db_note_conflict(struct srv_db *db, const char *device,
+	    int64_t dseq);
+/* Inside a batch: device:dseq, once a conflict, is applied now. */
+int	srv_db_forget_conflict(struct srv_db *db, const char *device,
+	    int64_t dseq);
+/* Inside a batch: raise the device's max_seq to dseq (never lowers it). */
+int	srv_db_set_max_seq(struct srv_db *db, const char *device,
 	    int64_t dseq);
 
 /* Change-log rows with seq > since, in order, at most limit.  n or -errno. */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -34,9 +35,11 @@
 #include "keys.h"
 #include "log.h"
 #include "names.h"
+#include "record.h"
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_keys.h"
+#include "srv_pool.h"
 #include "srv_push.h"
 
 #define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
@@ -59,6 +62,9 @@ struct srv_waiter {
 
 TAILQ_HEAD(srv_waiters, srv_waiter);
 
+struct srv_push_req;
+TAILQ_HEAD(srv_push_reqs, srv_push_req);
+
 struct srv_http {
 	struct event_base		*base;
 	struct evhttp			*http;
@@ -68,6 +74,8 @@ struct srv_http {
 	struct srv_http_config		 cfg;
 	struct srv_waiters		 waiters;
 	int				 nwaiters;
+	struct srv_pool			*pool;
+	struct srv_push_reqs		 pushes;	/* in arrival order */
 	char				(*seen)[KEYS_PUB_B64_LEN + 1];
 	size_t				 nseen;
 	bool				 shutting_down;
@@ -94,6 +102,19 @@ struct srv_param {
 	int64_t		 max;		/* larger values become max */
 	int64_t		 value;		/* in: default; out: value */
 	bool		 set;
+};
+
+/* A push being checked on the pool, then applied in arrival order. */
+struct srv_push_req {
+	TAILQ_ENTRY(srv_push_req) entry;
+	struct srv_req		 rq;		/* valid while rq.req is */
+	json_t			*root;
+	json_t			*changes;
+	struct srv_push_item	*items;
+	size_t			 n;
+	int			 code;		/* != 0: answer this error */
+	char			 msg[256];
+	bool			 checked;
 };
 
 static void srv_http_waiter_answer(struct srv_waiter *w);
@@ -156,6 +177,19 @@ srv_http_reply(struct evhttp_request *req, int code, json_t *obj)
 		free(text);
 	}
 	evhttp_send_reply(req, code, NULL, NULL);
+}
+
+/* Send the JSON text in buf (drained) as a 200 reply. */
+static void
+srv_http_reply_buf(struct evhttp_request *req, struct evbuffer *buf)
+{
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(hdr, "Content-Type", "application/json");
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	evbuffer_add(buf, "\n", 1);
+	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), buf);
+	evhttp_send_reply(req, 200, NULL, NULL);
 }
 
 /* Reply {"error": <printf>} with code, and log the refusal. */
@@ -338,49 +372,112 @@ srv_http_info(struct srv_req *rq)
 
 /* --- POST /v1/push --- */
 
+/*
+ * A push is parsed and its changes checked (signatures above all) on the
+ * pool; then, on the loop and in arrival order, applied in one
+ * transaction and answered.
+ */
+
 static void
-srv_http_push(struct srv_req *rq)
+srv_http_push_fail(struct srv_push_req *pr, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+srv_http_push_fail(struct srv_push_req *pr, int code, const char *fmt, ...)
 {
+	va_list ap;
+
+	pr->code = code;
+	va_start(ap, fmt);
+	vsnprintf(pr->msg, sizeof pr->msg, fmt, ap);
+	va_end(ap);
+}
+
+static void
+srv_http_push_free(struct srv_push_req *pr)
+{
+	size_t i;
+
+	if (pr == NULL)
+		return;
+	for (i = 0; i < pr->n; i++)
+		srv_push_item_clear(&pr->items[i]);
+	free(pr->items);
+	json_decref(pr->root);
+	free(pr);
+}
+
+/* Pool thread: parse the body; the number of changes to check. */
+static size_t
+srv_http_push_parse(void *arg)
+{
+	struct srv_push_req *pr = arg;
+	json_error_t err;
+	size_t n;
+
+	pr->root = json_loadb((const char *)pr->rq.body, pr->rq.len,
+	    JSON_REJECT_DUPLICATES, &err);
+	if (pr->root == NULL) {
+		srv_http_push_fail(pr, 400, "malformed JSON: %s (line %d, "
+		    "column %d)", err.text, err.line, err.column);
+		return 0;
+	}
+	pr->changes = json_object_get(pr->root, "changes");
+	if (!json_is_object(pr->root) || !json_is_array(pr->changes)) {
+		srv_http_push_fail(pr, 400, "the body must be an object "
+		    "{\"changes\":[...]}");
+		return 0;
+	}
+	n = json_array_size(pr->changes);
+	if (n > SRV_PUSH_MAX_CHANGES) {
+		srv_http_push_fail(pr, 413, "too many changes in one push (%zu; "
+		    "at most %d)", n, SRV_PUSH_MAX_CHANGES);
+		return 0;
+	}
+	if (n > 0 && (pr->items = calloc(n, sizeof *pr->items)) == NULL) {
+		srv_http_push_fail(pr, 500, "out of memory");
+		return 0;
+	}
+	pr->n = n;
+	return n;
+}
+
+/* Pool thread: check change i (its own slot only). */
+static void
+srv_http_push_check(void *arg, size_t i)
+{
+	struct srv_push_req *pr = arg;
+
+	srv_push_check(pr->rq.key, json_array_get(pr->changes, i),
+	    &pr->items[i]);
+}
+
+/* Apply a checked push in one transaction and answer it. */
+static void
+srv_http_push_finish(struct srv_push_req *pr)
+{
+	struct srv_req *rq = &pr->rq;
 	struct srv_http *h = rq->h;
 	struct srv_push_stats st;
-	json_error_t err;
-	json_t *root = NULL, *changes, *results = NULL;
+	json_t *results = NULL;
 	int64_t head;
 	int r;
 
-	if (srv_http_params(rq, NULL, 0) < 0)
+	if (pr->code != 0) {
+		srv_http_error(rq, pr->code, "%s", pr->msg);
 		return;
-	root = json_loadb((const char *)rq->body, rq->len,
-	    JSON_REJECT_DUPLICATES, &err);
-	if (root == NULL) {
-		srv_http_error(rq, 400, "malformed JSON: %s (line %d, "
-		    "column %d)", err.text, err.line, err.column);
-		goto out;
 	}
-	changes = json_object_get(root, "changes");
-	if (!json_is_object(root) || !json_is_array(changes)) {
-		srv_http_error(rq, 400, "the body must be an object "
-		    "{\"changes\":[...]}");
-		goto out;
-	}
-	if (json_array_size(changes) > SRV_PUSH_MAX_CHANGES) {
-		srv_http_error(rq, 413, "too many changes in one push (%zu; at "
-		    "most %d)", json_array_size(changes),
-		    SRV_PUSH_MAX_CHANGES);
-		goto out;
-	}
-
 	head = srv_db_head(h->db);
 	memset(&st, 0, sizeof st);
-	if (json_array_size(changes) == 0) {
+	if (pr->n == 0) {
 		if ((results = json_array()) == NULL) {
 			srv_http_error(rq, 500, "out of memory");
-			goto out;
+			return;
 		}
 	} else {
 		if ((r = srv_db_begin(h->db)) < 0 ||
-		    (r = srv_push_batch(h->db, rq->key, changes, &results,
-		    &st)) < 0 ||
+		    (r = srv_push_apply(h->db, rq->key, pr->items, pr->n,
+		    &results, &st)) < 0 ||
 		    (r = srv_db_commit(h->db)) < 0) {
 			srv_db_rollback(h->db);
 			log_err("push from %s failed, nothing applied: %s (%s)",
@@ -388,105 +485,160 @@ srv_http_push(struct srv_req *rq)
 			srv_http_error(rq, 503, "storage error, nothing was "
 			    "applied: %s", strerror(-r));
 			json_decref(results);
-			results = NULL;
-			goto out;
+			return;
 		}
 	}
 	log_debug("push from %s: %zu changes: %zu applied, %zu duplicate, "
-	    "%zu conflict, %zu rejected", rq->key, json_array_size(changes),
-	    st.applied, st.duplicate, st.conflict, st.rejected);
+	    "%zu conflict, %zu rejected", rq->key, pr->n, st.applied,
+	    st.duplicate, st.conflict, st.rejected);
 	if (st.rejected > 0)
 		log_info("push from %s: %zu of %zu changes rejected", rq->key,
-		    st.rejected, json_array_size(changes));
+		    st.rejected, pr->n);
 	srv_http_reply(rq->req, 200, json_pack("{s:o}", "results", results));
-	results = NULL;
 	/* Reply first, then wake the watchers. */
 	if (srv_db_head(h->db) != head)
 		srv_http_wake(h);
-out:
-	json_decref(root);
+}
+
+/* Loop thread: a push is checked; answer those at the head, in order. */
+static void
+srv_http_push_checked(void *arg)
+{
+	struct srv_push_req *pr = arg, *first;
+	struct srv_http *h = pr->rq.h;
+
+	pr->checked = true;
+	while ((first = TAILQ_FIRST(&h->pushes)) != NULL && first->checked) {
+		TAILQ_REMOVE(&h->pushes, first, entry);
+		srv_http_push_finish(first);
+		srv_http_push_free(first);
+	}
+}
+
+static void
+srv_http_push(struct srv_req *rq)
+{
+	struct srv_http *h = rq->h;
+	struct srv_push_req *pr;
+
+	if (srv_http_params(rq, NULL, 0) < 0)
+		return;
+	if ((pr = calloc(1, sizeof *pr)) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	pr->rq = *rq;
+	if (srv_pool_submit(h->pool, srv_http_push_parse, srv_http_push_check,
+	    srv_http_push_checked, pr) < 0) {
+		free(pr);
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	TAILQ_INSERT_TAIL(&h->pushes, pr, entry);
 }
 
 /* --- GET /v1/changes --- */
 
 struct srv_changes_ctx {
-	json_t	*changes;
-	size_t	 bytes;
-	int64_t	 last;
-	int	 n;
+	struct evbuffer	*out;
+	size_t		 bytes;
+	int64_t		 last;
+	int		 n;
 };
 
+/*
+ * Append the body a put carried, from its signed record: the record's own
+ * bytes when it has record_make's layout (an applied put's base is its
+ * version - 1), else parsed and dumped.  0 or -errno.
+ */
 static int
-srv_http_change_cb(const struct srv_change_row *row, void *arg)
+srv_http_change_body(struct evbuffer *out, const struct srv_change_row *row)
 {
-	struct srv_changes_ctx *c = arg;
-	json_t *rec, *entry, *body;
-	char change[KEYS_PUB_B64_LEN + 32];
-	bool deleted;
-	int r = -ENOMEM;
+	json_t *rec, *body;
+	size_t off, blen;
+	char *text;
+	int r;
 
-	if (c->n > 0 && c->bytes + row->record_len > SRV_HTTP_REPLY_BUDGET)
-		return SRV_HTTP_STOP;
-	/* The body as the change carried it: from its signed record. */
+	if (record_body_span(row->record, row->record_len, row->version - 1,
+	    row->collection, row->device, row->id, row->dseq, row->ts, &off,
+	    &blen) == 0)
+		return evbuffer_add(out, row->record + off, blen) == 0 ? 0 :
+		    -ENOMEM;
 	rec = json_loadb(row->record, row->record_len, JSON_REJECT_DUPLICATES,
 	    NULL);
-	if (!json_is_object(rec)) {
+	body = json_object_get(rec, "body");
+	if (!json_is_object(body)) {
 		json_decref(rec);
 		return -EIO;
 	}
-	deleted = strcmp(row->op, "delete") == 0;
-	snprintf(change, sizeof change, "%s:%" PRId64, row->device, row->dseq);
-	entry = json_pack("{s:I, s:s, s:s, s:I, s:b, s:s}",
-	    "seq", (json_int_t)row->seq, "collection", row->collection,
-	    "id", row->id, "version", (json_int_t)row->version,
-	    "deleted", deleted, "change", change);
-	if (entry == NULL)
-		goto out;
-	body = json_object_get(rec, "body");
-	if (!deleted && (!json_is_object(body) ||
-	    json_object_set(entry, "body", body) != 0)) {
-		r = json_is_object(body) ? -ENOMEM : -EIO;
-		json_decref(entry);
-		goto out;
-	}
-	if (json_array_append_new(c->changes, entry) != 0)
-		goto out;
-	c->bytes += row->record_len;
-	c->last = row->seq;
-	c->n++;
-	r = 0;
-out:
+	text = json_dumps(body, SRV_HTTP_DUMP_FLAGS);
+	r = text != NULL && evbuffer_add(out, text, strlen(text)) == 0 ? 0 :
+	    -ENOMEM;
+	free(text);
 	json_decref(rec);
 	return r;
 }
 
 /*
- * The reply to /v1/changes?since=since&limit=limit as it stands now.
- * Returns the number of changes in it (>= 0) with *ret, or -errno.
+ * One entry of /v1/changes, written as jansson would write it (compact,
+ * keys sorted) without building it: the names and the device key come
+ * from verified records and need no escaping.
  */
 static int
-srv_http_changes_json(struct srv_http *h, int64_t since, int limit,
-    json_t **ret)
+srv_http_change_cb(const struct srv_change_row *row, void *arg)
+{
+	struct srv_changes_ctx *c = arg;
+	bool deleted;
+	int r;
+
+	if (c->n > 0 && c->bytes + row->record_len > SRV_HTTP_REPLY_BUDGET)
+		return SRV_HTTP_STOP;
+	deleted = strcmp(row->op, "delete") == 0;
+	if (evbuffer_add(c->out, c->n > 0 ? ",{" : "{", c->n > 0 ? 2 : 1) < 0)
+		return -ENOMEM;
+	if (!deleted) {
+		if (evbuffer_add(c->out, "\"body\":", 7) < 0)
+			return -ENOMEM;
+		if ((r = srv_http_change_body(c->out, row)) < 0)
+			return r;
+		if (evbuffer_add(c->out, ",", 1) < 0)
+			return -ENOMEM;
+	}
+	if (evbuffer_add_printf(c->out, "\"change\":\"%s:%" PRId64 "\","
+	    "\"collection\":\"%s\",\"deleted\":%s,\"id\":\"%s\","
+	    "\"seq\":%" PRId64 ",\"version\":%" PRId64 "}", row->device,
+	    row->dseq, row->collection, deleted ? "true" : "false", row->id,
+	    row->seq, row->version) < 0)
+		return -ENOMEM;
+	c->bytes += row->record_len;
+	c->last = row->seq;
+	c->n++;
+	return 0;
+}
+
+/*
+ * The reply to /v1/changes?since=since&limit=limit as it stands now, as
+ * JSON text appended to out.  Returns the number of changes in it (>= 0),
+ * or -errno (out then holds garbage).
+ */
+static int
+srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
+    struct evbuffer *out)
 {
 	struct srv_changes_ctx c;
-	json_t *obj;
 	int r;
 
 	memset(&c, 0, sizeof c);
+	c.out = out;
 	c.last = since;
-	if ((c.changes = json_array()) == NULL)
+	if (evbuffer_add(out, "{\"changes\":[", 12) < 0)
 		return -ENOMEM;
 	r = srv_db_changes(h->db, since, limit, srv_http_change_cb, &c);
-	if (r < 0 && r != SRV_HTTP_STOP) {
-		json_decref(c.changes);
+	if (r < 0 && r != SRV_HTTP_STOP)
 		return r;
-	}
-	obj = json_pack("{s:o, s:I, s:I}", "changes", c.changes,
-	    "last_seq", (json_int_t)c.last,
-	    "head", (json_int_t)srv_db_head(h->db));
-	if (obj == NULL)
+	if (evbuffer_add_printf(out, "],\"head\":%" PRId64 ",\"last_seq\":%"
+	    PRId64 "}", srv_db_head(h->db), c.last) < 0)
 		return -ENOMEM;
-	*ret = obj;
 	return c.n;
 }
 
@@ -501,13 +653,16 @@ static void
 srv_http_waiter_answer(struct srv_waiter *w)
 {
 	struct srv_http *h = w->h;
-	json_t *obj = NULL;
+	struct evbuffer *buf;
+	json_t *obj;
 	int r;
 
 	TAILQ_REMOVE(&h->waiters, w, entry);
 	h->nwaiters--;
 	event_free(w->timer);
-	r = srv_http_changes_json(h, w->since, w->limit, &obj);
+	buf = evbuffer_new();
+	r = buf != NULL ? srv_http_changes_text(h, w->since, w->limit, buf) :
+	    -ENOMEM;
 	log_debug("changes: long-poll since=%" PRId64 " answered with %d "
 	    "changes (%d waiting)", w->since, r, h->nwaiters);
 	if (r < 0) {
@@ -518,7 +673,9 @@ srv_http_waiter_answer(struct srv_waiter *w)
 		obj = json_pack("{s:s}", "error", "storage error");
 		srv_http_reply(w->req, 503, obj);
 	} else
-		srv_http_reply(w->req, 200, obj);
+		srv_http_reply_buf(w->req, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
 	free(w);
 }
 
@@ -578,31 +735,36 @@ srv_http_changes(struct srv_req *rq)
 		    false },
 		{ "wait", 0, h->cfg.max_wait, 0, false },
 	};
-	json_t *obj = NULL;
+	struct evbuffer *buf;
 	int r;
 
 	if (srv_http_params(rq, p, 3) < 0)
 		return;
-	if ((r = srv_http_changes_json(h, p[0].value, (int)p[1].value,
-	    &obj)) < 0) {
+	if ((buf = evbuffer_new()) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	if ((r = srv_http_changes_text(h, p[0].value, (int)p[1].value,
+	    buf)) < 0) {
 		log_err("cannot read the change log: %s (%s)", strerror(-r),
 		    srv_db_errmsg(h->db));
 		srv_http_error(rq, 503, "storage error");
-		return;
+		goto out;
 	}
 	if (r == 0 && p[2].value > 0 && !h->shutting_down) {
-		json_decref(obj);
 		if (h->nwaiters >= h->cfg.max_waiters) {
 			srv_http_error(rq, 429, "too many waiting requests "
 			    "(%d); retry later", h->nwaiters);
-			return;
+			goto out;
 		}
 		if (srv_http_wait(rq, p[0].value, (int)p[1].value,
 		    (int)p[2].value) < 0)
 			srv_http_error(rq, 500, "out of memory");
-		return;
+		goto out;
 	}
-	srv_http_reply(rq->req, 200, obj);
+	srv_http_reply_buf(rq->req, buf);
+out:
+	evbuffer_free(buf);
 }
 
 /* --- GET /v1/docs/{collection}/{id}[/history] --- */
@@ -872,7 +1034,16 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 	if (h->cfg.max_wait <= 0)
 		h->cfg.max_wait = SRV_HTTP_MAX_WAIT;
 	TAILQ_INIT(&h->waiters);
+	TAILQ_INIT(&h->pushes);
 	if ((r = srv_keys_empty(&h->keys)) < 0)
+		goto fail;
+	if (h->cfg.threads <= 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		h->cfg.threads = ncpu < 1 ? 1 : ncpu > SRV_POOL_MAX_THREADS ?
+		    SRV_POOL_MAX_THREADS : (int)ncpu;
+	}
+	if ((r = srv_pool_new(base, h->cfg.threads, &h->pool)) < 0)
 		goto fail;
 	if ((h->http = evhttp_new(base)) == NULL) {
 		r = -ENOMEM;
@@ -943,9 +1114,18 @@ srv_http_shutdown(struct srv_http *h)
 void
 srv_http_free(struct srv_http *h)
 {
+	struct srv_push_req *pr;
+
 	if (h == NULL)
 		return;
 	h->shutting_down = true;
+	/* Pushes not yet applied are dropped unanswered: nothing of them
+	 * was stored, and their connections close with evhttp. */
+	srv_pool_free(h->pool);
+	while ((pr = TAILQ_FIRST(&h->pushes)) != NULL) {
+		TAILQ_REMOVE(&h->pushes, pr, entry);
+		srv_http_push_free(pr);
+	}
 	while (!TAILQ_EMPTY(&h->waiters))
 		srv_http_waiter_answer(TAILQ_FIRST(&h->waiters));
 	if (h->http != NULL)

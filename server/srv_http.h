@@ -27,8 +27,13 @@
  * nothing while a request is in hand); its slot is held until then, at most
  * max_wait seconds.
  *
- * Runs on the caller's event_base; never blocks beyond one short SQLite
- * statement or transaction.  Logs requests at debug level and refusals at
+ * A push's body is parsed and its signatures verified on a pool of worker
+ * threads (srv_pool), then applied on the loop in arrival order, one
+ * transaction per push.
+ *
+ * Runs on the caller's event_base, which must have been made after
+ * evthread_use_pthreads(); never blocks beyond one short SQLite statement
+ * or transaction.  Logs requests at debug level and refusals at
  * info level.
  */
 #ifndef FERRY_SRV_HTTP_H
@@ -50,6 +55,7 @@ struct srv_http_config {
 	bool	open;		/* accept any well-formed key */
 	int	max_waiters;	/* concurrent long-polls */
 	int	max_wait;	/* cap on ?wait=, seconds */
+	int	threads;	/* push checkers (0: one per CPU) */
 };
 
 struct srv_http;

@@ -7,6 +7,10 @@
  * applied change is a harmless "duplicate" whatever happened to the
  * document since.  Versions only grow, so a change that once conflicted
  * conflicts again when resent: judging it again is safe.
+ *
+ * Every change of a batch comes from the requesting key, so the device's
+ * max_seq is read once per batch, kept here as changes apply or conflict,
+ * and written once before the batch commits.
  */
 #include "autoconfig.h"
 
@@ -82,139 +86,203 @@ srv_push_versioned(const char *status, int64_t version)
 	    (json_int_t)version);
 }
 
+void
+srv_push_item_clear(struct srv_push_item *it)
+{
+	if (it == NULL)
+		return;
+	json_decref(it->result);
+	record_fields_clear(&it->f);
+	free(it->body_buf);
+	memset(it, 0, sizeof *it);
+}
+
+/* The body's text: a slice of the record, or dumped if its layout is
+ * not record_make's.  0 or -ENOMEM. */
+static int
+srv_push_body(struct srv_push_item *it)
+{
+	const struct record_fields *f = &it->f;
+	size_t off, blen;
+
+	if (record_body_span(it->text, it->len, f->base, f->collection,
+	    f->device, f->id, f->seq, f->ts, &off, &blen) == 0) {
+		it->body = it->text + off;
+		it->body_len = blen;
+		return 0;
+	}
+	if ((it->body_buf = json_dumps(f->body, SRV_PUSH_DUMP_FLAGS)) == NULL)
+		return -ENOMEM;
+	it->body = it->body_buf;
+	it->body_len = strlen(it->body_buf);
+	return 0;
+}
+
+void
+srv_push_check(const char *key, json_t *item, struct srv_push_item *ret)
+{
+	struct srv_push_item *it = ret;
+	json_t *jrec, *jsig;
+	int r;
+
+	memset(it, 0, sizeof *it);
+	jrec = json_object_get(item, "record");
+	jsig = json_object_get(item, "sig");
+	if (!json_is_object(item) || !json_is_string(jrec) ||
+	    !json_is_string(jsig)) {
+		it->result = srv_push_rejected("malformed change: expected "
+		    "{\"record\":string,\"sig\":string}");
+		goto out;
+	}
+	it->text = json_string_value(jrec);
+	it->len = json_string_length(jrec);
+	it->sig = json_string_value(jsig);
+	if (it->len > SRV_PUSH_RECORD_MAX) {
+		it->result = srv_push_rejected("too large: the record is %zu "
+		    "bytes (at most %d)", it->len, SRV_PUSH_RECORD_MAX);
+		goto out;
+	}
+
+	/* The bytes first: nothing in them counts until they verify. */
+	r = record_verify(it->text, it->len, it->sig, NULL, &it->f);
+	switch (r) {
+	case 0:
+		break;
+	case -EKEYREJECTED:
+		it->result = srv_push_rejected("bad signature: the record does "
+		    "not verify against its device key");
+		goto out;
+	case -EBADMSG:
+		it->result = srv_push_rejected("malformed record: not a valid "
+		    "v1 change record (fields, types, names or device key)");
+		goto out;
+	case -EINVAL:
+		it->result = srv_push_rejected("malformed signature: not "
+		    "base64url of 64 bytes");
+		goto out;
+	default:
+		it->err = r;
+		return;
+	}
+	if (strcmp(it->f.device, key) != 0) {
+		record_fields_clear(&it->f);
+		it->result = srv_push_rejected("record device does not match "
+		    "the requesting key");
+		goto out;
+	}
+	if (it->f.body != NULL && (r = srv_push_body(it)) < 0)
+		it->err = r;
+	return;
+out:
+	if (it->result == NULL)
+		it->err = -ENOMEM;
+}
+
+struct srv_push_ctx {
+	struct srv_db		*db;
+	int64_t			 max_seq;	/* the device's, as of now */
+	bool			 max_dirty;
+	struct srv_push_stats	 stats;
+};
+
 /*
- * Judge a verified record from the requesting device and apply it if its
- * base matches.  *ret gets the result.  0 or -errno (store failure).
+ * Judge a verified record and apply it if its base matches.  *ret gets the
+ * result.  0 or -errno (store failure).
  */
 static int
-srv_push_judge(struct srv_db *db, const struct record_fields *f,
-    const char *text, size_t len, const char *sig, json_t **ret,
-    struct srv_push_stats *stats)
+srv_push_judge(struct srv_push_ctx *c, const struct srv_push_item *it,
+    bool was_conflict, json_t **ret)
 {
+	const struct record_fields *f = &it->f;
 	struct srv_apply a;
 	struct srv_doc cur;
 	bool is_put;
-	char *body = NULL;
 	int64_t seq;
 	int r;
 
 	memset(&cur, 0, sizeof cur);
-	if ((r = srv_db_doc_get(db, f->collection, f->id, &cur)) < 0)
+	if ((r = srv_db_doc_state(c->db, f->collection, f->id, &cur)) < 0)
 		return r;
 	is_put = strcmp(f->op, "put") == 0;
 	if (!is_put && cur.version == 0 && f->base == 0) {
 		*ret = srv_push_rejected("nothing to delete: %s/%s does not "
 		    "exist", f->collection, f->id);
-		stats->rejected++;
+		c->stats.rejected++;
 		r = *ret != NULL ? 0 : -ENOMEM;
 		goto out;
 	}
 	if (f->base != cur.version) {
-		if ((r = srv_db_note_conflict(db, f->device, f->seq)) < 0 ||
+		/* The conflict answer carries the current body. */
+		if ((r = srv_db_doc_get(c->db, f->collection, f->id,
+		    &cur)) < 0 ||
+		    (r = srv_db_note_conflict(c->db, f->device, f->seq)) < 0 ||
 		    (r = srv_push_conflict(&cur, ret)) < 0)
 			goto out;
-		stats->conflict++;
-		goto out;
-	}
-	if (is_put && (body = json_dumps(f->body, SRV_PUSH_DUMP_FLAGS)) ==
-	    NULL) {
-		r = -ENOMEM;
-		goto out;
+		c->stats.conflict++;
+		goto raise;
 	}
 	memset(&a, 0, sizeof a);
 	a.collection = f->collection;
 	a.id = f->id;
 	a.version = cur.version + 1;
 	a.op = f->op;
-	a.body = body;
+	a.body = is_put ? it->body : NULL;
+	a.body_len = is_put ? it->body_len : 0;
 	a.device = f->device;
 	a.dseq = f->seq;
 	a.ts = f->ts;
-	a.record = text;
-	a.record_len = len;
-	a.sig = sig;
-	if ((r = srv_db_apply(db, &a, &seq)) < 0)
+	a.record = it->text;
+	a.record_len = it->len;
+	a.sig = it->sig;
+	if ((r = srv_db_apply(c->db, &a, &seq)) < 0)
+		goto out;
+	/* It conflicted before and applies now: no longer a conflict. */
+	if (was_conflict &&
+	    (r = srv_db_forget_conflict(c->db, f->device, f->seq)) < 0)
 		goto out;
 	if ((*ret = srv_push_versioned("applied", a.version)) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
-	stats->applied++;
+	c->stats.applied++;
+raise:
+	if (f->seq > c->max_seq) {
+		c->max_seq = f->seq;
+		c->max_dirty = true;
+	}
 	r = 0;
 out:
-	free(body);
 	srv_doc_clear(&cur);
 	return r;
 }
 
-/* One change of the batch.  *ret gets its result; < 0 only for the store. */
+/* One checked change.  *ret gets its result; < 0 only for the store. */
 static int
-srv_push_one(struct srv_db *db, const char *key, json_t *item, json_t **ret,
-    struct srv_push_stats *stats)
+srv_push_one(struct srv_push_ctx *c, const struct srv_push_item *it,
+    json_t **ret)
 {
-	struct record_fields f;
+	const struct record_fields *f = &it->f;
 	struct srv_change_id seen;
-	json_t *jrec, *jsig;
-	const char *text, *sig;
-	int64_t max_seq;
-	size_t len;
 	int r;
 
-	memset(&f, 0, sizeof f);
-	memset(&seen, 0, sizeof seen);
 	*ret = NULL;
-	jrec = json_object_get(item, "record");
-	jsig = json_object_get(item, "sig");
-	if (!json_is_object(item) || !json_is_string(jrec) ||
-	    !json_is_string(jsig)) {
-		*ret = srv_push_rejected("malformed change: expected "
-		    "{\"record\":string,\"sig\":string}");
-		goto rejected;
+	if (it->err < 0)
+		return it->err;
+	if (it->result != NULL) {
+		*ret = json_incref(it->result);
+		c->stats.rejected++;
+		return 0;
 	}
-	text = json_string_value(jrec);
-	len = json_string_length(jrec);
-	sig = json_string_value(jsig);
-	if (len > SRV_PUSH_RECORD_MAX) {
-		*ret = srv_push_rejected("too large: the record is %zu bytes "
-		    "(at most %d)", len, SRV_PUSH_RECORD_MAX);
-		goto rejected;
-	}
-
-	/* The bytes first: nothing in them counts until they verify. */
-	r = record_verify(text, len, sig, NULL, &f);
-	switch (r) {
-	case 0:
-		break;
-	case -EKEYREJECTED:
-		*ret = srv_push_rejected("bad signature: the record does not "
-		    "verify against its device key");
-		goto rejected;
-	case -EBADMSG:
-		*ret = srv_push_rejected("malformed record: not a valid v1 "
-		    "change record (fields, types, names or device key)");
-		goto rejected;
-	case -EINVAL:
-		*ret = srv_push_rejected("malformed signature: not base64url "
-		    "of 64 bytes");
-		goto rejected;
-	default:
-		return r;
-	}
-	if (strcmp(f.device, key) != 0) {
-		*ret = srv_push_rejected("record device does not match the "
-		    "requesting key");
-		goto rejected;
-	}
-
-	if ((r = srv_db_change_id_get(db, f.device, f.seq, &seen)) < 0)
+	memset(&seen, 0, sizeof seen);
+	if ((r = srv_db_change_id_get(c->db, f->device, f->seq, &seen)) < 0)
 		goto out;
 	switch (seen.outcome) {
 	case SRV_OUTCOME_APPLIED:
-		if (seen.record_len != len ||
-		    memcmp(seen.record, text, len) != 0) {
+		if (seen.record_len != it->len ||
+		    memcmp(seen.record, it->text, it->len) != 0) {
 			*ret = srv_push_rejected("seq %" PRId64 " of this "
 			    "device was already used by another record",
-			    f.seq);
+			    f->seq);
 			goto rejected;
 		}
 		if ((*ret = srv_push_versioned("duplicate", seen.version)) ==
@@ -222,58 +290,58 @@ srv_push_one(struct srv_db *db, const char *key, json_t *item, json_t **ret,
 			r = -ENOMEM;
 			goto out;
 		}
-		stats->duplicate++;
+		c->stats.duplicate++;
 		r = 0;
 		goto out;
 	case SRV_OUTCOME_CONFLICT:
 		break;
 	case SRV_OUTCOME_NONE:
-		if ((r = srv_db_max_seq(db, f.device, &max_seq)) < 0)
-			goto out;
-		if (f.seq <= max_seq) {
+		if (f->seq <= c->max_seq) {
 			*ret = srv_push_rejected("stale seq %" PRId64
 			    " (device is at %" PRId64 "): replay or reordered",
-			    f.seq, max_seq);
+			    f->seq, c->max_seq);
 			goto rejected;
 		}
 		break;
 	}
-	r = srv_push_judge(db, &f, text, len, sig, ret, stats);
+	r = srv_push_judge(c, it, seen.outcome == SRV_OUTCOME_CONFLICT, ret);
 	goto out;
 
 rejected:
-	stats->rejected++;
+	c->stats.rejected++;
 	r = *ret != NULL ? 0 : -ENOMEM;
 out:
 	srv_change_id_clear(&seen);
-	record_fields_clear(&f);
 	return r;
 }
 
 int
-srv_push_batch(struct srv_db *db, const char *key, json_t *changes,
-    json_t **ret_results, struct srv_push_stats *ret_stats)
+srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
+    size_t n, json_t **ret_results, struct srv_push_stats *ret_stats)
 {
-	struct srv_push_stats stats;
-	json_t *results, *item, *res;
+	struct srv_push_ctx c;
+	json_t *results, *res;
 	size_t i;
 	int r;
 
-	memset(&stats, 0, sizeof stats);
-	if (!json_is_array(changes))
-		return -EINVAL;
+	memset(&c, 0, sizeof c);
+	c.db = db;
+	if ((r = srv_db_max_seq(db, key, &c.max_seq)) < 0)
+		return r;
 	if ((results = json_array()) == NULL)
 		return -ENOMEM;
-	json_array_foreach(changes, i, item) {
-		if ((r = srv_push_one(db, key, item, &res, &stats)) < 0)
+	for (i = 0; i < n; i++) {
+		if ((r = srv_push_one(&c, &items[i], &res)) < 0)
 			goto fail;
 		if (json_array_append_new(results, res) != 0) {
 			r = -ENOMEM;
 			goto fail;
 		}
 	}
+	if (c.max_dirty && (r = srv_db_set_max_seq(db, key, c.max_seq)) < 0)
+		goto fail;
 	*ret_results = results;
-	*ret_stats = stats;
+	*ret_stats = c.stats;
 	return 0;
 fail:
 	json_decref(results);

@@ -22,7 +22,15 @@
  * one changes nothing.  The caller commits only if this returns 0 and
  * answers only after the commit.
  *
- * Blocks on SQLite only; logs nothing (the caller logs the stats).
+ * Steps 1 and 2 need no store and are most of the CPU (Ed25519 verify,
+ * parsing the record): srv_push_check does them for one change and is
+ * safe to run on many threads at once, each on its own item.  Steps 3 and
+ * 4 run in order on the store's thread (srv_push_apply), on the checked
+ * items.  A put's body is stored as the record's own bytes when the record
+ * has record_make's layout (record_body_span), so it is never dumped again.
+ *
+ * srv_push_apply blocks on SQLite only; nothing logs (the caller logs the
+ * stats).
  */
 #ifndef FERRY_SRV_PUSH_H
 #define FERRY_SRV_PUSH_H
@@ -31,6 +39,7 @@
 
 #include <jansson.h>
 
+#include "record.h"
 #include "srv_db.h"
 
 #define SRV_PUSH_MAX_CHANGES	1000
@@ -45,13 +54,38 @@ struct srv_push_stats {
 	size_t	rejected;
 };
 
+/* One change of a batch once checked.  Strings point into the request's
+ * parse tree, which must outlive the item. */
+struct srv_push_item {
+	int			 err;		/* < 0: cannot check (-ENOMEM) */
+	json_t			*result;	/* rejected already, or NULL */
+	struct record_fields	 f;		/* verified, when result NULL */
+	const char		*text;		/* the record's bytes */
+	size_t			 len;
+	const char		*sig;
+	const char		*body;		/* put: the body's JSON text */
+	size_t			 body_len;
+	char			*body_buf;	/* body, if it had to be dumped */
+};
+
 /*
- * Judge and apply changes (a JSON array, borrowed) pushed by key, inside
- * an open srv_db batch.  Returns 0 with *ret_results a new array holding
- * one result object per change, in order, and *ret_stats filled; or
- * -errno when the store failed (the caller rolls back; nothing happened).
+ * Check change item (borrowed) pushed by key: shape, size, signature over
+ * the exact bytes, fields, device == key, and the body text.  Fills *ret
+ * (clear it with srv_push_item_clear).  Thread-safe; touches no store.
  */
-int	srv_push_batch(struct srv_db *db, const char *key, json_t *changes,
-	    json_t **ret_results, struct srv_push_stats *ret_stats);
+void	srv_push_check(const char *key, json_t *item,
+	    struct srv_push_item *ret);
+void	srv_push_item_clear(struct srv_push_item *it);
+
+/*
+ * Judge and apply n checked changes of key, in order, inside an open
+ * srv_db batch.  Returns 0 with *ret_results a new array holding one result
+ * object per change, in order, and *ret_stats filled; or -errno when the
+ * store failed or an item could not be checked (the caller rolls back;
+ * nothing happened).
+ */
+int	srv_push_apply(struct srv_db *db, const char *key,
+	    struct srv_push_item *items, size_t n, json_t **ret_results,
+	    struct srv_push_stats *ret_stats);
 
 #endif

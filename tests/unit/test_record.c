@@ -348,6 +348,59 @@ test_round_trip(void **state)
 }
 
 /*
+ * record_body_span finds the body's exact signed bytes in a record laid
+ * out as record_make writes it (even when the body holds text that looks
+ * like the record's tail), and refuses any other layout rather than
+ * guess: the server stores and serves those bytes as the body.
+ */
+static void
+test_body_span(void **state)
+{
+	struct keys		 k;
+	struct record_fields	 f;
+	json_t			*body;
+	char			*text, *sig, *want, *other;
+	size_t			 len, off, blen;
+
+	(void)state;
+	key_from_seed(SEED1, &k);
+	body = json_pack("{s:s, s:{s:i}, s:f}", "t",
+	    "\"},\"collection\":\"c\",\"v\":1}", "z", "a", 1, "r", 0.5);
+	assert_non_null(body);
+	assert_int_equal(record_make(&k, "put", 7, "notes", "n:1@x", 12,
+	    1763800000000LL, body, &text, &len, &sig), 0);
+	assert_int_equal(record_verify(text, len, sig, NULL, &f), 0);
+	assert_int_equal(record_body_span(text, len, f.base, f.collection,
+	    f.device, f.id, f.seq, f.ts, &off, &blen), 0);
+	want = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(want);
+	assert_int_equal(blen, strlen(want));
+	assert_memory_equal(text + off, want, blen);
+	/* Any field that differs from the text: not this layout. */
+	assert_int_equal(record_body_span(text, len, f.base + 1, f.collection,
+	    f.device, f.id, f.seq, f.ts, &off, &blen), -ENOENT);
+	assert_int_equal(record_body_span(text, len, f.base, f.collection,
+	    f.device, f.id, f.seq, f.ts + 1, &off, &blen), -ENOENT);
+	record_fields_clear(&f);
+	free(want);
+	free(text);
+	free(sig);
+	json_decref(body);
+
+	/* Whitespace around the body: valid, verifies, but no span. */
+	other = subst_device("{\"base\":1,\"body\": {\"x\":1} ,"
+	    "\"collection\":\"c\",\"device\":\"$D\",\"id\":\"i\","
+	    "\"op\":\"put\",\"seq\":2,\"ts\":3,\"v\":1}", k.pub_b64);
+	sig = sign_text(&k, other);
+	assert_int_equal(record_verify(other, strlen(other), sig, NULL, &f), 0);
+	assert_int_equal(record_body_span(other, strlen(other), f.base,
+	    f.collection, f.device, f.id, f.seq, f.ts, &off, &blen), -ENOENT);
+	record_fields_clear(&f);
+	free(sig);
+	free(other);
+}
+
+/*
  * Verification works on the bytes, never on a re-serialization: a record
  * written by another implementation with 0.1 in its body verifies, though
  * jansson would print that number differently (and the signature over the
@@ -862,6 +915,7 @@ main(void)
 		cmocka_unit_test(test_bad_base64),
 		cmocka_unit_test(test_prefix_separation),
 		cmocka_unit_test(test_ret_untouched),
+		cmocka_unit_test(test_body_span),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -427,6 +427,73 @@ test_write_needs_batch(void **state)
 	store_rollback(f->st);
 }
 
+struct walked {
+	char	ids[8][8];
+	int64_t	change_seq[8];
+	int	n;
+};
+
+static int
+walk_intent(const struct store_intent *in, void *arg)
+{
+	struct walked *w = arg;
+
+	snprintf(w->ids[w->n], sizeof w->ids[w->n], "%s", in->id);
+	w->change_seq[w->n] = in->record != NULL ? in->change_seq : 0;
+	w->n++;
+	return 0;
+}
+
+/*
+ * The pusher prepares the next batch while one is in flight: records
+ * already handed out (device seq <= after) are skipped, later records come
+ * first in device-seq order, and a document with a record out never
+ * offers its newer intent (at most one change per document in flight).
+ */
+static void
+test_sendable_after(void **state)
+{
+	struct fixture *f = *state;
+	struct walked w;
+
+	put(f->st, "c", "a", "{\"v\":1}");
+	put(f->st, "c", "b", "{\"v\":1}");
+	put(f->st, "c", "c", "{\"v\":1}");
+	assert_int_equal(store_begin(f->st), 0);
+	memset(&w, 0, sizeof w);
+	assert_int_equal(store_outbox_sendable(f->st, 2, walk_intent, &w), 2);
+	assert_string_equal(w.ids[0], "a");
+	assert_string_equal(w.ids[1], "b");
+	assert_int_equal(store_outbox_set_record(f->st, 1, "ra", 2, "sa", 1),
+	    0);
+	assert_int_equal(store_outbox_set_record(f->st, 2, "rb", 2, "sb", 2),
+	    0);
+	assert_int_equal(store_commit(f->st), 0);
+	put(f->st, "c", "a", "{\"v\":2}");
+
+	assert_int_equal(store_begin(f->st), 0);
+	memset(&w, 0, sizeof w);
+	assert_int_equal(store_outbox_sendable(f->st, 10, walk_intent, &w), 3);
+	assert_string_equal(w.ids[0], "a");
+	assert_int_equal(w.change_seq[0], 1);
+	assert_string_equal(w.ids[1], "b");
+	assert_int_equal(w.change_seq[1], 2);
+	assert_string_equal(w.ids[2], "c");
+	assert_int_equal(w.change_seq[2], 0);
+
+	memset(&w, 0, sizeof w);
+	assert_int_equal(store_outbox_sendable_after(f->st, 1, 10, walk_intent,
+	    &w), 2);
+	assert_string_equal(w.ids[0], "b");
+	assert_string_equal(w.ids[1], "c");
+
+	memset(&w, 0, sizeof w);
+	assert_int_equal(store_outbox_sendable_after(f->st, 2, 10, walk_intent,
+	    &w), 1);
+	assert_string_equal(w.ids[0], "c");
+	store_rollback(f->st);
+}
+
 int
 main(void)
 {
@@ -449,6 +516,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_merge_replaces_inflight,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sendable_after, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
