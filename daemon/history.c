@@ -407,8 +407,9 @@ history_fetch(struct history_req *hr)
 	char *path;
 	int r;
 
-	if (asprintf(&path, "/v1/docs/%s/%s/history?after=%" PRId64,
-	    hr->collection, hr->id, hr->cursor) < 0) {
+	if (asprintf(&path, "/v1/docs/%s/%s/history?after=%" PRId64
+	    "&limit=%d", hr->collection, hr->id, hr->cursor,
+	    HISTORY_PAGE) < 0) {
 		history_fail(hr, "io.ferry.WriteFailed", NULL);
 		return;
 	}

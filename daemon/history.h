@@ -36,6 +36,9 @@
 #include "vl_server.h"
 
 #define HISTORY_ENTRIES_MAX	10000
+/* Records asked of the remote per page: each page is verified (~50 us a
+ * signature) and diffed in one loop callback, so pages stay small. */
+#define HISTORY_PAGE	100
 #define HISTORY_REPLY_MAX	(4u * 1024 * 1024)
 #define HISTORY_PATHS_MAX	1000
 #define HISTORY_PATHS_BYTES	(64u * 1024)
