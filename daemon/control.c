@@ -22,7 +22,6 @@
 #include "control.h"
 #include "history.h"
 #include "iface.h"
-#include "jtext.h"
 #include "log.h"
 #include "names.h"
 #include "patch.h"
@@ -365,11 +364,6 @@ struct write_req {
 	json_t		*json;		/* body (Put) or patch (Patch) */
 	bool		 has_if_rev;
 	int64_t		 if_rev;
-	/* A Put's body exactly as json_dumps(json, JSON_COMPACT) writes it,
-	 * taken from the call's bytes (NULL: dump it); in the same
-	 * allocation as the struct. */
-	const char	*text;
-	size_t		 text_len;
 };
 
 static void
@@ -389,9 +383,7 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	struct write_req *w = op->arg;
 	struct store_doc cur, d;
 	json_t *old = NULL, *body = NULL;
-	const char *text = NULL;
-	char *dumped = NULL;
-	size_t len = 0;
+	char *text = NULL;
 	int64_t seq, rev;
 	int r;
 
@@ -419,18 +411,11 @@ write_run(struct writer_batch *b, struct writer_op *op)
 		writer_fail(b, -EBADMSG, "cannot read a stored body");
 		goto out;
 	}
-	if (w->text != NULL) {
-		text = w->text;
-		len = w->text_len;
-	} else if (body != NULL) {
-		if ((dumped = json_dumps(body, JSON_COMPACT)) == NULL) {
-			writer_fail(b, -ENOMEM, "out of memory");
-			goto out;
-		}
-		text = dumped;
-		len = strlen(dumped);
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		writer_fail(b, -ENOMEM, "out of memory");
+		goto out;
 	}
-	if (text != NULL && len > DOC_BODY_MAX) {
+	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
 		op_error(op, "io.ferry.InvalidArgument", json_pack("{s:s,s:s}",
 		    "field", w->kind == WRITE_PATCH ? "patch" : "body",
 		    "reason", "the document would exceed 8384512 bytes of "
@@ -464,7 +449,7 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	if (op->text == NULL)
 		writer_fail(b, -ENOMEM, "out of memory");
 out:
-	free(dumped);
+	free(text);
 	json_decref(old);
 	json_decref(body);
 	store_doc_clear(&cur);
@@ -485,37 +470,15 @@ write_submit(struct control *c, struct vl_call *call, struct write_req *w)
 }
 
 /*
- * The text of a Put's body in the call's bytes, if it is already what
- * json_dumps(body, JSON_COMPACT) would write (see jtext.h): then the
- * writer stores these bytes instead of serialising the body again.
- */
-static const char *
-put_body_text(struct vl_call *call, size_t *ret_len)
-{
-	const char *raw, *params, *body;
-	size_t raw_len, params_len, body_len;
-
-	if ((raw = vl_call_text(call, &raw_len)) == NULL ||
-	    jtext_member(raw, raw_len, "parameters", &params,
-	    &params_len) < 0 ||
-	    jtext_member(params, params_len, "body", &body, &body_len) < 0 ||
-	    !jtext_is_compact(body, body_len))
-		return NULL;
-	*ret_len = body_len;
-	return body;
-}
-
-/*
  * Validate the parameters every write shares.  Returns a new write_req or
  * NULL with the call answered.
  */
 static struct write_req *
 write_parse(struct vl_call *call, json_t *params, enum write_kind kind)
 {
-	const char *collection, *id, *field = NULL, *text = NULL;
+	const char *collection, *id, *field = NULL;
 	struct write_req *w;
 	int64_t if_rev = 0;
-	size_t text_len = 0;
 	json_t *v = NULL;
 	int has;
 
@@ -539,17 +502,9 @@ write_parse(struct vl_call *call, json_t *params, enum write_kind kind)
 	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX,
 	    &if_rev)) < 0)
 		return NULL;
-	if (kind == WRITE_PUT)
-		text = put_body_text(call, &text_len);
-	if ((w = calloc(1, sizeof *w + (text != NULL ? text_len + 1 : 0))) ==
-	    NULL) {
+	if ((w = calloc(1, sizeof *w)) == NULL) {
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return NULL;
-	}
-	if (text != NULL) {
-		w->text = memcpy(w + 1, text, text_len);
-		((char *)(w + 1))[text_len] = '\0';
-		w->text_len = text_len;
 	}
 	w->kind = kind;
 	w->collection = collection;

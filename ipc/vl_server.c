@@ -99,10 +99,6 @@ struct vl_server {
 	struct event		*accept_retry_ev;
 	struct vl_conn_list	 dirty;
 	TAILQ_HEAD(, vl_listener) listeners;
-	/* The call being dispatched from a read, and its bytes. */
-	const struct vl_call	*raw_call;
-	const char		*raw;
-	size_t			 raw_len;
 };
 
 static void vl_conn_close(struct vl_conn *c);
@@ -128,17 +124,6 @@ void *
 vl_call_get_data(const struct vl_call *call)
 {
 	return call->data;
-}
-
-const char *
-vl_call_text(const struct vl_call *call, size_t *ret_len)
-{
-	struct vl_server *s = call->conn->srv;
-
-	if (s->raw_call != call)
-		return NULL;
-	*ret_len = s->raw_len;
-	return s->raw;
 }
 
 unsigned long
@@ -557,14 +542,7 @@ vl_conn_message(struct vl_conn *c, const char *buf, size_t len)
 		json_decref(p);
 		return;
 	}
-	/* The bytes stay in the input buffer until dispatch returns (which
-	 * may have finished and freed the call: only s is touched after). */
-	s->raw_call = call;
-	s->raw = buf;
-	s->raw_len = len;
 	s->dispatch(call, s->arg);
-	s->raw_call = NULL;
-	s->raw = NULL;
 }
 
 static void

@@ -71,13 +71,6 @@ int	vl_server_connection_count(const struct vl_server *s);
 
 /* The call's parsed message (method, parameters, more, oneway). */
 const struct vl_msg *vl_call_msg(const struct vl_call *call);
-/*
- * The call's message as it arrived (len bytes, no NUL counted; parsed and
- * checked), or NULL.  Only while the dispatch function runs for the call
- * the first time, straight from the read: a handler that keeps a call and
- * dispatches it again later gets NULL, so it must not depend on it.
- */
-const char *vl_call_text(const struct vl_call *call, size_t *ret_len);
 /* Opaque per-call data for the handler. */
 void	vl_call_set_data(struct vl_call *call, void *data);
 void	*vl_call_get_data(const struct vl_call *call);
