@@ -127,7 +127,7 @@ bench_body(char *buf, size_t size, size_t bytes, uint64_t n)
 {
 	static const char filler[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	const char *tail = "\"}";
-	size_t i, len, fill;
+	size_t i, len, fill, start, run;
 	int m;
 
 	if (bytes + 1 > size)
@@ -139,8 +139,15 @@ bench_body(char *buf, size_t size, size_t bytes, uint64_t n)
 		return -1;
 	len = (size_t)m;
 	fill = bytes - len - strlen(tail);
-	for (i = 0; i < fill; i++)
-		buf[len + i] = filler[(i + n) % (sizeof filler - 1)];
+	/* filler[(i + n) % 36] for each i, a run of the filler at a time
+	 * (a modulo per byte cost the client more than libferry did). */
+	for (i = 0; i < fill; i += run) {
+		start = (i + n) % (sizeof filler - 1);
+		run = sizeof filler - 1 - start;
+		if (run > fill - i)
+			run = fill - i;
+		memcpy(buf + len + i, filler + start, run);
+	}
 	memcpy(buf + len + fill, tail, strlen(tail) + 1);
 	return (int)bytes;
 }

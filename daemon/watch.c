@@ -119,17 +119,37 @@ watch_events_add(struct watch_events *e, int64_t seq, const char *collection,
 		e->cap = cap;
 	}
 	ev = &e->v[e->n];
+	memset(ev, 0, sizeof *ev);
 	ev->seq = seq;
+	ev->rev = rev;
+	ev->version = version;
+	ev->deleted = deleted;
+	ev->origin = origin;
 	ev->collection = strdup(collection);
-	ev->text = watch_event_text(seq, collection, id, rev, version, deleted,
-	    origin, body_text, &ev->len);
-	if (ev->collection == NULL || ev->text == NULL) {
+	ev->id = strdup(id);
+	if (body_text != NULL)
+		ev->body = strdup(body_text);
+	if (ev->collection == NULL || ev->id == NULL ||
+	    (body_text != NULL && ev->body == NULL)) {
 		free(ev->collection);
-		free(ev->text);
+		free(ev->id);
+		free(ev->body);
 		return -ENOMEM;
 	}
 	e->n++;
 	return 0;
+}
+
+/* The event's reply text, made the first time it is asked for. */
+static const char *
+watch_event_get_text(struct watch_event *ev, size_t *ret_len)
+{
+	if (ev->text == NULL && (ev->text = watch_event_text(ev->seq,
+	    ev->collection, ev->id, ev->rev, ev->version, ev->deleted,
+	    ev->origin, ev->body, &ev->len)) == NULL)
+		return NULL;
+	*ret_len = ev->len;
+	return ev->text;
 }
 
 void
@@ -139,6 +159,8 @@ watch_events_clear(struct watch_events *e)
 
 	for (i = 0; i < e->n; i++) {
 		free(e->v[i].collection);
+		free(e->v[i].id);
+		free(e->v[i].body);
 		free(e->v[i].text);
 	}
 	e->n = 0;
@@ -308,11 +330,12 @@ watch_add(struct watch *w, struct vl_call *call, json_t *collections,
 }
 
 void
-watch_notify(struct watch *w, const struct watch_events *e, int64_t head)
+watch_notify(struct watch *w, struct watch_events *e, int64_t head)
 {
 	struct watcher *wr, *next;
-	const struct watch_event *ev;
-	size_t i;
+	struct watch_event *ev;
+	const char *text;
+	size_t i, len;
 
 	for (wr = TAILQ_FIRST(&w->watchers); wr != NULL; wr = next) {
 		next = TAILQ_NEXT(wr, entry);
@@ -328,8 +351,16 @@ watch_notify(struct watch *w, const struct watch_events *e, int64_t head)
 				wr->live = false;
 				break;
 			}
-			watcher_send(wr, ev->seq, ev->collection, ev->text,
-			    ev->len);
+			if (!watcher_wants(wr, ev->collection)) {
+				wr->cursor = ev->seq;
+				continue;
+			}
+			if ((text = watch_event_get_text(ev, &len)) == NULL) {
+				/* Out of memory: the log has it too. */
+				wr->live = false;
+				break;
+			}
+			watcher_send(wr, ev->seq, ev->collection, text, len);
 		}
 		/* Events this batch did not carry (the watcher arrived after
 		 * they were written): read them from the log. */

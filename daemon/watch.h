@@ -39,15 +39,23 @@ int	watch_add(struct watch *w, struct vl_call *call, json_t *collections,
 	    int64_t since);
 
 /*
- * The events of one committed batch, kept as the text of the reply
- * parameters ({"event":{...}}) so each is encoded once, whatever the number
- * of watchers.  Bodies are spliced in as the stored JSON text.
+ * The events of one committed batch.  The writer thread records what each
+ * event says; the text of its reply parameters ({"event":{...}}, the body
+ * spliced in as the stored JSON text) is made on the loop thread when the
+ * first live watcher needs it, once whatever the number of watchers, and
+ * never when nobody watches.
  */
 struct watch_event {
-	int64_t	 seq;
-	char	*collection;
-	char	*text;
-	size_t	 len;
+	int64_t		 seq;
+	char		*collection;
+	char		*id;
+	int64_t		 rev;
+	int64_t		 version;
+	bool		 deleted;
+	enum store_origin origin;
+	char		*body;		/* NULL: a tombstone */
+	char		*text;		/* NULL until needed */
+	size_t		 len;
 };
 
 struct watch_events {
@@ -67,7 +75,7 @@ void	watch_events_free(struct watch_events *e);
 
 /* Tell live watchers about a committed batch (events in seq order). head
  * is the committed head seq. */
-void	watch_notify(struct watch *w, const struct watch_events *e,
+void	watch_notify(struct watch *w, struct watch_events *e,
 	    int64_t head);
 int	watch_count(const struct watch *w);
 

@@ -267,27 +267,43 @@ conn_next(ferry *f, json_t **ret)
  * Output.
  */
 
-/* Append one message (JSON text plus NUL) to the output buffer. */
-static int
-out_append(ferry *f, const char *text, size_t len)
+/*
+ * Make room for len more bytes at the end of the output buffer; returns
+ * where they go (the caller fills them and adds len to out_len), or NULL.
+ */
+static char *
+out_reserve(ferry *f, size_t len)
 {
 	size_t want;
 	char *p;
 
 	if (f->out_off > 0 && f->out_off == f->out_len)
 		f->out_off = f->out_len = 0;
-	if (f->out_size - f->out_len < len + 1) {
+	if (f->out_size - f->out_len < len) {
 		want = f->out_size > 0 ? f->out_size : 4096;
-		while (want - f->out_len < len + 1)
+		while (want - f->out_len < len)
 			want *= 2;
 		p = realloc(f->out, want);
-		if (p == NULL)
-			return oom(f);
+		if (p == NULL) {
+			oom(f);
+			return NULL;
+		}
 		f->out = p;
 		f->out_size = want;
 	}
-	memcpy(f->out + f->out_len, text, len);
-	f->out[f->out_len + len] = '\0';
+	return f->out + f->out_len;
+}
+
+/* Append one message (JSON text plus NUL) to the output buffer. */
+static int
+out_append(ferry *f, const char *text, size_t len)
+{
+	char *p;
+
+	if ((p = out_reserve(f, len + 1)) == NULL)
+		return -ENOMEM;
+	memcpy(p, text, len);
+	p[len] = '\0';
 	f->out_len += len + 1;
 	return 0;
 }
@@ -412,7 +428,6 @@ queue_call_text(ferry *f, const char *method, const char *params_json)
 	const char *p;
 	size_t mlen, plen, len;
 	char *text;
-	int r;
 
 	if (method == NULL || *method == '\0')
 		return set_error(f, -EINVAL, "method name is missing");
@@ -436,8 +451,9 @@ queue_call_text(ferry *f, const char *method, const char *params_json)
 		return set_error(f, -EMSGSIZE,
 		    "call to %s is larger than the 8 MiB message limit",
 		    method);
-	if ((text = malloc(len + 1)) == NULL)
-		return oom(f);
+	/* Built in place at the end of the output buffer. */
+	if ((text = out_reserve(f, len + 1)) == NULL)
+		return -ENOMEM;
 	memcpy(text, head, sizeof head - 1);
 	memcpy(text + sizeof head - 1, method, mlen);
 	memcpy(text + sizeof head - 1 + mlen, mid, sizeof mid - 1);
@@ -445,10 +461,7 @@ queue_call_text(ferry *f, const char *method, const char *params_json)
 	    plen);
 	text[len - 1] = '}';
 	text[len] = '\0';
-	r = out_append(f, text, len);
-	free(text);
-	if (r < 0)
-		return r;
+	f->out_len += len + 1;
 	f->outstanding++;
 	return 0;
 }

@@ -155,7 +155,8 @@ vl_call_set_drain(struct vl_call *call, vl_drain_fn cb, void *arg)
 size_t
 vl_call_output_size(const struct vl_call *call)
 {
-	size_t n = evbuffer_get_length(call->pending);
+	size_t n = call->pending != NULL ?
+	    evbuffer_get_length(call->pending) : 0;
 
 	if (call->conn->bev != NULL)
 		n += evbuffer_get_length(bufferevent_get_output(call->conn->bev));
@@ -178,7 +179,8 @@ static void
 vl_call_free(struct vl_call *call)
 {
 	vl_msg_clear(&call->m);
-	evbuffer_free(call->pending);
+	if (call->pending != NULL)
+		evbuffer_free(call->pending);
 	free(call);
 }
 
@@ -189,10 +191,6 @@ vl_call_new(struct vl_conn *c)
 
 	if ((call = calloc(1, sizeof *call)) == NULL)
 		return NULL;
-	if ((call->pending = evbuffer_new()) == NULL) {
-		free(call);
-		return NULL;
-	}
 	call->conn = c;
 	TAILQ_INSERT_TAIL(&c->calls, call, entry);
 	c->ncalls++;
@@ -251,31 +249,74 @@ vl_flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Queue encoded reply bytes for call (takes ownership of buf). */
+struct vl_part {
+	const char	*p;
+	size_t		 len;
+};
+
+/*
+ * Queue a reply made of n pieces for call: straight into the socket's
+ * output buffer if the call is at the head, else into the call's own
+ * buffer (made on first use: most calls are answered at the head).  The
+ * pieces are copied once, into one reserved extent.
+ */
 static int
-vl_call_emit(struct vl_call *call, char *buf, size_t len, bool last)
+vl_call_emit_parts(struct vl_call *call, const struct vl_part *parts, int n,
+    bool last)
 {
 	struct vl_conn *c = call->conn;
-	int r = 0;
+	struct evbuffer_iovec v;
+	struct evbuffer *dst;
+	size_t total = 0, off = 0;
+	bool head;
+	int i, r = 0;
 
-	if (call->done) {
-		free(buf);
+	if (call->done)
 		return -EALREADY;
-	}
-	if (!call->cancelled && !call->m.oneway) {
-		if (vl_call_is_head(call) && c->bev != NULL) {
-			r = bufferevent_write(c->bev, buf, len);
+	for (i = 0; i < n; i++)
+		total += parts[i].len;
+	if (!call->cancelled && !call->m.oneway && total > 0) {
+		head = vl_call_is_head(call) && c->bev != NULL;
+		if (head)
+			dst = bufferevent_get_output(c->bev);
+		else {
+			if (call->pending == NULL)
+				call->pending = evbuffer_new();
+			dst = call->pending;
+		}
+		if (dst == NULL || evbuffer_reserve_space(dst,
+		    (ev_ssize_t)total, &v, 1) != 1)
+			r = -ENOMEM;
+		else {
+			for (i = 0; i < n; i++) {
+				memcpy((char *)v.iov_base + off, parts[i].p,
+				    parts[i].len);
+				off += parts[i].len;
+			}
+			v.iov_len = total;
+			if (evbuffer_commit_space(dst, &v, 1) < 0)
+				r = -ENOMEM;
+		}
+		if (head && r == 0)
 			vl_conn_mark_dirty(c);
-		} else
-			r = evbuffer_add(call->pending, buf, len);
-		r = r == 0 ? 0 : -ENOMEM;
 	}
-	free(buf);
 	if (last) {
 		call->done = true;
 		c->ncalls--;
 		vl_conn_advance(c);
 	}
+	return r;
+}
+
+/* Queue encoded reply bytes for call (takes ownership of buf). */
+static int
+vl_call_emit(struct vl_call *call, char *buf, size_t len, bool last)
+{
+	struct vl_part part = { buf, len };
+	int r;
+
+	r = vl_call_emit_parts(call, &part, buf != NULL ? 1 : 0, last);
+	free(buf);
 	return r;
 }
 
@@ -301,27 +342,18 @@ vl_reply_raw(struct vl_call *call, const char *params, size_t len,
 {
 	static const char head[] = "{\"parameters\":";
 	static const char more[] = ",\"continues\":true}";
-	size_t n, total;
-	char *buf;
+	struct vl_part parts[3];
 
 	if (continues && !call->m.more)
 		continues = false;
-	total = sizeof head - 1 + len + (continues ? sizeof more - 1 : 1) + 1;
-	if ((buf = malloc(total)) == NULL) {
-		vl_call_emit(call, NULL, 0, !continues);
-		return -ENOMEM;
-	}
-	memcpy(buf, head, sizeof head - 1);
-	n = sizeof head - 1;
-	memcpy(buf + n, params, len);
-	n += len;
-	if (continues) {
-		memcpy(buf + n, more, sizeof more - 1);
-		n += sizeof more - 1;
-	} else
-		buf[n++] = '}';
-	buf[n++] = '\0';
-	return vl_call_emit(call, buf, n, !continues);
+	parts[0].p = head;
+	parts[0].len = sizeof head - 1;
+	parts[1].p = params;
+	parts[1].len = len;
+	/* Both tails end with the NUL that delimits the message. */
+	parts[2].p = continues ? more : "}";
+	parts[2].len = continues ? sizeof more : 2;
+	return vl_call_emit_parts(call, parts, 3, !continues);
 }
 
 int
@@ -383,7 +415,8 @@ vl_conn_advance(struct vl_conn *c)
 	struct vl_call *call;
 
 	while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
-		if (c->bev != NULL && evbuffer_get_length(call->pending) > 0) {
+		if (c->bev != NULL && call->pending != NULL &&
+		    evbuffer_get_length(call->pending) > 0) {
 			bufferevent_write_buffer(c->bev, call->pending);
 			vl_conn_mark_dirty(c);
 		}
