@@ -237,6 +237,9 @@ watch_bg() {
 	[ -n "$_wb_p" ] || _wb_p='{}'
 	printf '%s\0' "{\"method\":\"io.ferry.Watch\",\"parameters\":$_wb_p,\"more\":true}" \
 	    >"$TEST_DIR/.watch.call"
+	# Empty OUT first: the redirection below happens in the background,
+	# and the wait must not see an earlier watcher's ready line.
+	: >"$2"
 	test_bg "$VLSEND" "$(ferryd_sock "$1")" -n "$3" --timeout 30000 \
 	    <"$TEST_DIR/.watch.call" >"$2" 2>&1
 	wpid=$test_bg_pid

@@ -12,6 +12,9 @@ sock=
 # watch_bg OUT N PARAMS: a background watcher that stops after N replies
 # (the ready reply included); its pid is in $wpid.
 watch_bg() {
+	# Empty OUT first: the redirection below happens in the background,
+	# and the wait must not see an earlier watcher's ready line.
+	: >"$1"
 	printf '%s\0' "{\"method\":\"io.ferry.Watch\",\"parameters\":$3,\"more\":true}" |
 	    "$VLSEND" "$sock" -n "$2" --timeout 30000 >"$1" 2>&1 &
 	wpid=$!

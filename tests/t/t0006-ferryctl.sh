@@ -140,25 +140,25 @@ test_expect_success 'watch --json prints each change as one event line' '
 
 test_expect_success 'watch C filters; human output names seq, doc, rev, origin' '
 	"$FERRYCTL" --socket "$(ferryd_sock A)" watch live --since 0 \
-	    >w.out 2>w.err &
+	    >wc.out 2>w.err &
 	wp=$! && test_track $wp &&
 	echo "{\"live\":2}" | ctl A put live l2 >/dev/null &&
-	test_wait_until 10 "[ \$(grep -c . w.out) -ge 2 ]" &&
+	test_wait_until 10 "[ \$(grep -c . wc.out) -ge 2 ]" &&
 	kill $wp && test_wait_exit $wp &&
-	cat w.out &&
-	test_equal "lines of w.out" 2 "$(grep -c . w.out)" &&
-	test_grep "live/l1 rev 1 local" w.out &&
-	test_grep "live/l2 rev 1 local" w.out
+	cat wc.out &&
+	test_equal "lines of wc.out" 2 "$(grep -c . wc.out)" &&
+	test_grep "live/l1 rev 1 local" wc.out &&
+	test_grep "live/l2 rev 1 local" wc.out
 '
 
 test_expect_success 'watch ends with an error when ferryd stops' '
-	"$FERRYCTL" --socket "$(ferryd_sock A)" watch --since 0 >w.out 2>w.err &
+	"$FERRYCTL" --socket "$(ferryd_sock A)" watch --since 0 >ws.out 2>ws.err &
 	wp=$! && test_track $wp &&
-	test_wait_until 10 "test -s w.out" &&
+	test_wait_until 10 "test -s ws.out" &&
 	ferryd_stop A &&
 	test_wait_exit $wp &&
 	test "$test_exit_status" != 0 &&
-	test -s w.err &&
+	test -s ws.err &&
 	ferryd_start A
 '
 
