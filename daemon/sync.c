@@ -11,12 +11,14 @@
  * fetches up to PULL_AHEAD pages ahead of it (fetch_cursor), and each page
  * applies only on top of the stored cursor it followed, so a page that
  * failed can never be skipped: the pages after it are refetched.  A page
- * is parsed and checked on the parser thread (a worker), never on the
- * loop; only then is its last_seq known, so at most one page is being
- * parsed and the next request starts when it is done, while the pages
- * before it are written.  The parser also writes each body as the text to
- * store and drops its tree, so the writer (the pull's bottleneck) only
- * binds text; it frees what is left of the page once it has applied it.
+ * goes through two worker threads before the writer, never touching the
+ * loop: the parser parses and checks it (only then is its last_seq known,
+ * so one page is parsed at a time and the next request starts when it is
+ * done), then the encoder writes each body as the text to store and drops
+ * its tree, so the writer (the pull's bottleneck) only binds text and
+ * frees what is left.  Each stage is FIFO, so pages reach the writer in
+ * the order they were fetched; a rewind (pull_gen) drops the pages still
+ * in the workers.
  *
  * Writer-thread state: the device seq lives in meta "device_seq" and is
  * read and advanced inside the prepare op, in the same transaction that
@@ -127,8 +129,9 @@ struct sync {
 	uint64_t		 req_round;	/* its round */
 	int			 pull_applying;	/* pages being parsed or queued
 						 * to the writer */
-	struct worker		*parser;
-	struct pull_step	*pull_parse;	/* the page being parsed */
+	struct worker		*parser;	/* parses pages, one at a time */
+	struct worker		*encoder;	/* writes their bodies as text */
+	bool			 pull_parsing;	/* a page is at the parser */
 	uint64_t		 pull_gen;	/* bumped by pull_rewind */
 	int64_t			 cursor;	/* applied and stored */
 	int64_t			 fetch_cursor;	/* fetched (maybe not applied) */
@@ -1122,8 +1125,7 @@ pull_parse_run(void *arg)
 	struct pull_step *p = arg;
 	json_error_t jerr;
 	const char *bad;
-	json_t *o, *last, *ch;
-	size_t i;
+	json_t *o, *last;
 
 	o = json_loadb(p->text, p->len, JSON_REJECT_DUPLICATES, &jerr);
 	free(p->text);
@@ -1140,12 +1142,22 @@ pull_parse_run(void *arg)
 	p->n = json_array_size(p->changes);
 	p->last_seq = json_integer_value(last);
 	json_decref(o);
-	/*
-	 * The bodies as stored (compact, keys in their order), written here
-	 * rather than on the writer thread, which is the pull's bottleneck;
-	 * then their trees go, so the writer gets small objects to read and
-	 * free.  A merge parses its body again (rare: a local change).
-	 */
+}
+
+/*
+ * Encoder thread: the bodies as stored (compact, keys in their order),
+ * written here rather than on the writer thread, which is the pull's
+ * bottleneck, and not on the parser, so that the next page is parsed
+ * meanwhile; then their trees go, so the writer gets small objects to
+ * read and free.  A merge parses its body again (rare: a local change).
+ */
+static void
+pull_encode_run(void *arg)
+{
+	struct pull_step *p = arg;
+	json_t *ch;
+	size_t i;
+
 	if ((p->bodies = calloc(p->n ? p->n : 1, sizeof *p->bodies)) == NULL)
 		goto nomem;
 	json_array_foreach(p->changes, i, ch) {
@@ -1161,23 +1173,58 @@ nomem:
 	snprintf(p->bad, sizeof p->bad, "out of memory");
 }
 
-/* A page is parsed: queue it to the writer and fetch the next one. */
+static void
+pull_step_drop(void *arg)
+{
+	pull_step_free(arg);
+}
+
+/* A page leaves the pipeline unapplied (stopping, or rewound meanwhile:
+ * its cursor may not be the one to fetch from any more). */
+static void
+pull_dropped(struct sync *sy, struct pull_step *p)
+{
+	sy->pull_applying--;
+	pull_step_free(p);
+	if (!sy->stopping && sy->pull_applying == 0)
+		pull_start(sy, 0);
+}
+
+/* A page is encoded: queue it to the writer, after the pages before it. */
+static void
+pull_encoded(void *arg)
+{
+	struct pull_step *p = arg;
+	struct sync *sy = p->sy;
+	struct writer_op *op;
+
+	if (sy->stopping || p->gen != sy->pull_gen) {
+		pull_dropped(sy, p);
+		return;
+	}
+	if (p->bad[0] != '\0' || (op = writer_add(sy->writer, NULL,
+	    pull_apply_run, p, NULL)) == NULL) {
+		sy->pull_applying--;
+		pull_step_free(p);
+		sync_error(sy, "pull: out of memory");
+		pull_rewind(sy);
+		sync_transient(sy);
+		return;
+	}
+	op->done = pull_applied_done;
+}
+
+/* A page is parsed: have its bodies encoded and fetch the next one. */
 static void
 pull_parsed(void *arg)
 {
 	struct pull_step *p = arg;
 	struct sync *sy = p->sy;
-	struct writer_op *op;
 	bool full;
 
-	sy->pull_parse = NULL;
+	sy->pull_parsing = false;
 	if (sy->stopping || p->gen != sy->pull_gen) {
-		/* Rewound meanwhile: its cursor may not be the one to
-		 * fetch from any more. */
-		sy->pull_applying--;
-		pull_step_free(p);
-		if (!sy->stopping && sy->pull_applying == 0)
-			pull_start(sy, 0);
+		pull_dropped(sy, p);
 		return;
 	}
 	if (p->bad[0] != '\0') {
@@ -1203,19 +1250,18 @@ pull_parsed(void *arg)
 		return;
 	}
 	full = p->n >= PULL_LIMIT;
-	if ((op = writer_add(sy->writer, NULL, pull_apply_run, p,
-	    NULL)) == NULL) {
+	if (worker_submit(sy->encoder, pull_encode_run, pull_encoded,
+	    pull_step_drop, p) < 0) {
 		sy->pull_applying--;
 		pull_step_free(p);
 		sy->fetch_cursor = sy->cursor;
 		sync_transient(sy);
 		return;
 	}
-	op->done = pull_applied_done;
 	sy->fetch_cursor = p->last_seq;
-	/* Fetch the next page while this one is applied.  After the last
-	 * page, long-poll, unless a Sync(wait) caller needs a pull started
-	 * after its call (this one may have started before). */
+	/* Fetch the next page while this one is encoded and applied.  After
+	 * the last page, long-poll, unless a Sync(wait) caller needs a pull
+	 * started after its call (this one may have started before). */
 	pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
@@ -1252,13 +1298,14 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	p->since = sy->fetch_cursor;
 	p->round = sy->req_round;
 	p->gen = sy->pull_gen;
-	if (worker_submit(sy->parser, pull_parse_run, pull_parsed, p) < 0) {
+	if (worker_submit(sy->parser, pull_parse_run, pull_parsed,
+	    pull_step_drop, p) < 0) {
 		pull_step_free(p);
 		sy->fetch_cursor = sy->cursor;
 		sync_transient(sy);
 		return;
 	}
-	sy->pull_parse = p;
+	sy->pull_parsing = true;
 	sy->pull_applying++;
 }
 
@@ -1270,7 +1317,7 @@ pull_start(struct sync *sy, int wait)
 
 	/* The next page's cursor is known once the page before is parsed. */
 	if (!sy->started || sy->paused || sy->stopping ||
-	    sy->pull_req != NULL || sy->pull_parse != NULL ||
+	    sy->pull_req != NULL || sy->pull_parsing ||
 	    sy->pull_applying >= PULL_AHEAD)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
@@ -1485,6 +1532,7 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 	sy->retry_ev = evtimer_new(base, sync_retry_cb, sy);
 	if (sy->retry_ev == NULL || (r = http_new(base, &sy->http)) < 0 ||
 	    (r = worker_new(base, &sy->parser)) < 0 ||
+	    (r = worker_new(base, &sy->encoder)) < 0 ||
 	    (c = calloc(1, sizeof *c)) == NULL) {
 		sync_free(sy);
 		return -ENOMEM;
@@ -1524,9 +1572,9 @@ sync_free(struct sync *sy)
 	/* Cancel the requests under way; their callbacks will not run, so
 	 * the push step a request owned is freed here. */
 	http_free(sy->http);
-	/* A page still being parsed is dropped with its job. */
+	/* Pages still being parsed or encoded are dropped with their jobs. */
 	worker_free(sy->parser);
-	pull_step_free(sy->pull_parse);
+	worker_free(sy->encoder);
 	push_step_free(sy->push_inflight);
 	push_step_free(sy->push_ready);
 	if (sy->retry_ev != NULL)

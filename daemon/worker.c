@@ -24,6 +24,7 @@ struct worker_job {
 	TAILQ_ENTRY(worker_job)	 entry;
 	worker_run_fn		 run;
 	worker_done_fn		 done;
+	worker_drop_fn		 drop;
 	void			*arg;
 };
 
@@ -110,7 +111,7 @@ worker_new(struct event_base *base, struct worker **ret)
 
 int
 worker_submit(struct worker *w, worker_run_fn run, worker_done_fn done,
-    void *arg)
+    worker_drop_fn drop, void *arg)
 {
 	struct worker_job *j;
 
@@ -118,6 +119,7 @@ worker_submit(struct worker *w, worker_run_fn run, worker_done_fn done,
 		return -ENOMEM;
 	j->run = run;
 	j->done = done;
+	j->drop = drop;
 	j->arg = arg;
 	pthread_mutex_lock(&w->lock);
 	TAILQ_INSERT_TAIL(&w->todo, j, entry);
@@ -133,6 +135,8 @@ worker_jobs_free(struct worker_jobs *q)
 
 	while ((j = TAILQ_FIRST(q)) != NULL) {
 		TAILQ_REMOVE(q, j, entry);
+		if (j->drop != NULL)
+			j->drop(j->arg);
 		free(j);
 	}
 }

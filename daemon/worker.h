@@ -23,19 +23,21 @@ struct worker;
 
 typedef void	(*worker_run_fn)(void *arg);
 typedef void	(*worker_done_fn)(void *arg);
+typedef void	(*worker_drop_fn)(void *arg);
 
 /* Start the thread.  0, -ENOMEM, or -errno from pthread_create. */
 int	worker_new(struct event_base *base, struct worker **ret);
 /*
  * Queue a job (loop thread).  Returns 0 or -ENOMEM (then nothing runs and
- * arg stays the caller's).  Never blocks beyond a short mutex hold.
+ * arg stays the caller's).  Never blocks beyond a short mutex hold.  drop
+ * (may be NULL) frees arg if the worker is freed before done was called.
  */
 int	worker_submit(struct worker *w, worker_run_fn run, worker_done_fn done,
-	    void *arg);
+	    worker_drop_fn drop, void *arg);
 /*
- * Finish the job in hand, stop and join the thread, and forget the jobs
- * whose done function has not run, without calling it: their owners free
- * what they submitted.  Blocks for at most one job.  Accepts NULL.
+ * Finish the job in hand, stop and join the thread, and call drop instead
+ * of done for every job whose done function has not run.  Blocks for at
+ * most one job.  Accepts NULL.
  */
 void	worker_free(struct worker *w);
 
