@@ -84,6 +84,8 @@ struct pull_step {
 	int64_t		 last_seq;
 	uint64_t	 round;
 	uint64_t	 gen;		/* sy->pull_gen when fetched */
+	int64_t		 hint;		/* the next page was fetched from
+					 * here before parsing (0: not) */
 	bool		 stale;		/* since was not the stored cursor */
 	bool		 merged;	/* a merge queued a change to push */
 };
@@ -131,7 +133,9 @@ struct sync {
 						 * to the writer */
 	struct worker		*parser;	/* parses pages, one at a time */
 	struct worker		*encoder;	/* writes their bodies as text */
-	bool			 pull_parsing;	/* a page is at the parser */
+	struct pull_step	*pull_unknown;	/* fetched last, its last_seq
+						 * not yet known: no fetch */
+	bool			 pull_bulk;	/* the last page parsed was full */
 	uint64_t		 pull_gen;	/* bumped by pull_rewind */
 	int64_t			 cursor;	/* applied and stored */
 	int64_t			 fetch_cursor;	/* fetched (maybe not applied) */
@@ -1080,7 +1084,8 @@ pull_rewind(struct sync *sy)
 		sy->pull_req = NULL;
 	}
 	sy->fetch_cursor = sy->cursor;
-	sy->pull_gen++;		/* the page being parsed, if any, is dropped */
+	sy->pull_gen++;		/* pages in the workers are dropped */
+	sy->pull_unknown = NULL;
 }
 
 static void
@@ -1222,7 +1227,8 @@ pull_parsed(void *arg)
 	struct sync *sy = p->sy;
 	bool full;
 
-	sy->pull_parsing = false;
+	if (sy->pull_unknown == p)
+		sy->pull_unknown = NULL;
 	if (sy->stopping || p->gen != sy->pull_gen) {
 		pull_dropped(sy, p);
 		return;
@@ -1232,10 +1238,18 @@ pull_parsed(void *arg)
 		sync_error(sy, "pull: bad answer from %s: %s", sy->remote,
 		    p->bad);
 		pull_step_free(p);
-		sy->fetch_cursor = sy->cursor;
+		pull_rewind(sy);
 		sync_transient(sy);
 		return;
 	}
+	if (p->hint != 0 && p->hint != p->last_seq) {
+		/* The next page was fetched from a wrong cursor: drop it
+		 * and this one, and fetch again from the stored cursor. */
+		pull_rewind(sy);
+		pull_dropped(sy, p);
+		return;
+	}
+	sy->pull_bulk = p->n >= PULL_LIMIT;
 	sync_ok(sy);
 	if (p->n == 0 && p->last_seq == p->since) {
 		/* Nothing new: no transaction needed. */
@@ -1258,11 +1272,41 @@ pull_parsed(void *arg)
 		sync_transient(sy);
 		return;
 	}
-	sy->fetch_cursor = p->last_seq;
+	if (p->hint == 0)
+		sy->fetch_cursor = p->last_seq;
 	/* Fetch the next page while this one is encoded and applied.  After
 	 * the last page, long-poll, unless a Sync(wait) caller needs a pull
 	 * started after its call (this one may have started before). */
 	pull_start(sy, full ? 0 : pull_next_wait(sy));
+}
+
+/*
+ * The last_seq of a page as ferry-server writes it (keys sorted, compact:
+ * the text ends with "last_seq":N}), without parsing it.  Only a hint:
+ * the parser checks it.  Returns 0 and *ret, or -1 if the text ends
+ * otherwise.
+ */
+static int
+pull_hint(const char *text, size_t len, int64_t *ret)
+{
+	static const char key[] = "\"last_seq\":";
+	size_t end, i;
+
+	end = len;
+	while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' ||
+	    text[end - 1] == '\r' || text[end - 1] == '\t'))
+		end--;
+	if (end == 0 || text[--end] != '}')
+		return -1;
+	i = end;
+	while (i > 0 && end - i < 18 && text[i - 1] >= '0' &&
+	    text[i - 1] <= '9')
+		i--;
+	if (i == end || i < sizeof key - 1 ||
+	    memcmp(text + i - (sizeof key - 1), key, sizeof key - 1) != 0)
+		return -1;
+	*ret = strtoll(text + i, NULL, 10);
+	return 0;
 }
 
 static void
@@ -1271,6 +1315,7 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 {
 	struct sync *sy = arg;
 	struct pull_step *p;
+	int64_t hint = 0;
 	int k;
 
 	sy->pull_req = NULL;
@@ -1298,6 +1343,17 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	p->since = sy->fetch_cursor;
 	p->round = sy->req_round;
 	p->gen = sy->pull_gen;
+	/*
+	 * Catching up (the page before was full), the next page need not
+	 * wait for this one's parse if its last_seq can be read off the end
+	 * of the text: it is then fetched at once (wait=0), and the parser
+	 * checks the hint; a wrong one only costs a refetch, since a page
+	 * applies only on top of the cursor it followed.
+	 */
+	if (!sy->pull_bulk || pull_hint(res->body, res->len, &hint) < 0 ||
+	    hint <= p->since)
+		hint = 0;
+	p->hint = hint;
 	if (worker_submit(sy->parser, pull_parse_run, pull_parsed,
 	    pull_step_drop, p) < 0) {
 		pull_step_free(p);
@@ -1305,8 +1361,13 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 		sync_transient(sy);
 		return;
 	}
-	sy->pull_parsing = true;
+	/* From here the parser owns p; the loop may only compare it. */
 	sy->pull_applying++;
+	if (hint != 0) {
+		sy->fetch_cursor = hint;
+		pull_start(sy, 0);
+	} else
+		sy->pull_unknown = p;
 }
 
 static void
@@ -1317,7 +1378,7 @@ pull_start(struct sync *sy, int wait)
 
 	/* The next page's cursor is known once the page before is parsed. */
 	if (!sy->started || sy->paused || sy->stopping ||
-	    sy->pull_req != NULL || sy->pull_parsing ||
+	    sy->pull_req != NULL || sy->pull_unknown != NULL ||
 	    sy->pull_applying >= PULL_AHEAD)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
