@@ -18,7 +18,11 @@
  * its tree, so the writer (the pull's bottleneck) only binds text and
  * frees what is left.  Each stage is FIFO, so pages reach the writer in
  * the order they were fetched; a rewind (pull_gen) drops the pages still
- * in the workers.
+ * in the workers.  While catching up, the next request need not wait for
+ * the parse: it starts from a hint read off the end of the text, which
+ * the parser checks (pull_hint).  A small page (a long-poll's answer)
+ * with nothing queued before it skips the workers: parsing it costs
+ * microseconds, and the hop would wake the loop once more.
  *
  * Writer-thread state: the device seq lives in meta "device_seq" and is
  * read and advanced inside the prepare op, in the same transaction that
@@ -48,6 +52,7 @@
 #define PULL_LIMIT	1000	/* changes per pull page */
 #define PULL_WAIT	30	/* seconds a long-poll may be held */
 #define PULL_AHEAD	4	/* pages fetched and not yet applied */
+#define PULL_INLINE_MAX	(16 * 1024) /* smaller pages skip the workers */
 #define PUSH_TIMEOUT_MS	60000L
 #define CONNECT_TIMEOUT_MS 10000L
 
@@ -75,7 +80,7 @@ struct push_step {
 struct pull_step {
 	struct sync	*sy;
 	char		*text;		/* the answer, until parsed */
-	size_t		 len;
+	size_t		 len;		/* its length (kept) */
 	char		 bad[JSON_ERROR_TEXT_LENGTH]; /* why it was refused */
 	json_t		*changes;	/* until applied (writer frees it) */
 	char		**bodies;	/* each change's body as text, or NULL */
@@ -88,6 +93,7 @@ struct pull_step {
 					 * here before parsing (0: not) */
 	bool		 stale;		/* since was not the stored cursor */
 	bool		 merged;	/* a merge queued a change to push */
+	bool		 queued;	/* in a worker's queue (counted) */
 };
 
 struct waiter {
@@ -136,6 +142,8 @@ struct sync {
 	struct pull_step	*pull_unknown;	/* fetched last, its last_seq
 						 * not yet known: no fetch */
 	bool			 pull_bulk;	/* the last page parsed was full */
+	int			 pull_at_parser; /* pages in the workers' */
+	int			 pull_at_encoder; /* queues */
 	uint64_t		 pull_gen;	/* bumped by pull_rewind */
 	int64_t			 cursor;	/* applied and stored */
 	int64_t			 fetch_cursor;	/* fetched (maybe not applied) */
@@ -1203,6 +1211,10 @@ pull_encoded(void *arg)
 	struct sync *sy = p->sy;
 	struct writer_op *op;
 
+	if (p->queued) {
+		sy->pull_at_encoder--;
+		p->queued = false;
+	}
 	if (sy->stopping || p->gen != sy->pull_gen) {
 		pull_dropped(sy, p);
 		return;
@@ -1227,6 +1239,10 @@ pull_parsed(void *arg)
 	struct sync *sy = p->sy;
 	bool full;
 
+	if (p->queued) {
+		sy->pull_at_parser--;
+		p->queued = false;
+	}
 	if (sy->pull_unknown == p)
 		sy->pull_unknown = NULL;
 	if (sy->stopping || p->gen != sy->pull_gen) {
@@ -1264,6 +1280,17 @@ pull_parsed(void *arg)
 		return;
 	}
 	full = p->n >= PULL_LIMIT;
+	if (p->len <= PULL_INLINE_MAX && sy->pull_at_encoder == 0) {
+		/* A few changes (live updates): cheaper here than a hop.
+		 * Not past pages still queued: the writer gets pages in
+		 * order. */
+		sy->fetch_cursor = p->last_seq;
+		pull_encode_run(p);
+		pull_encoded(p);
+		pull_start(sy, full ? 0 : pull_next_wait(sy));
+		return;
+	}
+	p->queued = true;
 	if (worker_submit(sy->encoder, pull_encode_run, pull_encoded,
 	    pull_step_drop, p) < 0) {
 		sy->pull_applying--;
@@ -1272,6 +1299,7 @@ pull_parsed(void *arg)
 		sync_transient(sy);
 		return;
 	}
+	sy->pull_at_encoder++;
 	if (p->hint == 0)
 		sy->fetch_cursor = p->last_seq;
 	/* Fetch the next page while this one is encoded and applied.  After
@@ -1354,6 +1382,22 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	    hint <= p->since)
 		hint = 0;
 	p->hint = hint;
+	if (res->len <= PULL_INLINE_MAX && sy->pull_at_parser == 0 &&
+	    sy->pull_at_encoder == 0) {
+		/*
+		 * A small page (a long-poll's answer, live updates) is parsed
+		 * here, unless pages before it are still in the workers: it
+		 * takes microseconds, and a hop through the workers would
+		 * wake the loop once more per long-poll.
+		 */
+		p->hint = 0;
+		sy->pull_applying++;
+		sy->pull_unknown = p;
+		pull_parse_run(p);
+		pull_parsed(p);
+		return;
+	}
+	p->queued = true;
 	if (worker_submit(sy->parser, pull_parse_run, pull_parsed,
 	    pull_step_drop, p) < 0) {
 		pull_step_free(p);
@@ -1362,6 +1406,7 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 		return;
 	}
 	/* From here the parser owns p; the loop may only compare it. */
+	sy->pull_at_parser++;
 	sy->pull_applying++;
 	if (hint != 0) {
 		sy->fetch_cursor = hint;
