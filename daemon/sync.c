@@ -1284,7 +1284,8 @@ pull_parsed(void *arg)
 		/* A few changes (live updates): cheaper here than a hop.
 		 * Not past pages still queued: the writer gets pages in
 		 * order. */
-		sy->fetch_cursor = p->last_seq;
+		if (p->hint == 0)
+			sy->fetch_cursor = p->last_seq;
 		pull_encode_run(p);
 		pull_encoded(p);
 		pull_start(sy, full ? 0 : pull_next_wait(sy));
