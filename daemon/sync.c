@@ -10,7 +10,19 @@
  * then kept here, moving only when an apply op committed; the puller
  * fetches up to PULL_AHEAD pages ahead of it (fetch_cursor), and each page
  * applies only on top of the stored cursor it followed, so a page that
- * failed can never be skipped: the pages after it are refetched.
+ * failed can never be skipped: the pages after it are refetched.  A page
+ * goes through two worker threads before the writer, never touching the
+ * loop: the parser parses and checks it (only then is its last_seq known,
+ * so one page is parsed at a time and the next request starts when it is
+ * done), then the encoder writes each body as the text to store and drops
+ * its tree, so the writer (the pull's bottleneck) only binds text and
+ * frees what is left.  Each stage is FIFO, so pages reach the writer in
+ * the order they were fetched; a rewind (pull_gen) drops the pages still
+ * in the workers.  While catching up, the next request need not wait for
+ * the parse: it starts from a hint read off the end of the text, which
+ * the parser checks (pull_hint).  A small page (a long-poll's answer)
+ * with nothing queued before it skips the workers: parsing it costs
+ * microseconds, and the hop would wake the loop once more.
  *
  * Writer-thread state: the device seq lives in meta "device_seq" and is
  * read and advanced inside the prepare op, in the same transaction that
@@ -34,11 +46,13 @@
 #include "record.h"
 #include "sync.h"
 #include "util.h"
+#include "worker.h"
 
 #define PUSH_BATCH	1000	/* changes per push request (the server's cap) */
 #define PULL_LIMIT	1000	/* changes per pull page */
 #define PULL_WAIT	30	/* seconds a long-poll may be held */
-#define PULL_AHEAD	2	/* pages fetched ahead of the writer */
+#define PULL_AHEAD	4	/* pages fetched and not yet applied */
+#define PULL_INLINE_MAX	(16 * 1024) /* smaller pages skip the workers */
 #define PUSH_TIMEOUT_MS	60000L
 #define CONNECT_TIMEOUT_MS 10000L
 
@@ -65,12 +79,21 @@ struct push_step {
 
 struct pull_step {
 	struct sync	*sy;
-	json_t		*changes;
+	char		*text;		/* the answer, until parsed */
+	size_t		 len;		/* its length (kept) */
+	char		 bad[JSON_ERROR_TEXT_LENGTH]; /* why it was refused */
+	json_t		*changes;	/* until applied (writer frees it) */
+	char		**bodies;	/* each change's body as text, or NULL */
+	size_t		 n;		/* changes in the page */
 	int64_t		 since;		/* the cursor this page follows */
 	int64_t		 last_seq;
 	uint64_t	 round;
+	uint64_t	 gen;		/* sy->pull_gen when fetched */
+	int64_t		 hint;		/* the next page was fetched from
+					 * here before parsing (0: not) */
 	bool		 stale;		/* since was not the stored cursor */
 	bool		 merged;	/* a merge queued a change to push */
+	bool		 queued;	/* in a worker's queue (counted) */
 };
 
 struct waiter {
@@ -112,7 +135,16 @@ struct sync {
 	struct http_req		*pull_req;	/* the request under way */
 	bool			 pull_waiting;	/* it is a long-poll */
 	uint64_t		 req_round;	/* its round */
-	int			 pull_applying;	/* pages queued to the writer */
+	int			 pull_applying;	/* pages being parsed or queued
+						 * to the writer */
+	struct worker		*parser;	/* parses pages, one at a time */
+	struct worker		*encoder;	/* writes their bodies as text */
+	struct pull_step	*pull_unknown;	/* fetched last, its last_seq
+						 * not yet known: no fetch */
+	bool			 pull_bulk;	/* the last page parsed was full */
+	int			 pull_at_parser; /* pages in the workers' */
+	int			 pull_at_encoder; /* queues */
+	uint64_t		 pull_gen;	/* bumped by pull_rewind */
 	int64_t			 cursor;	/* applied and stored */
 	int64_t			 fetch_cursor;	/* fetched (maybe not applied) */
 	uint64_t		 pull_round;	/* rounds started */
@@ -883,11 +915,26 @@ push_start(struct sync *sy)
 /* --- pull --- */
 
 static void
+pull_bodies_free(struct pull_step *p)
+{
+	size_t i;
+
+	if (p->bodies == NULL)
+		return;
+	for (i = 0; i < p->n; i++)
+		free(p->bodies[i]);
+	free(p->bodies);
+	p->bodies = NULL;
+}
+
+static void
 pull_step_free(struct pull_step *p)
 {
 	if (p == NULL)
 		return;
+	free(p->text);
 	json_decref(p->changes);
+	pull_bodies_free(p);
 	free(p);
 }
 
@@ -907,12 +954,12 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 {
 	struct pull_step *p = op->arg;
 	struct sync *sy = p->sy;
-	const char *collection, *id, *change;
+	const char *collection, *id, *change, *body;
 	struct store_doc cur;
 	int64_t version, seq, rev;
-	char *body, buf[32];
+	char buf[32];
 	bool deleted;
-	json_t *ch;
+	json_t *ch, *theirs;
 	size_t i;
 	int64_t stored = 0;
 	char *v = NULL;
@@ -926,7 +973,7 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 	}
 	if (stored != p->since) {
 		p->stale = true;
-		return;
+		goto out;
 	}
 	json_array_foreach(p->changes, i, ch) {
 		collection = json_string_value(json_object_get(ch,
@@ -940,15 +987,7 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		if (r < 0 && r != -ENOENT)
 			break;
 		r = 0;
-		body = NULL;
-		if (version > cur.version && !deleted &&
-		    !cur.pending && !cur.conflicted &&
-		    (body = json_dumps(json_object_get(ch, "body"),
-		    JSON_COMPACT)) == NULL) {
-			r = -ENOMEM;
-			store_doc_clear(&cur);
-			break;
-		}
+		body = p->bodies[i];
 		if (version <= cur.version) {
 			/* Already have it (our own push, or a replay). */
 		} else if (cur.pending || cur.conflicted) {
@@ -956,10 +995,18 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 			 * is already here; anyone else's is merged with the
 			 * local change (a rebase), or updates the conflict
 			 * already open with a newer theirs. */
-			if (!change_is_ours(sy, change))
-				r = sync_merge(b, &cur, 0, collection, id,
-				    version, deleted, json_object_get(ch,
-				    "body"), &p->merged);
+			if (!change_is_ours(sy, change)) {
+				/* Rare: the parser kept the body as text. */
+				theirs = NULL;
+				if (!deleted && (theirs = json_loads(body,
+				    JSON_REJECT_DUPLICATES, NULL)) == NULL)
+					r = -ENOMEM;
+				if (r == 0)
+					r = sync_merge(b, &cur, 0, collection,
+					    id, version, deleted, theirs,
+					    &p->merged);
+				json_decref(theirs);
+			}
 		} else {
 			r = store_apply_remote(b->st, &cur, collection, id,
 			    version, deleted, body, util_now_ms(), &seq, &rev);
@@ -968,7 +1015,6 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 				    collection, id, rev, version, deleted,
 				    STORE_ORIGIN_REMOTE, body);
 		}
-		free(body);
 		store_doc_clear(&cur);
 		if (r < 0)
 			break;
@@ -979,6 +1025,10 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 	}
 	if (r < 0)
 		writer_fail(b, r, store_errmsg(b->st));
+out:
+	json_decref(p->changes);
+	p->changes = NULL;
+	pull_bodies_free(p);
 }
 
 /* Check every change of a page before any is applied. */
@@ -1042,6 +1092,8 @@ pull_rewind(struct sync *sy)
 		sy->pull_req = NULL;
 	}
 	sy->fetch_cursor = sy->cursor;
+	sy->pull_gen++;		/* pages in the workers are dropped */
+	sy->pull_unknown = NULL;
 }
 
 static void
@@ -1049,7 +1101,7 @@ pull_applied_done(struct writer_op *op, int err)
 {
 	struct pull_step *p = op->arg;
 	struct sync *sy = p->sy;
-	bool full = json_array_size(p->changes) >= PULL_LIMIT;
+	bool full = p->n >= PULL_LIMIT;
 
 	sy->pull_applying--;
 	if (sy->stopping) {
@@ -1079,58 +1131,145 @@ pull_applied_done(struct writer_op *op, int err)
 		pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
+/* Parser thread: parse and check one page; sets p->bad if it is refused. */
 static void
-pull_http_done(struct http_req *req, const struct http_result *res,
-    void *arg)
+pull_parse_run(void *arg)
 {
-	struct sync *sy = arg;
-	struct writer_op *op;
-	struct pull_step *p;
+	struct pull_step *p = arg;
 	json_error_t jerr;
-	const char *bad = NULL;
-	json_t *o = NULL, *last;
-	bool full;
-	int k;
+	const char *bad;
+	json_t *o, *last;
 
-	sy->pull_req = NULL;
-	k = sync_classify(sy, res, "pull");
-	if (k == 1) {
-		o = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES,
-		    &jerr);
-		last = json_object_get(o, "last_seq");
-		bad = o == NULL ? jerr.text : !json_is_integer(last) ?
-		    "no last_seq" : pull_check(json_object_get(o, "changes"));
-		if (bad != NULL) {
-			sync_error(sy, "pull: bad answer from %s: %s",
-			    sy->remote, bad);
-			k = 0;
-		}
-	}
-	if (k != 1) {
+	o = json_loadb(p->text, p->len, JSON_REJECT_DUPLICATES, &jerr);
+	free(p->text);
+	p->text = NULL;
+	last = json_object_get(o, "last_seq");
+	bad = o == NULL ? jerr.text : !json_is_integer(last) ?
+	    "no last_seq" : pull_check(json_object_get(o, "changes"));
+	if (bad != NULL) {
+		snprintf(p->bad, sizeof p->bad, "%s", bad);
 		json_decref(o);
-		sy->fetch_cursor = sy->cursor;
-		if (k == 0)
-			sync_transient(sy);
-		else
-			sync_pause(sy);
 		return;
 	}
-	sync_ok(sy);
-	if ((p = calloc(1, sizeof *p)) == NULL) {
-		json_decref(o);
-		sy->fetch_cursor = sy->cursor;
+	p->changes = json_incref(json_object_get(o, "changes"));
+	p->n = json_array_size(p->changes);
+	p->last_seq = json_integer_value(last);
+	json_decref(o);
+}
+
+/*
+ * Encoder thread: the bodies as stored (compact, keys in their order),
+ * written here rather than on the writer thread, which is the pull's
+ * bottleneck, and not on the parser, so that the next page is parsed
+ * meanwhile; then their trees go, so the writer gets small objects to
+ * read and free.  A merge parses its body again (rare: a local change).
+ */
+static void
+pull_encode_run(void *arg)
+{
+	struct pull_step *p = arg;
+	json_t *ch;
+	size_t i;
+
+	if ((p->bodies = calloc(p->n ? p->n : 1, sizeof *p->bodies)) == NULL)
+		goto nomem;
+	json_array_foreach(p->changes, i, ch) {
+		if (json_is_true(json_object_get(ch, "deleted")))
+			continue;
+		if ((p->bodies[i] = json_dumps(json_object_get(ch, "body"),
+		    JSON_COMPACT)) == NULL)
+			goto nomem;
+		json_object_del(ch, "body");
+	}
+	return;
+nomem:
+	snprintf(p->bad, sizeof p->bad, "out of memory");
+}
+
+static void
+pull_step_drop(void *arg)
+{
+	pull_step_free(arg);
+}
+
+/* A page leaves the pipeline unapplied (stopping, or rewound meanwhile:
+ * its cursor may not be the one to fetch from any more). */
+static void
+pull_dropped(struct sync *sy, struct pull_step *p)
+{
+	sy->pull_applying--;
+	pull_step_free(p);
+	if (!sy->stopping && sy->pull_applying == 0)
+		pull_start(sy, 0);
+}
+
+/* A page is encoded: queue it to the writer, after the pages before it. */
+static void
+pull_encoded(void *arg)
+{
+	struct pull_step *p = arg;
+	struct sync *sy = p->sy;
+	struct writer_op *op;
+
+	if (p->queued) {
+		sy->pull_at_encoder--;
+		p->queued = false;
+	}
+	if (sy->stopping || p->gen != sy->pull_gen) {
+		pull_dropped(sy, p);
+		return;
+	}
+	if (p->bad[0] != '\0' || (op = writer_add(sy->writer, NULL,
+	    pull_apply_run, p, NULL)) == NULL) {
+		sy->pull_applying--;
+		pull_step_free(p);
+		sync_error(sy, "pull: out of memory");
+		pull_rewind(sy);
 		sync_transient(sy);
 		return;
 	}
-	p->sy = sy;
-	p->changes = json_incref(json_object_get(o, "changes"));
-	p->last_seq = json_integer_value(json_object_get(o, "last_seq"));
-	p->since = sy->fetch_cursor;
-	p->round = sy->req_round;
-	json_decref(o);
-	if (json_array_size(p->changes) == 0 &&
-	    p->last_seq == sy->fetch_cursor) {
+	op->done = pull_applied_done;
+}
+
+/* A page is parsed: have its bodies encoded and fetch the next one. */
+static void
+pull_parsed(void *arg)
+{
+	struct pull_step *p = arg;
+	struct sync *sy = p->sy;
+	bool full;
+
+	if (p->queued) {
+		sy->pull_at_parser--;
+		p->queued = false;
+	}
+	if (sy->pull_unknown == p)
+		sy->pull_unknown = NULL;
+	if (sy->stopping || p->gen != sy->pull_gen) {
+		pull_dropped(sy, p);
+		return;
+	}
+	if (p->bad[0] != '\0') {
+		sy->pull_applying--;
+		sync_error(sy, "pull: bad answer from %s: %s", sy->remote,
+		    p->bad);
+		pull_step_free(p);
+		pull_rewind(sy);
+		sync_transient(sy);
+		return;
+	}
+	if (p->hint != 0 && p->hint != p->last_seq) {
+		/* The next page was fetched from a wrong cursor: drop it
+		 * and this one, and fetch again from the stored cursor. */
+		pull_rewind(sy);
+		pull_dropped(sy, p);
+		return;
+	}
+	sy->pull_bulk = p->n >= PULL_LIMIT;
+	sync_ok(sy);
+	if (p->n == 0 && p->last_seq == p->since) {
 		/* Nothing new: no transaction needed. */
+		sy->pull_applying--;
 		if (p->round > sy->caught_after)
 			sy->caught_after = p->round;
 		pull_step_free(p);
@@ -1140,21 +1279,141 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 		pull_start(sy, pull_next_wait(sy));
 		return;
 	}
-	full = json_array_size(p->changes) >= PULL_LIMIT;
-	if ((op = writer_add(sy->writer, NULL, pull_apply_run, p,
-	    NULL)) == NULL) {
+	full = p->n >= PULL_LIMIT;
+	if (p->len <= PULL_INLINE_MAX && sy->pull_at_encoder == 0) {
+		/* A few changes (live updates): cheaper here than a hop.
+		 * Not past pages still queued: the writer gets pages in
+		 * order. */
+		if (p->hint == 0)
+			sy->fetch_cursor = p->last_seq;
+		pull_encode_run(p);
+		pull_encoded(p);
+		pull_start(sy, full ? 0 : pull_next_wait(sy));
+		return;
+	}
+	p->queued = true;
+	if (worker_submit(sy->encoder, pull_encode_run, pull_encoded,
+	    pull_step_drop, p) < 0) {
+		sy->pull_applying--;
 		pull_step_free(p);
 		sy->fetch_cursor = sy->cursor;
 		sync_transient(sy);
 		return;
 	}
-	op->done = pull_applied_done;
-	sy->pull_applying++;
-	sy->fetch_cursor = p->last_seq;
-	/* Fetch the next page while this one is applied.  After the last
-	 * page, long-poll, unless a Sync(wait) caller needs a pull started
-	 * after its call (this one may have started before). */
+	sy->pull_at_encoder++;
+	if (p->hint == 0)
+		sy->fetch_cursor = p->last_seq;
+	/* Fetch the next page while this one is encoded and applied.  After
+	 * the last page, long-poll, unless a Sync(wait) caller needs a pull
+	 * started after its call (this one may have started before). */
 	pull_start(sy, full ? 0 : pull_next_wait(sy));
+}
+
+/*
+ * The last_seq of a page as ferry-server writes it (keys sorted, compact:
+ * the text ends with "last_seq":N}), without parsing it.  Only a hint:
+ * the parser checks it.  Returns 0 and *ret, or -1 if the text ends
+ * otherwise.
+ */
+static int
+pull_hint(const char *text, size_t len, int64_t *ret)
+{
+	static const char key[] = "\"last_seq\":";
+	size_t end, i;
+
+	end = len;
+	while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' ||
+	    text[end - 1] == '\r' || text[end - 1] == '\t'))
+		end--;
+	if (end == 0 || text[--end] != '}')
+		return -1;
+	i = end;
+	while (i > 0 && end - i < 18 && text[i - 1] >= '0' &&
+	    text[i - 1] <= '9')
+		i--;
+	if (i == end || i < sizeof key - 1 ||
+	    memcmp(text + i - (sizeof key - 1), key, sizeof key - 1) != 0)
+		return -1;
+	*ret = strtoll(text + i, NULL, 10);
+	return 0;
+}
+
+static void
+pull_http_done(struct http_req *req, const struct http_result *res,
+    void *arg)
+{
+	struct sync *sy = arg;
+	struct pull_step *p;
+	int64_t hint = 0;
+	int k;
+
+	sy->pull_req = NULL;
+	k = sync_classify(sy, res, "pull");
+	if (k != 1) {
+		sy->fetch_cursor = sy->cursor;
+		if (k == 0)
+			sync_transient(sy);
+		else
+			sync_pause(sy);
+		return;
+	}
+	/* The body is valid only during this call: the parser gets a copy. */
+	if ((p = calloc(1, sizeof *p)) == NULL ||
+	    (p->text = malloc(res->len + 1)) == NULL) {
+		free(p);
+		sy->fetch_cursor = sy->cursor;
+		sync_transient(sy);
+		return;
+	}
+	memcpy(p->text, res->body, res->len);
+	p->text[res->len] = '\0';
+	p->len = res->len;
+	p->sy = sy;
+	p->since = sy->fetch_cursor;
+	p->round = sy->req_round;
+	p->gen = sy->pull_gen;
+	/*
+	 * Catching up (the page before was full), the next page need not
+	 * wait for this one's parse if its last_seq can be read off the end
+	 * of the text: it is then fetched at once (wait=0), and the parser
+	 * checks the hint; a wrong one only costs a refetch, since a page
+	 * applies only on top of the cursor it followed.
+	 */
+	if (!sy->pull_bulk || pull_hint(res->body, res->len, &hint) < 0 ||
+	    hint <= p->since)
+		hint = 0;
+	p->hint = hint;
+	if (res->len <= PULL_INLINE_MAX && sy->pull_at_parser == 0 &&
+	    sy->pull_at_encoder == 0) {
+		/*
+		 * A small page (a long-poll's answer, live updates) is parsed
+		 * here, unless pages before it are still in the workers: it
+		 * takes microseconds, and a hop through the workers would
+		 * wake the loop once more per long-poll.
+		 */
+		p->hint = 0;
+		sy->pull_applying++;
+		sy->pull_unknown = p;
+		pull_parse_run(p);
+		pull_parsed(p);
+		return;
+	}
+	p->queued = true;
+	if (worker_submit(sy->parser, pull_parse_run, pull_parsed,
+	    pull_step_drop, p) < 0) {
+		pull_step_free(p);
+		sy->fetch_cursor = sy->cursor;
+		sync_transient(sy);
+		return;
+	}
+	/* From here the parser owns p; the loop may only compare it. */
+	sy->pull_at_parser++;
+	sy->pull_applying++;
+	if (hint != 0) {
+		sy->fetch_cursor = hint;
+		pull_start(sy, 0);
+	} else
+		sy->pull_unknown = p;
 }
 
 static void
@@ -1163,8 +1422,10 @@ pull_start(struct sync *sy, int wait)
 	char path[128];
 	int r;
 
+	/* The next page's cursor is known once the page before is parsed. */
 	if (!sy->started || sy->paused || sy->stopping ||
-	    sy->pull_req != NULL || sy->pull_applying >= PULL_AHEAD)
+	    sy->pull_req != NULL || sy->pull_unknown != NULL ||
+	    sy->pull_applying >= PULL_AHEAD)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
 		return;
@@ -1377,6 +1638,8 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 		sy->remote[--n] = '\0';
 	sy->retry_ev = evtimer_new(base, sync_retry_cb, sy);
 	if (sy->retry_ev == NULL || (r = http_new(base, &sy->http)) < 0 ||
+	    (r = worker_new(base, &sy->parser)) < 0 ||
+	    (r = worker_new(base, &sy->encoder)) < 0 ||
 	    (c = calloc(1, sizeof *c)) == NULL) {
 		sync_free(sy);
 		return -ENOMEM;
@@ -1416,6 +1679,9 @@ sync_free(struct sync *sy)
 	/* Cancel the requests under way; their callbacks will not run, so
 	 * the push step a request owned is freed here. */
 	http_free(sy->http);
+	/* Pages still being parsed or encoded are dropped with their jobs. */
+	worker_free(sy->parser);
+	worker_free(sy->encoder);
 	push_step_free(sy->push_inflight);
 	push_step_free(sy->push_ready);
 	if (sy->retry_ev != NULL)

@@ -7,7 +7,11 @@
  *   document, and there is at most one unsent intent per document (a partial
  *   unique index; later local writes coalesce into it);
  * - the change log's seq has no gaps: it is an INTEGER PRIMARY KEY assigned
- *   inside the same transaction as the document write.
+ *   inside the same transaction as the document write;
+ * - a document's base (the body last synced, for merges) is base_body,
+ *   unless base_same is 1: then it is body itself and base_body is NULL.
+ *   Every statement that changes body without making it the base clears
+ *   base_same, copying the old body into base_body first.
  * The in-memory counters mirror the tables; changes made in an open batch
  * are kept apart and folded in only when COMMIT succeeds.
  */
@@ -197,10 +201,20 @@ static const char *store_migrations[] = {
 	"CREATE INDEX outbox_doc ON outbox(collection, id);"
 	"CREATE INDEX outbox_inflight ON outbox(change_seq)"
 	"  WHERE record IS NOT NULL AND state = 'queued';",
+	/*
+	 * 2 -> 3: a document whose body is the synced body (every document
+	 * a pull brings in) keeps it once: base_same = 1 means the base is
+	 * body (base_body is NULL), so a pull writes each body once, not
+	 * twice.  A local write copies body into base_body first.
+	 */
+	"ALTER TABLE docs ADD COLUMN base_same INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_NMIGRATIONS \
 	(sizeof store_migrations / sizeof store_migrations[0])
+
+/* The body last synced (see migration 2 -> 3). */
+#define STORE_BASE_BODY	"CASE WHEN base_same THEN body ELSE base_body END"
 
 static const struct {
 	int		 conn;	/* 0 writer, 1 reader */
@@ -219,7 +233,9 @@ static const struct {
 	    "INSERT INTO docs (collection, id, rev, deleted, pending, body)"
 	    " VALUES (?1, ?2, ?3, ?4, 1, ?5)"
 	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
-	    " deleted = excluded.deleted, pending = 1, body = excluded.body" },
+	    " deleted = excluded.deleted, pending = 1, body = excluded.body,"
+	    " base_body = CASE WHEN base_same THEN body ELSE base_body END,"
+	    " base_same = 0" },
 	[ST_OUTBOX_ADD] = { 0,
 	    "INSERT INTO outbox (collection, id, rev, created_ms)"
 	    " VALUES (?1, ?2, ?3, ?4)"
@@ -286,13 +302,14 @@ static const struct {
 	    " base_body = CASE WHEN ?3 >= version THEN ?4 ELSE base_body END,"
 	    " base_deleted = CASE WHEN ?3 >= version THEN ?5"
 	    "  ELSE base_deleted END,"
+	    " base_same = CASE WHEN ?3 >= version THEN 0 ELSE base_same END,"
 	    " pending = EXISTS (SELECT 1 FROM outbox o"
 	    "  WHERE o.collection = ?1 AND o.id = ?2 AND o.state = 'queued')"
 	    " WHERE collection = ?1 AND id = ?2"
 	    " RETURNING pending" },
 	[ST_DOC_CONFLICTED] = { 0,
 	    "UPDATE docs SET conflicted = 1 WHERE collection = ?1 AND id = ?2"
-	    " RETURNING body, base_body, base_deleted, deleted" },
+	    " RETURNING body, " STORE_BASE_BODY ", base_deleted, deleted" },
 	[ST_CONFLICT_ADD] = { 0,
 	    "INSERT INTO conflicts (collection, id, paths, base, mine, theirs,"
 	    " their_version, their_deleted, created_ms)"
@@ -317,7 +334,8 @@ static const struct {
 	    " WHERE conflict_id = ?1" },
 	[ST_DOC_RESOLVE] = { 0,
 	    "UPDATE docs SET rev = ?3, body = ?4, deleted = ?5, version = ?6,"
-	    " base_body = ?7, base_deleted = ?8, conflicted = 0, pending = ?9"
+	    " base_body = ?7, base_deleted = ?8, base_same = 0, conflicted = 0,"
+	    " pending = ?9"
 	    " WHERE collection = ?1 AND id = ?2" },
 	[ST_OUTBOX_DROP_DOC] = { 0,
 	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
@@ -325,17 +343,18 @@ static const struct {
 	[ST_REJECTED_R] = { 1,
 	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
 	    " ORDER BY seq LIMIT ?1" },
-	/* A remote change applied to a document with no local change. */
+	/* A remote change applied to a document with no local change: the
+	 * body is the synced body, stored once. */
 	[ST_DOC_REMOTE] = { 0,
 	    "INSERT INTO docs (collection, id, rev, version, deleted, pending,"
-	    " body, base_body, base_deleted)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?5)"
+	    " body, base_body, base_deleted, base_same)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, NULL, ?5, 1)"
 	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
 	    " version = excluded.version, deleted = excluded.deleted,"
-	    " body = excluded.body, base_body = excluded.body,"
-	    " base_deleted = excluded.deleted" },
+	    " body = excluded.body, base_body = NULL,"
+	    " base_deleted = excluded.deleted, base_same = 1" },
 	[ST_DOC_BASE_W] = { 0,
-	    "SELECT base_body, base_deleted FROM docs"
+	    "SELECT " STORE_BASE_BODY ", base_deleted FROM docs"
 	    " WHERE collection = ?1 AND id = ?2" },
 	[ST_OUTBOX_DROP_SENT] = { 0,
 	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"

@@ -5,7 +5,8 @@
  * body; counters match the tables across reopen; a replica from a newer
  * build or a file that is not a database is refused, not damaged; a merge
  * replaces a record in flight with a new intent whose outbox seq is never
- * the old one's, so a late answer to the old record changes nothing.
+ * the old one's, so a late answer to the old record changes nothing; a
+ * pulled body stored once is still the base after local writes on top.
  */
 #include "autoconfig.h"
 
@@ -411,6 +412,52 @@ test_merge_replaces_inflight(void **state)
 	assert_int_equal(n.rejected, 0);
 }
 
+/*
+ * A pulled document keeps its body once (base_same), yet its base is that
+ * body; a local write on top keeps the pulled body as the base, and a
+ * pulled delete is a deleted base.
+ */
+static void
+test_remote_base(void **state)
+{
+	struct fixture *f = *state;
+	struct store_doc cur;
+	char *base = NULL;
+	int64_t seq, rev;
+
+	assert_int_equal(store_begin(f->st), 0);
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_apply_remote(f->st, &cur, "c", "a", 3, false,
+	    "{\"x\":1}", 1000, &seq, &rev), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(store_doc_base(f->st, "c", "a", &base), 0);
+	assert_string_equal(base, "{\"x\":1}");
+	free(base);
+
+	put(f->st, "c", "a", "{\"x\":2}");
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "a", &cur),
+	    0);
+	assert_string_equal(cur.body, "{\"x\":2}");
+	assert_int_equal(cur.version, 3);
+	store_doc_clear(&cur);
+	assert_int_equal(store_doc_base(f->st, "c", "a", &base), 0);
+	assert_string_equal(base, "{\"x\":1}");
+	free(base);
+	put(f->st, "c", "a", "{\"x\":3}");
+	assert_int_equal(store_doc_base(f->st, "c", "a", &base), 0);
+	assert_string_equal(base, "{\"x\":1}");
+	free(base);
+
+	assert_int_equal(store_begin(f->st), 0);
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_apply_remote(f->st, &cur, "c", "b", 2, true,
+	    NULL, 1000, &seq, &rev), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	base = (char *)"unset";
+	assert_int_equal(store_doc_base(f->st, "c", "b", &base), 0);
+	assert_null(base);
+}
+
 /* store_write_local outside a batch is refused, not auto-committed. */
 static void
 test_write_needs_batch(void **state)
@@ -516,6 +563,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_merge_replaces_inflight,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_base, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_sendable_after, setup,
 		    teardown),
 	};
