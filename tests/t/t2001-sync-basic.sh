@@ -149,7 +149,7 @@ test_expect_success 'Status after a sync: idle, pending 0, last_sync_ms set' '
 	put_ok A notes st "{}" &&
 	sync_wait A &&
 	# The reply comes once everything is pushed and pulled; the puller
-	# may still be taking A's own change back (syncing), never more.
+	# may still be taking back the change A made (syncing), never more.
 	grep -E "\"state\":\"(idle|syncing)\"" "$TEST_DIR/.sync" &&
 	test_equal "pending in the Sync reply" 0 \
 	    "$(json_int pending "$TEST_DIR/.sync")" &&
