@@ -255,6 +255,7 @@ test_expect_success 'ids and collections that begin with - need no --' '
 	echo "{\"dash\":1}" >dash.json &&
 	ctl A put notes -x dash.json >out &&
 	test_grep "notes/-x rev 1" out &&
+	sync_wait A &&
 	ctl A get notes -x >out &&
 	test_grep "\"dash\": 1" out &&
 	ctl A put -dashed -y dash.json >out &&
