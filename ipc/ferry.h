@@ -25,7 +25,9 @@
  *   other        a system call failed (connect, read, write)
  * After -ECONNRESET, a reply over the limit, a malformed reply or a failed
  * read or write the connection is unusable: every later call fails with
- * the same error; ferry_close it and connect again.  libferry never raises
+ * the same error; ferry_close it and connect again.  One exception: when a
+ * send finds ferryd gone, the replies it sent before going (to calls
+ * pipelined earlier) can still be taken with ferry_recv; new calls fail.  libferry never raises
  * SIGPIPE (sends use MSG_NOSIGNAL), never logs and never exits.
  * A struct ferry is not thread-safe; use one per thread.
  */

@@ -18,6 +18,9 @@
  * MSG_DONTWAIT per call and every send uses MSG_NOSIGNAL, so an app never
  * gets SIGPIPE from us.  Once the connection fails (EOF, I/O error, a reply
  * too large or malformed) it is dead and every later call fails at once.
+ * A send that finds ferryd gone (EPIPE) ends only the sending side
+ * (wclosed): replies ferryd made before it went are still read, then EOF
+ * makes the connection dead.
  *
  * This is not a server: the daemon side of the protocol lives in vl_server.
  * Nothing here logs, exits, or touches signal dispositions.
@@ -56,6 +59,8 @@ struct ferry {
 	char		*path;		/* socket path, for messages */
 	enum ferry_mode	 mode;
 	int		 dead;		/* -errno once the connection failed */
+	int		 wclosed;	/* ferryd stopped taking calls; its
+					 * replies may still be read */
 	size_t		 outstanding;	/* calls still waiting for their last reply */
 
 	char		*in;
@@ -330,9 +335,14 @@ conn_flush(ferry *f)
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno == EPIPE || errno == ECONNRESET)
-			return conn_fail(f, -ECONNRESET,
+		if (errno == EPIPE || errno == ECONNRESET) {
+			/* What ferryd answered before it went is still to
+			 * be read: only sending is over. */
+			f->wclosed = 1;
+			f->out_off = f->out_len = 0;
+			return set_error(f, -ECONNRESET,
 			    "ferryd closed the connection");
+		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return conn_fail(f, -errno, "cannot write to %s: %s",
 			    f->path, strerror(errno));
@@ -367,6 +377,11 @@ queue_call(ferry *f, const char *method, json_t *params, int more)
 	size_t len;
 	int r;
 
+	if (f->wclosed) {
+		json_decref(params);
+		return set_error(f, -ECONNRESET,
+		    "ferryd closed the connection");
+	}
 	if (method == NULL || *method == '\0') {
 		json_decref(params);
 		return set_error(f, -EINVAL, "method name is missing");
@@ -429,6 +444,9 @@ queue_call_text(ferry *f, const char *method, const char *params_json)
 	size_t mlen, plen, len;
 	char *text;
 
+	if (f->wclosed)
+		return set_error(f, -ECONNRESET,
+		    "ferryd closed the connection");
 	if (method == NULL || *method == '\0')
 		return set_error(f, -EINVAL, "method name is missing");
 	for (p = method; *p != '\0'; p++)

@@ -8,8 +8,9 @@
  *     acknowledged or the connection fails (the test kills ferryd).  After
  *     each acknowledged Put it appends "C ID REV" to FILE; a Put answered
  *     with an error (WriteFailed) is appended as "! C ID" (it must not
- *     have happened); when the connection fails, every Put still in
- *     flight is appended as "? C ID" (it may or may not have happened).
+ *     have happened); when a send fails, the replies ferryd made before
+ *     it went are still read; when the connection fails, every Put still
+ *     in flight is appended as "? C ID" (it may or may not have happened).
  *     Answered errors are reported on stderr.  Prints "wrote K"
  *     (acknowledged writes) and exits 0 either way: a killed daemon is the
  *     point, not an error.
@@ -151,6 +152,7 @@ write_mode(const struct writer *w)
 {
 	char ids[DEPTH_MAX][200];
 	long sent = 0, acked = 0, failed = 0, head = 0, inflight = 0;
+	bool draining = false;
 	char *params_text, *reply = NULL;
 	json_t *params, *body, *rj;
 	json_error_t jerr;
@@ -172,7 +174,7 @@ write_mode(const struct writer *w)
 		return 0;
 	}
 	while (acked + failed < w->count) {
-		while (inflight < w->depth && sent < w->count) {
+		while (!draining && inflight < w->depth && sent < w->count) {
 			char *slot = ids[(head + inflight) % w->depth];
 
 			snprintf(slot, sizeof ids[0], "%s-%ld", w->prefix, sent);
@@ -191,9 +193,15 @@ write_mode(const struct writer *w)
 			/* Even a failed send may have reached the daemon. */
 			sent++;
 			inflight++;
-			if (r < 0)
-				goto dead;
+			if (r < 0) {
+				/* The daemon may have answered earlier calls
+				 * before it went: read what came. */
+				draining = true;
+				break;
+			}
 		}
+		if (inflight == 0)
+			goto dead;
 		r = ferry_recv(f, &reply, NULL);
 		if (r < 0 && ferry_errname(f) == NULL)
 			goto dead;
