@@ -17,6 +17,8 @@
 #   5. support edits notes while billing changes status: both kept; the
 #      same field on both sides is a conflict at /status, and the log shows
 #      both changes.
+# And two edges: deleted on both sides (one tombstone, nothing pushed)
+# and one id created on two devices (merged as over {}).
 
 . "$(dirname "$0")/sync-lib.sh"
 
@@ -330,6 +332,44 @@ test_expect_success '5: ferryctl log shows both devices'"'"' changes and their f
 	test_grep ! "\"verified\":false" log.json &&
 	ctl_bounded 10 A log tickets t1 >log.out &&
 	test_grep "/status" log.out
+'
+
+# Not a seed, the edge of one: the same document deleted on both sides
+# merges into the one deletion already on the server; nothing is pushed.
+test_expect_success 'deleted on both sides: one tombstone, no conflict' '
+	put_ok A gone g1 "{\"x\":1}" &&
+	sync_all A B &&
+	server_stop s &&
+	del A gone g1 >/dev/null &&
+	del B gone g1 >/dev/null &&
+	ferryd_stop B &&
+	server_start s --open &&
+	sync_wait A &&
+	syncd_start B s &&
+	sync_all B A &&
+	server_doc s gone g1 >srv.doc &&
+	test_grep "^{\"deleted\":true,\"version\":2}\$" srv.doc &&
+	get B gone g1 >b.doc &&
+	test_grep "\"deleted\":true" b.doc &&
+	test_grep "\"pending\":false" b.doc &&
+	test_grep "\"conflicted\":false" b.doc &&
+	test_equal "version on B" 2 "$(json_int version b.doc)" &&
+	no_conflicts A B
+'
+
+# And the other edge: one id created on two devices before either synced
+# merges as if the base were {}.
+test_expect_success 'created on both sides: disjoint fields merge' '
+	server_stop s &&
+	put_ok A born b1 "{\"a\":1}" &&
+	put_ok B born b1 "{\"b\":2}" &&
+	ferryd_stop B &&
+	server_start s --open &&
+	sync_wait A &&
+	syncd_start B s &&
+	sync_all B A &&
+	converged born b1 "{\"a\":1,\"b\":2}" A B &&
+	no_conflicts A B
 '
 
 test_expect_success 'nothing pending, rejected or doubled anywhere' '
