@@ -508,31 +508,30 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
  * their_version (Watch origin "merge") and is pushed, unless it equals
  * theirs; not clean, or a conflict already open: the conflict queue, with
  * the paths.  oseq: the outbox row a push answered "conflict" for (0 for a
- * pulled change).  Sets *ret_push (may be NULL) when a change was queued
+ * pulled change).  theirs_text: their body as it is stored (ignored when
+ * their_deleted).  Sets *ret_push (may be NULL) when a change was queued
  * to push.
  */
 static int
 sync_merge(struct writer_batch *b, const struct store_doc *cur, int64_t oseq,
     const char *collection, const char *id, int64_t their_version,
-    bool their_deleted, json_t *theirs, bool *ret_push)
+    bool their_deleted, const char *theirs_text, bool *ret_push)
 {
-	json_t *base = NULL, *mine = NULL, *merged = NULL, *paths = NULL;
-	char *base_text = NULL, *theirs_text = NULL, *merged_text = NULL;
-	char *paths_text = NULL;
+	json_t *base = NULL, *mine = NULL, *theirs = NULL, *merged = NULL;
+	json_t *paths = NULL;
+	char *base_text = NULL, *merged_text = NULL, *paths_text = NULL;
 	int64_t seq, rev;
 	bool push;
 	int n, r;
 
 	if (their_deleted)
-		theirs = NULL;
-	if (theirs != NULL && (theirs_text = json_dumps(theirs,
-	    JSON_COMPACT)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
+		theirs_text = NULL;
 	if ((r = store_doc_base(b->st, collection, id, &base_text)) < 0)
 		goto out;
 	r = -EBADMSG;
+	if (theirs_text != NULL && (theirs = json_loads(theirs_text,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		goto out;
 	if (base_text != NULL && (base = json_loads(base_text,
 	    JSON_REJECT_DUPLICATES, NULL)) == NULL)
 		goto out;
@@ -545,7 +544,8 @@ sync_merge(struct writer_batch *b, const struct store_doc *cur, int64_t oseq,
 	}
 	log_debug("sync: merge %s/%s (rev %" PRId64 ", version %" PRId64
 	    ", %s) with version %" PRId64 ": %d conflicts", collection, id,
-	    cur->rev, cur->version, oseq > 0 ? "push answer" : "pull", their_version, n);
+	    cur->rev, cur->version, oseq > 0 ? "push answer" : "pull",
+	    their_version, n);
 	if (n > 0 || cur->conflicted) {
 		if (n > 0 && (paths_text = json_dumps(paths, JSON_COMPACT)) ==
 		    NULL) {
@@ -577,10 +577,10 @@ sync_merge(struct writer_batch *b, const struct store_doc *cur, int64_t oseq,
 out:
 	json_decref(base);
 	json_decref(mine);
+	json_decref(theirs);
 	json_decref(merged);
 	json_decref(paths);
 	free(base_text);
-	free(theirs_text);
 	free(merged_text);
 	free(paths_text);
 	return r;
@@ -593,19 +593,24 @@ push_conflict(struct writer_batch *b, const struct push_item *it,
     json_t *current)
 {
 	struct store_doc cur;
+	json_t *body = json_object_get(current, "body");
+	char *theirs = NULL;
 	int r;
 
 	if ((r = store_outbox_has(b->st, it->oseq)) <= 0)
 		return r;
+	if (json_is_object(body) && (theirs = json_dumps(body,
+	    JSON_COMPACT)) == NULL)
+		return -ENOMEM;
 	memset(&cur, 0, sizeof cur);
 	if ((r = store_doc_get(b->st, STORE_WRITER, it->collection, it->id,
-	    &cur)) < 0)
-		return r;
-	r = sync_merge(b, &cur, it->oseq, it->collection, it->id,
-	    json_integer_value(json_object_get(current, "version")),
-	    json_is_true(json_object_get(current, "deleted")),
-	    json_object_get(current, "body"), NULL);
+	    &cur)) == 0)
+		r = sync_merge(b, &cur, it->oseq, it->collection, it->id,
+		    json_integer_value(json_object_get(current, "version")),
+		    json_is_true(json_object_get(current, "deleted")),
+		    theirs, NULL);
 	store_doc_clear(&cur);
+	free(theirs);
 	return r;
 }
 
@@ -959,7 +964,7 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 	int64_t version, seq, rev;
 	char buf[32];
 	bool deleted;
-	json_t *ch, *theirs;
+	json_t *ch;
 	size_t i;
 	int64_t stored = 0;
 	char *v = NULL;
@@ -995,18 +1000,9 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 			 * is already here; anyone else's is merged with the
 			 * local change (a rebase), or updates the conflict
 			 * already open with a newer theirs. */
-			if (!change_is_ours(sy, change)) {
-				/* Rare: the parser kept the body as text. */
-				theirs = NULL;
-				if (!deleted && (theirs = json_loads(body,
-				    JSON_REJECT_DUPLICATES, NULL)) == NULL)
-					r = -ENOMEM;
-				if (r == 0)
-					r = sync_merge(b, &cur, 0, collection,
-					    id, version, deleted, theirs,
-					    &p->merged);
-				json_decref(theirs);
-			}
+			if (!change_is_ours(sy, change))
+				r = sync_merge(b, &cur, 0, collection, id,
+				    version, deleted, body, &p->merged);
 		} else {
 			r = store_apply_remote(b->st, &cur, collection, id,
 			    version, deleted, body, util_now_ms(), &seq, &rev);
