@@ -20,7 +20,8 @@
  * too large or malformed) it is dead and every later call fails at once.
  * A send that finds ferryd gone (EPIPE) ends only the sending side
  * (wclosed): replies ferryd made before it went are still read, then EOF
- * makes the connection dead.
+ * makes the connection dead; ferry_recv still hands out complete replies
+ * that were read before the EOF.
  *
  * This is not a server: the daemon side of the protocol lives in vl_server.
  * Nothing here logs, exits, or touches signal dispositions.
@@ -31,6 +32,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -970,18 +972,24 @@ ferry_recv(ferry *f, char **ret_params, int *ret_continues)
 	json_t *params = NULL;
 	char *text = NULL;
 	int r, continues = 0;
+	bool drain;
 
 	if (f == NULL)
 		return -EINVAL;
 	clear_error(f);
-	if ((r = check_usable(f)) < 0)
+	/* ferryd closed the connection, but its last replies were read
+	 * before the end: they are still given out. */
+	drain = f->dead == -ECONNRESET && f->in_tail > f->in_off;
+	if (!drain && (r = check_usable(f)) < 0)
 		return r;
 	if (f->mode != FERRY_MODE_CALLS)
 		return set_error(f, -EBUSY,
 		    "connection is a watch stream; use ferry_watch_next");
 	if (f->outstanding == 0)
 		return set_error(f, -EINVAL, "no call is waiting for a reply");
-	if ((r = conn_flush(f)) < 0)
+	/* Calls still queued here are sent first; if ferryd has gone, the
+	 * replies it made to earlier ones may still be waiting: read on. */
+	if (!drain && (r = conn_flush(f)) < 0 && !f->wclosed)
 		return r;
 	r = read_reply(f, 1, &params, &continues);
 	if (r < 0)
