@@ -4,11 +4,12 @@
 #
 # server_start NAME [ARGS...] starts ferry-server with its data directory
 # in $TEST_DIR/NAME/data, its log in $TEST_DIR/NAME/ferry-server.log and
-# --debug, on 127.0.0.1 and a port of its own: 20000 + 10 * the script's
-# number + the NAME's index (t1003 -> 30030..30039; below the kernel's
-# ephemeral range, apart from test-lib's test_port range), kept across
-# restarts of NAME.  Readiness is the "ready: listening on" log line, polled
-# with a bound.  Keys live in $TEST_DIR/keys/KEY (srvclient makes them).
+# --debug, on 127.0.0.1 and a port the kernel picks (--listen
+# 127.0.0.1:0; the ready line names it), kept across restarts of NAME.  A
+# port asked for before NAME's first start is a fixed one instead: 20000 +
+# 10 * the script's number + the NAME's index (t1003 -> 30030..30039; below
+# the kernel's ephemeral range, apart from test-lib's test_port range).
+# Readiness is the "ready: listening on" log line, polled with a bound.  Keys live in $TEST_DIR/keys/KEY (srvclient makes them).
 #
 # Requests go through tests/tools/srvclient, whose output is the status
 # code on the first line and the body after it:
@@ -51,7 +52,10 @@ server_pid() {
 	eval "echo \"\${server_pid_$1:-}\""
 }
 
-# server_port NAME: NAME's port (assigned at its first start).
+# server_port NAME: NAME's port: the one the kernel gave its first start
+# (port 0), or, asked before NAME ever started (a ferryd told where a
+# server will be), a fixed one from the script's number, which its start
+# then uses.
 server_port() {
 	eval "_p=\${server_port_$1:-}"
 	if [ -z "$_p" ]; then
@@ -93,19 +97,31 @@ server_start() {
 	# previous run's ready line would satisfy the wait below.
 	[ -f "$_log" ] && cat "$_log" >>"$_log.old"
 	: >"$_log"
-	server_port "$_name" >/dev/null	# assigns it in this shell
-	_port=$(server_port "$_name")
+	# Port 0 on a first start: the kernel picks a free port and the
+	# ready line says which, so two runs of a test never collide.  A
+	# restart, or a server whose port a ferryd was given before it
+	# started, keeps the port it has.
+	eval "_port=\${server_port_$_name:-0}"
 	"$FERRY_SERVER" --data-dir "$(server_datadir "$_name")" \
 	    --listen "127.0.0.1:$_port" --debug "$@" </dev/null >"$_log" 2>&1 &
 	_pid=$!
 	test_track "$_pid"
 	eval "server_pid_$_name=$_pid"
-	if ! test_wait_log "$_log" "ready: listening on 127.0.0.1:$_port" \
-	    "$_pid"; then
+	if ! test_wait_log "$_log" "ready: listening on 127.0.0.1:" "$_pid"; then
 		echo "ferry-server $_name did not become ready; its log:"
 		cat "$_log"
 		return 1
 	fi
+	_port=$(sed -n 's/.*ready: listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
+	    "$_log" | head -n 1)
+	case $_port in
+	""|0|*[!0-9]*)
+		echo "ferry-server $_name: no port in its ready line:"
+		cat "$_log"
+		return 1
+		;;
+	esac
+	eval "server_port_$_name=$_port"
 	return 0
 }
 
