@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "dberr.h"
+#include "jobq.h"
 #include "store.h"
 
 enum {
@@ -77,8 +79,9 @@ struct store_delta {
 
 /*
  * Checkpoints run on their own thread and connection, so the fsyncs that
- * copy the WAL into the database never stall the event loop.  The writer's
- * WAL hook wakes the thread once the WAL holds STORE_CKPT_PAGES pages
+ * copy the WAL into the database never stall the event loop (a lib/jobq
+ * thread with no loop).  The writer's WAL hook queues a round, unless one
+ * is queued already, once the WAL holds STORE_CKPT_PAGES pages
  * (40 MB with 4 KiB pages): under a steady write load the same index and
  * last-leaf pages are rewritten by every commit, and a larger window copies
  * each of them into the database once instead of five times.
@@ -86,13 +89,9 @@ struct store_delta {
 #define STORE_CKPT_PAGES	10000
 
 struct store_ckpt {
-	pthread_t	 thread;
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 cond;
+	struct jobq	*q;		/* one thread, no loop */
 	sqlite3		*db;
-	bool		 started;
-	bool		 wanted;
-	bool		 stop;
+	atomic_bool	 queued;	/* a checkpoint job is waiting */
 };
 
 struct store {
@@ -526,40 +525,29 @@ store_open_conn(struct store *s, const char *path, bool reader, sqlite3 **ret)
 	return 0;
 }
 
-static void *
-store_ckpt_main(void *arg)
+/* Checkpoint thread: copy what it can without blocking the writer. */
+static void
+store_ckpt_run(void *arg, size_t i)
 {
 	struct store_ckpt *c = arg;
 	int log, done;
 
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		while (!c->wanted && !c->stop)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if (c->stop)
-			break;
-		c->wanted = false;
-		pthread_mutex_unlock(&c->lock);
-		/* PASSIVE: copies what it can without blocking the writer. */
-		sqlite3_wal_checkpoint_v2(c->db, NULL,
-		    SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-		pthread_mutex_lock(&c->lock);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
+	/* Cleared first: a hook firing from now on queues another round. */
+	atomic_store(&c->queued, false);
+	sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    &log, &done);
 }
 
+/* Writer thread, after a commit: wake the checkpointer once the WAL is
+ * large; a round already queued covers this one. */
 static int
 store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	struct store_ckpt *c = arg;
 
-	if (pages >= STORE_CKPT_PAGES) {
-		pthread_mutex_lock(&c->lock);
-		c->wanted = true;
-		pthread_cond_signal(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-	}
+	if (pages >= STORE_CKPT_PAGES && !atomic_exchange(&c->queued, true) &&
+	    jobq_submit(c->q, NULL, store_ckpt_run, NULL, NULL, c) < 0)
+		atomic_store(&c->queued, false);	/* next commit retries */
 	return SQLITE_OK;
 }
 
@@ -574,16 +562,11 @@ store_ckpt_start(struct store *s, const char *path)
 	/* The checkpointer writes the database file: not query_only. */
 	if ((r = store_exec(s, c->db, "PRAGMA query_only = 0")) < 0)
 		return r;
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if ((r = pthread_create(&c->thread, NULL, store_ckpt_main, c)) != 0) {
-		pthread_cond_destroy(&c->cond);
-		pthread_mutex_destroy(&c->lock);
+	if ((r = jobq_new(NULL, 1, &c->q)) < 0) {
 		snprintf(store_errbuf, sizeof store_errbuf,
-		    "cannot start the checkpoint thread: %s", strerror(r));
-		return -r;
+		    "cannot start the checkpoint thread: %s", strerror(-r));
+		return r;
 	}
-	c->started = true;
 	/* From now on the writer never checkpoints in the loop itself. */
 	if ((r = store_exec(s, s->w, "PRAGMA wal_autocheckpoint = 0")) < 0)
 		return r;
@@ -596,16 +579,11 @@ store_ckpt_stop(struct store *s)
 {
 	struct store_ckpt *c = &s->ckpt;
 
-	if (c->started) {
+	if (c->q != NULL) {
 		sqlite3_wal_hook(s->w, NULL, NULL);
-		pthread_mutex_lock(&c->lock);
-		c->stop = true;
-		pthread_cond_signal(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->thread, NULL);
-		pthread_cond_destroy(&c->cond);
-		pthread_mutex_destroy(&c->lock);
-		c->started = false;
+		/* A round in hand finishes; a queued one is dropped. */
+		jobq_free(c->q);
+		c->q = NULL;
 	}
 	sqlite3_close(c->db);
 	c->db = NULL;
