@@ -1,18 +1,37 @@
 #!/bin/sh
 # Install what building and testing ferry needs on Debian 12, if missing.
-# Used by tests/run.sh and packaging/quickstart.sh; safe to run repeatedly.
+# Used by tests/run.sh and packaging/quickstart.sh; safe to run repeatedly,
+# silent when everything is there.  The ground truth for "missing" is a
+# minimal Debian 12 (debootstrap --variant=minbase bookworm):
+# tests/fresh-machine.sh runs the README's commands on one, so a program
+# used by a test, a benchmark or quickstart but not listed here shows up
+# there as a failure, not only on a machine that lacks it by chance.
 set -eu
-pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
+# Building: the autotools, the compiler, the libraries configure asks for.
+build="autoconf automake libtool pkg-config make gcc libc6-dev
 libsqlite3-dev libevent-dev libcurl4-openssl-dev libsodium-dev
-libjansson-dev libinih-dev libcmocka-dev libsystemd-dev util-linux procps"
+libjansson-dev libinih-dev libcmocka-dev libsystemd-dev"
+# Programs the tests and benchmarks run that minbase lacks or may drop:
+# sqlite3 (t2005 alters a server record behind its back), bc (bench/push.sh,
+# bench/pull.sh), strace (bench/idle.sh), git (bench/run.sh names the
+# revision it measured), util-linux (setpriv, prlimit: t0003, t0007) and
+# procps.
+run="sqlite3 bc strace git util-linux procps"
 missing=""
-for p in $pkgs; do
+for p in $build $run; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 echo "installing:$missing" >&2
-if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+	sudo="sudo"
+else
+	echo "deps.sh: not root and no sudo; as root run: apt-get install$missing" >&2
+	exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # shellcheck disable=SC2086
