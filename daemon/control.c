@@ -4,7 +4,9 @@
  * A handler validates its parameters fully before touching the replica, so
  * bad input costs nothing and changes nothing.  Write handlers never answer
  * directly: they add their answer to the open batch, which control_flush()
- * sends after COMMIT returned OK (or replaces with WriteFailed).
+ * sends after COMMIT returned OK.  Each op succeeds or fails alone (see
+ * writer.h): a call whose op failed is answered WriteFailed with its own
+ * reason, the others get their answers.
  *
  * Per-connection ordering uses the connection's tag word: (gen << 1) | held.
  * gen is the batch generation in which the connection last wrote; held says
@@ -308,21 +310,23 @@ control_batch_done(struct writer_batch *b, void *arg)
 {
 	struct control *c = arg;
 	struct writer_op *op;
-	json_t *fail = NULL;
+	json_t *fail;
 	size_t i;
 
-	if (b->err != 0)
-		fail = json_pack("{s:s}", "reason", b->reason);
+	/* Each op is answered with its own outcome: one that failed was
+	 * undone alone, the others are committed. */
 	for (i = 0; i < b->n; i++) {
 		op = &b->ops[i];
 		if (op->call == NULL) {
 			/* The sync engine's: it answers itself. */
-			op->done(op, b->err);
+			op->done(op, op->err);
 			continue;
 		}
-		if (b->err != 0)
+		if (op->err != 0) {
+			fail = json_pack("{s:s?}", "reason", op->reason);
 			vl_error(op->call, "io.ferry.WriteFailed", fail);
-		else if (op->error != NULL)
+			json_decref(fail);
+		} else if (op->error != NULL)
 			vl_error(op->call, op->error, op->error_params);
 		else if (op->text != NULL)
 			vl_reply_raw(op->call, op->text, op->len, false);
@@ -330,7 +334,6 @@ control_batch_done(struct writer_batch *b, void *arg)
 			vl_error(op->call, "io.ferry.WriteFailed", NULL);
 		free(op->arg);
 	}
-	json_decref(fail);
 	if (b->err == 0) {
 		watch_notify(c->watch, &b->events, b->head);
 		status_changed(c);
@@ -390,7 +393,7 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	memset(&cur, 0, sizeof cur);
 	r = store_doc_get(b->st, STORE_WRITER, w->collection, w->id, &cur);
 	if (r < 0 && r != -ENOENT) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		return;
 	}
 	if (w->has_if_rev && w->if_rev != cur.rev) {
@@ -408,11 +411,11 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	else if (w->kind == WRITE_PATCH &&
 	    ((old = body_parse(cur.body)) == NULL ||
 	    patch_apply(old, w->json, &body) < 0)) {
-		writer_fail(b, -EBADMSG, "cannot read a stored body");
+		writer_op_fail(op, -EBADMSG, "cannot read a stored body");
 		goto out;
 	}
 	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
@@ -432,7 +435,7 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	r = store_write_local(b->st, &cur, w->collection, w->id, text,
 	    STORE_ORIGIN_LOCAL, util_now_ms(), &seq, &rev);
 	if (r < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
 	d = cur;
@@ -441,13 +444,13 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	d.pending = true;
 	if (watch_events_add(&b->events, seq, w->collection, w->id, rev,
 	    d.version, d.deleted, STORE_ORIGIN_LOCAL, text) < 0) {
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 		goto out;
 	}
 	op->text = doc_reply_text(&d, w->collection, w->id,
 	    w->kind == WRITE_PATCH ? text : NULL, &op->len);
 	if (op->text == NULL)
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 out:
 	free(text);
 	json_decref(old);
@@ -934,12 +937,12 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 		return;
 	}
 	if (r < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		return;
 	}
 	if ((r = store_doc_get(b->st, STORE_WRITER, cf.collection, cf.id,
 	    &cur)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
 	switch (rq->strategy) {
@@ -951,7 +954,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 		break;
 	case RESOLVE_MERGED:
 		if ((merged = json_dumps(rq->body, JSON_COMPACT)) == NULL) {
-			writer_fail(b, -ENOMEM, "out of memory");
+			writer_op_fail(op, -ENOMEM, "out of memory");
 			goto out;
 		}
 		if (strlen(merged) > DOC_BODY_MAX) {
@@ -966,7 +969,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	}
 	if ((r = store_resolve(b->st, &cf, &cur, body,
 	    rq->strategy != RESOLVE_THEIRS, util_now_ms(), &seq, &rev)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
 	d = cur;
@@ -979,7 +982,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	    d.version, d.deleted, STORE_ORIGIN_RESOLVE, body) < 0 ||
 	    (op->text = doc_reply_text(&d, cf.collection, cf.id, body,
 	    &op->len)) == NULL)
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 out:
 	free(merged);
 	store_doc_clear(&cur);

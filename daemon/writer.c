@@ -50,6 +50,7 @@ batch_free(struct writer_batch *b)
 	for (i = 0; i < b->n; i++) {
 		json_decref(b->ops[i].error_params);
 		free(b->ops[i].text);
+		free(b->ops[i].reason);
 	}
 	free(b->ops);
 	watch_events_free(&b->events);
@@ -57,12 +58,58 @@ batch_free(struct writer_batch *b)
 }
 
 void
-writer_fail(struct writer_batch *b, int err, const char *reason)
+writer_op_fail(struct writer_op *op, int err, const char *reason)
 {
-	if (b->err != 0)
+	if (op->err != 0)
 		return;
+	op->err = err < 0 ? err : -EIO;
+	op->reason = strdup(reason != NULL ? reason : strerror(-op->err));
+}
+
+/*
+ * The transaction failed: nothing of the batch is durable, so every op
+ * fails, with its own reason if it had one.
+ */
+static void
+batch_fail(struct writer_batch *b, int err, const char *what)
+{
+	size_t i;
+
 	b->err = err < 0 ? err : -EIO;
-	snprintf(b->reason, sizeof b->reason, "%s", reason);
+	snprintf(b->reason, sizeof b->reason, "%s%s", what,
+	    store_errmsg(b->st));
+	for (i = 0; i < b->n; i++)
+		writer_op_fail(&b->ops[i], b->err, b->reason);
+}
+
+/*
+ * Run one op inside its savepoint.  A failed op is undone alone; false if
+ * the transaction itself is gone (the batch has failed then).
+ */
+static bool
+op_run(struct writer_batch *b, struct writer_op *op)
+{
+	size_t nev = b->events.n;
+	int r;
+
+	if ((r = store_savepoint(b->st)) < 0) {
+		batch_fail(b, r, "cannot start a write: ");
+		return false;
+	}
+	op->run(b, op);
+	if (op->err == 0) {
+		if ((r = store_release(b->st)) < 0) {
+			batch_fail(b, r, "cannot keep a write: ");
+			return false;
+		}
+		return true;
+	}
+	watch_events_truncate(&b->events, nev);
+	if ((r = store_rollback_to(b->st)) < 0) {
+		batch_fail(b, r, "cannot undo a failed write: ");
+		return false;
+	}
+	return true;
 }
 
 /* The writer thread's work on one batch. */
@@ -73,21 +120,16 @@ writer_run(struct writer_batch *b)
 	int r;
 
 	if ((r = store_begin(b->st)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		batch_fail(b, r, "");
 		return;
 	}
-	for (i = 0; i < b->n && b->err == 0; i++)
-		b->ops[i].run(b, &b->ops[i]);
-	if (b->err != 0) {
-		store_rollback(b->st);
-		return;
-	}
+	for (i = 0; i < b->n; i++)
+		if (!op_run(b, &b->ops[i])) {
+			store_rollback(b->st);
+			return;
+		}
 	if ((r = store_commit(b->st)) < 0) {
-		char why[256];
-
-		snprintf(why, sizeof why, "commit failed: %s",
-		    store_errmsg(b->st));
-		writer_fail(b, r, why);
+		batch_fail(b, r, "commit failed: ");
 		return;
 	}
 	b->head = store_head(b->st);
@@ -142,6 +184,7 @@ static bool
 writer_collect(struct writer *w)
 {
 	struct writer_batch *b;
+	size_t i;
 
 	pthread_mutex_lock(&w->lock);
 	b = w->done;
@@ -153,6 +196,12 @@ writer_collect(struct writer *w)
 	w->done_gen = b->gen;
 	if (b->err != 0)
 		log_err("cannot write to the replica: %s", b->reason);
+	else
+		for (i = 0; i < b->n; i++)
+			if (b->ops[i].err != 0)
+				log_err("a write failed alone: %s",
+				    b->ops[i].reason != NULL ?
+				    b->ops[i].reason : "out of memory");
 	w->done_fn(b, w->done_arg);
 	batch_free(b);
 	return true;

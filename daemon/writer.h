@@ -14,9 +14,13 @@
  *
  * An op's run function executes on the writer thread with the store's
  * writer connection; it may read and write the replica and must touch
- * nothing the loop thread uses.  If any op fails (writer_fail) or COMMIT
- * fails, the batch is rolled back and b->err says why: every op of it is
- * answered as failed.
+ * nothing the loop thread uses.  Each op succeeds or fails alone: it runs
+ * inside a savepoint of its own, and an op that fails (writer_op_fail) is
+ * rolled back to it, its watch events dropped, and only it is answered as
+ * failed; the other ops of the batch commit.  Only when the transaction
+ * itself fails (BEGIN, COMMIT, or an error after which SQLite dropped the
+ * whole transaction) does b->err say why and every op fail with it, since
+ * nothing of the batch is durable then.
  */
 #ifndef FERRY_WRITER_H
 #define FERRY_WRITER_H
@@ -36,7 +40,7 @@ struct writer_op;
 
 typedef void (*writer_run_fn)(struct writer_batch *b, struct writer_op *op);
 /* For an internal op (no call): run on the loop thread once its batch is
- * done; err is the batch's (0: committed). */
+ * done; err is the op's own (0: its writes are committed). */
 typedef void (*writer_op_done_fn)(struct writer_op *op, int err);
 
 struct writer_op {
@@ -49,6 +53,9 @@ struct writer_op {
 	json_t		*error_params;
 	char		*text;
 	size_t		 len;
+	/* 0, or why the op failed (-errno); its writes were rolled back. */
+	int		 err;
+	char		*reason;	/* owned; NULL: none given */
 };
 
 struct writer_batch {
@@ -58,7 +65,7 @@ struct writer_batch {
 	size_t			 n;
 	size_t			 cap;
 	struct watch_events	 events;	/* filled by ops */
-	int			 err;		/* 0, or why the batch failed */
+	int			 err;		/* 0, or why the whole batch failed */
 	char			 reason[256];
 	int64_t			 head;		/* committed head seq */
 };
@@ -83,7 +90,11 @@ void	writer_drain(struct writer *w);
 /* Drain, stop the thread and free.  Accepts NULL. */
 void	writer_free(struct writer *w);
 
-/* From a run function: abort the whole batch (err is -errno). */
-void	writer_fail(struct writer_batch *b, int err, const char *reason);
+/*
+ * From a run function: fail this op (err is -errno; reason is copied).  Its
+ * writes and events are undone once run returns; the batch goes on.  The
+ * first failure of an op is the one kept.
+ */
+void	writer_op_fail(struct writer_op *op, int err, const char *reason);
 
 #endif
