@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bodylimit.h"
 #include "control.h"
 #include "history.h"
 #include "iface.h"
@@ -37,9 +38,6 @@
 /* A List page stops once its bodies pass this, so replies stay well
  * under the 8 MiB message limit (a page always holds one document). */
 #define LIST_BYTES_MAX	(4u * 1024 * 1024)
-/* The largest body text stored: a reply or event carrying it must still
- * fit in one varlink message with its envelope. */
-#define DOC_BODY_MAX	(VL_MESSAGE_MAX - 4096)
 #define STATUS_PUSH_MS	100
 
 struct call_list {
@@ -377,6 +375,25 @@ op_error(struct writer_op *op, const char *name, json_t *params)
 }
 
 /*
+ * Is body, about to be stored as text of len bytes, inside the one body
+ * limit (bodylimit.h)?  If not, false and why in buf: what (the body's
+ * name in the sentence) breaks which part of the limit, and the limit.
+ */
+static bool
+body_limit_ok(const json_t *body, size_t len, const char *what, char *buf,
+    size_t size)
+{
+	const char *why;
+
+	if (bodylimit_check_text(body, len, &why) == 0)
+		return true;
+	snprintf(buf, size, "%s %s (the limit is %d levels and %u bytes of "
+	    "compact JSON)", what, why, BODYLIMIT_MAX_DEPTH,
+	    BODYLIMIT_MAX_BYTES);
+	return false;
+}
+
+/*
  * Run on the writer thread, inside the batch's transaction: read the
  * document, check if_rev and existence, compute the new body, write it.
  */
@@ -386,7 +403,7 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	struct write_req *w = op->arg;
 	struct store_doc cur, d;
 	json_t *old = NULL, *body = NULL;
-	char *text = NULL;
+	char *text = NULL, why[256];
 	int64_t seq, rev;
 	int r;
 
@@ -418,11 +435,12 @@ write_run(struct writer_batch *b, struct writer_op *op)
 		writer_op_fail(op, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
+	if (text != NULL && !body_limit_ok(body, strlen(text),
+	    w->kind == WRITE_PATCH ? "the patched body" : "body", why,
+	    sizeof why)) {
 		op_error(op, "io.ferry.InvalidArgument", json_pack("{s:s,s:s}",
 		    "field", w->kind == WRITE_PATCH ? "patch" : "body",
-		    "reason", "the document would exceed 8384512 bytes of "
-		    "JSON"));
+		    "reason", why));
 		goto out;
 	}
 	/* Saving what is already there is not a change. */
@@ -957,13 +975,6 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 			writer_op_fail(op, -ENOMEM, "out of memory");
 			goto out;
 		}
-		if (strlen(merged) > DOC_BODY_MAX) {
-			op_error(op, "io.ferry.InvalidArgument",
-			    json_pack("{s:s,s:s}", "field", "body", "reason",
-			    "the document would exceed 8384512 bytes of "
-			    "JSON"));
-			goto out;
-		}
 		body = merged;
 		break;
 	}
@@ -994,6 +1005,7 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 {
 	struct resolve_req *rq;
 	const char *strategy;
+	char why[256];
 	json_t *body;
 	int64_t id = 0;
 	uint64_t gen;
@@ -1040,6 +1052,13 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 	if (rq->strategy != RESOLVE_MERGED && body != NULL) {
 		free(rq);
 		reply_invalid(call, "body", "only merged takes a body");
+		return;
+	}
+	/* json_dumpb without a buffer: the size of the compact text. */
+	if (body != NULL && !body_limit_ok(body, json_dumpb(body, NULL, 0,
+	    JSON_COMPACT), "body", why, sizeof why)) {
+		free(rq);
+		reply_invalid(call, "body", why);
 		return;
 	}
 	rq->body = body;
