@@ -480,13 +480,17 @@ out:
 static void
 write_submit(struct control *c, struct vl_call *call, struct write_req *w)
 {
+	struct writer_op *op;
 	uint64_t gen;
 
-	if (writer_add(c->writer, call, write_run, w, &gen) == NULL) {
+	if ((op = writer_add(c->writer, call, write_run, w, &gen)) == NULL) {
 		free(w);
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	/* write_run fails only before writing or by the store: no savepoint
+	 * (see writer.h), so a Put costs what it did. */
+	op->no_savepoint = true;
 	*vl_call_conn_tag(call) = gen << 1;
 }
 
@@ -1004,6 +1008,7 @@ static void
 handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 {
 	struct resolve_req *rq;
+	struct writer_op *op;
 	const char *strategy;
 	char why[256];
 	json_t *body;
@@ -1062,11 +1067,13 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 		return;
 	}
 	rq->body = body;
-	if (writer_add(c->writer, call, resolve_run, rq, &gen) == NULL) {
+	if ((op = writer_add(c->writer, call, resolve_run, rq, &gen)) ==
+	    NULL) {
 		free(rq);
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	op->no_savepoint = true;	/* like write_run */
 	*vl_call_conn_tag(call) = gen << 1;
 }
 

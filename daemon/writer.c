@@ -63,7 +63,10 @@ writer_op_fail(struct writer_op *op, int err, const char *reason)
 	if (op->err != 0)
 		return;
 	op->err = err < 0 ? err : -EIO;
-	op->reason = strdup(reason != NULL ? reason : strerror(-op->err));
+	/* A caller may pass SQLite's message for an error that was not
+	 * SQLite's (then it is empty): say the errno's instead. */
+	op->reason = strdup(reason != NULL && *reason != '\0' ? reason :
+	    strerror(-op->err));
 }
 
 /*
@@ -71,20 +74,52 @@ writer_op_fail(struct writer_op *op, int err, const char *reason)
  * fails, with its own reason if it had one.
  */
 static void
-batch_fail(struct writer_batch *b, int err, const char *what)
+batch_fail(struct writer_batch *b, int err, const char *reason)
 {
 	size_t i;
 
 	b->err = err < 0 ? err : -EIO;
-	snprintf(b->reason, sizeof b->reason, "%s%s", what,
-	    store_errmsg(b->st));
+	snprintf(b->reason, sizeof b->reason, "%s", reason);
 	for (i = 0; i < b->n; i++)
 		writer_op_fail(&b->ops[i], b->err, b->reason);
 }
 
+/* The same, when the store says why: what, then SQLite's message. */
+static void
+batch_fail_store(struct writer_batch *b, int err, const char *what)
+{
+	char why[sizeof b->reason];
+
+	snprintf(why, sizeof why, "%s%s", what, store_errmsg(b->st));
+	batch_fail(b, err, why);
+}
+
 /*
- * Run one op inside its savepoint.  A failed op is undone alone; false if
- * the transaction itself is gone (the batch has failed then).
+ * An op without a savepoint (no_savepoint): if it failed having written
+ * nothing it fails alone; if it wrote, or SQLite ended the transaction,
+ * the batch fails with it.
+ */
+static bool
+op_run_bare(struct writer_batch *b, struct writer_op *op, size_t nev)
+{
+	int64_t changes = store_changes(b->st);
+	char why[sizeof b->reason];
+
+	op->run(b, op);
+	if (op->err == 0)
+		return true;
+	watch_events_truncate(&b->events, nev);
+	if (store_changes(b->st) == changes && store_batch_open(b->st))
+		return true;
+	snprintf(why, sizeof why, "a write failed after it changed the "
+	    "replica: %s", op->reason != NULL ? op->reason : "out of memory");
+	batch_fail(b, op->err, why);
+	return false;
+}
+
+/*
+ * Run one op, inside its savepoint unless it has none.  A failed op is
+ * undone alone; false if the whole batch has failed.
  */
 static bool
 op_run(struct writer_batch *b, struct writer_op *op)
@@ -92,21 +127,23 @@ op_run(struct writer_batch *b, struct writer_op *op)
 	size_t nev = b->events.n;
 	int r;
 
+	if (op->no_savepoint)
+		return op_run_bare(b, op, nev);
 	if ((r = store_savepoint(b->st)) < 0) {
-		batch_fail(b, r, "cannot start a write: ");
+		batch_fail_store(b, r, "cannot start a write: ");
 		return false;
 	}
 	op->run(b, op);
 	if (op->err == 0) {
 		if ((r = store_release(b->st)) < 0) {
-			batch_fail(b, r, "cannot keep a write: ");
+			batch_fail_store(b, r, "cannot keep a write: ");
 			return false;
 		}
 		return true;
 	}
 	watch_events_truncate(&b->events, nev);
 	if ((r = store_rollback_to(b->st)) < 0) {
-		batch_fail(b, r, "cannot undo a failed write: ");
+		batch_fail_store(b, r, "cannot undo a failed write: ");
 		return false;
 	}
 	return true;
@@ -120,7 +157,7 @@ writer_run(struct writer_batch *b)
 	int r;
 
 	if ((r = store_begin(b->st)) < 0) {
-		batch_fail(b, r, "");
+		batch_fail_store(b, r, "");
 		return;
 	}
 	for (i = 0; i < b->n; i++)
@@ -129,7 +166,7 @@ writer_run(struct writer_batch *b)
 			return;
 		}
 	if ((r = store_commit(b->st)) < 0) {
-		batch_fail(b, r, "commit failed: ");
+		batch_fail_store(b, r, "commit failed: ");
 		return;
 	}
 	b->head = store_head(b->st);

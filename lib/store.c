@@ -786,7 +786,7 @@ store_rollback_to(struct store *s)
 	 * back the whole transaction on its own: then nothing of the batch
 	 * is left to keep.
 	 */
-	if (sqlite3_get_autocommit(s->w)) {
+	if (!store_batch_open(s)) {
 		store_rollback(s);
 		return -EIO;
 	}
@@ -796,6 +796,18 @@ store_rollback_to(struct store *s)
 	s->delta = s->sp_delta;
 	s->batch_head = s->sp_head;
 	return 0;
+}
+
+bool
+store_batch_open(struct store *s)
+{
+	return s->in_batch && !sqlite3_get_autocommit(s->w);
+}
+
+int64_t
+store_changes(struct store *s)
+{
+	return sqlite3_total_changes64(s->w);
 }
 
 int64_t

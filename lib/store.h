@@ -106,6 +106,15 @@ bool	store_in_batch(const struct store *s);
 int	store_savepoint(struct store *s);
 int	store_release(struct store *s);
 int	store_rollback_to(struct store *s);
+/*
+ * Rows the writer connection has inserted, updated or deleted since it was
+ * opened (a statement that failed counts for nothing: SQLite undoes it).
+ * An op that leaves it unchanged wrote nothing.  Writer thread only.
+ */
+int64_t	store_changes(struct store *s);
+/* Is the batch's transaction still open?  SQLite ends it on its own after
+ * some errors (a full disk, I/O errors, out of memory).  Writer thread. */
+bool	store_batch_open(struct store *s);
 
 /* Read a document.  0 and *ret filled, -ENOENT if it never existed. */
 int	store_doc_get(struct store *s, enum store_conn conn,

@@ -8,7 +8,10 @@
  * fails after it has written: its writes and watch events must be gone,
  * only it is told of the failure, and the others are committed (read back
  * on the reader connection), keep their events, and leave the change log
- * and the counters without a trace of the failed op.
+ * and the counters without a trace of the failed op.  The same holds when
+ * the Puts run without savepoints, as the app's writes do; such an op that
+ * fails before writing fails alone, and one that fails after writing fails
+ * its batch rather than leave half of itself committed.
  *
  * Real pieces only: a replica on a temporary SQLite file (lib/store), the
  * writer thread, and a libevent loop that waits for the batch's answer.
@@ -40,6 +43,7 @@ struct put_arg {
 	const char	*body;
 	bool		 fail;		/* fail after writing */
 	bool		 fail_first;	/* fail before writing anything */
+	bool		 bare;		/* no_savepoint, as the app's writes */
 };
 
 /* What the batch's done callback saw, copied out before the batch goes. */
@@ -64,6 +68,21 @@ struct fixture {
 	struct outcome		 out;
 	struct put_arg		 args[MAX_OPS];
 };
+
+#define OP_FAIL		0x1	/* fail after writing */
+#define OP_FAIL_FIRST	0x2	/* fail before writing anything */
+#define OP_BARE		0x4	/* no_savepoint, as the app's writes */
+
+static void
+set_arg(struct fixture *f, size_t i, const char *id, const char *body,
+    int flags)
+{
+	f->args[i].id = id;
+	f->args[i].body = body;
+	f->args[i].fail = (flags & OP_FAIL) != 0;
+	f->args[i].fail_first = (flags & OP_FAIL_FIRST) != 0;
+	f->args[i].bare = (flags & OP_BARE) != 0;
+}
 
 static void
 put_run(struct writer_batch *b, struct writer_op *op)
@@ -167,14 +186,17 @@ static void
 run_batch(struct fixture *f, size_t n)
 {
 	struct timeval tv = { WAIT_SECONDS, 0 };
+	struct writer_op *op;
 	struct event *timer;
 	bool timed_out = false;
 	size_t i;
 
 	memset(&f->out, 0, sizeof f->out);
-	for (i = 0; i < n; i++)
-		assert_non_null(writer_add(f->w, NULL, put_run, &f->args[i],
-		    NULL));
+	for (i = 0; i < n; i++) {
+		assert_non_null(op = writer_add(f->w, NULL, put_run,
+		    &f->args[i], NULL));
+		op->no_savepoint = f->args[i].bare;
+	}
 	assert_non_null(timer = evtimer_new(f->base, timeout_cb, &timed_out));
 	evtimer_add(timer, &tv);
 	while (!f->out.done && !timed_out)
@@ -214,9 +236,9 @@ test_failed_op_alone(void **state)
 	struct store_counts n;
 	int changes = 0;
 
-	f->args[0] = (struct put_arg){ "a", "{\"a\":1}", false, false };
-	f->args[1] = (struct put_arg){ "bad", "{\"bad\":1}", true, false };
-	f->args[2] = (struct put_arg){ "c", "{\"c\":1}", false, false };
+	set_arg(f, 0, "a", "{\"a\":1}", 0);
+	set_arg(f, 1, "bad", "{\"bad\":1}", OP_FAIL);
+	set_arg(f, 2, "c", "{\"c\":1}", 0);
 	run_batch(f, 3);
 
 	/* Only the failing op is told, with its own reason. */
@@ -253,9 +275,9 @@ test_failures_at_both_ends(void **state)
 {
 	struct fixture *f = *state;
 
-	f->args[0] = (struct put_arg){ "x", "{\"x\":1}", false, true };
-	f->args[1] = (struct put_arg){ "y", "{\"y\":1}", false, false };
-	f->args[2] = (struct put_arg){ "z", "{\"z\":1}", true, false };
+	set_arg(f, 0, "x", "{\"x\":1}", OP_FAIL_FIRST);
+	set_arg(f, 1, "y", "{\"y\":1}", 0);
+	set_arg(f, 2, "z", "{\"z\":1}", OP_FAIL);
 	run_batch(f, 3);
 	assert_int_equal(f->out.batch_err, 0);
 	assert_int_equal(f->out.err[0], -EINVAL);
@@ -269,13 +291,92 @@ test_failures_at_both_ends(void **state)
 	assert_body(f, "z", NULL);
 
 	/* The next batch writes on top, unaffected. */
-	f->args[0] = (struct put_arg){ "y", "{\"y\":2}", false, false };
-	f->args[1] = (struct put_arg){ "z", "{\"z\":2}", false, false };
+	set_arg(f, 0, "y", "{\"y\":2}", 0);
+	set_arg(f, 1, "z", "{\"z\":2}", 0);
 	run_batch(f, 2);
 	assert_int_equal(f->out.err[0], 0);
 	assert_int_equal(f->out.err[1], 0);
 	assert_body(f, "y", "{\"y\":2}");
 	assert_body(f, "z", "{\"z\":2}");
+}
+
+/*
+ * The issue's case: app Puts run without savepoints (no_savepoint), a sync
+ * step beside them with one, and the sync step fails after writing.  The
+ * Puts commit; only the sync step is undone and told.
+ */
+static void
+test_sync_failure_spares_puts(void **state)
+{
+	struct fixture *f = *state;
+
+	set_arg(f, 0, "a1", "{\"a\":1}", OP_BARE);
+	set_arg(f, 1, "sy", "{\"s\":1}", OP_FAIL);
+	set_arg(f, 2, "a2", "{\"a\":2}", OP_BARE);
+	run_batch(f, 3);
+	assert_int_equal(f->out.batch_err, 0);
+	assert_int_equal(f->out.err[0], 0);
+	assert_int_equal(f->out.err[1], -EIO);
+	assert_int_equal(f->out.err[2], 0);
+	assert_int_equal(f->out.nev, 2);
+	assert_string_equal(f->out.ev_id[0], "a1");
+	assert_string_equal(f->out.ev_id[1], "a2");
+	assert_body(f, "a1", "{\"a\":1}");
+	assert_body(f, "a2", "{\"a\":2}");
+	assert_body(f, "sy", NULL);
+}
+
+/* An op without a savepoint that fails before writing fails alone. */
+static void
+test_bare_fails_before_writing(void **state)
+{
+	struct fixture *f = *state;
+
+	set_arg(f, 0, "k", "{\"k\":1}", OP_BARE);
+	set_arg(f, 1, "r", "{\"r\":1}", OP_FAIL_FIRST | OP_BARE);
+	set_arg(f, 2, "l", "{\"l\":1}", OP_BARE);
+	run_batch(f, 3);
+	assert_int_equal(f->out.batch_err, 0);
+	assert_int_equal(f->out.err[0], 0);
+	assert_int_equal(f->out.err[1], -EINVAL);
+	assert_string_equal(f->out.reason[1], "refused before writing");
+	assert_int_equal(f->out.err[2], 0);
+	assert_int_equal(f->out.nev, 2);
+	assert_body(f, "k", "{\"k\":1}");
+	assert_body(f, "l", "{\"l\":1}");
+	assert_body(f, "r", NULL);
+}
+
+/*
+ * An op without a savepoint that fails after writing cannot be undone
+ * alone: the batch fails, every op is told, nothing is committed (never a
+ * half-written op made durable).
+ */
+static void
+test_bare_fails_after_writing(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts n;
+
+	set_arg(f, 0, "u", "{\"u\":1}", OP_BARE);
+	set_arg(f, 1, "v", "{\"v\":1}", OP_FAIL | OP_BARE);
+	set_arg(f, 2, "w", "{\"w\":1}", 0);
+	run_batch(f, 2);
+	assert_int_not_equal(f->out.batch_err, 0);
+	assert_int_not_equal(f->out.err[0], 0);
+	assert_int_equal(f->out.err[1], -EIO);
+	assert_string_equal(f->out.reason[1], "failed after writing");
+	assert_body(f, "u", NULL);
+	assert_body(f, "v", NULL);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.docs, 0);
+
+	/* The next batch is unaffected. */
+	f->args[0] = f->args[2];
+	run_batch(f, 1);
+	assert_int_equal(f->out.batch_err, 0);
+	assert_int_equal(f->out.err[0], 0);
+	assert_body(f, "w", "{\"w\":1}");
 }
 
 /* A batch whose every op fails commits nothing and tells each. */
@@ -285,8 +386,8 @@ test_all_fail(void **state)
 	struct fixture *f = *state;
 	struct store_counts n;
 
-	f->args[0] = (struct put_arg){ "p", "{}", true, false };
-	f->args[1] = (struct put_arg){ "q", "{}", true, false };
+	set_arg(f, 0, "p", "{}", OP_FAIL);
+	set_arg(f, 1, "q", "{}", OP_FAIL);
 	run_batch(f, 2);
 	assert_int_equal(f->out.batch_err, 0);
 	assert_int_equal(f->out.err[0], -EIO);
@@ -309,6 +410,12 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_fail, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_sync_failure_spares_puts,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bare_fails_before_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bare_fails_after_writing,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
