@@ -4,7 +4,9 @@
  * A handler validates its parameters fully before touching the replica, so
  * bad input costs nothing and changes nothing.  Write handlers never answer
  * directly: they add their answer to the open batch, which control_flush()
- * sends after COMMIT returned OK (or replaces with WriteFailed).
+ * sends after COMMIT returned OK.  Each op succeeds or fails alone (see
+ * writer.h): a call whose op failed is answered WriteFailed with its own
+ * reason, the others get their answers.
  *
  * Per-connection ordering uses the connection's tag word: (gen << 1) | held.
  * gen is the batch generation in which the connection last wrote; held says
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bodylimit.h"
 #include "control.h"
 #include "history.h"
 #include "iface.h"
@@ -35,9 +38,6 @@
 /* A List page stops once its bodies pass this, so replies stay well
  * under the 8 MiB message limit (a page always holds one document). */
 #define LIST_BYTES_MAX	(4u * 1024 * 1024)
-/* The largest body text stored: a reply or event carrying it must still
- * fit in one varlink message with its envelope. */
-#define DOC_BODY_MAX	(VL_MESSAGE_MAX - 4096)
 #define STATUS_PUSH_MS	100
 
 struct call_list {
@@ -308,21 +308,23 @@ control_batch_done(struct writer_batch *b, void *arg)
 {
 	struct control *c = arg;
 	struct writer_op *op;
-	json_t *fail = NULL;
+	json_t *fail;
 	size_t i;
 
-	if (b->err != 0)
-		fail = json_pack("{s:s}", "reason", b->reason);
+	/* Each op is answered with its own outcome: one that failed was
+	 * undone alone, the others are committed. */
 	for (i = 0; i < b->n; i++) {
 		op = &b->ops[i];
 		if (op->call == NULL) {
 			/* The sync engine's: it answers itself. */
-			op->done(op, b->err);
+			op->done(op, op->err);
 			continue;
 		}
-		if (b->err != 0)
+		if (op->err != 0) {
+			fail = json_pack("{s:s?}", "reason", op->reason);
 			vl_error(op->call, "io.ferry.WriteFailed", fail);
-		else if (op->error != NULL)
+			json_decref(fail);
+		} else if (op->error != NULL)
 			vl_error(op->call, op->error, op->error_params);
 		else if (op->text != NULL)
 			vl_reply_raw(op->call, op->text, op->len, false);
@@ -330,7 +332,6 @@ control_batch_done(struct writer_batch *b, void *arg)
 			vl_error(op->call, "io.ferry.WriteFailed", NULL);
 		free(op->arg);
 	}
-	json_decref(fail);
 	if (b->err == 0) {
 		watch_notify(c->watch, &b->events, b->head);
 		status_changed(c);
@@ -374,6 +375,25 @@ op_error(struct writer_op *op, const char *name, json_t *params)
 }
 
 /*
+ * Is body, about to be stored as text of len bytes, inside the one body
+ * limit (bodylimit.h)?  If not, false and why in buf: what (the body's
+ * name in the sentence) breaks which part of the limit, and the limit.
+ */
+static bool
+body_limit_ok(const json_t *body, size_t len, const char *what, char *buf,
+    size_t size)
+{
+	const char *why;
+
+	if (bodylimit_check_text(body, len, &why) == 0)
+		return true;
+	snprintf(buf, size, "%s %s (the limit is %d levels and %u bytes of "
+	    "compact JSON)", what, why, BODYLIMIT_MAX_DEPTH,
+	    BODYLIMIT_MAX_BYTES);
+	return false;
+}
+
+/*
  * Run on the writer thread, inside the batch's transaction: read the
  * document, check if_rev and existence, compute the new body, write it.
  */
@@ -383,14 +403,14 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	struct write_req *w = op->arg;
 	struct store_doc cur, d;
 	json_t *old = NULL, *body = NULL;
-	char *text = NULL;
+	char *text = NULL, why[256];
 	int64_t seq, rev;
 	int r;
 
 	memset(&cur, 0, sizeof cur);
 	r = store_doc_get(b->st, STORE_WRITER, w->collection, w->id, &cur);
 	if (r < 0 && r != -ENOENT) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		return;
 	}
 	if (w->has_if_rev && w->if_rev != cur.rev) {
@@ -408,18 +428,19 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	else if (w->kind == WRITE_PATCH &&
 	    ((old = body_parse(cur.body)) == NULL ||
 	    patch_apply(old, w->json, &body) < 0)) {
-		writer_fail(b, -EBADMSG, "cannot read a stored body");
+		writer_op_fail(op, -EBADMSG, "cannot read a stored body");
 		goto out;
 	}
 	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (text != NULL && strlen(text) > DOC_BODY_MAX) {
+	if (text != NULL && !body_limit_ok(body, strlen(text),
+	    w->kind == WRITE_PATCH ? "the patched body" : "body", why,
+	    sizeof why)) {
 		op_error(op, "io.ferry.InvalidArgument", json_pack("{s:s,s:s}",
 		    "field", w->kind == WRITE_PATCH ? "patch" : "body",
-		    "reason", "the document would exceed 8384512 bytes of "
-		    "JSON"));
+		    "reason", why));
 		goto out;
 	}
 	/* Saving what is already there is not a change. */
@@ -432,7 +453,7 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	r = store_write_local(b->st, &cur, w->collection, w->id, text,
 	    STORE_ORIGIN_LOCAL, util_now_ms(), &seq, &rev);
 	if (r < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
 	d = cur;
@@ -441,13 +462,13 @@ write_run(struct writer_batch *b, struct writer_op *op)
 	d.pending = true;
 	if (watch_events_add(&b->events, seq, w->collection, w->id, rev,
 	    d.version, d.deleted, STORE_ORIGIN_LOCAL, text) < 0) {
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 		goto out;
 	}
 	op->text = doc_reply_text(&d, w->collection, w->id,
 	    w->kind == WRITE_PATCH ? text : NULL, &op->len);
 	if (op->text == NULL)
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 out:
 	free(text);
 	json_decref(old);
@@ -459,13 +480,17 @@ out:
 static void
 write_submit(struct control *c, struct vl_call *call, struct write_req *w)
 {
+	struct writer_op *op;
 	uint64_t gen;
 
-	if (writer_add(c->writer, call, write_run, w, &gen) == NULL) {
+	if ((op = writer_add(c->writer, call, write_run, w, &gen)) == NULL) {
 		free(w);
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	/* write_run fails only before writing or by the store: no savepoint
+	 * (see writer.h), so a Put costs what it did. */
+	op->no_savepoint = true;
 	*vl_call_conn_tag(call) = gen << 1;
 }
 
@@ -934,12 +959,12 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 		return;
 	}
 	if (r < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		return;
 	}
 	if ((r = store_doc_get(b->st, STORE_WRITER, cf.collection, cf.id,
 	    &cur)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
 	switch (rq->strategy) {
@@ -951,14 +976,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 		break;
 	case RESOLVE_MERGED:
 		if ((merged = json_dumps(rq->body, JSON_COMPACT)) == NULL) {
-			writer_fail(b, -ENOMEM, "out of memory");
-			goto out;
-		}
-		if (strlen(merged) > DOC_BODY_MAX) {
-			op_error(op, "io.ferry.InvalidArgument",
-			    json_pack("{s:s,s:s}", "field", "body", "reason",
-			    "the document would exceed 8384512 bytes of "
-			    "JSON"));
+			writer_op_fail(op, -ENOMEM, "out of memory");
 			goto out;
 		}
 		body = merged;
@@ -966,7 +984,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	}
 	if ((r = store_resolve(b->st, &cf, &cur, body,
 	    rq->strategy != RESOLVE_THEIRS, util_now_ms(), &seq, &rev)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
 	d = cur;
@@ -979,7 +997,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	    d.version, d.deleted, STORE_ORIGIN_RESOLVE, body) < 0 ||
 	    (op->text = doc_reply_text(&d, cf.collection, cf.id, body,
 	    &op->len)) == NULL)
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 out:
 	free(merged);
 	store_doc_clear(&cur);
@@ -990,7 +1008,9 @@ static void
 handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 {
 	struct resolve_req *rq;
+	struct writer_op *op;
 	const char *strategy;
+	char why[256];
 	json_t *body;
 	int64_t id = 0;
 	uint64_t gen;
@@ -1039,12 +1059,21 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 		reply_invalid(call, "body", "only merged takes a body");
 		return;
 	}
+	/* json_dumpb without a buffer: the size of the compact text. */
+	if (body != NULL && !body_limit_ok(body, json_dumpb(body, NULL, 0,
+	    JSON_COMPACT), "body", why, sizeof why)) {
+		free(rq);
+		reply_invalid(call, "body", why);
+		return;
+	}
 	rq->body = body;
-	if (writer_add(c->writer, call, resolve_run, rq, &gen) == NULL) {
+	if ((op = writer_add(c->writer, call, resolve_run, rq, &gen)) ==
+	    NULL) {
 		free(rq);
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	op->no_savepoint = true;	/* like write_run */
 	*vl_call_conn_tag(call) = gen << 1;
 }
 

@@ -479,14 +479,14 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
 	r = store_outbox_sendable_after(b->st, p->after, p->limit, prep_one,
 	    &c);
 	if (r < 0 || c.err < 0) {
-		writer_fail(b, c.err < 0 ? c.err : r,
+		writer_op_fail(op, c.err < 0 ? c.err : r,
 		    c.err == -EBADMSG ? "a stored body cannot be read" :
 		    c.err == -ENOMEM ? "out of memory" : store_errmsg(b->st));
 		return;
 	}
 	snprintf(buf, sizeof buf, "%" PRId64, c.device_seq);
 	if ((r = store_meta_set(b->st, "device_seq", buf)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 		return;
 	}
 	if (p->n == 0)
@@ -495,7 +495,7 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
 	p->text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (p->text == NULL)
-		writer_fail(b, -ENOMEM, "out of memory");
+		writer_op_fail(op, -ENOMEM, "out of memory");
 	else
 		p->len = strlen(p->text);
 }
@@ -643,7 +643,7 @@ push_apply_run(struct writer_batch *b, struct writer_op *op)
 		}
 	}
 	if (r < 0)
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 }
 
 /* Check the shape of a push answer before anything trusts it. */
@@ -1020,7 +1020,7 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		r = store_meta_set(b->st, "pull_cursor", buf);
 	}
 	if (r < 0)
-		writer_fail(b, r, store_errmsg(b->st));
+		writer_op_fail(op, r, store_errmsg(b->st));
 out:
 	json_decref(p->changes);
 	p->changes = NULL;

@@ -153,17 +153,24 @@ watch_event_get_text(struct watch_event *ev, size_t *ret_len)
 }
 
 void
-watch_events_clear(struct watch_events *e)
+watch_events_truncate(struct watch_events *e, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < e->n; i++) {
+	for (i = n; i < e->n; i++) {
 		free(e->v[i].collection);
 		free(e->v[i].id);
 		free(e->v[i].body);
 		free(e->v[i].text);
 	}
-	e->n = 0;
+	if (n < e->n)
+		e->n = n;
+}
+
+void
+watch_events_clear(struct watch_events *e)
+{
+	watch_events_truncate(e, 0);
 }
 
 void

@@ -69,6 +69,8 @@ int	watch_events_add(struct watch_events *e, int64_t seq,
 	    const char *collection, const char *id, int64_t rev,
 	    int64_t version, bool deleted, enum store_origin origin,
 	    const char *body_text);
+/* Drop the events from the n-th on (those of an op that failed). */
+void	watch_events_truncate(struct watch_events *e, size_t n);
 /* Drop the events, keep the array for the next batch. */
 void	watch_events_clear(struct watch_events *e);
 void	watch_events_free(struct watch_events *e);

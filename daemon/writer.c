@@ -50,6 +50,7 @@ batch_free(struct writer_batch *b)
 	for (i = 0; i < b->n; i++) {
 		json_decref(b->ops[i].error_params);
 		free(b->ops[i].text);
+		free(b->ops[i].reason);
 	}
 	free(b->ops);
 	watch_events_free(&b->events);
@@ -57,12 +58,95 @@ batch_free(struct writer_batch *b)
 }
 
 void
-writer_fail(struct writer_batch *b, int err, const char *reason)
+writer_op_fail(struct writer_op *op, int err, const char *reason)
 {
-	if (b->err != 0)
+	if (op->err != 0)
 		return;
+	op->err = err < 0 ? err : -EIO;
+	/* A caller may pass SQLite's message for an error that was not
+	 * SQLite's (then it is empty): say the errno's instead. */
+	op->reason = strdup(reason != NULL && *reason != '\0' ? reason :
+	    strerror(-op->err));
+}
+
+/*
+ * The transaction failed: nothing of the batch is durable, so every op
+ * fails, with its own reason if it had one.
+ */
+static void
+batch_fail(struct writer_batch *b, int err, const char *reason)
+{
+	size_t i;
+
 	b->err = err < 0 ? err : -EIO;
 	snprintf(b->reason, sizeof b->reason, "%s", reason);
+	for (i = 0; i < b->n; i++)
+		writer_op_fail(&b->ops[i], b->err, b->reason);
+}
+
+/* The same, when the store says why: what, then SQLite's message. */
+static void
+batch_fail_store(struct writer_batch *b, int err, const char *what)
+{
+	char why[sizeof b->reason];
+
+	snprintf(why, sizeof why, "%s%s", what, store_errmsg(b->st));
+	batch_fail(b, err, why);
+}
+
+/*
+ * An op without a savepoint (no_savepoint): if it failed having written
+ * nothing it fails alone; if it wrote, or SQLite ended the transaction,
+ * the batch fails with it.
+ */
+static bool
+op_run_bare(struct writer_batch *b, struct writer_op *op, size_t nev)
+{
+	int64_t changes = store_changes(b->st);
+	char why[sizeof b->reason];
+
+	op->run(b, op);
+	if (op->err == 0)
+		return true;
+	watch_events_truncate(&b->events, nev);
+	if (store_changes(b->st) == changes && store_batch_open(b->st))
+		return true;
+	snprintf(why, sizeof why, "a write failed after it changed the "
+	    "replica: %s", op->reason != NULL ? op->reason : "out of memory");
+	batch_fail(b, op->err, why);
+	return false;
+}
+
+/*
+ * Run one op, inside its savepoint unless it has none.  A failed op is
+ * undone alone; false if the whole batch has failed.
+ */
+static bool
+op_run(struct writer_batch *b, struct writer_op *op)
+{
+	size_t nev = b->events.n;
+	int r;
+
+	if (op->no_savepoint)
+		return op_run_bare(b, op, nev);
+	if ((r = store_savepoint(b->st)) < 0) {
+		batch_fail_store(b, r, "cannot start a write: ");
+		return false;
+	}
+	op->run(b, op);
+	if (op->err == 0) {
+		if ((r = store_release(b->st)) < 0) {
+			batch_fail_store(b, r, "cannot keep a write: ");
+			return false;
+		}
+		return true;
+	}
+	watch_events_truncate(&b->events, nev);
+	if ((r = store_rollback_to(b->st)) < 0) {
+		batch_fail_store(b, r, "cannot undo a failed write: ");
+		return false;
+	}
+	return true;
 }
 
 /* The writer thread's work on one batch. */
@@ -73,21 +157,16 @@ writer_run(struct writer_batch *b)
 	int r;
 
 	if ((r = store_begin(b->st)) < 0) {
-		writer_fail(b, r, store_errmsg(b->st));
+		batch_fail_store(b, r, "");
 		return;
 	}
-	for (i = 0; i < b->n && b->err == 0; i++)
-		b->ops[i].run(b, &b->ops[i]);
-	if (b->err != 0) {
-		store_rollback(b->st);
-		return;
-	}
+	for (i = 0; i < b->n; i++)
+		if (!op_run(b, &b->ops[i])) {
+			store_rollback(b->st);
+			return;
+		}
 	if ((r = store_commit(b->st)) < 0) {
-		char why[256];
-
-		snprintf(why, sizeof why, "commit failed: %s",
-		    store_errmsg(b->st));
-		writer_fail(b, r, why);
+		batch_fail_store(b, r, "commit failed: ");
 		return;
 	}
 	b->head = store_head(b->st);
@@ -142,6 +221,7 @@ static bool
 writer_collect(struct writer *w)
 {
 	struct writer_batch *b;
+	size_t i;
 
 	pthread_mutex_lock(&w->lock);
 	b = w->done;
@@ -153,6 +233,12 @@ writer_collect(struct writer *w)
 	w->done_gen = b->gen;
 	if (b->err != 0)
 		log_err("cannot write to the replica: %s", b->reason);
+	else
+		for (i = 0; i < b->n; i++)
+			if (b->ops[i].err != 0)
+				log_err("a write failed alone: %s",
+				    b->ops[i].reason != NULL ?
+				    b->ops[i].reason : "out of memory");
 	w->done_fn(b, w->done_arg);
 	batch_free(b);
 	return true;

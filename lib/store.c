@@ -34,6 +34,9 @@ enum {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_DOC_GET_W,
 	ST_DOC_GET_R,
 	ST_DOC_UPSERT,
@@ -106,6 +109,10 @@ struct store {
 	struct store_counts counts;	/* committed state */
 	struct store_delta delta;	/* open batch */
 	int64_t		 batch_head;	/* head seq inside the open batch */
+	/* At the open savepoint (store_savepoint), to restore on undo. */
+	bool		 in_savepoint;
+	struct store_delta sp_delta;
+	int64_t		 sp_head;
 };
 
 /* Each thread reports its own last error (writer and loop thread). */
@@ -222,6 +229,9 @@ static const struct {
 	[ST_BEGIN] = { 0, "BEGIN IMMEDIATE" },
 	[ST_COMMIT] = { 0, "COMMIT" },
 	[ST_ROLLBACK] = { 0, "ROLLBACK" },
+	[ST_SAVEPOINT] = { 0, "SAVEPOINT op" },
+	[ST_RELEASE] = { 0, "RELEASE op" },
+	[ST_ROLLBACK_TO] = { 0, "ROLLBACK TO op" },
 	[ST_DOC_GET_W] = { 0,
 	    "SELECT rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND id = ?2" },
@@ -708,8 +718,74 @@ store_rollback(struct store *s)
 	if (!sqlite3_get_autocommit(s->w))
 		store_step_done(s, s->st[ST_ROLLBACK]);
 	s->in_batch = false;
+	s->in_savepoint = false;
 	memset(&s->delta, 0, sizeof s->delta);
 	s->batch_head = store_head(s);
+}
+
+int
+store_savepoint(struct store *s)
+{
+	int r;
+
+	if (!s->in_batch || s->in_savepoint)
+		return -EINVAL;
+	if ((r = store_step_done(s, s->st[ST_SAVEPOINT])) < 0)
+		return r;
+	s->in_savepoint = true;
+	s->sp_delta = s->delta;
+	s->sp_head = s->batch_head;
+	return 0;
+}
+
+int
+store_release(struct store *s)
+{
+	int r;
+
+	if (!s->in_savepoint)
+		return -EINVAL;
+	s->in_savepoint = false;
+	if ((r = store_step_done(s, s->st[ST_RELEASE])) < 0)
+		return r;
+	return 0;
+}
+
+int
+store_rollback_to(struct store *s)
+{
+	int r;
+
+	if (!s->in_savepoint)
+		return -EINVAL;
+	s->in_savepoint = false;
+	/*
+	 * Some errors (SQLITE_FULL, I/O, out of memory) make SQLite roll
+	 * back the whole transaction on its own: then nothing of the batch
+	 * is left to keep.
+	 */
+	if (!store_batch_open(s)) {
+		store_rollback(s);
+		return -EIO;
+	}
+	if ((r = store_step_done(s, s->st[ST_ROLLBACK_TO])) < 0 ||
+	    (r = store_step_done(s, s->st[ST_RELEASE])) < 0)
+		return r;
+	s->delta = s->sp_delta;
+	s->batch_head = s->sp_head;
+	return 0;
+}
+
+bool
+store_batch_open(struct store *s)
+{
+	return s->in_batch && !sqlite3_get_autocommit(s->w);
+}
+
+int64_t
+store_changes(struct store *s)
+{
+	return sqlite3_total_changes64(s->w);
 }
 
 int64_t

@@ -94,6 +94,27 @@ int	store_begin(struct store *s);
 int	store_commit(struct store *s);
 void	store_rollback(struct store *s);
 bool	store_in_batch(const struct store *s);
+/*
+ * One op inside the open batch: store_savepoint() marks where it starts
+ * (one level, no nesting: -EINVAL if a savepoint is open or no batch is);
+ * store_release() keeps its writes in the batch; store_rollback_to() undoes
+ * them (and the counts they moved) and keeps the rest of the batch.  If
+ * SQLite had already rolled back the whole transaction (a full disk, an
+ * I/O error), store_rollback_to() ends the batch and returns -EIO: then no
+ * write of it is left.  Other failures are SQLite's, mapped as above.
+ */
+int	store_savepoint(struct store *s);
+int	store_release(struct store *s);
+int	store_rollback_to(struct store *s);
+/*
+ * Rows the writer connection has inserted, updated or deleted since it was
+ * opened (a statement that failed counts for nothing: SQLite undoes it).
+ * An op that leaves it unchanged wrote nothing.  Writer thread only.
+ */
+int64_t	store_changes(struct store *s);
+/* Is the batch's transaction still open?  SQLite ends it on its own after
+ * some errors (a full disk, I/O errors, out of memory).  Writer thread. */
+bool	store_batch_open(struct store *s);
 
 /* Read a document.  0 and *ret filled, -ENOENT if it never existed. */
 int	store_doc_get(struct store *s, enum store_conn conn,

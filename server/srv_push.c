@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "bodylimit.h"
 #include "record.h"
 #include "srv_db.h"
 #include "srv_push.h"
@@ -122,6 +123,7 @@ void
 srv_push_check(const char *key, json_t *item, struct srv_push_item *ret)
 {
 	struct srv_push_item *it = ret;
+	const char *why;
 	json_t *jrec, *jsig;
 	int r;
 
@@ -170,8 +172,18 @@ srv_push_check(const char *key, json_t *item, struct srv_push_item *ret)
 		    "the requesting key");
 		goto out;
 	}
-	if (it->f.body != NULL && (r = srv_push_body(it)) < 0)
+	if (it->f.body != NULL && (r = srv_push_body(it)) < 0) {
 		it->err = r;
+		return;
+	}
+	/* The body limit every reader relies on (bodylimit.h). */
+	if (it->f.body != NULL && bodylimit_check_text(it->f.body,
+	    it->body_len, &why) < 0) {
+		it->result = srv_push_rejected("too large: body %s (the limit "
+		    "is %d levels and %u bytes of compact JSON)", why,
+		    BODYLIMIT_MAX_DEPTH, BODYLIMIT_MAX_BYTES);
+		goto out;
+	}
 	return;
 out:
 	if (it->result == NULL)

@@ -7,7 +7,10 @@
  *     SRV_PUSH_RECORD_MAX bytes, else "rejected";
  *  2. the signature is checked over the exact record bytes (record_verify)
  *     before anything in the record is believed; then the record's device
- *     must be the key that signed the request;
+ *     must be the key that signed the request, and a put's body must be
+ *     inside the one body limit (bodylimit.h: depth and size), else
+ *     "rejected" with the reason: a body every reader can parse wrapped in
+ *     /v1/changes or a ferryd reply;
  *  3. the change id <device>:<seq>: applied before with these same bytes ->
  *     "duplicate" with the version it made; applied before with other
  *     bytes -> "rejected" (a seq reused); answered "conflict" before -> judged
@@ -39,13 +42,13 @@
 
 #include <jansson.h>
 
+#include "bodylimit.h"
 #include "record.h"
 #include "srv_db.h"
 
 #define SRV_PUSH_MAX_CHANGES	1000
-/* Room for any document ferryd stores (8 MiB less 4 KiB of JSON) and the
- * record around it. */
-#define SRV_PUSH_RECORD_MAX	(8 * 1024 * 1024 + 4096)
+/* Room for a body at the limit (bodylimit.h) and the record around it. */
+#define SRV_PUSH_RECORD_MAX	(BODYLIMIT_MAX_BYTES + 4096)
 
 struct srv_push_stats {
 	size_t	applied;

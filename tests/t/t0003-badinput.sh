@@ -290,9 +290,12 @@ test_expect_success '10^5-deep nesting is refused; modest nesting is kept' '
 	"$VLSEND" "$sock" --deep 100000 --collection deep -n 1 >out &&
 	first_error out org.varlink.service.InvalidParameter &&
 	"$VLSEND" "$sock" --deep 100 --collection deep -n 1 >out &&
+	first_error out io.ferry.InvalidArgument &&
+	test_grep "nested deeper than 64 levels" out &&
+	"$VLSEND" "$sock" --deep 60 --collection deep -n 1 >out &&
 	test "$(json_int rev out)" = 1 &&
-	fcall A Get "{\"collection\":\"deep\",\"id\":\"vdeep100\"}" >out &&
-	test_grep "\"a\":\[\{100\}\]\{100\}}" out &&
+	fcall A Get "{\"collection\":\"deep\",\"id\":\"vdeep60\"}" >out &&
+	test_grep "\"a\":\[\{60\}\]\{60\}}" out &&
 	still_fine
 '
 

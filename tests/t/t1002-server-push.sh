@@ -180,7 +180,7 @@ test_expect_success 'malformed items and records are rejected one by one' '
 	test_cmp before after
 '
 
-test_expect_success 'a record over 8 MiB + 4 KiB is rejected as too large' '
+test_expect_success 'a record over 4 MiB + 4 KiB is rejected as too large' '
 	{
 		printf "{\"s\":\"" &&
 		head -c 8392800 /dev/zero | tr "\\0" x &&
@@ -190,7 +190,7 @@ test_expect_success 'a record over 8 MiB + 4 KiB is rejected as too large' '
 	{ printf "{\"changes\":[" && cat big.item && printf "]}"; } >p.json &&
 	req s alice POST /v1/push p.json >out &&
 	status_is 200 out &&
-	test_grep "\"error\":\"too large: the record is [0-9]* bytes (at most 8392704)\",\"status\":\"rejected\"" out &&
+	test_grep "\"error\":\"too large: the record is [0-9]* bytes (at most 4198400)\",\"status\":\"rejected\"" out &&
 	server_state s alice >after &&
 	test_cmp before after
 '

@@ -353,6 +353,23 @@ json_str() {
 	    sed 's/^[^:]*:"\(.*\)"$/\1/'
 }
 
+# json_nested N: a JSON object nested N levels deep ({} is one level), as
+# the body limit counts them (lib/bodylimit.h).
+json_nested() {
+	awk -v n="$1" 'BEGIN {
+		for (i = 1; i < n; i++) printf "{\"d\":";
+		printf "{}";
+		for (i = 1; i < n; i++) printf "}";
+	}'
+}
+
+# json_sized N: {"s":"xx...x"}, an object of N bytes of compact JSON.
+json_sized() {
+	printf '{"s":"' &&
+	head -c $(($1 - 8)) /dev/zero | tr '\0' x &&
+	printf '"}'
+}
+
 # check_run FILE FIRST LAST: FILE holds exactly the integers FIRST..LAST,
 # one a line, in order; else say where it first differs (no huge diffs).
 check_run() {
