@@ -569,6 +569,19 @@ status_print(const json_t *st)
 			printf("  %s/%s: %s\n", get_str(rc, "collection", "?"),
 			    get_str(rc, "id", "?"), get_str(rc, "error", "?"));
 	}
+	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "parked:",
+	    get_int(st, "parked"));
+	{
+		json_t *pk = json_object_get(st, "parked_changes"), *pc;
+		size_t i;
+
+		/* Each pulled change that could not be applied, with why. */
+		json_array_foreach(pk, i, pc)
+			printf("  %s/%s version %" JSON_INTEGER_FORMAT ": %s\n",
+			    get_str(pc, "collection", "?"),
+			    get_str(pc, "id", "?"), get_int(pc, "version"),
+			    get_str(pc, "reason", "?"));
+	}
 	v = json_object_get(st, "last_sync_ms");
 	if (json_is_integer(v) && json_integer_value(v) > 0) {
 		format_time(json_integer_value(v), buf, sizeof(buf));

@@ -704,6 +704,19 @@ rejected_one(const char *collection, const char *id, const char *error,
 	    -ENOMEM : 0;
 }
 
+/* One parked pulled change, as Status lists it. */
+static int
+parked_one(const struct store_parked *p, void *arg)
+{
+	json_t *o;
+
+	o = json_pack("{s:s,s:s,s:I,s:s?,s:s,s:I}", "collection",
+	    p->collection, "id", p->id, "version", (json_int_t)p->version,
+	    "change", p->change, "reason", p->reason, "created_ms",
+	    (json_int_t)p->created_ms);
+	return json_array_append_new(arg, o) < 0 ? -ENOMEM : 0;
+}
+
 static json_t *
 status_json(struct control *c)
 {
@@ -719,7 +732,7 @@ status_json(struct control *c)
 		err = sync_last_error(c->sync);
 		last = sync_last_ok_ms(c->sync);
 	}
-	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
+	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
 	    "state", state,
 	    "remote", c->remote,
 	    "device", c->device,
@@ -727,6 +740,7 @@ status_json(struct control *c)
 	    "pending", (json_int_t)n.pending,
 	    "conflicts", (json_int_t)n.conflicts,
 	    "rejected", (json_int_t)n.rejected,
+	    "parked", (json_int_t)n.parked,
 	    "last_error", err,
 	    "docs", (json_int_t)n.docs,
 	    "version", FERRY_VERSION,
@@ -744,6 +758,15 @@ status_json(struct control *c)
 
 		if (store_rejected_list(c->st, 20, rejected_one, list) >= 0)
 			json_object_set_new(s, "rejected_changes", list);
+		else
+			json_decref(list);
+	}
+	if (n.parked > 0) {
+		/* Pulled changes that could not be applied, likewise. */
+		json_t *list = json_array();
+
+		if (store_parked_list(c->st, 20, parked_one, list) >= 0)
+			json_object_set_new(s, "parked_changes", list);
 		else
 			json_decref(list);
 	}
