@@ -1135,15 +1135,8 @@ out:
 static const char *
 pull_check(json_t *changes)
 {
-	json_t *ch;
-	size_t i;
-
 	if (!json_is_array(changes))
 		return "no changes array";
-	json_array_foreach(changes, i, ch) {
-		if (!json_is_object(ch))
-			return "a change is not an object";
-	}
 	return NULL;
 }
 
@@ -1158,7 +1151,9 @@ pull_change_check(json_t *ch, size_t body_len, bool *ret_nomem)
 	json_t *body;
 	char *why;
 
-	if (!json_is_string(json_object_get(ch, "collection")))
+	if (!json_is_object(ch))
+		what = "change", reason = "is not an object";
+	else if (!json_is_string(json_object_get(ch, "collection")))
 		what = "collection", reason = "is missing";
 	else if (names_check_collection(json_string_value(json_object_get(ch,
 	    "collection")), &reason) < 0)
