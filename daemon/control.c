@@ -889,6 +889,21 @@ handle_conflicts(struct control *c, struct vl_call *call, json_t *params)
 	reply_with(call, "conflicts", list);
 }
 
+/* Parked pulled changes, oldest first (at most LIST_MAX). */
+static void
+handle_parked(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *list;
+
+	list = json_array();
+	if (store_parked_list(c->st, LIST_MAX, parked_one, list) < 0) {
+		json_decref(list);
+		reply_store_error(c, call);
+		return;
+	}
+	reply_with(call, "parked", list);
+}
+
 static void
 reply_conflict_not_found(struct vl_call *call, int64_t id)
 {
@@ -1232,6 +1247,7 @@ static const struct method methods[] = {
 	{ "io.ferry.Status", handle_status, false, p_none },
 	{ "io.ferry.Sync", handle_sync, false, p_sync },
 	{ "io.ferry.Conflicts", handle_conflicts, false, p_none },
+	{ "io.ferry.Parked", handle_parked, false, p_none },
 	{ "io.ferry.GetConflict", handle_get_conflict, false, p_conflict },
 	{ "io.ferry.Resolve", handle_resolve, true, p_resolve },
 	{ "io.ferry.History", handle_history, false, p_history },

@@ -89,14 +89,21 @@ test_expect_success 'Status counts and lists them with the reason' '
 	test_grep "{\"collection\":\"park\",\"id\":\"big\",\"version\":1,\"change\":\"[^\"]*:4\",\"reason\":\"body is larger than 4194304 bytes of compact JSON\"" st
 '
 
-test_expect_success 'ferryctl status shows them; --json has them too' '
+test_expect_success 'ferryctl status and ferryctl parked show them, also as --json' '
 	ctl_bounded 10 A status >ctl.out &&
 	test_grep "^parked: *2\$" ctl.out &&
 	test_grep "^  park/deep version 1: body is nested deeper than 64 levels\$" ctl.out &&
 	test_grep "^  park/big version 1: body is larger than 4194304 bytes" ctl.out &&
 	ctl_bounded 10 A --json status >ctl.json &&
 	test_grep "\"parked\": *2" ctl.json &&
-	test_grep "\"reason\": *\"body is nested deeper than 64 levels\"" ctl.json
+	test_grep "\"reason\": *\"body is nested deeper than 64 levels\"" ctl.json &&
+	ctl_bounded 10 A parked >parked.out &&
+	test_equal "parked lines" 2 "$(grep -c . parked.out)" &&
+	test_grep "^park/deep version 1 ([^)]*:2): body is nested deeper than 64 levels\$" parked.out &&
+	test_grep "^park/big version 1 ([^)]*:4): body is larger than 4194304 bytes" parked.out &&
+	ctl_bounded 10 A --json parked >parked.json &&
+	test_grep "\"parked\": *\[" parked.json &&
+	test_grep "\"id\": *\"big\"" parked.json
 '
 
 test_expect_success 'a later change to a parked document, inside the limit, applies' '
