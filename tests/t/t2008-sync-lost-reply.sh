@@ -9,8 +9,9 @@
 # skipped its own change, merged B's against a stale base, and queued a
 # conflict on /fa naming its own fa=1 as "theirs".  Also: the pulled-back
 # change settles the document while every push is refused (nothing is
-# sent twice once the network heals), and a push answer that arrives
-# after the pull settled the record (a trickled reply) changes nothing.
+# sent twice once the network heals), a delete likewise, and a push answer
+# that arrives after the pull settled the record (a trickled reply)
+# changes nothing.
 
 . "$(dirname "$0")/fault-lib.sh"
 
@@ -106,6 +107,27 @@ test_expect_success 'a pulled-back change is the answer while pushes are refused
 	server_changes s >changes &&
 	test_equal "g/d1 changes on the server" 1 \
 	    "$(grep -c "\"collection\":\"g\"" changes)"
+'
+
+# The same for a delete: its tombstone coming back is its answer.
+test_expect_success 'a pulled-back delete is its answer too' '
+	fp clear &&
+	fp "set /v1/push refuse" &&
+	fp "set /v1/push drop-after 1" &&
+	n=$(proxy_stat px drop-after) &&
+	del A g d1 >del.out &&
+	test_grep "\"deleted\":true" del.out &&
+	test_wait_until 20 "test \"\$(proxy_stat px drop-after)\" = $((n + 1))" &&
+	test_wait_until 30 "get A g d1 >g.out && test \"\$(json_int version g.out)\" = 2" &&
+	test_grep "\"deleted\":true" g.out &&
+	test_grep "\"pending\":false" g.out &&
+	test_equal "A pending" 0 "$(status_int A pending)" &&
+	fp clear &&
+	sync_wait A &&
+	server_doc s g d1 >srv.out &&
+	test_grep "^{\"deleted\":true,\"version\":2}\$" srv.out &&
+	conflict_ids A >cids &&
+	test_equal "conflicts on A" "" "$(cat cids)"
 '
 
 # A trickled reply arrives after the long-poll has brought the change
