@@ -71,6 +71,7 @@ usage(FILE *fp)
 "  sync [--wait]                    push and pull now\n"
 "  conflicts                        list unresolved conflicts\n"
 "  conflicts show ID                show one conflict\n"
+"  parked                           pulled changes that could not be applied\n"
 "  resolve ID --mine|--theirs|--body FILE\n"
 "                                   resolve a conflict\n"
 "  log C ID                         a document's signed history\n"
@@ -568,6 +569,19 @@ status_print(const json_t *st)
 		json_array_foreach(rej, i, rc)
 			printf("  %s/%s: %s\n", get_str(rc, "collection", "?"),
 			    get_str(rc, "id", "?"), get_str(rc, "error", "?"));
+	}
+	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "parked:",
+	    get_int(st, "parked"));
+	{
+		json_t *pk = json_object_get(st, "parked_changes"), *pc;
+		size_t i;
+
+		/* Each pulled change that could not be applied, with why. */
+		json_array_foreach(pk, i, pc)
+			printf("  %s/%s version %" JSON_INTEGER_FORMAT ": %s\n",
+			    get_str(pc, "collection", "?"),
+			    get_str(pc, "id", "?"), get_int(pc, "version"),
+			    get_str(pc, "reason", "?"));
 	}
 	v = json_object_get(st, "last_sync_ms");
 	if (json_is_integer(v) && json_integer_value(v) > 0) {
@@ -1406,6 +1420,33 @@ cmd_conflicts(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
+/* parked: the pulled changes ferryd could not apply, with why. */
+static int
+cmd_parked(struct ctl *c, int argc, char **argv)
+{
+	json_t *reply = NULL, *pc;
+	size_t i;
+	int r;
+
+	if ((r = common_opts_only(c, argc, argv)) != 0)
+		return r;
+	if (optind != argc)
+		return usage_error("parked: takes no arguments");
+	if ((r = call_json(c, "io.ferry.Parked", json_object(), &reply)) != 0)
+		return r;
+	if (c->json)
+		print_line(reply);
+	else
+		json_array_foreach(json_object_get(reply, "parked"), i, pc)
+			printf("%s/%s version %" JSON_INTEGER_FORMAT " (%s): %s\n",
+			    get_str(pc, "collection", "?"),
+			    get_str(pc, "id", "?"), get_int(pc, "version"),
+			    get_str(pc, "change", "no change id"),
+			    get_str(pc, "reason", "?"));
+	json_decref(reply);
+	return 0;
+}
+
 static int
 cmd_resolve(struct ctl *c, int argc, char **argv)
 {
@@ -1623,6 +1664,7 @@ static const struct cmd cmds[] = {
 	{ "watch",	cmd_watch },
 	{ "sync",	cmd_sync },
 	{ "conflicts",	cmd_conflicts },
+	{ "parked",	cmd_parked },
 	{ "resolve",	cmd_resolve },
 	{ "log",	cmd_log },
 	{ "help",	cmd_help },

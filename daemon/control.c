@@ -729,6 +729,19 @@ rejected_one(const char *collection, const char *id, const char *error,
 	    -ENOMEM : 0;
 }
 
+/* One parked pulled change, as Status lists it. */
+static int
+parked_one(const struct store_parked *p, void *arg)
+{
+	json_t *o;
+
+	o = json_pack("{s:s,s:s,s:I,s:s?,s:s,s:I}", "collection",
+	    p->collection, "id", p->id, "version", (json_int_t)p->version,
+	    "change", p->change, "reason", p->reason, "created_ms",
+	    (json_int_t)p->created_ms);
+	return json_array_append_new(arg, o) < 0 ? -ENOMEM : 0;
+}
+
 static json_t *
 status_json(struct control *c)
 {
@@ -744,7 +757,7 @@ status_json(struct control *c)
 		err = sync_last_error(c->sync);
 		last = sync_last_ok_ms(c->sync);
 	}
-	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
+	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
 	    "state", state,
 	    "remote", c->remote,
 	    "device", c->device,
@@ -752,6 +765,7 @@ status_json(struct control *c)
 	    "pending", (json_int_t)n.pending,
 	    "conflicts", (json_int_t)n.conflicts,
 	    "rejected", (json_int_t)n.rejected,
+	    "parked", (json_int_t)n.parked,
 	    "last_error", err,
 	    "docs", (json_int_t)n.docs,
 	    "version", FERRY_VERSION,
@@ -769,6 +783,15 @@ status_json(struct control *c)
 
 		if (store_rejected_list(c->st, 20, rejected_one, list) >= 0)
 			json_object_set_new(s, "rejected_changes", list);
+		else
+			json_decref(list);
+	}
+	if (n.parked > 0) {
+		/* Pulled changes that could not be applied, likewise. */
+		json_t *list = json_array();
+
+		if (store_parked_list(c->st, 20, parked_one, list) >= 0)
+			json_object_set_new(s, "parked_changes", list);
 		else
 			json_decref(list);
 	}
@@ -889,6 +912,21 @@ handle_conflicts(struct control *c, struct vl_call *call, json_t *params)
 		return;
 	}
 	reply_with(call, "conflicts", list);
+}
+
+/* Parked pulled changes, oldest first (at most LIST_MAX). */
+static void
+handle_parked(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *list;
+
+	list = json_array();
+	if (store_parked_list(c->st, LIST_MAX, parked_one, list) < 0) {
+		json_decref(list);
+		reply_store_error(c, call);
+		return;
+	}
+	reply_with(call, "parked", list);
 }
 
 static void
@@ -1238,6 +1276,7 @@ static const struct method methods[] = {
 	{ "io.ferry.Status", handle_status, false, p_none },
 	{ "io.ferry.Sync", handle_sync, false, p_sync },
 	{ "io.ferry.Conflicts", handle_conflicts, false, p_none },
+	{ "io.ferry.Parked", handle_parked, false, p_none },
 	{ "io.ferry.GetConflict", handle_get_conflict, false, p_conflict },
 	{ "io.ferry.Resolve", handle_resolve, true, p_resolve },
 	{ "io.ferry.History", handle_history, false, p_history },

@@ -39,6 +39,7 @@
 
 #include "auth.h"
 #include "backoff.h"
+#include "bodylimit.h"
 #include "http.h"
 #include "log.h"
 #include "merge.h"
@@ -84,6 +85,8 @@ struct pull_step {
 	char		 bad[JSON_ERROR_TEXT_LENGTH]; /* why it was refused */
 	json_t		*changes;	/* until applied (writer frees it) */
 	char		**bodies;	/* each change's body as text, or NULL */
+	char		**why;		/* why a change cannot apply (NULL: it
+					 * can; the array only if one cannot) */
 	size_t		 n;		/* changes in the page */
 	int64_t		 since;		/* the cursor this page follows */
 	int64_t		 last_seq;
@@ -93,6 +96,8 @@ struct pull_step {
 					 * here before parsing (0: not) */
 	bool		 stale;		/* since was not the stored cursor */
 	bool		 merged;	/* a merge queued a change to push */
+	bool		 settled;	/* a pulled-back change of ours was
+					 * the answer to its push */
 	bool		 queued;	/* in a worker's queue (counted) */
 };
 
@@ -924,6 +929,12 @@ pull_bodies_free(struct pull_step *p)
 {
 	size_t i;
 
+	if (p->why != NULL) {
+		for (i = 0; i < p->n; i++)
+			free(p->why[i]);
+		free(p->why);
+		p->why = NULL;
+	}
 	if (p->bodies == NULL)
 		return;
 	for (i = 0; i < p->n; i++)
@@ -943,27 +954,130 @@ pull_step_free(struct pull_step *p)
 	free(p);
 }
 
-/* Is change id "<device>:<seq>" one of ours? */
+/* Is change id "<device>:<seq>" one of ours?  If so, *ret_seq is its seq. */
 static bool
-change_is_ours(const struct sync *sy, const char *change)
+change_is_ours(const struct sync *sy, const char *change, int64_t *ret_seq)
 {
 	size_t n = strlen(sy->keys->pub_b64);
+	char *end;
+	long long seq;
 
-	return change != NULL && strncmp(change, sy->keys->pub_b64, n) == 0 &&
-	    change[n] == ':';
+	if (change == NULL || strncmp(change, sy->keys->pub_b64, n) != 0 ||
+	    change[n] != ':')
+		return false;
+	errno = 0;
+	seq = strtoll(change + n + 1, &end, 10);
+	if (errno != 0 || end == change + n + 1 || *end != '\0' || seq < 1)
+		return false;
+	*ret_seq = seq;
+	return true;
 }
 
-/* Writer thread: apply one page of remote changes and the new cursor. */
+/*
+ * Errors that say the replica as a whole cannot be written now (the page
+ * is retried from its cursor), as opposed to one change that cannot be
+ * applied (parked, and the pull goes on).
+ */
+static bool
+pull_error_is_fatal(int r)
+{
+	return r == -ENOMEM || r == -ENOSPC || r == -EBUSY || r == -EIO ||
+	    r == -EACCES || r == -EROFS;
+}
+
+/*
+ * Writer thread: apply one change of a page (inside its own savepoint).
+ * A change of ours coming back while its record is still in the outbox
+ * is the push's answer (a reply lost or not yet arrived): the record is
+ * settled as "applied" would settle it, so the document's version and
+ * base move to it and later local changes go on top; it is never merged
+ * with itself.  Anyone else's change is merged with local changes (a
+ * rebase), updates an open conflict with a newer theirs, or is applied.
+ */
+static int
+pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
+    const char *body)
+{
+	struct sync *sy = p->sy;
+	const char *collection, *id, *change;
+	struct store_doc cur;
+	int64_t version, seq, rev, mine = 0;
+	bool deleted;
+	int r;
+
+	collection = json_string_value(json_object_get(ch, "collection"));
+	id = json_string_value(json_object_get(ch, "id"));
+	version = json_integer_value(json_object_get(ch, "version"));
+	deleted = json_is_true(json_object_get(ch, "deleted"));
+	change = json_string_value(json_object_get(ch, "change"));
+	memset(&cur, 0, sizeof cur);
+	r = store_doc_get(b->st, STORE_WRITER, collection, id, &cur);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = 0;
+	if (version <= cur.version) {
+		/* Already have it (our own push, or a replay). */
+	} else if (cur.pending || cur.conflicted) {
+		if (change_is_ours(sy, change, &mine) &&
+		    (r = store_push_settle_change(b->st, collection, id, mine,
+		    version, deleted ? NULL : body)) != 0) {
+			if (r > 0) {
+				log_debug("sync: %s/%s: change %" PRId64
+				    " pulled back before its push answer: "
+				    "version %" PRId64, collection, id, mine,
+				    version);
+				p->settled = true;
+				r = 0;
+			}
+		} else
+			r = sync_merge(b, &cur, 0, collection, id, version,
+			    deleted, body, &p->merged);
+	} else {
+		r = store_apply_remote(b->st, &cur, collection, id, version,
+		    deleted, body, util_now_ms(), &seq, &rev);
+		if (r == 0)
+			r = watch_events_add(&b->events, seq, collection, id,
+			    rev, version, deleted, STORE_ORIGIN_REMOTE, body);
+	}
+	store_doc_clear(&cur);
+	return r;
+}
+
+/*
+ * Writer thread: park change ch, which cannot be applied (why), so the
+ * changes behind it go on.  Names the remote sent that are not names
+ * (they were refused) are kept short.
+ */
+static int
+pull_park(struct writer_batch *b, json_t *ch, const char *why)
+{
+	const char *collection, *id, *change;
+	char cbuf[160], ibuf[160];
+	int64_t version;
+
+	collection = json_string_value(json_object_get(ch, "collection"));
+	id = json_string_value(json_object_get(ch, "id"));
+	change = json_string_value(json_object_get(ch, "change"));
+	version = json_integer_value(json_object_get(ch, "version"));
+	snprintf(cbuf, sizeof cbuf, "%.128s", collection != NULL ?
+	    collection : "");
+	snprintf(ibuf, sizeof ibuf, "%.128s", id != NULL ? id : "");
+	log_warn("sync: pull: parked change %s to %s/%s (version %" PRId64
+	    "): %s", change != NULL ? change : "(no id)", cbuf, ibuf, version,
+	    why);
+	return store_parked_add(b->st, cbuf, ibuf, version, change, why,
+	    util_now_ms());
+}
+
+/* Writer thread: apply one page of remote changes and the new cursor.
+ * Each change applies in a savepoint of its own: one that cannot be
+ * applied is rolled back alone and parked (DESIGN "Additions"). */
 static void
 pull_apply_run(struct writer_batch *b, struct writer_op *op)
 {
 	struct pull_step *p = op->arg;
-	struct sync *sy = p->sy;
-	const char *collection, *id, *change, *body;
-	struct store_doc cur;
-	int64_t version, seq, rev;
-	char buf[32];
-	bool deleted;
+	struct store_change_mark sp;
+	char buf[32], why[256];
 	json_t *ch;
 	size_t i;
 	int64_t stored = 0;
@@ -981,38 +1095,27 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		goto out;
 	}
 	json_array_foreach(p->changes, i, ch) {
-		collection = json_string_value(json_object_get(ch,
-		    "collection"));
-		id = json_string_value(json_object_get(ch, "id"));
-		version = json_integer_value(json_object_get(ch, "version"));
-		deleted = json_is_true(json_object_get(ch, "deleted"));
-		change = json_string_value(json_object_get(ch, "change"));
-		memset(&cur, 0, sizeof cur);
-		r = store_doc_get(b->st, STORE_WRITER, collection, id, &cur);
-		if (r < 0 && r != -ENOENT)
-			break;
-		r = 0;
-		body = p->bodies[i];
-		if (version <= cur.version) {
-			/* Already have it (our own push, or a replay). */
-		} else if (cur.pending || cur.conflicted) {
-			/* Our own change coming back before its push answer
-			 * is already here; anyone else's is merged with the
-			 * local change (a rebase), or updates the conflict
-			 * already open with a newer theirs. */
-			if (!change_is_ours(sy, change))
-				r = sync_merge(b, &cur, 0, collection, id,
-				    version, deleted, body, &p->merged);
-		} else {
-			r = store_apply_remote(b->st, &cur, collection, id,
-			    version, deleted, body, util_now_ms(), &seq, &rev);
-			if (r == 0)
-				r = watch_events_add(&b->events, seq,
-				    collection, id, rev, version, deleted,
-				    STORE_ORIGIN_REMOTE, body);
+		if (p->why != NULL && p->why[i] != NULL) {
+			if ((r = pull_park(b, ch, p->why[i])) < 0)
+				break;
+			continue;
 		}
-		store_doc_clear(&cur);
-		if (r < 0)
+		if ((r = store_change_begin(b->st, &sp)) < 0)
+			break;
+		if ((r = pull_apply_one(b, p, ch, p->bodies[i])) == 0) {
+			if ((r = store_change_keep(b->st)) < 0)
+				break;
+			continue;
+		}
+		if (pull_error_is_fatal(r))
+			break;
+		/* This change alone cannot be applied: undo it, park it. */
+		snprintf(why, sizeof why, "cannot be applied: %s%s%s",
+		    r == -EBADMSG ? "a body cannot be read" : strerror(-r),
+		    r == -EBADMSG ? "" : ": ", r == -EBADMSG ? "" :
+		    store_errmsg(b->st));
+		if ((r = store_change_undo(b->st, &sp)) < 0 ||
+		    (r = pull_park(b, ch, why)) < 0)
 			break;
 	}
 	if (r == 0) {
@@ -1027,33 +1130,56 @@ out:
 	pull_bodies_free(p);
 }
 
-/* Check every change of a page before any is applied. */
+/* Check the shape of a page before any change is applied; one change that
+ * cannot be applied is found by pull_change_check (and parked). */
 static const char *
 pull_check(json_t *changes)
 {
-	const char *reason;
-	json_t *ch, *body;
-	size_t i;
-
 	if (!json_is_array(changes))
 		return "no changes array";
-	json_array_foreach(changes, i, ch) {
-		if (!json_is_string(json_object_get(ch, "collection")) ||
-		    names_check_collection(json_string_value(json_object_get(
-		    ch, "collection")), &reason) < 0 ||
-		    !json_is_string(json_object_get(ch, "id")) ||
-		    names_check_id(json_string_value(json_object_get(ch,
-		    "id")), &reason) < 0)
-			return "a change has a bad collection or id";
-		if (!json_is_integer(json_object_get(ch, "version")) ||
-		    json_integer_value(json_object_get(ch, "version")) < 1)
-			return "a change has no version";
-		body = json_object_get(ch, "body");
-		if (!json_is_true(json_object_get(ch, "deleted")) &&
-		    !json_is_object(body))
-			return "a change has no body";
-	}
 	return NULL;
+}
+
+/*
+ * Why one change of a page cannot be applied (a malloc'd sentence), or
+ * NULL if it can.  *ret_nomem is set when the sentence could not be made.
+ */
+static char *
+pull_change_check(json_t *ch, size_t body_len, bool *ret_nomem)
+{
+	const char *reason = NULL, *what = NULL;
+	json_t *body;
+	char *why;
+
+	if (!json_is_object(ch))
+		what = "change", reason = "is not an object";
+	else if (!json_is_string(json_object_get(ch, "collection")))
+		what = "collection", reason = "is missing";
+	else if (names_check_collection(json_string_value(json_object_get(ch,
+	    "collection")), &reason) < 0)
+		what = "collection";
+	else if (!json_is_string(json_object_get(ch, "id")))
+		what = "id", reason = "is missing";
+	else if (names_check_id(json_string_value(json_object_get(ch, "id")),
+	    &reason) < 0)
+		what = "id";
+	else if (!json_is_integer(json_object_get(ch, "version")) ||
+	    json_integer_value(json_object_get(ch, "version")) < 1)
+		what = "version", reason = "is missing or not positive";
+	else if (!json_is_true(json_object_get(ch, "deleted"))) {
+		body = json_object_get(ch, "body");
+		if (!json_is_object(body))
+			what = "body", reason = "is missing or not an object";
+		else if (bodylimit_check_text(body, body_len, &reason) < 0)
+			what = "body";
+	}
+	if (what == NULL)
+		return NULL;
+	if (asprintf(&why, "%s %s", what, reason) < 0) {
+		*ret_nomem = true;
+		return NULL;
+	}
+	return why;
 }
 
 /*
@@ -1117,8 +1243,12 @@ pull_applied_done(struct writer_op *op, int err)
 	sy->cursor = p->last_seq;
 	if (!full && p->round > sy->caught_after)
 		sy->caught_after = p->round;
-	if (p->merged)
-		push_start(sy);		/* rebased changes to send */
+	if (p->merged || p->settled) {
+		/* Rebased changes to send, or intents that waited for a
+		 * record the pull just settled. */
+		sy->push_need = true;
+		push_start(sy);
+	}
 	pull_step_free(p);
 	pull_settle(sy);
 	waiters_check(sy);
@@ -1159,22 +1289,44 @@ pull_parse_run(void *arg)
  * bottleneck, and not on the parser, so that the next page is parsed
  * meanwhile; then their trees go, so the writer gets small objects to
  * read and free.  A merge parses its body again (rare: a local change).
+ * Each change is checked here too (names, version, the body limit): one
+ * that cannot be applied gets its reason in p->why and no body.
  */
 static void
 pull_encode_run(void *arg)
 {
 	struct pull_step *p = arg;
-	json_t *ch;
+	json_t *ch, *body;
+	char *text, *why;
+	bool nomem = false;
 	size_t i;
 
 	if ((p->bodies = calloc(p->n ? p->n : 1, sizeof *p->bodies)) == NULL)
 		goto nomem;
 	json_array_foreach(p->changes, i, ch) {
-		if (json_is_true(json_object_get(ch, "deleted")))
-			continue;
-		if ((p->bodies[i] = json_dumps(json_object_get(ch, "body"),
-		    JSON_COMPACT)) == NULL)
+		text = NULL;
+		body = json_object_get(ch, "body");
+		if (!json_is_true(json_object_get(ch, "deleted")) &&
+		    json_is_object(body) &&
+		    (text = json_dumps(body, JSON_COMPACT)) == NULL)
 			goto nomem;
+		why = pull_change_check(ch, text != NULL ? strlen(text) : 0,
+		    &nomem);
+		if (why != NULL && p->why == NULL &&
+		    (p->why = calloc(p->n, sizeof *p->why)) == NULL) {
+			free(why);
+			nomem = true;
+		}
+		if (nomem) {
+			free(text);
+			goto nomem;
+		}
+		if (why != NULL) {
+			p->why[i] = why;
+			free(text);
+			text = NULL;
+		}
+		p->bodies[i] = text;
 		json_object_del(ch, "body");
 	}
 	return;

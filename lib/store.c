@@ -70,14 +70,13 @@ enum {
 	ST_OUTBOX_HAS,
 	ST_OUTBOX_DROP_SENT,
 	ST_OUTBOX_INFLIGHT_AFTER,
+	ST_OUTBOX_BY_CHANGE,
+	ST_CHANGE_SAVEPOINT,
+	ST_CHANGE_RELEASE,
+	ST_CHANGE_ROLLBACK_TO,
+	ST_PARKED_ADD,
+	ST_PARKED_R,
 	ST_COUNT
-};
-
-struct store_delta {
-	int64_t	docs;
-	int64_t	pending;
-	int64_t	conflicts;
-	int64_t	rejected;
 };
 
 /*
@@ -214,6 +213,20 @@ static const char *store_migrations[] = {
 	 * twice.  A local write copies body into base_body first.
 	 */
 	"ALTER TABLE docs ADD COLUMN base_same INTEGER NOT NULL DEFAULT 0;",
+	/*
+	 * 3 -> 4: pulled changes that could not be applied (a body over the
+	 * limit, a malformed change, one the replica cannot store) are
+	 * parked here with the reason, so that the changes behind them apply.
+	 */
+	"CREATE TABLE parked ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  change TEXT,"
+	"  reason TEXT NOT NULL,"
+	"  created_ms INTEGER NOT NULL"
+	");",
 };
 
 #define STORE_NMIGRATIONS \
@@ -379,6 +392,20 @@ static const struct {
 	    " WHERE o.record IS NOT NULL AND o.state = 'queued'"
 	    " AND o.change_seq > ?2"
 	    " AND d.conflicted = 0 ORDER BY o.change_seq LIMIT ?1" },
+	/* The record in flight that a device seq names (a change of ours
+	 * the pull brought back). */
+	[ST_OUTBOX_BY_CHANGE] = { 0,
+	    "SELECT seq FROM outbox WHERE change_seq = ?3 AND record IS NOT NULL"
+	    " AND state = 'queued' AND collection = ?1 AND id = ?2" },
+	[ST_CHANGE_SAVEPOINT] = { 0, "SAVEPOINT store_change" },
+	[ST_CHANGE_RELEASE] = { 0, "RELEASE store_change" },
+	[ST_CHANGE_ROLLBACK_TO] = { 0, "ROLLBACK TO store_change" },
+	[ST_PARKED_ADD] = { 0,
+	    "INSERT INTO parked (collection, id, version, change, reason,"
+	    " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
+	[ST_PARKED_R] = { 1,
+	    "SELECT collection, id, version, change, reason, created_ms"
+	    " FROM parked ORDER BY seq LIMIT ?1" },
 };
 
 const char *
@@ -498,6 +525,8 @@ store_load_counts(struct store *s)
 	    (r = store_count_query(s,
 	    "SELECT count(*) FROM outbox WHERE state = 'rejected'",
 	    &s->counts.rejected)) < 0 ||
+	    (r = store_count_query(s, "SELECT count(*) FROM parked",
+	    &s->counts.parked)) < 0 ||
 	    (r = store_count_query(s,
 	    "SELECT coalesce(max(seq), 0) FROM changes",
 	    &s->counts.head_seq)) < 0)
@@ -707,6 +736,7 @@ store_commit(struct store *s)
 	s->counts.pending += s->delta.pending;
 	s->counts.conflicts += s->delta.conflicts;
 	s->counts.rejected += s->delta.rejected;
+	s->counts.parked += s->delta.parked;
 	s->counts.head_seq = s->batch_head;
 	pthread_mutex_unlock(&s->counts_lock);
 	return 0;
@@ -1385,6 +1415,22 @@ store_conflict_get(struct store *s, enum store_conn conn, int64_t conflict_id,
 	return r;
 }
 
+/*
+ * The end of a walk on the reader: the count of rows given to the
+ * callback, or the callback's error (r < 0), or SQLite's; the statement is
+ * reset either way.
+ */
+static int
+store_walk_end(struct store *s, sqlite3_stmt *st, int rc, int r, int n)
+{
+	if (r >= 0)
+		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? n :
+		    store_fail(s, s->r, rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
 int
 store_conflicts_list(struct store *s, int limit, store_conflict_cb cb,
     void *arg)
@@ -1403,12 +1449,7 @@ store_conflicts_list(struct store *s, int limit, store_conflict_cb cb,
 			break;
 		n++;
 	}
-	if (r >= 0)
-		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? n :
-		    store_fail(s, s->r, rc);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
+	return store_walk_end(s, st, rc, r, n);
 }
 
 /*
@@ -1573,10 +1614,114 @@ store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
 			break;
 		n++;
 	}
-	if (r >= 0)
-		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? n :
-		    store_fail(s, s->r, rc);
+	return store_walk_end(s, st, rc, r, n);
+}
+
+/* --- savepoints: one change of a batch, undone alone --- */
+
+int
+store_change_begin(struct store *s, struct store_change_mark *ret)
+{
+	int r;
+
+	if (!s->in_batch)
+		return -EINVAL;
+	if ((r = store_step_done(s, s->st[ST_CHANGE_SAVEPOINT])) < 0)
+		return r;
+	ret->delta = s->delta;
+	ret->head = s->batch_head;
+	return 0;
+}
+
+int
+store_change_keep(struct store *s)
+{
+	return store_step_done(s, s->st[ST_CHANGE_RELEASE]);
+}
+
+int
+store_change_undo(struct store *s, const struct store_change_mark *sp)
+{
+	int r;
+
+	if ((r = store_step_done(s, s->st[ST_CHANGE_ROLLBACK_TO])) < 0 ||
+	    (r = store_step_done(s, s->st[ST_CHANGE_RELEASE])) < 0)
+		return r;
+	s->delta = sp->delta;
+	s->batch_head = sp->head;
+	return 0;
+}
+
+/* --- our own change pulled back --- */
+
+int
+store_push_settle_change(struct store *s, const char *collection,
+    const char *id, int64_t change_seq, int64_t version, const char *body)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_BY_CHANGE];
+	int64_t oseq = 0;
+	int rc, r;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, change_seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		oseq = sqlite3_column_int64(st, 0);
+	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail(s, s->w, rc);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	if (r < 0 || oseq == 0)
+		return r;
+	if ((r = store_push_applied(s, oseq, collection, id, version,
+	    body)) < 0)
+		return r;
+	return 1;
+}
+
+/* --- parked pulled changes --- */
+
+int
+store_parked_add(struct store *s, const char *collection, const char *id,
+    int64_t version, const char *change, const char *reason, int64_t now_ms)
+{
+	sqlite3_stmt *st = s->st[ST_PARKED_ADD];
+	int r;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, version);
+	if (change != NULL)
+		sqlite3_bind_text(st, 4, change, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, now_ms);
+	r = store_step_done(s, st);
+	sqlite3_clear_bindings(st);
+	if (r == 0)
+		s->delta.parked++;
 	return r;
+}
+
+int
+store_parked_list(struct store *s, int limit, store_parked_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_PARKED_R];
+	struct store_parked p;
+	int rc, r = 0, n = 0;
+
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		p.collection = (const char *)sqlite3_column_text(st, 0);
+		p.id = (const char *)sqlite3_column_text(st, 1);
+		p.version = sqlite3_column_int64(st, 2);
+		p.change = (const char *)sqlite3_column_text(st, 3);
+		p.reason = (const char *)sqlite3_column_text(st, 4);
+		p.created_ms = sqlite3_column_int64(st, 5);
+		if ((r = cb(&p, arg)) < 0)
+			break;
+		n++;
+	}
+	return store_walk_end(s, st, rc, r, n);
 }

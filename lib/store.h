@@ -76,7 +76,17 @@ struct store_counts {
 	int64_t	oldest_pending_ms;	/* 0 if none */
 	int64_t	conflicts;
 	int64_t	rejected;
+	int64_t	parked;		/* pulled changes that could not apply */
 	int64_t	head_seq;	/* last change-log seq */
+};
+
+/* How the open batch changed the counters (folded in at COMMIT). */
+struct store_delta {
+	int64_t	docs;
+	int64_t	pending;
+	int64_t	conflicts;
+	int64_t	rejected;
+	int64_t	parked;
 };
 
 const char *store_origin_name(enum store_origin o);
@@ -276,6 +286,58 @@ int	store_outbox_has(struct store *s, int64_t oseq);
 typedef int (*store_rejected_cb)(const char *collection, const char *id,
 	    const char *error, void *arg);
 int	store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
+	    void *arg);
+
+/*
+ * Savepoints inside a batch (writer), so that one change of many can fail
+ * alone: store_change_begin() opens one and fills *ret with what a rollback
+ * restores; store_change_keep() keeps what was done since,
+ * store_change_undo() undoes it (SQL and counters) and ends the
+ * savepoint.  They nest.  0 or -errno (-EINVAL outside a batch).
+ */
+struct store_change_mark {
+	struct store_delta	delta;
+	int64_t			head;
+};
+int	store_change_begin(struct store *s, struct store_change_mark *ret);
+int	store_change_keep(struct store *s);
+int	store_change_undo(struct store *s,
+	    const struct store_change_mark *sp);
+
+/*
+ * A change of this device came back from the remote (a pull) at version
+ * with body (NULL: a delete): if the outbox still holds its record (the
+ * row whose device seq is change_seq, for collection/id, not answered),
+ * that is the push's answer: settle the row exactly as
+ * store_push_applied() does (version and base advance; later intents
+ * stay queued on top).  1 if a row was settled, 0 if none was (answered
+ * already, dropped by a merge or resolution, or never ours to send), or
+ * -errno (writer, inside a batch).
+ */
+int	store_push_settle_change(struct store *s, const char *collection,
+	    const char *id, int64_t change_seq, int64_t version,
+	    const char *body);
+
+/*
+ * Parked pulled changes: a change from the remote that could not be
+ * applied (why: reason) is kept here, counted in store_counts().parked,
+ * and the pull goes on past it.  add: writer, inside a batch; change (the
+ * remote's change id) may be NULL.  list: reader, oldest first, fields
+ * valid during the call; the count given to cb, or -errno.
+ */
+struct store_parked {
+	const char	*collection;
+	const char	*id;
+	int64_t		 version;
+	const char	*change;	/* NULL if the remote gave none */
+	const char	*reason;
+	int64_t		 created_ms;
+};
+typedef int (*store_parked_cb)(const struct store_parked *p, void *arg);
+int	store_parked_add(struct store *s, const char *collection,
+	    const char *id, int64_t version, const char *change,
+	    const char *reason, int64_t now_ms);
+int	store_parked_list(struct store *s, int limit, store_parked_cb cb,
 	    void *arg);
 
 /* PRAGMA integrity_check on the writer: 0 if "ok", -EBADMSG otherwise. */

@@ -6,7 +6,10 @@
  * build or a file that is not a database is refused, not damaged; a merge
  * replaces a record in flight with a new intent whose outbox seq is never
  * the old one's, so a late answer to the old record changes nothing; a
- * pulled body stored once is still the base after local writes on top.
+ * pulled body stored once is still the base after local writes on top; a
+ * change of ours pulled back settles its record in flight (issue 8); one
+ * change of a batch rolls back alone to its savepoint and a parked pulled
+ * change is counted and listed.
  */
 #include "autoconfig.h"
 
@@ -541,6 +544,122 @@ test_sendable_after(void **state)
 	store_rollback(f->st);
 }
 
+
+/*
+ * Issue 8, break 1: a change of ours pulled back before its push answer
+ * is that answer.  The record's row is settled as "applied" settles it:
+ * version and base move to the record's body while a later local write
+ * stays queued on top; doing it again, for an older seq of ours, or then
+ * getting the late push answer, changes nothing.
+ */
+static void
+test_settle_change(void **state)
+{
+	struct fixture *f = *state;
+	struct store_counts n;
+	struct store_doc d;
+	char *base = NULL;
+
+	put(f->st, "c", "f", "{\"fa\":1}");
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_outbox_set_record(f->st, 1, "r1", 2, "s1", 7),
+	    0);
+	assert_int_equal(store_commit(f->st), 0);
+	put(f->st, "c", "f", "{\"fa\":2}");	/* a second intent, not sent */
+
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_push_settle_change(f->st, "c", "f", 6, 1,
+	    "{\"fa\":0}"), 0);			/* an older record of ours */
+	assert_int_equal(store_push_settle_change(f->st, "c", "g", 7, 1,
+	    "{\"fa\":1}"), 0);			/* another document */
+	assert_int_equal(store_push_settle_change(f->st, "c", "f", 7, 1,
+	    "{\"fa\":1}"), 1);
+	assert_int_equal(store_push_settle_change(f->st, "c", "f", 7, 1,
+	    "{\"fa\":1}"), 0);			/* pulled again: nothing */
+	/* The push answer comes after all: the row is gone, a no-op. */
+	assert_int_equal(store_push_applied(f->st, 1, "c", "f", 1,
+	    "{\"fa\":1}"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "f", &d), 0);
+	assert_int_equal(d.version, 1);
+	assert_true(d.pending);			/* fa=2 still to send */
+	assert_false(d.conflicted);
+	assert_string_equal(d.body, "{\"fa\":2}");
+	store_doc_clear(&d);
+	assert_int_equal(store_doc_base(f->st, "c", "f", &base), 0);
+	assert_string_equal(base, "{\"fa\":1}");
+	free(base);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.pending, 1);
+}
+
+/*
+ * Issue 8, break 2: one change of a batch fails alone.  Rolled back to its
+ * savepoint, nothing of it stays (document, intent, counters) while what
+ * came before it in the batch commits; a parked change is counted and
+ * listed, across a reopen.
+ */
+static int
+walk_parked(const struct store_parked *p, void *arg)
+{
+	int *n = arg;
+
+	assert_string_equal(p->collection, "c");
+	assert_string_equal(p->id, "bad");
+	assert_int_equal(p->version, 3);
+	assert_string_equal(p->change, "dev:9");
+	assert_string_equal(p->reason, "body is too deep");
+	assert_int_equal(p->created_ms, 1234);
+	(*n)++;
+	return 0;
+}
+
+static void
+test_savepoint_parked(void **state)
+{
+	struct fixture *f = *state;
+	struct store_change_mark sp;
+	struct store_counts n;
+	struct store_doc cur, d;
+	int64_t seq, rev;
+	int walked = 0;
+
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_change_begin(f->st, &sp), -EINVAL);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "good", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
+	assert_int_equal(store_change_begin(f->st, &sp), 0);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "bad", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
+	assert_int_equal(store_change_undo(f->st, &sp), 0);
+	assert_int_equal(store_parked_add(f->st, "c", "bad", 3, "dev:9",
+	    "body is too deep", 1234), 0);
+	assert_int_equal(store_change_begin(f->st, &sp), 0);
+	assert_int_equal(store_change_keep(f->st), 0);
+	assert_int_equal(store_commit(f->st), 0);
+
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "good", &d),
+	    0);
+	store_doc_clear(&d);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "bad", &d),
+	    -ENOENT);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.docs, 1);
+	assert_int_equal(n.pending, 1);
+	assert_int_equal(n.parked, 1);
+	assert_int_equal(n.head_seq, 1);
+	assert_int_equal(store_parked_list(f->st, 10, walk_parked, &walked),
+	    1);
+	assert_int_equal(walked, 1);
+
+	store_close(f->st);
+	assert_int_equal(store_open(f->path, &f->st, NULL), 0);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.parked, 1);
+	assert_int_equal(n.docs, 1);
+}
 int
 main(void)
 {
@@ -566,6 +685,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_remote_base, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sendable_after, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_settle_change, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_savepoint_parked, setup,
 		    teardown),
 	};
 
