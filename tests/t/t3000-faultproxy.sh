@@ -201,6 +201,18 @@ test_expect_success 'a request head over 64 KiB is refused by name' '
 	status_is 200 out
 '
 
+test_expect_success 'a body over 32 MiB is refused by name, never forwarded' '
+	head -c 34000000 /dev/zero >big &&
+	n0=$(grep -c "POST /v1/push" "$(server_log srv)") &&
+	preq px probe POST /v1/push big >out &&
+	status_is 413 out &&
+	test_grep "faultproxy: body over 32 MiB" out &&
+	test_equal "pushes the server saw" "$n0" \
+	    "$(grep -c "POST /v1/push" "$(server_log srv)")" &&
+	preq px probe GET /v1/info >out &&
+	status_is 200 out
+'
+
 test_expect_success 'SIGTERM stops it cleanly' '
 	proxy_stop px &&
 	proxy_stop px2 &&

@@ -45,7 +45,9 @@
  * is returned, so every fault applies to whole messages; anything over
  * 32 MiB is refused (413 to the client, or 502 for a reply) with a line in
  * the log.  One server connection per client connection, kept alive as the
- * client's is; at most 256 client connections (more are closed at once).
+ * client's is (and closed with it: when the server closes between
+ * requests, so does the proxy); at most 256 client and 16 control
+ * connections (more are closed at once).
  *
  * What it is not: a general proxy (no CONNECT, no upgrades, no TLS), or
  * fair (faults come from a xorshift PRNG seeded by --seed, so a run with
@@ -82,6 +84,7 @@
 #define BODY_MAX	(32u * 1024 * 1024)
 #define CONNS_MAX	256
 #define CTL_LINE_MAX	4096
+#define CTLS_MAX	16		/* control connections at once */
 #define TRICKLE_MS	50		/* one piece every TRICKLE_MS */
 #define TRICKLE_STEPS	40		/* at most this many pieces: 2 s */
 #define TRICKLE_MIN	4		/* bytes a piece, at least */
@@ -190,6 +193,7 @@ struct proxy {
 	TAILQ_HEAD(, conn)	 conns;
 	TAILQ_HEAD(, conn)	 dead;
 	TAILQ_HEAD(, ctl)	 ctls;
+	int			 nctls;
 	int			 nconns;
 	uint64_t		 next_id;
 	struct event		*reap;
@@ -976,8 +980,14 @@ srv_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if (c->state != C_UPSTREAM) {
-		/* An idle keep-alive connection the server closed. */
+		/*
+		 * The server closed its keep-alive connection.  Between
+		 * requests the client's goes too, as it would without the
+		 * proxy, so its next request is not sent into a dead one.
+		 */
 		bev_close(&c->srv, false);
+		if (c->state == C_REQUEST && !c->decided)
+			conn_kill(c, false);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -1217,6 +1227,7 @@ static void
 ctl_free(struct ctl *k)
 {
 	TAILQ_REMOVE(&k->px->ctls, k, entry);
+	k->px->nctls--;
 	bufferevent_free(k->bev);
 	free(k);
 }
@@ -1289,6 +1300,12 @@ ctl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	(void)l;
 	(void)sa;
 	(void)salen;
+	if (px->nctls >= CTLS_MAX) {
+		plog(px, "over %d control connections: one closed at accept",
+		    CTLS_MAX);
+		evutil_closesocket(fd);
+		return;
+	}
 	if ((k = calloc(1, sizeof *k)) == NULL ||
 	    (k->bev = bufferevent_socket_new(px->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
@@ -1298,6 +1315,7 @@ ctl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	k->px = px;
 	TAILQ_INSERT_TAIL(&px->ctls, k, entry);
+	px->nctls++;
 	bufferevent_setcb(k->bev, ctl_read_cb, ctl_write_cb, ctl_event_cb, k);
 	bufferevent_set_timeouts(k->bev, &tv, &tv);
 	bufferevent_enable(k->bev, EV_READ | EV_WRITE);
