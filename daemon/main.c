@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -155,6 +156,28 @@ load_config(struct daemon *d, struct config *c)
 	}
 	free(path);
 	return apply_options(d, c);
+}
+
+/* Room for every connection max_connections allows, within the hard
+ * limit: each one is a descriptor, beside the replica's and the remote's. */
+static void
+raise_fd_limit(int max_connections)
+{
+	rlim_t want = (rlim_t)max_connections + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		log_warn("the descriptor limit %lu is below max_connections "
+		    "+ 256; connections past it wait for a free descriptor",
+		    (unsigned long)rl.rlim_max);
+		want = rl.rlim_max;
+	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the descriptor limit to %lu: %s",
+		    (unsigned long)want, strerror(errno));
 }
 
 /* One daemon per data directory: an exclusive lock for our lifetime. */
@@ -311,6 +334,7 @@ reload(struct daemon *d)
 	config_free(&d->cfg);
 	d->cfg = nc;
 	log_set_level(d->cfg.log_level);
+	raise_fd_limit(d->cfg.max_connections);
 	vc.max_connections = d->cfg.max_connections;
 	vc.idle_timeout = d->cfg.idle_timeout;
 	vl_server_configure(d->srv, &vc);
@@ -406,6 +430,7 @@ run(struct daemon *d)
 	}
 	if ((r = lock_data_dir(d)) < 0)
 		return r;
+	raise_fd_limit(d->cfg.max_connections);
 	if ((r = keys_load_or_create(d->cfg.data_dir, &d->keys, &created)) < 0) {
 		log_err("cannot load the device key in %s: %s%s",
 		    d->cfg.data_dir, strerror(-r), r == -EPERM ?

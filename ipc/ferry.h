@@ -56,7 +56,8 @@ typedef struct ferry ferry;
  * untouched.  Blocks for connect(2) only.
  */
 FERRY_API int ferry_connect(const char *socket_path, ferry **ret);
-/* Close the connection and free everything.  Accepts NULL. */
+/* Close the connection and free everything.  ferryd ends the calls still
+ * open on it (a Watch included) at once.  Accepts NULL. */
 FERRY_API void ferry_close(ferry *f);
 /* The default socket path, malloc'd (NULL if it cannot be determined). */
 FERRY_API char *ferry_default_socket(void);
