@@ -782,7 +782,7 @@ vl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	uid_t uid;
 	json_t *p;
 
-	if (!vl_peer_uid(fd, &uid) || uid != getuid()) {
+	if (!vl_peer_uid(fd, &uid) || uid != geteuid()) {
 		log_notice("refused a connection from uid %ld",
 		    (long)(vl_peer_uid(fd, &uid) ? (long)uid : -1L));
 		close(fd);
@@ -928,8 +928,10 @@ vl_server_listen_fd(struct vl_server *s, int fd)
 	return vl_server_add_listener(s, fd, NULL);
 }
 
-int
-vl_server_listen_path(struct vl_server *s, const char *path)
+/* Bind a new socket at bind_path and listen; path is its name to unlink
+ * when the server goes. */
+static int
+vl_server_bind(struct vl_server *s, const char *bind_path, const char *path)
 {
 	struct sockaddr_un sun;
 	mode_t old;
@@ -937,9 +939,9 @@ vl_server_listen_path(struct vl_server *s, const char *path)
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path)
+	if (strlen(bind_path) >= sizeof sun.sun_path)
 		return -ENAMETOOLONG;
-	strcpy(sun.sun_path, path);
+	strcpy(sun.sun_path, bind_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -errno;
@@ -957,6 +959,28 @@ vl_server_listen_path(struct vl_server *s, const char *path)
 		unlink(path);
 	}
 	return r;
+}
+
+int
+vl_server_listen_path(struct vl_server *s, const char *path)
+{
+	return vl_server_bind(s, path, path);
+}
+
+int
+vl_server_listen_at(struct vl_server *s, int dirfd, const char *name,
+    const char *path)
+{
+	char via[sizeof ((struct sockaddr_un *)0)->sun_path];
+	int n;
+
+	/* The directory's name could be made to point elsewhere after it
+	 * was checked; the descriptor cannot. */
+	n = snprintf(via, sizeof via, "/proc/self/fd/%d/%s", dirfd, name);
+	if (n < 0 || (size_t)n >= sizeof via ||
+	    access("/proc/self/fd", X_OK) == -1)
+		return vl_server_bind(s, path, path);
+	return vl_server_bind(s, via, path);
 }
 
 void

@@ -60,6 +60,15 @@ void	vl_server_configure(struct vl_server *s,
 	    const struct vl_server_config *cfg);
 /* Listen on a path: creates the socket (mode 0600).  0 or -errno. */
 int	vl_server_listen_path(struct vl_server *s, const char *path);
+/*
+ * The same for the socket name inside the directory open as dirfd (which
+ * the caller has checked and still owns): the socket is created through
+ * /proc/self/fd, so in that very directory even if its path was swapped
+ * since; without /proc, at path.  path is the socket's full name, for
+ * unlinking when the server is freed.  0 or -errno.
+ */
+int	vl_server_listen_at(struct vl_server *s, int dirfd, const char *name,
+	    const char *path);
 /* Listen on an already bound and listening socket (socket activation). */
 int	vl_server_listen_fd(struct vl_server *s, int fd);
 /* Write out every reply already made, waiting up to timeout_ms in all
