@@ -2,11 +2,15 @@
  * vl_server: the varlink server side: listening sockets, one state machine
  * per connection, ordered replies, limits.
  *
- * Connection states: OPEN (reading calls) -> DRAINING (peer sent EOF or we
- * decided to close: no more calls are read; outstanding replies are still
- * written) -> DEAD (socket closed; the struct lives on until every call that
- * a handler still holds has been finished, then it is freed from a deferred
- * event, never inside its own callback chain).
+ * Connection states: OPEN (reading calls) -> DRAINING (peer shut down its
+ * sending side, or we decided to close: no more calls are read;
+ * outstanding replies are still written) -> DEAD (socket closed; every
+ * unfinished call is cancelled, and the struct lives on until every call
+ * that a handler still holds has been finished, then it is freed from a
+ * deferred event, never inside its own callback chain).  A peer that
+ * closes its socket (exit, crash, ferry_close), whether OPEN or DRAINING,
+ * makes its connection DEAD at once: a stream never holds a slot for a
+ * client that is gone.
  *
  * Calls on one connection are answered in order: a handler may reply at
  * once or later (after a group commit); a reply to a call that is not at the
