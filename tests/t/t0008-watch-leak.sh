@@ -19,6 +19,12 @@ watchers_now() {
 	fcall A Status >st.out && json_int watchers st.out
 }
 
+# gone_count: how many documents of the collection "gone" List shows.
+gone_count() {
+	fcall A List '{"collection":"gone","limit":1000}' >list.out &&
+	grep -o '"id":"g[0-9]*"' list.out | wc -l
+}
+
 test_expect_success 'start ferryd' '
 	ferryd_start A &&
 	sock=$(ferryd_sock A) &&
@@ -65,6 +71,22 @@ test_expect_success '50 half-closed watchers that then exit leave watchers: 0 wi
 	    "$(json_int watchers st50.out)" &&
 	test_grep "^watchers 0 after [0-9]* ms$" hw.out &&
 	test $st = 0
+'
+
+# The calls a client sent before it left are read before its close is
+# seen; closing at once must not lose the writes among them or trip over
+# their replies coming back to a connection that is gone.
+test_expect_success 'Puts sent just before the client closed still commit' '
+	i=0 &&
+	: >puts.bin &&
+	while [ $i -lt 100 ]; do
+		printf "%s\0" "{\"method\":\"io.ferry.Put\",\"parameters\":{\"collection\":\"gone\",\"id\":\"g$i\",\"body\":{\"i\":$i}}}" >>puts.bin
+		i=$((i + 1))
+	done &&
+	"$VLSEND" "$sock" --timeout 1 <puts.bin >gone.out &&
+	test_wait_until 10 "[ \"\$(gone_count)\" -eq 100 ]" &&
+	test_grep "\"id\":\"g99\",.*\"body\":{\"i\":99}" list.out &&
+	ferryd_works A
 '
 
 test_expect_success 'restart ferryd with max_connections = 5' '
