@@ -36,13 +36,12 @@ empty() {
 	fi
 }
 
-nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
+# Run as uid 65534 (unquoted, so that test_bg's $! is the program).
+NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
 
 # Can uid 65534 run the fake server from the build tree?
 if test_have_prereq ROOT,SETPRIV && [ -x "$VLFAKE" ]; then
-	nobody "$VLFAKE" >/dev/null 2>&1
+	$NOBODY "$VLFAKE" >/dev/null 2>&1
 	[ $? = 2 ] && test_set_prereq NOBODY
 fi
 [ -x "$DURAWRITER" ] && test_set_prereq DURAWRITER
@@ -130,7 +129,7 @@ test_expect_success NOBODY 'start a fake ferryd as uid 65534' '
 	mkdir -m 0755 evil &&
 	chown 65534:65534 evil &&
 	evil=$TEST_DIR/evil/ferryd.sock &&
-	test_bg nobody "$VLFAKE" "$evil" --connections 3 --timeout 60000 \
+	test_bg $NOBODY "$VLFAKE" "$evil" --connections 3 --timeout 60000 \
 	    >fake.out 2>&1 </dev/null &&
 	fake=$test_bg_pid &&
 	test_wait_until 10 "grep -q ^listening fake.out"
