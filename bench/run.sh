@@ -91,7 +91,8 @@ trap 'exit 130' INT TERM
 start_ferryd() {
 	dir=$TMP/$1
 	mkdir -p "$dir/config" "$dir/run" || return 1
-	chmod 700 "$dir/run"
+	# The socket's directory must be private, or ferryd refuses it.
+	chmod 700 "$dir" "$dir/run"
 	SOCK=$dir/ferryd.sock
 	XDG_CONFIG_HOME=$dir/config XDG_RUNTIME_DIR=$dir/run \
 	    XDG_DATA_HOME=$dir/data "$BUILD/ferryd" --data-dir "$dir/data" \

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -157,15 +158,84 @@ load_config(struct daemon *d, struct config *c)
 	return apply_options(d, c);
 }
 
+/*
+ * Open a directory ferryd keeps its files in (what: "data directory" or
+ * "socket directory"), creating it 0700 if it is missing, and refuse it
+ * unless it is ours alone: a directory someone else owns or can write to,
+ * or a link to one, would let them plant a socket or a replica that our
+ * clients then trust.  Returns the descriptor or -errno (logged).
+ */
+static int
+open_private_dir(const char *what, const char *path)
+{
+	struct stat st;
+	int fd, r;
+
+	if ((r = util_mkdir_p(path, 0700)) < 0) {
+		log_err("cannot create %s %s: %s", what, path, strerror(-r));
+		return r;
+	}
+	fd = util_dir_open_private(path, geteuid(), &st);
+	switch (fd) {
+	case -ELOOP:
+		log_err("%s %s is a symbolic link; ferryd uses only a real "
+		    "directory that it owns", what, path);
+		break;
+	case -ENOTDIR:
+		log_err("%s %s is not a directory", what, path);
+		break;
+	case -EPERM:
+		log_err("%s %s is owned by uid %lu, not by ferryd's uid %lu, "
+		    "so another user controls what is in it; remove it or "
+		    "choose another path", what, path,
+		    (unsigned long)st.st_uid, (unsigned long)geteuid());
+		break;
+	case -EACCES:
+		log_err("%s %s is open to group or others (mode %04o); "
+		    "ferryd needs it private: chmod 0700 %s", what, path,
+		    (unsigned int)(st.st_mode & 07777), path);
+		break;
+	default:
+		if (fd < 0)
+			log_err("cannot open %s %s: %s", what, path,
+			    strerror(-fd));
+		break;
+	}
+	return fd;
+}
+
+/* Room for every connection max_connections allows, within the hard
+ * limit: each one is a descriptor, beside the replica's and the remote's. */
+static void
+raise_fd_limit(int max_connections)
+{
+	rlim_t want = (rlim_t)max_connections + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		log_warn("the descriptor limit %lu is below max_connections "
+		    "+ 256; connections past it wait for a free descriptor",
+		    (unsigned long)rl.rlim_max);
+		want = rl.rlim_max;
+	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the descriptor limit to %lu: %s",
+		    (unsigned long)want, strerror(errno));
+}
+
 /* One daemon per data directory: an exclusive lock for our lifetime. */
 static int
-lock_data_dir(struct daemon *d)
+lock_data_dir(struct daemon *d, int dirfd)
 {
 	char path[PATH_MAX];
 	int fd;
 
 	snprintf(path, sizeof path, "%s/ferryd.lock", d->cfg.data_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = openat(dirfd, "ferryd.lock",
+	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1) {
 		log_err("cannot open %s: %s", path, strerror(errno));
 		return -errno;
@@ -203,7 +273,8 @@ static int
 listen_socket(struct daemon *d)
 {
 	char dir[PATH_MAX], *slash;
-	int r, n = 0;
+	const char *name;
+	int dirfd, r, n = 0;
 
 #ifdef HAVE_SYSTEMD
 	n = sd_listen_fds(1);
@@ -237,30 +308,43 @@ listen_socket(struct daemon *d)
 		return -ENAMETOOLONG;
 	}
 	snprintf(dir, sizeof dir, "%s", d->cfg.socket_path);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if ((r = util_mkdir_p(dir, 0700)) < 0) {
-			log_err("cannot create %s: %s", dir, strerror(-r));
-			return r;
-		}
+	if ((slash = strrchr(dir, '/')) == NULL) {
+		snprintf(dir, sizeof dir, ".");
+		name = d->cfg.socket_path;
+	} else {
+		name = d->cfg.socket_path + (slash + 1 - dir);
+		/* "/ferryd.sock" lives in "/". */
+		*(slash == dir ? slash + 1 : slash) = '\0';
 	}
+	if (*name == '\0') {
+		log_err("socket path %s names a directory, not a socket",
+		    d->cfg.socket_path);
+		return -EISDIR;
+	}
+	/* Whoever controls the directory controls which socket our clients
+	 * find there. */
+	if ((dirfd = open_private_dir("socket directory", dir)) < 0)
+		return dirfd;
 	if (socket_alive(d->cfg.socket_path)) {
 		log_err("another ferryd is listening on %s",
 		    d->cfg.socket_path);
-		return -EADDRINUSE;
+		r = -EADDRINUSE;
+		goto out;
 	}
 	/* A socket file nobody listens on is left from a crash. */
-	if (unlink(d->cfg.socket_path) == -1 && errno != ENOENT) {
+	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT) {
+		r = -errno;
 		log_err("cannot remove stale socket %s: %s",
-		    d->cfg.socket_path, strerror(errno));
-		return -errno;
+		    d->cfg.socket_path, strerror(-r));
+		goto out;
 	}
-	if ((r = vl_server_listen_path(d->srv, d->cfg.socket_path)) < 0) {
+	if ((r = vl_server_listen_at(d->srv, dirfd, name,
+	    d->cfg.socket_path)) < 0)
 		log_err("cannot listen on %s: %s", d->cfg.socket_path,
 		    strerror(-r));
-		return r;
-	}
-	return 0;
+out:
+	close(dirfd);
+	return r;
 }
 
 static void
@@ -311,6 +395,7 @@ reload(struct daemon *d)
 	config_free(&d->cfg);
 	d->cfg = nc;
 	log_set_level(d->cfg.log_level);
+	raise_fd_limit(d->cfg.max_connections);
 	vc.max_connections = d->cfg.max_connections;
 	vc.idle_timeout = d->cfg.idle_timeout;
 	vl_server_configure(d->srv, &vc);
@@ -397,15 +482,15 @@ run(struct daemon *d)
 	const int signo[3] = { SIGTERM, SIGINT, SIGHUP };
 	char path[PATH_MAX], *err = NULL;
 	bool created = false;
-	int i, r;
+	int dirfd, i, r;
 
-	if ((r = util_mkdir_p(d->cfg.data_dir, 0700)) < 0) {
-		log_err("cannot create data directory %s: %s", d->cfg.data_dir,
-		    strerror(-r));
+	if ((dirfd = open_private_dir("data directory", d->cfg.data_dir)) < 0)
+		return dirfd;
+	r = lock_data_dir(d, dirfd);
+	close(dirfd);
+	if (r < 0)
 		return r;
-	}
-	if ((r = lock_data_dir(d)) < 0)
-		return r;
+	raise_fd_limit(d->cfg.max_connections);
 	if ((r = keys_load_or_create(d->cfg.data_dir, &d->keys, &created)) < 0) {
 		log_err("cannot load the device key in %s: %s%s",
 		    d->cfg.data_dir, strerror(-r), r == -EPERM ?

@@ -22,6 +22,7 @@
  *   -EMSGSIZE    a call or a reply over the 8 MiB message limit
  *   -EBUSY       a blocking call while pipelined replies are still unread,
  *                or any call on a connection that is watching
+ *   -EPERM       from ferry_connect: the socket is served by another uid
  *   other        a system call failed (connect, read, write)
  * After -ECONNRESET, a reply over the limit, a malformed reply or a failed
  * read or write the connection is unusable: every later call fails with
@@ -51,12 +52,15 @@ typedef struct ferry ferry;
 
 /*
  * Connect to ferryd.  socket_path NULL means $FERRY_SOCKET if set, else
- * $XDG_RUNTIME_DIR/ferry/ferryd.sock.  Returns 0 and *ret, or -errno
- * (-ENOENT: no socket, -ECONNREFUSED: no daemon listening) and *ret is left
+ * $XDG_RUNTIME_DIR/ferry/ferryd.sock.  The process listening there must
+ * run as our own uid (SO_PEERCRED), or nothing is sent.  Returns 0 and
+ * *ret, or -errno (-ENOENT: no socket, -ECONNREFUSED: no daemon listening,
+ * -EPERM: the socket is served by another uid) and *ret is left
  * untouched.  Blocks for connect(2) only.
  */
 FERRY_API int ferry_connect(const char *socket_path, ferry **ret);
-/* Close the connection and free everything.  Accepts NULL. */
+/* Close the connection and free everything.  ferryd ends the calls still
+ * open on it (a Watch included) at once.  Accepts NULL. */
 FERRY_API void ferry_close(ferry *f);
 /* The default socket path, malloc'd (NULL if it cannot be determined). */
 FERRY_API char *ferry_default_socket(void);

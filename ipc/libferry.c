@@ -783,6 +783,35 @@ connect_error(const char *path, int r)
 	return r;
 }
 
+/*
+ * Is the socket served by our own uid?  Whoever can create files where the
+ * socket lives could otherwise listen there and answer our calls as
+ * ferryd would; so this is asked before anything is sent.  0, or -errno
+ * with connect_errmsg set.
+ */
+static int
+check_peer(int fd, const char *path)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int r;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		r = -errno;
+		snprintf(connect_errmsg, sizeof(connect_errmsg),
+		    "cannot tell who listens on %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (cred.uid != geteuid()) {
+		snprintf(connect_errmsg, sizeof(connect_errmsg),
+		    "refusing %s: it is served by uid %lu, not by you (uid "
+		    "%lu), so it is not your ferryd; nothing was sent", path,
+		    (unsigned long)cred.uid, (unsigned long)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
 FERRY_API int
 ferry_connect(const char *socket_path, ferry **ret)
 {
@@ -854,6 +883,8 @@ ferry_connect(const char *socket_path, ferry **ret)
 			goto fail;
 		}
 	}
+	if ((r = check_peer(fd, path)) < 0)
+		goto fail;
 
 	f = calloc(1, sizeof(*f));
 	if (f == NULL) {

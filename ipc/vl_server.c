@@ -11,10 +11,21 @@
  * Writing: the head call's replies go straight to the bufferevent; replies
  * of later calls wait in the call's own buffer.  Finishing the head call
  * moves the next call's buffered replies out, and so on.
+ *
+ * End of input: a peer that closed its socket (exited, crashed, or called
+ * ferry_close) can read nothing we would say, so its connection is closed
+ * at once and its calls are cancelled, streaming or not: a Watch must not
+ * keep its slot until an event happens to fail on the dead socket.  A peer
+ * that only shut down its sending side (shutdown(SHUT_WR): "no more calls")
+ * still reads, so its outstanding calls are answered (DRAINING); while they
+ * are, a second descriptor of the socket, edge-triggered, tells us when the
+ * peer closes after all.  The two cases differ in poll(2): an AF_UNIX
+ * socket reports POLLHUP only once both directions are shut.
  */
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +85,8 @@ struct vl_conn {
 	uint64_t		 tag;		/* the handler's */
 	TAILQ_ENTRY(vl_conn)	 dirty_entry;
 	struct event		*idle_ev;
+	struct event		*hup_ev;	/* DRAINING: the peer's close */
+	int			 hup_fd;	/* a dup of the socket, or -1 */
 	TAILQ_ENTRY(vl_conn)	 entry;
 };
 
@@ -479,6 +492,14 @@ vl_conn_close(struct vl_conn *c)
 	c->bev = NULL;
 	event_free(c->idle_ev);
 	c->idle_ev = NULL;
+	if (c->hup_ev != NULL) {
+		event_free(c->hup_ev);
+		c->hup_ev = NULL;
+	}
+	if (c->hup_fd != -1) {
+		close(c->hup_fd);
+		c->hup_fd = -1;
+	}
 	TAILQ_REMOVE(&s->conns, c, entry);
 	TAILQ_INSERT_TAIL(&s->dead, c, entry);
 	s->nconns--;
@@ -493,6 +514,66 @@ vl_conn_close(struct vl_conn *c)
 	event_active(s->reap_ev, 0, 0);
 }
 
+/*
+ * Has the peer closed its socket, not only its sending side?  poll(2)
+ * reports POLLHUP whatever events are asked for.
+ */
+static bool
+vl_peer_gone(int fd)
+{
+	struct pollfd pfd;
+
+	pfd.fd = fd;
+	pfd.events = 0;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+static void
+vl_conn_hup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vl_conn *c = arg;
+
+	if (!vl_peer_gone(fd))
+		return;		/* the edge of the half-close itself */
+	log_debug("connection %lu: peer closed with %d calls outstanding",
+	    c->id, c->ncalls);
+	vl_conn_close(c);
+}
+
+/*
+ * A half-closed peer may still close for good while we owe it replies (a
+ * Watch that never ends).  The socket's own events belong to the
+ * bufferevent and are level-triggered, and a socket at end of input is
+ * always readable; so the close is watched on a duplicate descriptor,
+ * edge-triggered: it fires once for the half-close we already saw, then
+ * at the peer's close.  Without a descriptor to spare, the close is
+ * found at the next write instead.
+ */
+static void
+vl_conn_watch_hup(struct vl_conn *c)
+{
+	int fd;
+
+	fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 3);
+	if (fd == -1) {
+		log_debug("connection %lu: cannot watch for the peer's close: "
+		    "%s", c->id, strerror(errno));
+		return;
+	}
+	c->hup_ev = event_new(c->srv->base, fd, EV_READ | EV_ET | EV_PERSIST,
+	    vl_conn_hup_cb, c);
+	if (c->hup_ev == NULL || event_add(c->hup_ev, NULL) == -1) {
+		if (c->hup_ev != NULL)
+			event_free(c->hup_ev);
+		c->hup_ev = NULL;
+		close(fd);
+		return;
+	}
+	c->hup_fd = fd;
+}
+
 /* Stop reading; close once the replies owed have been written. */
 static void
 vl_conn_drain(struct vl_conn *c)
@@ -502,6 +583,8 @@ vl_conn_drain(struct vl_conn *c)
 	c->state = VL_DRAINING;
 	bufferevent_disable(c->bev, EV_READ);
 	vl_conn_advance(c);
+	if (c->state == VL_DRAINING)
+		vl_conn_watch_hup(c);
 }
 
 /* A message that cannot be delimited: say why, then close. */
@@ -633,6 +716,12 @@ vl_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct evbuffer *in;
 
 	if (what & BEV_EVENT_EOF) {
+		if (vl_peer_gone(bufferevent_getfd(bev))) {
+			/* Nobody will read our replies: close now, cancel
+			 * every call, streaming or not. */
+			vl_conn_close(c);
+			return;
+		}
 		in = bufferevent_get_input(bev);
 		if (evbuffer_get_length(in) > 0 && c->state == VL_OPEN) {
 			/* A truncated frame: no NUL before EOF. */
@@ -693,7 +782,7 @@ vl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	uid_t uid;
 	json_t *p;
 
-	if (!vl_peer_uid(fd, &uid) || uid != getuid()) {
+	if (!vl_peer_uid(fd, &uid) || uid != geteuid()) {
 		log_notice("refused a connection from uid %ld",
 		    (long)(vl_peer_uid(fd, &uid) ? (long)uid : -1L));
 		close(fd);
@@ -714,6 +803,7 @@ vl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	c->srv = s;
 	c->uid = uid;
 	c->id = ++s->next_id;
+	c->hup_fd = -1;
 	TAILQ_INIT(&c->calls);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->idle_ev = evtimer_new(s->base, vl_conn_idle_cb, c);
@@ -838,8 +928,10 @@ vl_server_listen_fd(struct vl_server *s, int fd)
 	return vl_server_add_listener(s, fd, NULL);
 }
 
-int
-vl_server_listen_path(struct vl_server *s, const char *path)
+/* Bind a new socket at bind_path and listen; path is its name to unlink
+ * when the server goes. */
+static int
+vl_server_bind(struct vl_server *s, const char *bind_path, const char *path)
 {
 	struct sockaddr_un sun;
 	mode_t old;
@@ -847,9 +939,9 @@ vl_server_listen_path(struct vl_server *s, const char *path)
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path)
+	if (strlen(bind_path) >= sizeof sun.sun_path)
 		return -ENAMETOOLONG;
-	strcpy(sun.sun_path, path);
+	strcpy(sun.sun_path, bind_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -errno;
@@ -867,6 +959,28 @@ vl_server_listen_path(struct vl_server *s, const char *path)
 		unlink(path);
 	}
 	return r;
+}
+
+int
+vl_server_listen_path(struct vl_server *s, const char *path)
+{
+	return vl_server_bind(s, path, path);
+}
+
+int
+vl_server_listen_at(struct vl_server *s, int dirfd, const char *name,
+    const char *path)
+{
+	char via[sizeof ((struct sockaddr_un *)0)->sun_path];
+	int n;
+
+	/* The directory's name could be made to point elsewhere after it
+	 * was checked; the descriptor cannot. */
+	n = snprintf(via, sizeof via, "/proc/self/fd/%d/%s", dirfd, name);
+	if (n < 0 || (size_t)n >= sizeof via ||
+	    access("/proc/self/fd", X_OK) == -1)
+		return vl_server_bind(s, path, path);
+	return vl_server_bind(s, via, path);
 }
 
 void

@@ -2,11 +2,15 @@
  * vl_server: the varlink server side: listening sockets, one state machine
  * per connection, ordered replies, limits.
  *
- * Connection states: OPEN (reading calls) -> DRAINING (peer sent EOF or we
- * decided to close: no more calls are read; outstanding replies are still
- * written) -> DEAD (socket closed; the struct lives on until every call that
- * a handler still holds has been finished, then it is freed from a deferred
- * event, never inside its own callback chain).
+ * Connection states: OPEN (reading calls) -> DRAINING (peer shut down its
+ * sending side, or we decided to close: no more calls are read;
+ * outstanding replies are still written) -> DEAD (socket closed; every
+ * unfinished call is cancelled, and the struct lives on until every call
+ * that a handler still holds has been finished, then it is freed from a
+ * deferred event, never inside its own callback chain).  A peer that
+ * closes its socket (exit, crash, ferry_close), whether OPEN or DRAINING,
+ * makes its connection DEAD at once: a stream never holds a slot for a
+ * client that is gone.
  *
  * Calls on one connection are answered in order: a handler may reply at
  * once or later (after a group commit); a reply to a call that is not at the
@@ -60,6 +64,15 @@ void	vl_server_configure(struct vl_server *s,
 	    const struct vl_server_config *cfg);
 /* Listen on a path: creates the socket (mode 0600).  0 or -errno. */
 int	vl_server_listen_path(struct vl_server *s, const char *path);
+/*
+ * The same for the socket name inside the directory open as dirfd (which
+ * the caller has checked and still owns): the socket is created through
+ * /proc/self/fd, so in that very directory even if its path was swapped
+ * since; without /proc, at path.  path is the socket's full name, for
+ * unlinking when the server is freed.  0 or -errno.
+ */
+int	vl_server_listen_at(struct vl_server *s, int dirfd, const char *name,
+	    const char *path);
 /* Listen on an already bound and listening socket (socket activation). */
 int	vl_server_listen_fd(struct vl_server *s, int fd);
 /* Write out every reply already made, waiting up to timeout_ms in all

@@ -1,5 +1,6 @@
 /*
- * util: clocks, descriptor flags and directory creation; see util.h.
+ * util: clocks, descriptor flags, directory creation and checks; see
+ * util.h.
  */
 #include "autoconfig.h"
 
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -67,4 +69,46 @@ util_mkdir_p(const char *path, unsigned int mode)
 			break;
 	}
 	return 0;
+}
+
+int
+util_dir_open_private(const char *path, uid_t uid, struct stat *st)
+{
+	char buf[PATH_MAX];
+	struct stat sb;
+	size_t len;
+	int fd, r;
+
+	if (st == NULL)
+		st = &sb;
+	memset(st, 0, sizeof *st);
+	/* "dir/" would follow a link named dir: drop trailing slashes. */
+	len = strlen(path);
+	if (len == 0 || len >= sizeof buf)
+		return len == 0 ? -ENOENT : -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		r = -errno;
+		/* O_NOFOLLOW reports a link as ELOOP or, with O_DIRECTORY,
+		 * as ENOTDIR on some kernels: say which it is. */
+		if ((r == -ELOOP || r == -ENOTDIR) && lstat(buf, st) == 0)
+			r = S_ISLNK(st->st_mode) ? -ELOOP : -ENOTDIR;
+		return r;
+	}
+	if (fstat(fd, st) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (st->st_uid != uid)
+		r = -EPERM;
+	else if ((st->st_mode & 077) != 0)
+		r = -EACCES;
+	else
+		return fd;
+	close(fd);
+	return r;
 }

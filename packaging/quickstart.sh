@@ -16,6 +16,8 @@ bin="$top/build/quickstart"
 demo="$top/build/demo"
 listen=${FERRY_DEMO_LISTEN:-127.0.0.1:8765}
 mkdir -p "$demo"
+# The socket lives in $demo: ferryd wants its directory private.
+chmod 700 "$demo"
 sock="$demo/ferryd.sock"
 ctl="$bin/ferryctl --socket $sock"
 
