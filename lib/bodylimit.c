@@ -1,5 +1,5 @@
 /*
- * limits: the body limit of DESIGN "Additions"; see limits.h.
+ * bodylimit: the body limit of DESIGN "Additions"; see bodylimit.h.
  *
  * The depth walk is recursive but bounded: it never goes deeper than the
  * limit plus one, whatever the input (jansson itself refuses more than
@@ -9,10 +9,10 @@
 
 #include <errno.h>
 
-#include "limits.h"
+#include "bodylimit.h"
 
 int
-limits_depth(const json_t *v, int max)
+bodylimit_depth(const json_t *v, int max)
 {
 	const char *key;
 	json_t *child;
@@ -26,14 +26,14 @@ limits_depth(const json_t *v, int max)
 	if (json_is_object(v)) {
 		/* jansson's iteration macros take a non-const object. */
 		json_object_foreach((json_t *)v, key, child) {
-			if ((d = limits_depth(child, max - 1)) > deepest)
+			if ((d = bodylimit_depth(child, max - 1)) > deepest)
 				deepest = d;
 			if (deepest >= max)
 				break;
 		}
 	} else {
 		json_array_foreach(v, i, child) {
-			if ((d = limits_depth(child, max - 1)) > deepest)
+			if ((d = bodylimit_depth(child, max - 1)) > deepest)
 				deepest = d;
 			if (deepest >= max)
 				break;
@@ -43,7 +43,7 @@ limits_depth(const json_t *v, int max)
 }
 
 int
-limits_body_check_text(const json_t *body, size_t len,
+bodylimit_check_text(const json_t *body, size_t len,
     const char **ret_reason)
 {
 	const char *why;
@@ -54,10 +54,10 @@ limits_body_check_text(const json_t *body, size_t len,
 			*ret_reason = why;
 		return -EINVAL;
 	}
-	if (len > LIMITS_BODY_MAX_BYTES)
+	if (len > BODYLIMIT_MAX_BYTES)
 		why = "is larger than 4194304 bytes of compact JSON";
-	else if (limits_depth(body, LIMITS_BODY_MAX_DEPTH) >
-	    LIMITS_BODY_MAX_DEPTH)
+	else if (bodylimit_depth(body, BODYLIMIT_MAX_DEPTH) >
+	    BODYLIMIT_MAX_DEPTH)
 		why = "is nested deeper than 64 levels";
 	else
 		return 0;
@@ -67,12 +67,12 @@ limits_body_check_text(const json_t *body, size_t len,
 }
 
 int
-limits_body_check(const json_t *body, const char **ret_reason)
+bodylimit_check(const json_t *body, const char **ret_reason)
 {
 	size_t len;
 
 	/* json_dumpb with no buffer returns the size it would write. */
 	len = json_is_object(body) ? json_dumpb(body, NULL, 0, JSON_COMPACT) :
 	    0;
-	return limits_body_check_text(body, len, ret_reason);
+	return bodylimit_check_text(body, len, ret_reason);
 }

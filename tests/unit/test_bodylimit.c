@@ -1,5 +1,5 @@
 /*
- * test_limits: the one body limit (lib/limits.h, issue 8 break 2).
+ * test_bodylimit: the one body limit (lib/bodylimit.h, issue 8 break 2).
  *
  * Guards the promise that a body at the limit is accepted and one a level
  * deeper or a byte larger is refused with a reason, so that no body that
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "bodylimit.h"
 
 /* {"a":{"a":...{}}} with depth levels of objects (depth >= 1). */
 static json_t *
@@ -60,18 +60,18 @@ test_depth_counts(void **state)
 
 	(void)state;
 	v = json_integer(1);
-	assert_int_equal(limits_depth(v, 10), 0);
+	assert_int_equal(bodylimit_depth(v, 10), 0);
 	json_decref(v);
 	v = json_object();
-	assert_int_equal(limits_depth(v, 10), 1);
+	assert_int_equal(bodylimit_depth(v, 10), 1);
 	json_decref(v);
 	v = nested_objects(7);
-	assert_int_equal(limits_depth(v, 10), 7);
+	assert_int_equal(bodylimit_depth(v, 10), 7);
 	/* Past max it stops: max + 1 however deep. */
-	assert_int_equal(limits_depth(v, 3), 4);
+	assert_int_equal(bodylimit_depth(v, 3), 4);
 	json_decref(v);
 	v = nested_arrays(9);
-	assert_int_equal(limits_depth(v, 100), 9);
+	assert_int_equal(bodylimit_depth(v, 100), 9);
 	json_decref(v);
 }
 
@@ -82,19 +82,19 @@ test_depth_boundary(void **state)
 	json_t *v;
 
 	(void)state;
-	v = nested_objects(LIMITS_BODY_MAX_DEPTH);
-	assert_int_equal(limits_body_check(v, &why), 0);
+	v = nested_objects(BODYLIMIT_MAX_DEPTH);
+	assert_int_equal(bodylimit_check(v, &why), 0);
 	json_decref(v);
-	v = nested_objects(LIMITS_BODY_MAX_DEPTH + 1);
-	assert_int_equal(limits_body_check(v, &why), -E2BIG);
+	v = nested_objects(BODYLIMIT_MAX_DEPTH + 1);
+	assert_int_equal(bodylimit_check(v, &why), -E2BIG);
 	assert_non_null(strstr(why, "deeper than 64 levels"));
 	json_decref(v);
-	v = nested_arrays(LIMITS_BODY_MAX_DEPTH + 1);
-	assert_int_equal(limits_body_check(v, NULL), -E2BIG);
+	v = nested_arrays(BODYLIMIT_MAX_DEPTH + 1);
+	assert_int_equal(bodylimit_check(v, NULL), -E2BIG);
 	json_decref(v);
 	/* What break 2 sent: about 2,046 levels. */
 	v = nested_objects(2046);
-	assert_int_equal(limits_body_check(v, NULL), -E2BIG);
+	assert_int_equal(bodylimit_check(v, NULL), -E2BIG);
 	json_decref(v);
 }
 
@@ -108,23 +108,23 @@ test_size_boundary(void **state)
 
 	(void)state;
 	/* {"s":"xxx..."}: 8 bytes of frame around the string. */
-	n = LIMITS_BODY_MAX_BYTES - 8;
+	n = BODYLIMIT_MAX_BYTES - 8;
 	s = malloc(n + 2);
 	assert_non_null(s);
 	memset(s, 'x', n + 1);
 	s[n] = '\0';
 	v = json_pack("{s:s}", "s", s);
 	assert_int_equal(json_dumpb(v, NULL, 0, JSON_COMPACT),
-	    LIMITS_BODY_MAX_BYTES);
-	assert_int_equal(limits_body_check(v, &why), 0);
+	    BODYLIMIT_MAX_BYTES);
+	assert_int_equal(bodylimit_check(v, &why), 0);
 	json_decref(v);
 	s[n] = 'x';
 	s[n + 1] = '\0';
 	v = json_pack("{s:s}", "s", s);
-	assert_int_equal(limits_body_check(v, &why), -E2BIG);
+	assert_int_equal(bodylimit_check(v, &why), -E2BIG);
 	assert_non_null(strstr(why, "larger than 4194304 bytes"));
 	/* The text form trusts the length it is given. */
-	assert_int_equal(limits_body_check_text(v, 10, NULL), 0);
+	assert_int_equal(bodylimit_check_text(v, 10, NULL), 0);
 	json_decref(v);
 	free(s);
 }
@@ -136,9 +136,9 @@ test_not_object(void **state)
 	json_t *v = json_array();
 
 	(void)state;
-	assert_int_equal(limits_body_check(v, &why), -EINVAL);
+	assert_int_equal(bodylimit_check(v, &why), -EINVAL);
 	assert_string_equal(why, "is not a JSON object");
-	assert_int_equal(limits_body_check(NULL, NULL), -EINVAL);
+	assert_int_equal(bodylimit_check(NULL, NULL), -EINVAL);
 	json_decref(v);
 }
 
