@@ -36,6 +36,7 @@
 #include "log.h"
 #include "names.h"
 #include "record.h"
+#include "srv_conn.h"
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_keys.h"
@@ -72,6 +73,7 @@ struct srv_http {
 	struct srv_db			*db;
 	struct srv_keys			*keys;
 	struct srv_http_config		 cfg;
+	struct srv_conns		*conns;
 	struct srv_waiters		 waiters;
 	int				 nwaiters;
 	struct srv_pool			*pool;
@@ -243,6 +245,15 @@ srv_http_open_seen(struct srv_http *h, const char *key)
 	log_warn("open mode: accepting new key %s%s", key,
 	    srv_keys_allowed(h->keys, key) ? " (listed in the keys file)" :
 	    " (NOT in the keys file)");
+}
+
+/* srv_conn: may a request signed by key send a body? */
+static bool
+srv_http_admit_key(void *arg, const char *key)
+{
+	struct srv_http *h = arg;
+
+	return h->cfg.open || srv_keys_allowed(h->keys, key);
 }
 
 /* 0 if the request is signed by an authorized key; else it is answered. */
@@ -968,7 +979,11 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 	const struct evhttp_uri *uri;
 	struct evbuffer *in;
 	struct srv_req rq;
+	const char *refusal = NULL;
+	int refused;
 
+	/* First: the connection is busy until req is answered. */
+	refused = srv_conn_request(h->conns, req, &refusal);
 	memset(&rq, 0, sizeof rq);
 	rq.h = h;
 	rq.req = req;
@@ -978,6 +993,14 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 	if (rq.method == NULL || rq.target == NULL ||
 	    (uri = evhttp_request_get_evhttp_uri(req)) == NULL) {
 		srv_http_error(&rq, 400, "malformed request");
+		return;
+	}
+	if (refused != 0) {
+		/* Refused before its body was read (srv_conn): the rest of
+		 * it is not read either, so the connection cannot go on. */
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		srv_http_error(&rq, refused, "%s", refusal);
 		return;
 	}
 	rq.path = evhttp_uri_get_path(uri);
@@ -1021,6 +1044,7 @@ int
 srv_http_new(struct event_base *base, struct srv_db *db,
     const struct srv_http_config *cfg, struct srv_http **ret)
 {
+	struct srv_conns_config cc;
 	struct srv_http *h;
 	int r;
 
@@ -1058,6 +1082,15 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(h->http, srv_http_request_cb, h);
+	memset(&cc, 0, sizeof cc);
+	cc.max_connections = h->cfg.max_connections;
+	cc.max_inflight = h->cfg.max_inflight > 0 ? h->cfg.max_inflight :
+	    (size_t)SRV_CONN_INFLIGHT_MIB * 1024 * 1024;
+	cc.body_max = SRV_HTTP_BODY_MAX;
+	cc.admit_key = srv_http_admit_key;
+	cc.arg = h;
+	if ((r = srv_conns_new(base, h->http, &cc, &h->conns)) < 0)
+		goto fail;
 	*ret = h;
 	return 0;
 fail:
@@ -1080,6 +1113,8 @@ srv_http_listen(struct srv_http *h, const char *addr, int port,
 	    (ev_uint16_t)port);
 	if (h->bound == NULL)
 		return errno != 0 ? -errno : -EADDRNOTAVAIL;
+	if (srv_conns_listen(h->conns, h->bound) < 0)
+		return -EINVAL;
 	fd = evhttp_bound_socket_get_fd(h->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
 		return -errno;
@@ -1104,6 +1139,7 @@ srv_http_shutdown(struct srv_http *h)
 {
 	h->shutting_down = true;
 	if (h->bound != NULL) {
+		srv_conns_unlisten(h->conns);
 		evhttp_del_accept_socket(h->http, h->bound);
 		h->bound = NULL;
 	}
@@ -1128,8 +1164,10 @@ srv_http_free(struct srv_http *h)
 	}
 	while (!TAILQ_EMPTY(&h->waiters))
 		srv_http_waiter_answer(TAILQ_FIRST(&h->waiters));
+	srv_conns_unlisten(h->conns);
 	if (h->http != NULL)
 		evhttp_free(h->http);
+	srv_conns_free(h->conns);
 	srv_keys_free(h->keys);
 	free(h->seen);
 	free(h);
