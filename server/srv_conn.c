@@ -16,6 +16,7 @@
 
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -64,6 +65,7 @@ struct srv_conn {
 	bool			 settled;
 	bool			 gone;
 	bool			 stuck;		/* output added while not writing */
+	bool			 lingering;	/* refused and answered: closing */
 };
 
 TAILQ_HEAD(srv_conn_list, srv_conn);
@@ -99,6 +101,9 @@ struct srv_conns {
  */
 static TAILQ_HEAD(, srv_conns) srv_conns_all =
     TAILQ_HEAD_INITIALIZER(srv_conns_all);
+
+static void	srv_conn_sent_cb(struct evbuffer *,
+	    const struct evbuffer_cb_info *, void *);
 
 /* Log a line at most once a second, counting the ones left out. */
 static void
@@ -238,7 +243,7 @@ srv_conns_evict(struct srv_conns *cs, int n)
 		TAILQ_FOREACH(c, &cs->conns, entry) {
 			if (c->gone || c->evcon == NULL ||
 			    (c->state != SRV_CONN_IDLE &&
-			    c->state != SRV_CONN_HEAD))
+			    c->state != SRV_CONN_HEAD && !c->lingering))
 				continue;
 			if (oldest == NULL || c->idle_us < oldest->idle_us)
 				oldest = c;
@@ -504,6 +509,29 @@ srv_conn_head(struct srv_conn *c, struct evbuffer *src, struct evbuffer *dst)
 	return true;
 }
 
+/*
+ * Move n bytes of a body from src to dst by copying: the socket reads
+ * into chains up to twice the size of what they hold, and moving those
+ * would keep the slack for as long as the body is held.  Copied, a body
+ * costs about its size, which is what max_inflight counts.
+ */
+static void
+srv_conn_copy(struct evbuffer *src, struct evbuffer *dst, size_t n)
+{
+	char buf[16384];
+	ev_ssize_t got;
+	size_t take;
+
+	while (n > 0) {
+		take = n < sizeof buf ? n : sizeof buf;
+		if ((got = evbuffer_remove(src, buf, take)) <= 0)
+			return;
+		if (evbuffer_add(dst, buf, (size_t)got) < 0)
+			return;
+		n -= (size_t)got;
+	}
+}
+
 static enum bufferevent_filter_result
 srv_conn_input_cb(struct evbuffer *src, struct evbuffer *dst,
     ev_ssize_t limit, enum bufferevent_flush_mode mode, void *arg)
@@ -529,7 +557,7 @@ srv_conn_input_cb(struct evbuffer *src, struct evbuffer *dst,
 		case SRV_CONN_BODY:
 			if ((int64_t)n > c->body_left)
 				n = (size_t)c->body_left;
-			evbuffer_remove_buffer(src, dst, n);
+			srv_conn_copy(src, dst, n);
 			c->body_left -= (int64_t)n;
 			if (c->body_left == 0)
 				c->state = SRV_CONN_BUSY;
@@ -539,8 +567,9 @@ srv_conn_input_cb(struct evbuffer *src, struct evbuffer *dst,
 			 * is answered (srv_conn_done_cb). */
 			goto out;
 		case SRV_CONN_DRAIN:
+			/* Not progress: the linger timeout runs on. */
 			evbuffer_drain(src, n);
-			break;
+			goto out;
 		case SRV_CONN_RAW:
 			evbuffer_add_buffer(dst, src);
 			break;
@@ -549,27 +578,6 @@ srv_conn_input_cb(struct evbuffer *src, struct evbuffer *dst,
 	}
 out:
 	return progress ? BEV_OK : BEV_NEED_MORE;
-}
-
-/*
- * Output: straight to the socket when nothing is queued before it.  The
- * filter reports a reply written once it has moved it on, and evhttp
- * shuts a "Connection: close" socket down right after: what the socket
- * bufferevent had not written yet would be lost.
- */
-static enum bufferevent_filter_result
-srv_conn_output_filter_cb(struct evbuffer *src, struct evbuffer *dst,
-    ev_ssize_t limit, enum bufferevent_flush_mode mode, void *arg)
-{
-	struct srv_conn *c = arg;
-	struct bufferevent *under = bufferevent_get_underlying(c->bev);
-	evutil_socket_t fd;
-
-	if (under != NULL && evbuffer_get_length(dst) == 0 &&
-	    (fd = bufferevent_getfd(under)) != -1)
-		(void)evbuffer_write(src, fd);	/* the rest waits below */
-	evbuffer_add_buffer(dst, src);
-	return BEV_OK;
 }
 
 /* The filter is finalized: the connection's last trace. */
@@ -619,8 +627,7 @@ srv_conn_bev_cb(struct event_base *base, void *arg)
 		return NULL;	/* evhttp makes its own: not counted */
 	if ((under = bufferevent_socket_new(base, -1,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
-	    (bev = bufferevent_filter_new(under, srv_conn_input_cb,
-	    srv_conn_output_filter_cb,
+	    (bev = bufferevent_filter_new(under, srv_conn_input_cb, NULL,
 	    BEV_OPT_CLOSE_ON_FREE, srv_conn_free_cb, c)) == NULL) {
 		if (under != NULL)
 			bufferevent_free(under);
@@ -629,6 +636,8 @@ srv_conn_bev_cb(struct event_base *base, void *arg)
 	}
 	c->bev = bev;
 	if (evbuffer_add_cb(bufferevent_get_output(bev), srv_conn_output_cb,
+	    c) == NULL ||
+	    evbuffer_add_cb(bufferevent_get_output(under), srv_conn_sent_cb,
 	    c) == NULL) {
 		bufferevent_free(bev);	/* frees c, which has no cs yet */
 		return NULL;
@@ -686,6 +695,37 @@ srv_conns_settle_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * A refused request was answered and the rest of it is discarded: once
+ * the answer has left, say so with a FIN, and let the client close (or
+ * the linger timeout).  Closing at once with its body still arriving
+ * would reset the connection, and the client could lose the answer.
+ */
+static void
+srv_conn_fin(struct srv_conn *c)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	evutil_socket_t fd;
+
+	if (!c->lingering || c->gone || under == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(under)) > 0)
+		return;
+	if ((fd = bufferevent_getfd(under)) != -1)
+		(void)shutdown(fd, SHUT_WR);
+}
+
+/* The socket bufferevent wrote: a lingering answer may be out. */
+static void
+srv_conn_sent_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct srv_conn *c = arg;
+
+	if (info->n_deleted > 0 && c->cs != NULL)
+		srv_conn_fin(c);
+}
+
 /* evhttp_request_set_on_complete_cb: the reply was written. */
 static void
 srv_conn_done_cb(struct evhttp_request *req, void *arg)
@@ -696,6 +736,12 @@ srv_conn_done_cb(struct evhttp_request *req, void *arg)
 	if (c->cs == NULL || c->gone)
 		return;
 	srv_conn_release(c);
+	if (c->state == SRV_CONN_DRAIN) {
+		c->lingering = true;
+		c->idle_us = util_mono_us();
+		srv_conn_fin(c);
+		return;
+	}
 	if (c->state != SRV_CONN_BUSY)
 		return;
 	c->state = SRV_CONN_IDLE;
@@ -727,6 +773,9 @@ srv_conn_request(struct srv_conns *cs, struct evhttp_request *req,
 	    SRV_CONN_ADMISSION);
 	if (v == NULL)
 		return 0;
+	/* Refused: what follows is discarded for a few seconds at most. */
+	if (c != NULL)
+		evhttp_connection_set_timeout(evcon, SRV_CONN_LINGER_S);
 	/* Ours: "CODE reason" (the filter drops any a client sent). */
 	if (strlen(v) < 5 || v[3] != ' ' || (code = atoi(v)) < 400 ||
 	    code > 599) {

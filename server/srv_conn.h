@@ -24,9 +24,12 @@
  *     admit_key accepts, and room in the max_inflight bytes of bodies
  *     admitted at once across all connections.  A refused request reaches
  *     evhttp without its body and with a SRV_CONN_ADMISSION header saying
- *     why; srv_conn_request reports it so srv_http answers it and the
- *     connection closes; the rest of what the client sends is discarded
- *     unread.  A client cannot forge the header: it is removed from every
+ *     why; srv_conn_request reports it so srv_http answers it.  The
+ *     rest of what the client sends is discarded unread; once the answer
+ *     is out the server half-closes (FIN) and the connection ends when
+ *     the client closes or after SRV_CONN_LINGER_S seconds: closing at
+ *     once would reset it under a client still sending, and lose the
+ *     answer.  A client cannot forge the header: it is removed from every
  *     header block.
  *   - An admitted body's bytes count against max_inflight until the
  *     request is answered or its connection closes.
@@ -49,6 +52,7 @@
 
 #define SRV_CONN_HEADERS_MAX	(64 * 1024)
 #define SRV_CONN_BACKOFF_MS	100
+#define SRV_CONN_LINGER_S	5	/* a refused connection, at most */
 #define SRV_CONN_MAX_DEFAULT	1024
 #define SRV_CONN_FD_RESERVE	64	/* descriptors kept for the rest */
 #define SRV_CONN_INFLIGHT_MIB	64	/* default max_inflight, MiB */
@@ -83,7 +87,7 @@ void	srv_conns_unlisten(struct srv_conns *cs);
  * Called by the request handler first: marks req's connection busy until
  * req is answered.  Returns 0 if the request was admitted, or the HTTP
  * status to refuse it with and *ret_reason (valid while req is); the
- * caller answers with "Connection: close".
+ * caller answers it, and the connection is then closed.
  */
 int	srv_conn_request(struct srv_conns *cs, struct evhttp_request *req,
 	    const char **ret_reason);

@@ -996,10 +996,8 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 		return;
 	}
 	if (refused != 0) {
-		/* Refused before its body was read (srv_conn): the rest of
-		 * it is not read either, so the connection cannot go on. */
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Connection", "close");
+		/* Refused before its body was read (srv_conn), which then
+		 * closes the connection. */
 		srv_http_error(&rq, refused, "%s", refusal);
 		return;
 	}
