@@ -4,8 +4,9 @@
  * Invariants: every request handed to srv_http_request_cb is answered
  * exactly once (directly, or later as a long-poll waiter; a waiter is on
  * the list until it is answered, and it is answered from one place,
- * srv_http_waiter_answer); a request is authenticated before its path, its
- * query or its body is looked at; a push is answered only after COMMIT and
+ * srv_http_waiter_answer), unless its client closes the connection
+ * first; a request is authenticated before its path, its query or its
+ * body is looked at; a push is answered only after COMMIT and
  * long-polls are woken only after that answer was queued.  Nothing a client
  * sends is echoed into a reply without being made printable ASCII first.
  */
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -57,6 +59,7 @@ struct srv_waiter {
 	struct srv_http		*h;
 	struct evhttp_request	*req;
 	struct event		*timer;
+	struct event		*gone;		/* the client closing */
 	int64_t			 since;
 	int			 limit;
 };
@@ -653,10 +656,52 @@ srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
 	return c.n;
 }
 
+/* Take w off the list and stop its events; w itself is the caller's. */
+static void
+srv_http_waiter_unlink(struct srv_waiter *w)
+{
+	TAILQ_REMOVE(&w->h->waiters, w, entry);
+	w->h->nwaiters--;
+	event_free(w->timer);
+	if (w->gone != NULL)
+		event_free(w->gone);
+}
+
 static void
 srv_http_waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	srv_http_waiter_answer(arg);
+}
+
+/*
+ * A waiting long-poll's socket is readable: evhttp reads nothing while a
+ * request is in hand, so look.  End of file or an error: the client has
+ * gone, and its connection is closed now rather than when the wait ends.
+ * Bytes: a pipelined request; stop looking, the wait ends as it would.
+ */
+static void
+srv_http_waiter_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_waiter *w = arg;
+	struct evhttp_connection *evcon;
+	char c;
+	ssize_t n;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n > 0) {
+		event_del(w->gone);
+		return;
+	}
+	evcon = evhttp_request_get_connection(w->req);
+	srv_http_waiter_unlink(w);
+	log_debug("changes: long-poll since=%" PRId64 " dropped: its client "
+	    "went away (%d waiting)", w->since, w->h->nwaiters);
+	free(w);
+	/* Frees the request too. */
+	evhttp_connection_free(evcon);
 }
 
 /* Answer a waiting long-poll with what there is now, and forget it. */
@@ -668,9 +713,7 @@ srv_http_waiter_answer(struct srv_waiter *w)
 	json_t *obj;
 	int r;
 
-	TAILQ_REMOVE(&h->waiters, w, entry);
-	h->nwaiters--;
-	event_free(w->timer);
+	srv_http_waiter_unlink(w);
 	buf = evbuffer_new();
 	r = buf != NULL ? srv_http_changes_text(h, w->since, w->limit, buf) :
 	    -ENOMEM;
@@ -710,6 +753,7 @@ srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
 	struct srv_http *h = rq->h;
 	struct srv_waiter *w;
 	struct timeval tv;
+	evutil_socket_t fd;
 
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return -ENOMEM;
@@ -725,6 +769,17 @@ srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
 	tv.tv_sec = wait;
 	tv.tv_usec = 0;
 	if (evtimer_add(w->timer, &tv) < 0) {
+		event_free(w->timer);
+		free(w);
+		return -ENOMEM;
+	}
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
+	    evhttp_request_get_connection(rq->req)));
+	if (fd != -1 && ((w->gone = event_new(h->base, fd, EV_READ | EV_PERSIST,
+	    srv_http_waiter_gone_cb, w)) == NULL ||
+	    event_add(w->gone, NULL) < 0)) {
+		if (w->gone != NULL)
+			event_free(w->gone);
 		event_free(w->timer);
 		free(w);
 		return -ENOMEM;

@@ -28,9 +28,9 @@
  *
  * A push is answered only after its COMMIT; then every long-poll waiting
  * for something older than the new head is answered.  A long-poll whose
- * client went away is only noticed when it is answered (evhttp reads
- * nothing while a request is in hand); its slot is held until then, at most
- * max_wait seconds.
+ * client closes its connection is dropped at once, its slot freed (evhttp
+ * reads nothing while a request is in hand, so its socket is watched for
+ * the end of file).
  *
  * A push's body is parsed and its signatures verified on a pool of worker
  * threads (srv_pool), then applied on the loop in arrival order, one
