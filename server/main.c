@@ -3,7 +3,8 @@
  * "Remote protocol v1"; "ferryd and ferry-server").
  *
  *   ferry-server [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
- *                [--open] [--debug]
+ *                [--open] [--debug] [--max-waiters N] [--max-wait S]
+ *                [--max-connections N] [--max-inflight-mib N]
  *   ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY [NAME]
  *
  * One process, one libevent loop: evhttp in front (srv_http), SQLite
