@@ -60,8 +60,8 @@ test_expect_success 'setup' '
 
 test_expect_success '40 uploads without Authorization: 401 unread, RSS < +100 MB' '
 	uploads 40 &&
-	test_wait_until 20 "[ \$(log_count \"POST /v1/push from .*: 401 the request has no Authorization header\") = 40 ]" &&
 	grown_less_than 100 &&
+	test_wait_until 20 "[ \$(log_count \"POST /v1/push from .*: 401 the request has no Authorization header\") = 40 ]" &&
 	req s alice GET /v1/info >out &&
 	status_is 200 out &&
 	uploads_stop
