@@ -230,6 +230,73 @@ auth_parse_ts(const char *s, int64_t *ret)
 	return 0;
 }
 
+/*
+ * Everything auth_header_verify checks before the signature: the grammar,
+ * the key and sig encodings and the clock window.  0 and *ret filled in,
+ * or -errno with *ret_reason set.
+ */
+static int
+auth_precheck(const char *header_value, int64_t now, int64_t max_skew,
+    struct auth_params *ret, const char **ret_reason)
+{
+	struct auth_params p;
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char sig[crypto_sign_BYTES];
+	int64_t ts, skew;
+	int r;
+
+	if (header_value == NULL) {
+		*ret_reason = "the request has no Authorization header";
+		return -EINVAL;
+	}
+	if ((r = auth_parse(header_value, &p, ret_reason)) < 0)
+		return r;
+	if (strlen(p.value[AUTH_P_KEY]) != KEYS_PUB_B64_LEN ||
+	    keys_b64_decode(p.value[AUTH_P_KEY], pk, sizeof pk) < 0) {
+		*ret_reason = "the Authorization key is not a base64url "
+		    "Ed25519 public key";
+		return -EINVAL;
+	}
+	if (keys_b64_decode(p.value[AUTH_P_SIG], sig, sizeof sig) < 0) {
+		*ret_reason = "the Authorization sig is not a base64url Ed25519 "
+		    "signature";
+		return -EINVAL;
+	}
+	if (auth_parse_ts(p.value[AUTH_P_TS], &ts) < 0) {
+		*ret_reason = "the Authorization ts is not a unix time in "
+		    "decimal";
+		return -EINVAL;
+	}
+	skew = ts > now ? ts - now : now - ts;
+	if (skew > max_skew) {
+		*ret_reason = "the request timestamp is too far from the "
+		    "server's clock (check the clock, or the request is a "
+		    "replay)";
+		return -EACCES;
+	}
+	*ret = p;
+	return 0;
+}
+
+int
+auth_header_precheck(const char *header_value, int64_t now,
+    int64_t max_skew, char ret_key[KEYS_PUB_B64_LEN + 1],
+    const char **ret_reason)
+{
+	struct auth_params p;
+	const char *reason = NULL;
+	int r;
+
+	if ((r = auth_precheck(header_value, now, max_skew, &p,
+	    &reason)) < 0) {
+		if (ret_reason != NULL)
+			*ret_reason = reason;
+		return r;
+	}
+	memcpy(ret_key, p.value[AUTH_P_KEY], KEYS_PUB_B64_LEN + 1);
+	return 0;
+}
+
 int
 auth_header_verify(const char *header_value, const char *method,
     const char *path_query, const void *body, size_t len, int64_t now,
@@ -237,12 +304,9 @@ auth_header_verify(const char *header_value, const char *method,
     const char **ret_reason)
 {
 	struct auth_params p;
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-	unsigned char sig[crypto_sign_BYTES];
 	const char *reason = NULL;
 	char *msg = NULL;
 	size_t mlen;
-	int64_t ts, skew;
 	int r;
 
 	if (header_value == NULL) {
@@ -256,33 +320,8 @@ auth_header_verify(const char *header_value, const char *method,
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = auth_parse(header_value, &p, &reason)) < 0)
+	if ((r = auth_precheck(header_value, now, max_skew, &p, &reason)) < 0)
 		goto out;
-	if (strlen(p.value[AUTH_P_KEY]) != KEYS_PUB_B64_LEN ||
-	    keys_b64_decode(p.value[AUTH_P_KEY], pk, sizeof pk) < 0) {
-		reason = "the Authorization key is not a base64url Ed25519 "
-		    "public key";
-		r = -EINVAL;
-		goto out;
-	}
-	if (keys_b64_decode(p.value[AUTH_P_SIG], sig, sizeof sig) < 0) {
-		reason = "the Authorization sig is not a base64url Ed25519 "
-		    "signature";
-		r = -EINVAL;
-		goto out;
-	}
-	if (auth_parse_ts(p.value[AUTH_P_TS], &ts) < 0) {
-		reason = "the Authorization ts is not a unix time in decimal";
-		r = -EINVAL;
-		goto out;
-	}
-	skew = ts > now ? ts - now : now - ts;
-	if (skew > max_skew) {
-		reason = "the request timestamp is too far from the server's "
-		    "clock (check the clock, or the request is a replay)";
-		r = -EACCES;
-		goto out;
-	}
 	if (sodium_init() < 0) {
 		r = -EIO;
 		reason = "the signature cannot be checked";

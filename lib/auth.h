@@ -61,4 +61,16 @@ int	auth_header_verify(const char *header_value, const char *method,
 	    int64_t max_skew, char ret_key[KEYS_PUB_B64_LEN + 1],
 	    const char **ret_reason);
 
+/*
+ * The checks of auth_header_verify that need neither the request nor its
+ * body: the header's grammar, the key's and the sig's encodings and the
+ * clock window.  A server runs it when the headers are in, to refuse a
+ * request before reading its body; a request that passes must still be
+ * verified in full.  0 and the key in ret_key, or -EINVAL / -EACCES with
+ * *ret_reason as auth_header_verify sets it.
+ */
+int	auth_header_precheck(const char *header_value, int64_t now,
+	    int64_t max_skew, char ret_key[KEYS_PUB_B64_LEN + 1],
+	    const char **ret_reason);
+
 #endif

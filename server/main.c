@@ -3,7 +3,8 @@
  * "Remote protocol v1"; "ferryd and ferry-server").
  *
  *   ferry-server [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
- *                [--open] [--debug]
+ *                [--open] [--debug] [--max-waiters N] [--max-wait S]
+ *                [--max-connections N] [--max-inflight-mib N]
  *   ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY [NAME]
  *
  * One process, one libevent loop: evhttp in front (srv_http), SQLite
@@ -24,6 +25,7 @@
 #include "autoconfig.h"
 
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -42,6 +44,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "srv_conn.h"
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_keys.h"
@@ -58,6 +61,8 @@ struct options {
 	bool		 debug;
 	int		 max_waiters;
 	int		 max_wait;
+	int		 max_connections;
+	int		 max_inflight_mib;
 };
 
 struct server {
@@ -81,6 +86,7 @@ usage(FILE *f)
 	    "[--keys FILE]\n"
 	    "                    [--open] [--debug] [--max-waiters N] "
 	    "[--max-wait SECONDS]\n"
+	    "                    [--max-connections N] [--max-inflight-mib N]\n"
 	    "       ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY "
 	    "[NAME]\n"
 	    "       ferry-server --help | --version\n"
@@ -97,11 +103,17 @@ usage(FILE *f)
 	    "  --debug             log debug messages\n"
 	    "  --max-waiters N     concurrent long-polls (default %d)\n"
 	    "  --max-wait SECONDS  longest long-poll (default %d)\n"
+	    "  --max-connections N connections at once; at the cap the one idle\n"
+	    "                      longest is closed (default min(%d, open-file\n"
+	    "                      limit - %d), here %d)\n"
+	    "  --max-inflight-mib N  MiB of request bodies received at once (503\n"
+	    "                      beyond; default %d)\n"
 	    "\n"
 	    "  allow PUBKEY [NAME] add a device key to the keys file; send "
 	    "SIGHUP to a\n"
 	    "                      running server to apply it\n",
-	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT);
+	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT, SRV_CONN_MAX_DEFAULT,
+	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_CONN_INFLIGHT_MIB);
 }
 
 /* Positive decimal int option; -EINVAL if it is not one. */
@@ -119,6 +131,26 @@ parse_count(const char *s, int *ret)
 	return 0;
 }
 
+/* The setting a numeric option (by its short letter) sets, and its name. */
+static int *
+count_option(struct options *o, int ch, const char **ret_name)
+{
+	switch (ch) {
+	case 'W':
+		*ret_name = "max-waiters";
+		return &o->max_waiters;
+	case 'w':
+		*ret_name = "max-wait";
+		return &o->max_wait;
+	case 'C':
+		*ret_name = "max-connections";
+		return &o->max_connections;
+	default:
+		*ret_name = "max-inflight-mib";
+		return &o->max_inflight_mib;
+	}
+}
+
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
@@ -130,10 +162,13 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "debug", no_argument, NULL, 'D' },
 		{ "max-waiters", required_argument, NULL, 'W' },
 		{ "max-wait", required_argument, NULL, 'w' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-inflight-mib", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *name;
 	int ch;
 
 	/* "+": options end at the first operand (allow PUBKEY NAME). */
@@ -157,11 +192,11 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'W':
 		case 'w':
-			if (parse_count(optarg, ch == 'W' ? &o->max_waiters :
-			    &o->max_wait) < 0) {
+		case 'C':
+		case 'I':
+			if (parse_count(optarg, count_option(o, ch, &name)) < 0) {
 				fprintf(stderr, "ferry-server: --%s wants a "
-				    "positive number, not '%s'\n", ch == 'W' ?
-				    "max-waiters" : "max-wait", optarg);
+				    "positive number, not '%s'\n", name, optarg);
 				return -EINVAL;
 			}
 			break;
@@ -366,6 +401,25 @@ load_keys(struct server *s, bool reload)
 	return 0;
 }
 
+/*
+ * A cap the open-file limit cannot hold is kept (accept failures back
+ * off), but said.
+ */
+static void
+warn_max_connections(int n)
+{
+	struct rlimit rl;
+
+	if (n <= 0 || getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY ||
+	    (rlim_t)n + SRV_CONN_FD_RESERVE <= rl.rlim_cur)
+		return;
+	log_warn("--max-connections %d leaves fewer than %d of the %llu "
+	    "descriptors the open-file limit allows for the rest: accepting "
+	    "will fail before the cap is reached", n, SRV_CONN_FD_RESERVE,
+	    (unsigned long long)rl.rlim_cur);
+}
+
 /* libevent's own messages (bind failures, say) go through our log. */
 static void
 libevent_log_cb(int severity, const char *msg)
@@ -448,12 +502,15 @@ serve(struct server *s)
 	hc.open = s->opt.open;
 	hc.max_waiters = s->opt.max_waiters;
 	hc.max_wait = s->opt.max_wait;
+	hc.max_connections = s->opt.max_connections;
+	hc.max_inflight = (size_t)s->opt.max_inflight_mib * 1024 * 1024;
 	if ((r = srv_http_new(s->base, s->db, &hc, &s->http)) < 0) {
 		log_err("cannot start the HTTP server: %s", strerror(-r));
 		goto out;
 	}
 	if ((r = load_keys(s, false)) < 0)
 		goto out;
+	warn_max_connections(s->opt.max_connections);
 	if (s->opt.open)
 		log_warn("OPEN MODE: accepting requests signed by ANY key; "
 		    "for local trials only, never on a shared network");

@@ -4,8 +4,9 @@
  * Invariants: every request handed to srv_http_request_cb is answered
  * exactly once (directly, or later as a long-poll waiter; a waiter is on
  * the list until it is answered, and it is answered from one place,
- * srv_http_waiter_answer); a request is authenticated before its path, its
- * query or its body is looked at; a push is answered only after COMMIT and
+ * srv_http_waiter_answer), unless its client closes the connection
+ * first; a request is authenticated before its path, its query or its
+ * body is looked at; a push is answered only after COMMIT and
  * long-polls are woken only after that answer was queued.  Nothing a client
  * sends is echoed into a reply without being made printable ASCII first.
  */
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -36,6 +38,7 @@
 #include "log.h"
 #include "names.h"
 #include "record.h"
+#include "srv_conn.h"
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_keys.h"
@@ -56,6 +59,7 @@ struct srv_waiter {
 	struct srv_http		*h;
 	struct evhttp_request	*req;
 	struct event		*timer;
+	struct event		*gone;		/* the client closing */
 	int64_t			 since;
 	int			 limit;
 };
@@ -72,6 +76,7 @@ struct srv_http {
 	struct srv_db			*db;
 	struct srv_keys			*keys;
 	struct srv_http_config		 cfg;
+	struct srv_conns		*conns;
 	struct srv_waiters		 waiters;
 	int				 nwaiters;
 	struct srv_pool			*pool;
@@ -243,6 +248,15 @@ srv_http_open_seen(struct srv_http *h, const char *key)
 	log_warn("open mode: accepting new key %s%s", key,
 	    srv_keys_allowed(h->keys, key) ? " (listed in the keys file)" :
 	    " (NOT in the keys file)");
+}
+
+/* srv_conn: may a request signed by key send a body? */
+static bool
+srv_http_admit_key(void *arg, const char *key)
+{
+	struct srv_http *h = arg;
+
+	return h->cfg.open || srv_keys_allowed(h->keys, key);
 }
 
 /* 0 if the request is signed by an authorized key; else it is answered. */
@@ -642,10 +656,52 @@ srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
 	return c.n;
 }
 
+/* Take w off the list and stop its events; w itself is the caller's. */
+static void
+srv_http_waiter_unlink(struct srv_waiter *w)
+{
+	TAILQ_REMOVE(&w->h->waiters, w, entry);
+	w->h->nwaiters--;
+	event_free(w->timer);
+	if (w->gone != NULL)
+		event_free(w->gone);
+}
+
 static void
 srv_http_waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	srv_http_waiter_answer(arg);
+}
+
+/*
+ * A waiting long-poll's socket is readable: evhttp reads nothing while a
+ * request is in hand, so look.  End of file or an error: the client has
+ * gone, and its connection is closed now rather than when the wait ends.
+ * Bytes: a pipelined request; stop looking, the wait ends as it would.
+ */
+static void
+srv_http_waiter_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_waiter *w = arg;
+	struct evhttp_connection *evcon;
+	char c;
+	ssize_t n;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n > 0) {
+		event_del(w->gone);
+		return;
+	}
+	evcon = evhttp_request_get_connection(w->req);
+	srv_http_waiter_unlink(w);
+	log_debug("changes: long-poll since=%" PRId64 " dropped: its client "
+	    "went away (%d waiting)", w->since, w->h->nwaiters);
+	free(w);
+	/* Frees the request too. */
+	evhttp_connection_free(evcon);
 }
 
 /* Answer a waiting long-poll with what there is now, and forget it. */
@@ -657,9 +713,7 @@ srv_http_waiter_answer(struct srv_waiter *w)
 	json_t *obj;
 	int r;
 
-	TAILQ_REMOVE(&h->waiters, w, entry);
-	h->nwaiters--;
-	event_free(w->timer);
+	srv_http_waiter_unlink(w);
 	buf = evbuffer_new();
 	r = buf != NULL ? srv_http_changes_text(h, w->since, w->limit, buf) :
 	    -ENOMEM;
@@ -699,6 +753,7 @@ srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
 	struct srv_http *h = rq->h;
 	struct srv_waiter *w;
 	struct timeval tv;
+	evutil_socket_t fd;
 
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return -ENOMEM;
@@ -714,6 +769,17 @@ srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
 	tv.tv_sec = wait;
 	tv.tv_usec = 0;
 	if (evtimer_add(w->timer, &tv) < 0) {
+		event_free(w->timer);
+		free(w);
+		return -ENOMEM;
+	}
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
+	    evhttp_request_get_connection(rq->req)));
+	if (fd != -1 && ((w->gone = event_new(h->base, fd, EV_READ | EV_PERSIST,
+	    srv_http_waiter_gone_cb, w)) == NULL ||
+	    event_add(w->gone, NULL) < 0)) {
+		if (w->gone != NULL)
+			event_free(w->gone);
 		event_free(w->timer);
 		free(w);
 		return -ENOMEM;
@@ -968,7 +1034,11 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 	const struct evhttp_uri *uri;
 	struct evbuffer *in;
 	struct srv_req rq;
+	const char *refusal = NULL;
+	int refused;
 
+	/* First: the connection is busy until req is answered. */
+	refused = srv_conn_request(h->conns, req, &refusal);
 	memset(&rq, 0, sizeof rq);
 	rq.h = h;
 	rq.req = req;
@@ -978,6 +1048,12 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 	if (rq.method == NULL || rq.target == NULL ||
 	    (uri = evhttp_request_get_evhttp_uri(req)) == NULL) {
 		srv_http_error(&rq, 400, "malformed request");
+		return;
+	}
+	if (refused != 0) {
+		/* Refused before its body was read (srv_conn), which then
+		 * closes the connection. */
+		srv_http_error(&rq, refused, "%s", refusal);
 		return;
 	}
 	rq.path = evhttp_uri_get_path(uri);
@@ -1021,6 +1097,7 @@ int
 srv_http_new(struct event_base *base, struct srv_db *db,
     const struct srv_http_config *cfg, struct srv_http **ret)
 {
+	struct srv_conns_config cc;
 	struct srv_http *h;
 	int r;
 
@@ -1058,6 +1135,15 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(h->http, srv_http_request_cb, h);
+	memset(&cc, 0, sizeof cc);
+	cc.max_connections = h->cfg.max_connections;
+	cc.max_inflight = h->cfg.max_inflight > 0 ? h->cfg.max_inflight :
+	    (size_t)SRV_CONN_INFLIGHT_MIB * 1024 * 1024;
+	cc.body_max = SRV_HTTP_BODY_MAX;
+	cc.admit_key = srv_http_admit_key;
+	cc.arg = h;
+	if ((r = srv_conns_new(base, h->http, &cc, &h->conns)) < 0)
+		goto fail;
 	*ret = h;
 	return 0;
 fail:
@@ -1080,6 +1166,8 @@ srv_http_listen(struct srv_http *h, const char *addr, int port,
 	    (ev_uint16_t)port);
 	if (h->bound == NULL)
 		return errno != 0 ? -errno : -EADDRNOTAVAIL;
+	if (srv_conns_listen(h->conns, h->bound) < 0)
+		return -EINVAL;
 	fd = evhttp_bound_socket_get_fd(h->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
 		return -errno;
@@ -1104,6 +1192,7 @@ srv_http_shutdown(struct srv_http *h)
 {
 	h->shutting_down = true;
 	if (h->bound != NULL) {
+		srv_conns_unlisten(h->conns);
 		evhttp_del_accept_socket(h->http, h->bound);
 		h->bound = NULL;
 	}
@@ -1128,8 +1217,10 @@ srv_http_free(struct srv_http *h)
 	}
 	while (!TAILQ_EMPTY(&h->waiters))
 		srv_http_waiter_answer(TAILQ_FIRST(&h->waiters));
+	srv_conns_unlisten(h->conns);
 	if (h->http != NULL)
 		evhttp_free(h->http);
+	srv_conns_free(h->conns);
 	srv_keys_free(h->keys);
 	free(h->seen);
 	free(h);

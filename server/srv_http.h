@@ -21,11 +21,16 @@
  * change log or of a history stops at about SRV_HTTP_REPLY_BUDGET bytes of
  * records (and at limit entries), so the client pages on.
  *
+ * Connections are counted and capped, accept failures back off, and a
+ * request with a body is refused before the body is read unless its
+ * Authorization header is well formed, recent and from a known key and
+ * the bytes of bodies being received stay within max_inflight (srv_conn).
+ *
  * A push is answered only after its COMMIT; then every long-poll waiting
  * for something older than the new head is answered.  A long-poll whose
- * client went away is only noticed when it is answered (evhttp reads
- * nothing while a request is in hand); its slot is held until then, at most
- * max_wait seconds.
+ * client closes its connection is dropped at once, its slot freed (evhttp
+ * reads nothing while a request is in hand, so its socket is watched for
+ * the end of file).
  *
  * A push's body is parsed and its signatures verified on a pool of worker
  * threads (srv_pool), then applied on the loop in arrival order, one
@@ -56,6 +61,8 @@ struct srv_http_config {
 	int	max_waiters;	/* concurrent long-polls */
 	int	max_wait;	/* cap on ?wait=, seconds */
 	int	threads;	/* push checkers (0: one per CPU) */
+	int	max_connections; /* 0: srv_conn_default_max() */
+	size_t	max_inflight;	/* body bytes at once (0: default) */
 };
 
 struct srv_http;

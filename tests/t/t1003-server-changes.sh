@@ -4,7 +4,7 @@
 # nothing newer), each entry carries the change's own version, body (none
 # when deleted) and change id; with wait > 0 and nothing newer the request
 # is held and answered as soon as a push commits (well before the wait runs
-# out), or empty when it does (also when its client has gone); at most
+# out), or empty when it does (dropped at once when its client goes); at most
 # --max-waiters wait at once (429 beyond), --max-wait caps the wait, and
 # SIGTERM answers the waiting ones.
 
@@ -101,11 +101,11 @@ test_expect_success 'a long-poll with nothing new ends empty when the wait runs 
 	[ "$ms" -ge 900 ] && [ "$ms" -lt 10000 ]
 '
 
-test_expect_success 'a long-poll whose client went away is answered harmlessly' '
+test_expect_success 'a long-poll whose client went away is dropped harmlessly' '
 	req s alice --timeout 1 GET "/v1/changes?since=7&wait=2" >out;
 	test_grep "CURL-ERROR" out &&
 	test_wait_log "$(server_log s)" \
-	    "long-poll since=7 answered with 0 changes (0 waiting)" &&
+	    "long-poll since=7 dropped: its client went away (0 waiting)" &&
 	server_running s &&
 	req s alice GET /v1/info >out &&
 	status_is 200 out
