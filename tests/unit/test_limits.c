@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "bodylimit.h"
 
 /* {"a":{"a":...{}}} with depth levels of objects (depth >= 1). */
 static json_t *

@@ -1,5 +1,5 @@
 /*
- * limits: the body limit of DESIGN "Additions"; see limits.h.
+ * limits: the body limit of DESIGN "Additions"; see bodylimit.h.
  *
  * The depth walk is recursive but bounded: it never goes deeper than the
  * limit plus one, whatever the input (jansson itself refuses more than
@@ -9,7 +9,7 @@
 
 #include <errno.h>
 
-#include "limits.h"
+#include "bodylimit.h"
 
 int
 limits_depth(const json_t *v, int max)

@@ -1,8 +1,9 @@
 /*
- * limits: the one documented limit on a document body, enforced on every
- * path that accepts one (Put, Patch, Resolve in ferryd; push in
- * ferry-server; a pulled change in ferryd, which is parked, not applied,
- * when it breaks the limit).
+ * limits (in bodylimit.h: as limits.h, with -I lib, it shadowed the C
+ * library's <limits.h>): the one documented limit on a document body,
+ * enforced on every path that accepts one (Put, Patch, Resolve in
+ * ferryd; push in ferry-server; a pulled change in ferryd, which is
+ * parked, not applied, when it breaks the limit).
  *
  * A body is a JSON object of at most LIMITS_BODY_MAX_BYTES bytes when
  * written compact (jansson's JSON_COMPACT) and at most
