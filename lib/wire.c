@@ -3,18 +3,38 @@
  *
  * The logic is the sync engine's own (daemon/sync.c push_results_check,
  * pull_check, pull_parse_run and pull_hint), moved here unchanged so that
- * it can be tested and fuzzed alone.  The reasons are the sentences
- * ferryd has always logged after "bad answer from <remote>: ".
+ * it can be tested and fuzzed alone, and then made stricter in one
+ * place: a conflict result must carry a body or be a tombstone.  The
+ * reasons are the sentences ferryd has always logged after "bad answer
+ * from <remote>: ".
  */
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "names.h"
 #include "wire.h"
+
+/*
+ * The server's current state in a conflict result: a version >= 1 (the
+ * document exists or existed), and a body unless it is a tombstone, as a
+ * pulled change has.  Without a body the merge would take theirs as a
+ * deletion while the conflict recorded it as not deleted.
+ */
+static bool
+wire_current_check(json_t *cur)
+{
+	json_t *version = json_object_get(cur, "version");
+
+	return json_is_object(cur) && json_is_integer(version) &&
+	    json_integer_value(version) >= 1 &&
+	    (json_is_true(json_object_get(cur, "deleted")) ||
+	    json_is_object(json_object_get(cur, "body")));
+}
 
 const char *
 wire_push_results_check(json_t *results, size_t n)
@@ -37,8 +57,7 @@ wire_push_results_check(json_t *results, size_t n)
 				return "an applied result has no version";
 		} else if (strcmp(status, "conflict") == 0) {
 			cur = json_object_get(res, "current");
-			if (!json_is_object(cur) || !json_is_integer(
-			    json_object_get(cur, "version")))
+			if (!wire_current_check(cur))
 				return "a conflict result has no current state";
 		} else if (strcmp(status, "rejected") == 0) {
 			if (!json_is_string(json_object_get(res, "error")))

@@ -9,8 +9,9 @@
  * Promise checked: an answer that passes has exactly that many results,
  * and each holds what ferryd's writer then reads without looking again
  * (wire.h): a known status, an integer version >= 1 for applied and
- * duplicate, a current object with an integer version for a conflict, a
- * string error for a rejection.  One that fails says why.
+ * duplicate, for a conflict a current state with a version >= 1 and a
+ * body unless it is a tombstone, a string error for a rejection.  One
+ * that fails says why.
  */
 #include "autoconfig.h"
 
@@ -37,7 +38,10 @@ check_result(json_t *res)
 	} else if (strcmp(status, "conflict") == 0) {
 		v = json_object_get(res, "current");
 		FUZZ_ASSERT(json_is_object(v) &&
-		    json_is_integer(json_object_get(v, "version")));
+		    json_is_integer(json_object_get(v, "version")) &&
+		    json_integer_value(json_object_get(v, "version")) >= 1);
+		FUZZ_ASSERT(json_is_true(json_object_get(v, "deleted")) ||
+		    json_is_object(json_object_get(v, "body")));
 	} else {
 		FUZZ_ASSERT(strcmp(status, "rejected") == 0);
 		FUZZ_ASSERT(json_is_string(json_object_get(res, "error")));

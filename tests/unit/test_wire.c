@@ -48,6 +48,9 @@ test_push_results_ok(void **state)
 	    "\"deleted\":false,\"body\":{\"a\":1}}},"
 	    "{\"status\":\"rejected\",\"error\":\"bad signature\"}]", 4));
 	assert_null(push_check("[]", 0));
+	/* A tombstone as the current state has no body. */
+	assert_null(push_check("[{\"status\":\"conflict\",\"current\":"
+	    "{\"version\":4,\"deleted\":true}}]", 1));
 }
 
 static void
@@ -76,6 +79,15 @@ test_push_results_bad(void **state)
 		    "a conflict result has no current state" },
 		{ "[{\"status\":\"conflict\",\"current\":{\"version\":\"2\"}}]",
 		    1, "a conflict result has no current state" },
+		/* The current state is a body or a tombstone, never neither. */
+		{ "[{\"status\":\"conflict\",\"current\":{\"version\":3}}]", 1,
+		    "a conflict result has no current state" },
+		{ "[{\"status\":\"conflict\",\"current\":{\"version\":3,"
+		    "\"deleted\":false,\"body\":[]}}]", 1,
+		    "a conflict result has no current state" },
+		{ "[{\"status\":\"conflict\",\"current\":{\"version\":0,"
+		    "\"deleted\":true}}]", 1,
+		    "a conflict result has no current state" },
 		{ "[{\"status\":\"rejected\"}]", 1,
 		    "a rejected result has no error" },
 		{ "[{\"status\":\"lost\"}]", 1,
