@@ -6,6 +6,8 @@
 # tests/fresh-machine.sh runs the README's commands on one, so a program
 # used by a test, a benchmark or quickstart but not listed here shows up
 # there as a failure, not only on a machine that lacks it by chance.
+# Arguments are more packages to install the same way (tests/fuzz/run.sh:
+# clang and libFuzzer).
 set -eu
 # Building: the autotools, the compiler, the libraries configure asks for.
 build="autoconf automake libtool pkg-config make gcc libc6-dev
@@ -17,6 +19,7 @@ libjansson-dev libinih-dev libcmocka-dev libsystemd-dev"
 # revision it measured), util-linux (setpriv, prlimit: t0003, t0007) and
 # procps.
 run="sqlite3 bc strace git util-linux procps"
+run="$run $*"
 missing=""
 for p in $build $run; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -1,0 +1,152 @@
+/*
+ * wire: checks on the remote's answers; see wire.h.
+ *
+ * The logic is the sync engine's own (daemon/sync.c push_results_check,
+ * pull_check, pull_parse_run and pull_hint), moved here unchanged so that
+ * it can be tested and fuzzed alone, and then made stricter in one
+ * place: a conflict result must carry a body or be a tombstone.  The
+ * reasons are the sentences ferryd has always logged after "bad answer
+ * from <remote>: ".
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+#include "wire.h"
+
+/*
+ * The server's current state in a conflict result: a version >= 1 (the
+ * document exists or existed), and a body unless it is a tombstone, as a
+ * pulled change has.  Without a body the merge would take theirs as a
+ * deletion while the conflict recorded it as not deleted.
+ */
+static bool
+wire_current_check(json_t *cur)
+{
+	json_t *version = json_object_get(cur, "version");
+
+	return json_is_object(cur) && json_is_integer(version) &&
+	    json_integer_value(version) >= 1 &&
+	    (json_is_true(json_object_get(cur, "deleted")) ||
+	    json_is_object(json_object_get(cur, "body")));
+}
+
+const char *
+wire_push_results_check(json_t *results, size_t n)
+{
+	const char *status;
+	json_t *res, *cur;
+	size_t i;
+
+	if (!json_is_array(results) || json_array_size(results) != n)
+		return "results do not match the changes sent";
+	json_array_foreach(results, i, res) {
+		status = json_string_value(json_object_get(res, "status"));
+		if (status == NULL)
+			return "a result has no status";
+		if (strcmp(status, "applied") == 0 ||
+		    strcmp(status, "duplicate") == 0) {
+			if (!json_is_integer(json_object_get(res, "version")) ||
+			    json_integer_value(json_object_get(res,
+			    "version")) < 1)
+				return "an applied result has no version";
+		} else if (strcmp(status, "conflict") == 0) {
+			cur = json_object_get(res, "current");
+			if (!wire_current_check(cur))
+				return "a conflict result has no current state";
+		} else if (strcmp(status, "rejected") == 0) {
+			if (!json_is_string(json_object_get(res, "error")))
+				return "a rejected result has no error";
+		} else
+			return "a result has an unknown status";
+	}
+	return NULL;
+}
+
+/* Check every change of a page before any is applied. */
+static const char *
+wire_changes_check(json_t *changes)
+{
+	const char *reason;
+	json_t *ch, *body;
+	size_t i;
+
+	if (!json_is_array(changes))
+		return "no changes array";
+	json_array_foreach(changes, i, ch) {
+		if (!json_is_string(json_object_get(ch, "collection")) ||
+		    names_check_collection(json_string_value(json_object_get(
+		    ch, "collection")), &reason) < 0 ||
+		    !json_is_string(json_object_get(ch, "id")) ||
+		    names_check_id(json_string_value(json_object_get(ch,
+		    "id")), &reason) < 0)
+			return "a change has a bad collection or id";
+		if (!json_is_integer(json_object_get(ch, "version")) ||
+		    json_integer_value(json_object_get(ch, "version")) < 1)
+			return "a change has no version";
+		body = json_object_get(ch, "body");
+		if (!json_is_true(json_object_get(ch, "deleted")) &&
+		    !json_is_object(body))
+			return "a change has no body";
+	}
+	return NULL;
+}
+
+int
+wire_changes_page_parse(const char *text, size_t len, json_t **ret_changes,
+    int64_t *ret_last_seq, char *reason, size_t reason_size)
+{
+	json_error_t jerr;
+	const char *bad;
+	json_t *o, *last;
+	int r = -EBADMSG;
+
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	last = json_object_get(o, "last_seq");
+	if (o == NULL) {
+		bad = jerr.text;
+		if (json_error_code(&jerr) == json_error_out_of_memory)
+			r = -ENOMEM;
+	} else if (!json_is_integer(last))
+		bad = "no last_seq";
+	else
+		bad = wire_changes_check(json_object_get(o, "changes"));
+	if (bad != NULL) {
+		if (reason_size > 0)
+			snprintf(reason, reason_size, "%s", bad);
+		json_decref(o);
+		return r;
+	}
+	*ret_changes = json_incref(json_object_get(o, "changes"));
+	*ret_last_seq = json_integer_value(last);
+	json_decref(o);
+	return 0;
+}
+
+int
+wire_last_seq_hint(const char *text, size_t len, int64_t *ret)
+{
+	static const char key[] = "\"last_seq\":";
+	size_t end, i;
+
+	end = len;
+	while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' ||
+	    text[end - 1] == '\r' || text[end - 1] == '\t'))
+		end--;
+	if (end == 0 || text[--end] != '}')
+		return -ENOENT;
+	i = end;
+	while (i > 0 && end - i < 18 && text[i - 1] >= '0' &&
+	    text[i - 1] <= '9')
+		i--;
+	if (i == end || i < sizeof key - 1 ||
+	    memcmp(text + i - (sizeof key - 1), key, sizeof key - 1) != 0)
+		return -ENOENT;
+	*ret = strtoll(text + i, NULL, 10);
+	return 0;
+}

@@ -1,0 +1,62 @@
+/*
+ * wire: the checks a client makes on the remote's answers before it trusts
+ * them (DESIGN "Remote protocol v1"): the results of POST /v1/push, a page
+ * of GET /v1/changes, and the last_seq hint read off the end of a page
+ * without parsing it.
+ *
+ * These are pure functions over bytes and parse trees, kept apart from the
+ * sync engine so that unit tests and fuzzers can reach every branch with
+ * no HTTP, no event loop and no store.  A check that passes promises
+ * exactly the shape listed at each function, no more: a caller that reads
+ * anything else from the tree checks it itself.
+ *
+ * Nothing here blocks, logs or keeps state between calls; the functions
+ * are safe to call from any thread.
+ */
+#ifndef FERRY_WIRE_H
+#define FERRY_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/*
+ * Check the "results" member of a push answer for a push of n changes:
+ * an array of exactly n objects, each with a string "status" that is
+ * "applied" or "duplicate" with an integer "version" >= 1, "conflict" with
+ * an object "current" holding an integer "version" >= 1 and, unless its
+ * "deleted" is true, an object "body", or "rejected" with a string
+ * "error".  results is borrowed and may be NULL (member absent).
+ * Returns NULL if it holds, else a static sentence saying what is wrong
+ * ("results do not match the changes sent", ...).
+ */
+const char	*wire_push_results_check(json_t *results, size_t n);
+
+/*
+ * Parse one page of GET /v1/changes, text[0..len) (no NUL needed), with
+ * JSON_REJECT_DUPLICATES, and check it before any of it is applied: an
+ * integer "last_seq" and a "changes" array whose every element has a
+ * string "collection" and "id" that are valid names, an integer "version"
+ * >= 1, and an object "body" unless "deleted" is true.
+ *
+ * Returns 0 with *ret_changes (a new reference to the page's changes
+ * array; the rest of the page is freed) and *ret_last_seq; or -EBADMSG
+ * (-ENOMEM when jansson ran out of memory) with a sentence saying why in
+ * reason (reason_size bytes, always NUL-terminated when reason_size > 0).
+ * Nothing else is written on failure.
+ */
+int	wire_changes_page_parse(const char *text, size_t len,
+	    json_t **ret_changes, int64_t *ret_last_seq, char *reason,
+	    size_t reason_size);
+
+/*
+ * The last_seq of a page laid out as ferry-server writes it (compact, keys
+ * sorted, so the text ends with "last_seq":N} and maybe white space), read
+ * without parsing: only a hint, which the caller checks against the parsed
+ * page.  At most 18 digits are read, so it cannot overflow.  Returns 0 and
+ * *ret, or -ENOENT if the text ends otherwise.
+ */
+int	wire_last_seq_hint(const char *text, size_t len, int64_t *ret);
+
+#endif
