@@ -20,8 +20,8 @@
  * the order they were fetched; a rewind (pull_gen) drops the pages still
  * in the workers.  While catching up, the next request need not wait for
  * the parse: it starts from a hint read off the end of the text, which
- * the parser checks (pull_hint).  A small page (a long-poll's answer)
- * with nothing queued before it skips the workers: parsing it costs
+ * the parser checks (wire_last_seq_hint).  A small page (a long-poll's
+ * answer) with nothing queued before it skips the workers: parsing it costs
  * microseconds, and the hop would wake the loop once more.
  *
  * Writer-thread state: the device seq lives in meta "device_seq" and is
@@ -47,6 +47,7 @@
 #include "record.h"
 #include "sync.h"
 #include "util.h"
+#include "wire.h"
 #include "worker.h"
 
 #define PUSH_BATCH	1000	/* changes per push request (the server's cap) */
@@ -651,40 +652,6 @@ push_apply_run(struct writer_batch *b, struct writer_op *op)
 		writer_op_fail(op, r, store_errmsg(b->st));
 }
 
-/* Check the shape of a push answer before anything trusts it. */
-static const char *
-push_results_check(json_t *results, size_t n)
-{
-	const char *status;
-	json_t *res, *cur;
-	size_t i;
-
-	if (!json_is_array(results) || json_array_size(results) != n)
-		return "results do not match the changes sent";
-	json_array_foreach(results, i, res) {
-		status = json_string_value(json_object_get(res, "status"));
-		if (status == NULL)
-			return "a result has no status";
-		if (strcmp(status, "applied") == 0 ||
-		    strcmp(status, "duplicate") == 0) {
-			if (!json_is_integer(json_object_get(res, "version")) ||
-			    json_integer_value(json_object_get(res,
-			    "version")) < 1)
-				return "an applied result has no version";
-		} else if (strcmp(status, "conflict") == 0) {
-			cur = json_object_get(res, "current");
-			if (!json_is_object(cur) || !json_is_integer(
-			    json_object_get(cur, "version")))
-				return "a conflict result has no current state";
-		} else if (strcmp(status, "rejected") == 0) {
-			if (!json_is_string(json_object_get(res, "error")))
-				return "a rejected result has no error";
-		} else
-			return "a result has an unknown status";
-	}
-	return NULL;
-}
-
 static bool
 push_busy(const struct sync *sy)
 {
@@ -762,7 +729,7 @@ push_http_done(struct http_req *req, const struct http_result *res,
 	if (k == 1) {
 		p->results = json_loadb(res->body, res->len,
 		    JSON_REJECT_DUPLICATES, &jerr);
-		bad = p->results == NULL ? jerr.text : push_results_check(
+		bad = p->results == NULL ? jerr.text : wire_push_results_check(
 		    json_object_get(p->results, "results"), p->n);
 		if (bad != NULL) {
 			sync_error(sy, "push: bad answer from %s: %s",
@@ -1130,16 +1097,6 @@ out:
 	pull_bodies_free(p);
 }
 
-/* Check the shape of a page before any change is applied; one change that
- * cannot be applied is found by pull_change_check (and parked). */
-static const char *
-pull_check(json_t *changes)
-{
-	if (!json_is_array(changes))
-		return "no changes array";
-	return NULL;
-}
-
 /*
  * Why one change of a page cannot be applied (a malloc'd sentence), or
  * NULL if it can.  *ret_nomem is set when the sentence could not be made.
@@ -1262,25 +1219,14 @@ static void
 pull_parse_run(void *arg)
 {
 	struct pull_step *p = arg;
-	json_error_t jerr;
-	const char *bad;
-	json_t *o, *last;
+	int r;
 
-	o = json_loadb(p->text, p->len, JSON_REJECT_DUPLICATES, &jerr);
+	r = wire_changes_page_parse(p->text, p->len, &p->changes,
+	    &p->last_seq, p->bad, sizeof p->bad);
 	free(p->text);
 	p->text = NULL;
-	last = json_object_get(o, "last_seq");
-	bad = o == NULL ? jerr.text : !json_is_integer(last) ?
-	    "no last_seq" : pull_check(json_object_get(o, "changes"));
-	if (bad != NULL) {
-		snprintf(p->bad, sizeof p->bad, "%s", bad);
-		json_decref(o);
-		return;
-	}
-	p->changes = json_incref(json_object_get(o, "changes"));
-	p->n = json_array_size(p->changes);
-	p->last_seq = json_integer_value(last);
-	json_decref(o);
+	if (r == 0)
+		p->n = json_array_size(p->changes);
 }
 
 /*
@@ -1457,35 +1403,6 @@ pull_parsed(void *arg)
 	pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
-/*
- * The last_seq of a page as ferry-server writes it (keys sorted, compact:
- * the text ends with "last_seq":N}), without parsing it.  Only a hint:
- * the parser checks it.  Returns 0 and *ret, or -1 if the text ends
- * otherwise.
- */
-static int
-pull_hint(const char *text, size_t len, int64_t *ret)
-{
-	static const char key[] = "\"last_seq\":";
-	size_t end, i;
-
-	end = len;
-	while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' ||
-	    text[end - 1] == '\r' || text[end - 1] == '\t'))
-		end--;
-	if (end == 0 || text[--end] != '}')
-		return -1;
-	i = end;
-	while (i > 0 && end - i < 18 && text[i - 1] >= '0' &&
-	    text[i - 1] <= '9')
-		i--;
-	if (i == end || i < sizeof key - 1 ||
-	    memcmp(text + i - (sizeof key - 1), key, sizeof key - 1) != 0)
-		return -1;
-	*ret = strtoll(text + i, NULL, 10);
-	return 0;
-}
-
 static void
 pull_http_done(struct http_req *req, const struct http_result *res,
     void *arg)
@@ -1527,7 +1444,7 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 	 * checks the hint; a wrong one only costs a refetch, since a page
 	 * applies only on top of the cursor it followed.
 	 */
-	if (!sy->pull_bulk || pull_hint(res->body, res->len, &hint) < 0 ||
+	if (!sy->pull_bulk || wire_last_seq_hint(res->body, res->len, &hint) < 0 ||
 	    hint <= p->since)
 		hint = 0;
 	p->hint = hint;

@@ -68,32 +68,25 @@ wire_push_results_check(json_t *results, size_t n)
 	return NULL;
 }
 
-/* Check every change of a page before any is applied. */
-static const char *
-wire_changes_check(json_t *changes)
+const char *
+wire_change_check(const json_t *ch)
 {
 	const char *reason;
-	json_t *ch, *body;
-	size_t i;
+	json_t *c = (json_t *)ch;	/* jansson's getters take non-const */
 
-	if (!json_is_array(changes))
-		return "no changes array";
-	json_array_foreach(changes, i, ch) {
-		if (!json_is_string(json_object_get(ch, "collection")) ||
-		    names_check_collection(json_string_value(json_object_get(
-		    ch, "collection")), &reason) < 0 ||
-		    !json_is_string(json_object_get(ch, "id")) ||
-		    names_check_id(json_string_value(json_object_get(ch,
-		    "id")), &reason) < 0)
-			return "a change has a bad collection or id";
-		if (!json_is_integer(json_object_get(ch, "version")) ||
-		    json_integer_value(json_object_get(ch, "version")) < 1)
-			return "a change has no version";
-		body = json_object_get(ch, "body");
-		if (!json_is_true(json_object_get(ch, "deleted")) &&
-		    !json_is_object(body))
-			return "a change has no body";
-	}
+	if (!json_is_string(json_object_get(c, "collection")) ||
+	    names_check_collection(json_string_value(json_object_get(c,
+	    "collection")), &reason) < 0 ||
+	    !json_is_string(json_object_get(c, "id")) ||
+	    names_check_id(json_string_value(json_object_get(c, "id")),
+	    &reason) < 0)
+		return "a change has a bad collection or id";
+	if (!json_is_integer(json_object_get(c, "version")) ||
+	    json_integer_value(json_object_get(c, "version")) < 1)
+		return "a change has no version";
+	if (!json_is_true(json_object_get(c, "deleted")) &&
+	    !json_is_object(json_object_get(c, "body")))
+		return "a change has no body";
 	return NULL;
 }
 
@@ -114,8 +107,10 @@ wire_changes_page_parse(const char *text, size_t len, json_t **ret_changes,
 			r = -ENOMEM;
 	} else if (!json_is_integer(last))
 		bad = "no last_seq";
+	else if (!json_is_array(json_object_get(o, "changes")))
+		bad = "no changes array";
 	else
-		bad = wire_changes_check(json_object_get(o, "changes"));
+		bad = NULL;
 	if (bad != NULL) {
 		if (reason_size > 0)
 			snprintf(reason, reason_size, "%s", bad);

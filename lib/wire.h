@@ -35,10 +35,10 @@ const char	*wire_push_results_check(json_t *results, size_t n);
 
 /*
  * Parse one page of GET /v1/changes, text[0..len) (no NUL needed), with
- * JSON_REJECT_DUPLICATES, and check it before any of it is applied: an
- * integer "last_seq" and a "changes" array whose every element has a
- * string "collection" and "id" that are valid names, an integer "version"
- * >= 1, and an object "body" unless "deleted" is true.
+ * JSON_REJECT_DUPLICATES, and check its shape before any of it is
+ * applied: an integer "last_seq" and a "changes" array.  Each change is
+ * checked on its own (wire_change_check), so that one the replica cannot
+ * apply is parked and never blocks the rest of the page.
  *
  * Returns 0 with *ret_changes (a new reference to the page's changes
  * array; the rest of the page is freed) and *ret_last_seq; or -EBADMSG
@@ -46,6 +46,13 @@ const char	*wire_push_results_check(json_t *results, size_t n);
  * reason (reason_size bytes, always NUL-terminated when reason_size > 0).
  * Nothing else is written on failure.
  */
+/*
+ * One change of a page: a string "collection" and "id" that are valid
+ * names, an integer "version" >= 1, and an object "body" unless "deleted"
+ * is true.  NULL if so, else a static sentence saying what is wrong.
+ */
+const char	*wire_change_check(const json_t *ch);
+
 int	wire_changes_page_parse(const char *text, size_t len,
 	    json_t **ret_changes, int64_t *ret_last_seq, char *reason,
 	    size_t reason_size);
