@@ -41,6 +41,7 @@
 #include "backoff.h"
 #include "bodylimit.h"
 #include "http.h"
+#include "jobq.h"
 #include "log.h"
 #include "merge.h"
 #include "names.h"
@@ -48,7 +49,6 @@
 #include "sync.h"
 #include "util.h"
 #include "wire.h"
-#include "worker.h"
 
 #define PUSH_BATCH	1000	/* changes per push request (the server's cap) */
 #define PULL_LIMIT	1000	/* changes per pull page */
@@ -143,8 +143,8 @@ struct sync {
 	uint64_t		 req_round;	/* its round */
 	int			 pull_applying;	/* pages being parsed or queued
 						 * to the writer */
-	struct worker		*parser;	/* parses pages, one at a time */
-	struct worker		*encoder;	/* writes their bodies as text */
+	struct jobq		*parser;	/* parses pages, one at a time */
+	struct jobq		*encoder;	/* writes their bodies as text */
 	struct pull_step	*pull_unknown;	/* fetched last, its last_seq
 						 * not yet known: no fetch */
 	bool			 pull_bulk;	/* the last page parsed was full */
@@ -1216,7 +1216,7 @@ pull_applied_done(struct writer_op *op, int err)
 
 /* Parser thread: parse and check one page; sets p->bad if it is refused. */
 static void
-pull_parse_run(void *arg)
+pull_parse_run(void *arg, size_t item)
 {
 	struct pull_step *p = arg;
 	int r;
@@ -1239,7 +1239,7 @@ pull_parse_run(void *arg)
  * that cannot be applied gets its reason in p->why and no body.
  */
 static void
-pull_encode_run(void *arg)
+pull_encode_run(void *arg, size_t item)
 {
 	struct pull_step *p = arg;
 	json_t *ch, *body;
@@ -1380,13 +1380,13 @@ pull_parsed(void *arg)
 		 * order. */
 		if (p->hint == 0)
 			sy->fetch_cursor = p->last_seq;
-		pull_encode_run(p);
+		pull_encode_run(p, 0);
 		pull_encoded(p);
 		pull_start(sy, full ? 0 : pull_next_wait(sy));
 		return;
 	}
 	p->queued = true;
-	if (worker_submit(sy->encoder, pull_encode_run, pull_encoded,
+	if (jobq_submit(sy->encoder, NULL, pull_encode_run, pull_encoded,
 	    pull_step_drop, p) < 0) {
 		sy->pull_applying--;
 		pull_step_free(p);
@@ -1459,12 +1459,12 @@ pull_http_done(struct http_req *req, const struct http_result *res,
 		p->hint = 0;
 		sy->pull_applying++;
 		sy->pull_unknown = p;
-		pull_parse_run(p);
+		pull_parse_run(p, 0);
 		pull_parsed(p);
 		return;
 	}
 	p->queued = true;
-	if (worker_submit(sy->parser, pull_parse_run, pull_parsed,
+	if (jobq_submit(sy->parser, NULL, pull_parse_run, pull_parsed,
 	    pull_step_drop, p) < 0) {
 		pull_step_free(p);
 		sy->fetch_cursor = sy->cursor;
@@ -1703,8 +1703,8 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 		sy->remote[--n] = '\0';
 	sy->retry_ev = evtimer_new(base, sync_retry_cb, sy);
 	if (sy->retry_ev == NULL || (r = http_new(base, &sy->http)) < 0 ||
-	    (r = worker_new(base, &sy->parser)) < 0 ||
-	    (r = worker_new(base, &sy->encoder)) < 0 ||
+	    (r = jobq_new(base, 1, &sy->parser)) < 0 ||
+	    (r = jobq_new(base, 1, &sy->encoder)) < 0 ||
 	    (c = calloc(1, sizeof *c)) == NULL) {
 		sync_free(sy);
 		return -ENOMEM;
@@ -1745,8 +1745,8 @@ sync_free(struct sync *sy)
 	 * the push step a request owned is freed here. */
 	http_free(sy->http);
 	/* Pages still being parsed or encoded are dropped with their jobs. */
-	worker_free(sy->parser);
-	worker_free(sy->encoder);
+	jobq_free(sy->parser);
+	jobq_free(sy->encoder);
 	push_step_free(sy->push_inflight);
 	push_step_free(sy->push_ready);
 	if (sy->retry_ev != NULL)

@@ -9,7 +9,7 @@
  *
  * One process, one libevent loop: evhttp in front (srv_http), SQLite
  * behind (srv_db, <data-dir>/server.db), push signatures checked on a pool
- * of worker threads (srv_pool), the authorized keys in memory
+ * of worker threads (lib/jobq), the authorized keys in memory
  * (srv_keys, <data-dir>/authorized_keys unless --keys; reread on SIGHUP,
  * keeping the old set if the new file is bad).  The data directory is
  * locked (one server per database) before anything is opened, and the
@@ -491,7 +491,7 @@ serve(struct server *s)
 		free(err);
 		goto out;
 	}
-	/* Push checkers on worker threads wake the loop (srv_pool). */
+	/* Push checkers on worker threads wake the loop (lib/jobq). */
 	if (evthread_use_pthreads() < 0 ||
 	    (s->base = event_base_new()) == NULL) {
 		log_err("cannot create the event loop");

@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "auth.h"
+#include "jobq.h"
 #include "keys.h"
 #include "log.h"
 #include "names.h"
@@ -42,7 +43,6 @@
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_keys.h"
-#include "srv_pool.h"
 #include "srv_push.h"
 
 #define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
@@ -79,7 +79,7 @@ struct srv_http {
 	struct srv_conns		*conns;
 	struct srv_waiters		 waiters;
 	int				 nwaiters;
-	struct srv_pool			*pool;
+	struct jobq			*pool;
 	struct srv_push_reqs		 pushes;	/* in arrival order */
 	char				(*seen)[KEYS_PUB_B64_LEN + 1];
 	size_t				 nseen;
@@ -542,8 +542,8 @@ srv_http_push(struct srv_req *rq)
 		return;
 	}
 	pr->rq = *rq;
-	if (srv_pool_submit(h->pool, srv_http_push_parse, srv_http_push_check,
-	    srv_http_push_checked, pr) < 0) {
+	if (jobq_submit(h->pool, srv_http_push_parse, srv_http_push_check,
+	    srv_http_push_checked, NULL, pr) < 0) {
 		free(pr);
 		srv_http_error(rq, 500, "out of memory");
 		return;
@@ -1117,10 +1117,10 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 	if (h->cfg.threads <= 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-		h->cfg.threads = ncpu < 1 ? 1 : ncpu > SRV_POOL_MAX_THREADS ?
-		    SRV_POOL_MAX_THREADS : (int)ncpu;
+		h->cfg.threads = ncpu < 1 ? 1 : ncpu > JOBQ_MAX_THREADS ?
+		    JOBQ_MAX_THREADS : (int)ncpu;
 	}
-	if ((r = srv_pool_new(base, h->cfg.threads, &h->pool)) < 0)
+	if ((r = jobq_new(base, h->cfg.threads, &h->pool)) < 0)
 		goto fail;
 	if ((h->http = evhttp_new(base)) == NULL) {
 		r = -ENOMEM;
@@ -1210,7 +1210,7 @@ srv_http_free(struct srv_http *h)
 	h->shutting_down = true;
 	/* Pushes not yet applied are dropped unanswered: nothing of them
 	 * was stored, and their connections close with evhttp. */
-	srv_pool_free(h->pool);
+	jobq_free(h->pool);
 	while ((pr = TAILQ_FIRST(&h->pushes)) != NULL) {
 		TAILQ_REMOVE(&h->pushes, pr, entry);
 		srv_http_push_free(pr);

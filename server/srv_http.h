@@ -33,7 +33,7 @@
  * the end of file).
  *
  * A push's body is parsed and its signatures verified on a pool of worker
- * threads (srv_pool), then applied on the loop in arrival order, one
+ * threads (lib/jobq), then applied on the loop in arrival order, one
  * transaction per push.
  *
  * Runs on the caller's event_base, which must have been made after
