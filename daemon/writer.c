@@ -1,22 +1,21 @@
 /*
  * writer: batches of writes applied on a thread of their own; see writer.h.
  *
- * Hand-off: the loop thread owns the collecting batch; `todo` and `done`
- * are the only shared state, under the mutex.  The writer takes `todo`,
- * runs it, puts it in `done` and activates done_ev (libevent is set up for
- * threads, so event_active from here is safe).  The loop thread's done_ev
- * callback takes `done`, calls the done function, and submits the next
- * batch if one is collecting.
+ * Hand-off: the loop thread owns the collecting batch; a batch handed
+ * over is a job on a one-thread lib/jobq, which runs it on its thread and
+ * then calls writer_batch_done on the loop thread: that answers the batch
+ * and submits the next one if one is collecting.  `busy` (loop thread
+ * only) keeps at most one batch in flight.
  */
 #include "autoconfig.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobq.h"
 #include "log.h"
 #include "writer.h"
 
@@ -26,18 +25,11 @@ struct writer {
 	writer_done_fn		 done_fn;
 	void			*done_arg;
 	struct event		*submit_ev;	/* end of the turn that added */
-	struct event		*done_ev;
+	struct jobq		*q;		/* the writer thread */
 	struct writer_batch	*collecting;
 	uint64_t		 next_gen;
 	uint64_t		 done_gen;
-	bool			 busy;		/* a batch is in todo or running */
-	pthread_t		 thread;
-	bool			 started;
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 cond;
-	struct writer_batch	*todo;
-	struct writer_batch	*done;
-	bool			 stop;
+	bool			 busy;		/* a batch is handed over */
 };
 
 static void
@@ -172,63 +164,30 @@ writer_run(struct writer_batch *b)
 	b->head = store_head(b->st);
 }
 
-static void *
-writer_main(void *arg)
-{
-	struct writer *w = arg;
-	struct writer_batch *b;
-
-	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		while (w->todo == NULL && !w->stop)
-			pthread_cond_wait(&w->cond, &w->lock);
-		if (w->todo == NULL && w->stop)
-			break;
-		b = w->todo;
-		w->todo = NULL;
-		pthread_mutex_unlock(&w->lock);
-		writer_run(b);
-		pthread_mutex_lock(&w->lock);
-		w->done = b;
-		pthread_cond_broadcast(&w->cond);
-		event_active(w->done_ev, 0, 0);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
+/* Writer thread: the batch's transaction. */
 static void
-writer_submit(struct writer *w)
+writer_run_job(void *arg, size_t i)
 {
-	if (w->busy || w->collecting == NULL || w->collecting->n == 0)
-		return;
-	w->busy = true;
-	pthread_mutex_lock(&w->lock);
-	w->todo = w->collecting;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	w->collecting = NULL;
+	writer_run(arg);
 }
 
+/* A batch that will never be answered (the writer is freed). */
 static void
-writer_submit_cb(evutil_socket_t fd, short what, void *arg)
+writer_batch_drop(void *arg)
 {
-	writer_submit(arg);
+	batch_free(arg);
 }
 
-/* Take a finished batch, if any, and answer it.  Returns true if one was. */
-static bool
-writer_collect(struct writer *w)
+static void writer_submit(struct writer *w);
+
+/* Loop thread: a batch is done; answer it and hand over the next. */
+static void
+writer_batch_done(void *arg)
 {
-	struct writer_batch *b;
+	struct writer_batch *b = arg;
+	struct writer *w = b->w;
 	size_t i;
 
-	pthread_mutex_lock(&w->lock);
-	b = w->done;
-	w->done = NULL;
-	pthread_mutex_unlock(&w->lock);
-	if (b == NULL)
-		return false;
 	w->busy = false;
 	w->done_gen = b->gen;
 	if (b->err != 0)
@@ -241,16 +200,25 @@ writer_collect(struct writer *w)
 				    b->ops[i].reason : "out of memory");
 	w->done_fn(b, w->done_arg);
 	batch_free(b);
-	return true;
+	writer_submit(w);
 }
 
 static void
-writer_done_cb(evutil_socket_t fd, short what, void *arg)
+writer_submit(struct writer *w)
 {
-	struct writer *w = arg;
+	if (w->busy || w->collecting == NULL || w->collecting->n == 0)
+		return;
+	if (jobq_submit(w->q, NULL, writer_run_job, writer_batch_done,
+	    writer_batch_drop, w->collecting) < 0)
+		return;		/* kept collecting; the next add retries */
+	w->busy = true;
+	w->collecting = NULL;
+}
 
-	if (writer_collect(w))
-		writer_submit(w);
+static void
+writer_submit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	writer_submit(arg);
 }
 
 struct writer_op *
@@ -264,6 +232,7 @@ writer_add(struct writer *w, struct vl_call *call, writer_run_fn run,
 	if (b == NULL) {
 		if ((b = calloc(1, sizeof *b)) == NULL)
 			return NULL;
+		b->w = w;
 		b->gen = ++w->next_gen;
 		b->st = w->st;
 		w->collecting = b;
@@ -299,18 +268,13 @@ writer_drain(struct writer *w)
 	int round;
 
 	/* At most two batches: the one in flight, then the collecting one;
-	 * their done callbacks may queue more (held calls), so loop a bit. */
+	 * their done callbacks may queue more (held calls), so loop a bit.
+	 * jobq_drain runs writer_batch_done, which hands over the next. */
 	for (round = 0; round < 8; round++) {
-		if (w->busy) {
-			pthread_mutex_lock(&w->lock);
-			while (w->done == NULL)
-				pthread_cond_wait(&w->cond, &w->lock);
-			pthread_mutex_unlock(&w->lock);
-			writer_collect(w);
-		}
-		if (w->collecting == NULL || w->collecting->n == 0)
-			break;
 		writer_submit(w);
+		if (!w->busy)
+			break;
+		jobq_drain(w->q);
 	}
 }
 
@@ -327,19 +291,15 @@ writer_new(struct event_base *base, struct store *st, writer_done_fn done,
 	w->st = st;
 	w->done_fn = done;
 	w->done_arg = arg;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	w->submit_ev = event_new(base, -1, 0, writer_submit_cb, w);
-	w->done_ev = event_new(base, -1, 0, writer_done_cb, w);
-	if (w->submit_ev == NULL || w->done_ev == NULL) {
+	if ((w->submit_ev = event_new(base, -1, 0, writer_submit_cb, w)) ==
+	    NULL) {
 		writer_free(w);
 		return -ENOMEM;
 	}
-	if ((r = pthread_create(&w->thread, NULL, writer_main, w)) != 0) {
+	if ((r = jobq_new(base, 1, &w->q)) < 0) {
 		writer_free(w);
-		return -r;
+		return r;
 	}
-	w->started = true;
 	*ret = w;
 	return 0;
 }
@@ -349,20 +309,12 @@ writer_free(struct writer *w)
 {
 	if (w == NULL)
 		return;
-	if (w->started) {
+	if (w->q != NULL) {
 		writer_drain(w);
-		pthread_mutex_lock(&w->lock);
-		w->stop = true;
-		pthread_cond_broadcast(&w->cond);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
+		jobq_free(w->q);
 	}
 	batch_free(w->collecting);
 	if (w->submit_ev != NULL)
 		event_free(w->submit_ev);
-	if (w->done_ev != NULL)
-		event_free(w->done_ev);
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

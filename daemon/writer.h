@@ -72,6 +72,7 @@ struct writer_op {
 };
 
 struct writer_batch {
+	struct writer		*w;		/* the writer it belongs to */
 	uint64_t		 gen;
 	struct store		*st;
 	struct writer_op	*ops;
