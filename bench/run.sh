@@ -13,6 +13,8 @@
 # print; the summary at the end compares them with the targets and
 # names the machine (CPU, kernel, filesystem of the data directory).
 #
+# BENCH_ONLY="watch get" runs only the benchmarks named (put_seq put_pipe
+# put_raw watch get rss), e.g. to compare one figure across builds.
 # BENCH_QUICK=1 runs small counts (a smoke run of a few seconds); figures
 # from it mean little.  BENCH_TMPDIR picks where the data directories go
 # (default $TMPDIR or /tmp): its filesystem decides what an fsync costs.
@@ -117,6 +119,10 @@ bench() {
 	name=$1
 	prog=$2
 	shift 2
+	case " ${BENCH_ONLY:-$name} " in
+	*" $name "*) ;;
+	*) return ;;
+	esac
 	echo "== $name" >&2
 	if ! start_ferryd "$name"; then
 		FAILED=1
