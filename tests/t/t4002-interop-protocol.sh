@@ -61,13 +61,13 @@ test_expect_success 'the worked examples are what ferry signing code prints' '
 	"$PROTOEXAMPLE" >ex.md &&
 	"$PY" "$CLIENT" examples ex.md >from-c &&
 	"$PY" "$CLIENT" examples "$DOC" >from-doc &&
-	test_equal "example count" 15 "$(wc -l <from-doc)" &&
+	test_equal "example count" 16 "$(wc -l <from-doc)" &&
 	test_cmp from-c from-doc
 '
 
 test_expect_success 'the worked examples check out from the document alone' '
 	"$PY" "$CLIENT" check-examples "$DOC" >out &&
-	test_grep "^examples ok 15\$" out
+	test_grep "^examples ok 16\$" out
 '
 
 test_expect_success 'setup: the Python devices alice and bob are allowed' '

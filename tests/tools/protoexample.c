@@ -145,6 +145,18 @@ main(void)
 	ex_block("seed", seed_hex);
 	ex_block("device", k.pub_b64);
 
+	/* The canonical form of a body with every kind of character. */
+	if ((body = json_pack("{s:{s:s, s:s}, s:[i, i, b, n]}", "notes",
+	    "y", "tab\there, \x01 and \x1f", "x",
+	    "\"q\" \\ / caf\xc3\xa9 \xe2\x82\xac", "list", 1, -2, 1)) == NULL ||
+	    (push_text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS)) ==
+	    NULL)
+		goto out;
+	ex_block("canonical", push_text);
+	json_decref(body);
+	free(push_text);
+	push_text = NULL;
+
 	if ((body = json_pack("{s:s, s:[s, s], s:b}", "title", "shopping",
 	    "items", "milk", "eggs", "done", 0)) == NULL)
 		goto out;

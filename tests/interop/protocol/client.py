@@ -39,8 +39,8 @@ Commands (SEED is a device key's 32-byte seed in hex):
       Markdown file, one "NAME: CONTENT" a line (newlines as \\n), sorted.
   check-examples FILE
       recompute every worked example of docs/protocol.md from its seed
-      and compare: key, records' signatures, body hash, signed messages,
-      Authorization headers.  Print "examples ok N".
+      and compare: the canonical form, key, records' signatures, body
+      hash, signed messages, Authorization headers.  Print "examples ok N".
 
 Exit status: 0 when the exchange happened (whatever the HTTP status) or
 the check passed; 1 when a check failed; 2 on usage errors; 3 when the
@@ -87,9 +87,13 @@ def unb64(text, size):
 
 
 def canonical(obj):
-    """The canonical form: sorted keys, no whitespace, UTF-8 as itself."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True,
+    """The canonical form: sorted keys, no whitespace, UTF-8 as itself,
+    and \\u escapes (controls only) with upper-case hex digits."""
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=True,
                       ensure_ascii=False)
+    # An escape is a backslash preceded by an even number of backslashes.
+    return re.sub(r"(?<!\\)((?:\\\\)*)\\u([0-9a-f]{4})",
+                  lambda m: m.group(1) + "\\u" + m.group(2).upper(), text)
 
 
 class Device:
@@ -186,6 +190,7 @@ def check_examples(path):
             bad.append("%s: the document has\n  %s\nbut it is\n  %s" %
                        (name, ex[name], value))
 
+    expect("canonical", canonical(json.loads(ex["canonical"])))
     dev = Device(ex["seed"])
     expect("device", dev.key)
     for name in ("record-put", "record-delete"):
