@@ -19,9 +19,10 @@ CLIENT=$FERRY_SRC_DIR/tests/interop/protocol/client.py
 PROTOEXAMPLE=$FERRY_BUILD_DIR/tests/tools/protoexample
 DOC=$FERRY_SRC_DIR/docs/protocol.md
 
-# A python3 that has PyNaCl: the first on PATH, else Debian's own.
+# A python3 that has PyNaCl: the first on PATH, else Debian's own (or
+# the first of $FERRY_PYTHON, a list of interpreters to try instead).
 PY=""
-for _py in python3 /usr/bin/python3; do
+for _py in ${FERRY_PYTHON:-python3 /usr/bin/python3}; do
 	if command -v "$_py" >/dev/null 2>&1 &&
 	    "$_py" -c 'import nacl.signing' >/dev/null 2>&1; then
 		PY=$_py

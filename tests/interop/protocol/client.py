@@ -322,6 +322,9 @@ def main(argv):
         else:
             ap.print_usage(sys.stderr)
             return 2
+    except FileNotFoundError as e:
+        sys.stderr.write("client.py: %s\n" % e)
+        return 1
     except OSError as e:
         print("CONNECT-ERROR %s" % e)
         return 3
