@@ -20,20 +20,23 @@
 #include "wire.h"
 
 /*
- * The server's current state in a conflict result: a version >= 1 (the
- * document exists or existed), and a body unless it is a tombstone, as a
- * pulled change has.  Without a body the merge would take theirs as a
- * deletion while the conflict recorded it as not deleted.
+ * The server's current state in a conflict result: a body unless it is
+ * deleted, as a pulled change has (without a body the merge would take
+ * theirs as a deletion while the conflict recorded it as not deleted),
+ * and a version >= 1, or 0 with deleted true: a document the server does
+ * not have at all (docs/protocol.md, /v1/push), such as one its operator
+ * removed or restored from an older backup.  Merged as a deletion, and a
+ * resolution then pushes on base 0, a create.
  */
 static bool
 wire_current_check(json_t *cur)
 {
 	json_t *version = json_object_get(cur, "version");
+	bool deleted = json_is_true(json_object_get(cur, "deleted"));
 
 	return json_is_object(cur) && json_is_integer(version) &&
-	    json_integer_value(version) >= 1 &&
-	    (json_is_true(json_object_get(cur, "deleted")) ||
-	    json_is_object(json_object_get(cur, "body")));
+	    json_integer_value(version) >= (deleted ? 0 : 1) &&
+	    (deleted || json_is_object(json_object_get(cur, "body")));
 }
 
 const char *

@@ -25,8 +25,9 @@
  * Check the "results" member of a push answer for a push of n changes:
  * an array of exactly n objects, each with a string "status" that is
  * "applied" or "duplicate" with an integer "version" >= 1, "conflict" with
- * an object "current" holding an integer "version" >= 1 and, unless its
- * "deleted" is true, an object "body", or "rejected" with a string
+ * an object "current" holding either "deleted" true and an integer
+ * "version" >= 0 (0: the server does not have the document) or an integer
+ * "version" >= 1 and an object "body", or "rejected" with a string
  * "error".  results is borrowed and may be NULL (member absent).
  * Returns NULL if it holds, else a static sentence saying what is wrong
  * ("results do not match the changes sent", ...).

@@ -9,8 +9,9 @@
  * Promise checked: an answer that passes has exactly that many results,
  * and each holds what ferryd's writer then reads without looking again
  * (wire.h): a known status, an integer version >= 1 for applied and
- * duplicate, for a conflict a current state with a version >= 1 and a
- * body unless it is a tombstone, a string error for a rejection.  One
+ * duplicate, for a conflict a current state that is deleted with a
+ * version >= 0 or has a body and a version >= 1, a string error for a
+ * rejection.  One
  * that fails says why.
  */
 #include "autoconfig.h"
@@ -38,10 +39,14 @@ check_result(json_t *res)
 	} else if (strcmp(status, "conflict") == 0) {
 		v = json_object_get(res, "current");
 		FUZZ_ASSERT(json_is_object(v) &&
-		    json_is_integer(json_object_get(v, "version")) &&
-		    json_integer_value(json_object_get(v, "version")) >= 1);
-		FUZZ_ASSERT(json_is_true(json_object_get(v, "deleted")) ||
-		    json_is_object(json_object_get(v, "body")));
+		    json_is_integer(json_object_get(v, "version")));
+		if (json_is_true(json_object_get(v, "deleted")))
+			FUZZ_ASSERT(json_integer_value(json_object_get(v,
+			    "version")) >= 0);
+		else
+			FUZZ_ASSERT(json_integer_value(json_object_get(v,
+			    "version")) >= 1 &&
+			    json_is_object(json_object_get(v, "body")));
 	} else {
 		FUZZ_ASSERT(strcmp(status, "rejected") == 0);
 		FUZZ_ASSERT(json_is_string(json_object_get(res, "error")));

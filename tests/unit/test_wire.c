@@ -52,6 +52,13 @@ test_push_results_ok(void **state)
 	/* A tombstone as the current state has no body. */
 	assert_null(push_check("[{\"status\":\"conflict\",\"current\":"
 	    "{\"version\":4,\"deleted\":true}}]", 1));
+	/*
+	 * A document the server does not have (a push on base 5 after it
+	 * lost it): ferry-server's answer, which ferryd refused as "no
+	 * current state" and retried forever.
+	 */
+	assert_null(push_check("[{\"status\":\"conflict\",\"current\":"
+	    "{\"deleted\":true,\"version\":0}}]", 1));
 }
 
 static void
@@ -87,6 +94,9 @@ test_push_results_bad(void **state)
 		    "\"deleted\":false,\"body\":[]}}]", 1,
 		    "a conflict result has no current state" },
 		{ "[{\"status\":\"conflict\",\"current\":{\"version\":0,"
+		    "\"deleted\":false,\"body\":{}}}]", 1,
+		    "a conflict result has no current state" },
+		{ "[{\"status\":\"conflict\",\"current\":{\"version\":-1,"
 		    "\"deleted\":true}}]", 1,
 		    "a conflict result has no current state" },
 		{ "[{\"status\":\"rejected\"}]", 1,
