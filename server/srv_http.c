@@ -160,6 +160,27 @@ srv_http_printable(char *s)
 			*s = '?';
 }
 
+/*
+ * Send what req's output buffer holds, with code.  The answer to a HEAD
+ * is the GET answer's header, its Content-Length included, without the
+ * content (RFC 9110 section 9.3.2): evhttp would send the content after
+ * the header and a keep-alive client would read it as the next answer.
+ */
+static void
+srv_http_send(struct evhttp_request *req, int code)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	char len[32];
+
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(out));
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Length", len);
+		evbuffer_drain(out, evbuffer_get_length(out));
+	}
+	evhttp_send_reply(req, code, NULL, NULL);
+}
+
 /* Send obj (reference stolen) as the reply.  Always answers. */
 static void
 srv_http_reply(struct evhttp_request *req, int code, json_t *obj)
@@ -181,7 +202,7 @@ srv_http_reply(struct evhttp_request *req, int code, json_t *obj)
 		evbuffer_add(out, "\n", 1);
 		free(text);
 	}
-	evhttp_send_reply(req, code, NULL, NULL);
+	srv_http_send(req, code);
 }
 
 /* Send the JSON text in buf (drained) as a 200 reply. */
@@ -194,7 +215,7 @@ srv_http_reply_buf(struct evhttp_request *req, struct evbuffer *buf)
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
 	evbuffer_add(buf, "\n", 1);
 	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), buf);
-	evhttp_send_reply(req, 200, NULL, NULL);
+	srv_http_send(req, 200);
 }
 
 /* Reply {"error": <printf>} with code, and log the refusal. */
