@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +47,9 @@
 #include "srv_push.h"
 
 #define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
-#define SRV_HTTP_HEADERS_MAX	(64 * 1024)
+/* srv_conn bounds the client's header block; this leaves room for the
+ * admission header it may add. */
+#define SRV_HTTP_HEADERS_MAX	(SRV_CONN_HEADERS_MAX + 4096)
 #define SRV_HTTP_TIMEOUT	120	/* idle/read/write, seconds */
 #define SRV_HTTP_LIMIT_MAX	1000
 #define SRV_HTTP_CHANGES_LIMIT	100	/* default limit of /v1/changes */
@@ -550,14 +553,96 @@ srv_http_push_checked(void *arg)
 	}
 }
 
+/* The header field name of rq, if it came once; NULL if never. */
+static int
+srv_http_header_once(struct srv_req *rq, const char *name,
+    const char **ret_value)
+{
+	struct evkeyval *kv;
+	int n = 0;
+
+	*ret_value = NULL;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(rq->req), next)
+		if (strcasecmp(kv->key, name) == 0) {
+			*ret_value = kv->value;
+			n++;
+		}
+	if (n > 1) {
+		srv_http_error(rq, 400, "the request has more than one %s "
+		    "header", name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A request body is JSON: a Content-Type, if there is one, must name
+ * application/json (in any case; a charset parameter, if any, must be
+ * UTF-8, and other parameters are ignored); a body without one is taken
+ * as JSON too, since it can be nothing else.  A Content-Encoding other
+ * than identity is refused: the body is read as it came.  0, or -EINVAL
+ * after answering (415, or 400 for a repeated header).
+ */
+static int
+srv_http_check_json(struct srv_req *rq)
+{
+	const char *ct, *ce, *p, *name, *value;
+	size_t n, nlen, vlen;
+
+	if (srv_http_header_once(rq, "Content-Type", &ct) < 0 ||
+	    srv_http_header_once(rq, "Content-Encoding", &ce) < 0)
+		return -EINVAL;
+	if (ce != NULL && *ce != '\0' && strcasecmp(ce, "identity") != 0) {
+		srv_http_error(rq, 415, "Content-Encoding '%.64s' is not "
+		    "supported: send the body as it is", ce);
+		return -EINVAL;
+	}
+	if (ct == NULL)
+		return 0;
+	n = strcspn(ct, ";");
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n != strlen("application/json") ||
+	    strncasecmp(ct, "application/json", n) != 0)
+		goto refuse;
+	for (p = ct + strcspn(ct, ";"); *p == ';'; ) {
+		p += 1 + strspn(p + 1, " \t");
+		name = p;
+		nlen = strcspn(p, "=; \t");
+		p += nlen;
+		if (*p != '=') {
+			p += strcspn(p, ";");
+			continue;
+		}
+		value = ++p;
+		if (*value == '"')
+			value++;
+		vlen = strcspn(value, "\"; \t");
+		p += strcspn(p, ";");
+		if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 &&
+		    (vlen != 5 || strncasecmp(value, "utf-8", 5) != 0))
+			goto refuse;
+	}
+	return 0;
+refuse:
+	srv_http_error(rq, 415, "Content-Type '%.64s' is not supported: the "
+	    "body must be application/json (UTF-8)", ct);
+	return -EINVAL;
+}
+
 static void
 srv_http_push(struct srv_req *rq)
 {
 	struct srv_http *h = rq->h;
 	struct srv_push_req *pr;
 
-	if (srv_http_params(rq, NULL, 0) < 0)
+	if (srv_http_params(rq, NULL, 0) < 0 || srv_http_check_json(rq) < 0)
 		return;
+	if (rq->len == 0) {
+		srv_http_error(rq, 400, "empty body: POST /v1/push takes a JSON "
+		    "object {\"changes\":[...]}");
+		return;
+	}
 	if ((pr = calloc(1, sizeof *pr)) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
