@@ -908,10 +908,21 @@ srv_http_changes(struct srv_req *rq)
 		{ "wait", 0, h->cfg.max_wait, 0, false },
 	};
 	struct evbuffer *buf;
+	int64_t head;
 	int r;
 
 	if (srv_http_params(rq, p, 3) < 0)
 		return;
+	if (p[0].value > (head = srv_db_head(h->db))) {
+		/* Pages after it would be empty until the log grew past it,
+		 * and then skip what came in between: refuse it. */
+		srv_http_error(rq, 409, "since %" PRId64 " is beyond this "
+		    "server's head %" PRId64 ": the cursor comes from another "
+		    "server, or from before this server's data was restored "
+		    "from a backup; pull again from a since of at most the "
+		    "head", p[0].value, head);
+		return;
+	}
 	if ((buf = evbuffer_new()) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
