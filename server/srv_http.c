@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include "auth.h"
@@ -55,7 +57,7 @@
 #define SRV_HTTP_CHANGES_LIMIT	100	/* default limit of /v1/changes */
 #define SRV_HTTP_OPEN_SEEN_MAX	1024	/* open mode: keys remembered */
 #define SRV_HTTP_STOP		(-ECANCELED) /* row callbacks: enough */
-#define SRV_HTTP_DOCS_PREFIX	"/v1/docs/"
+#define SRV_HTTP_SEGMENTS_MAX	6	/* more: no such endpoint */
 
 struct srv_waiter {
 	TAILQ_ENTRY(srv_waiter)	 entry;
@@ -110,6 +112,12 @@ struct srv_param {
 	int64_t		 max;		/* larger values become max */
 	int64_t		 value;		/* in: default; out: value */
 	bool		 set;
+};
+
+/* A request's path, split at '/' and each segment percent-decoded. */
+struct srv_path {
+	char	*seg[SRV_HTTP_SEGMENTS_MAX];
+	size_t	 n;
 };
 
 /* A push being checked on the pool, then applied in arrival order. */
@@ -1074,54 +1082,33 @@ srv_http_history(struct srv_req *rq, const char *collection, const char *id)
 }
 
 /*
- * Split the path after /v1/docs/ into "{collection}/{id}[/history]",
- * check the method and the names, and hand over (or answer the error).
+ * GET /v1/docs/{collection}/{id}[/history]: check the method and the
+ * names (decoded), and hand over (or answer the error).
  */
 static void
-srv_http_docs(struct srv_req *rq)
+srv_http_docs(struct srv_req *rq, const char *collection, const char *id,
+    bool history)
 {
-	char *buf, *collection, *id, *rest;
 	const char *why;
-	bool history = false;
 
-	if ((buf = strdup(rq->path + strlen(SRV_HTTP_DOCS_PREFIX))) == NULL) {
-		srv_http_error(rq, 500, "out of memory");
-		return;
-	}
-	collection = buf;
-	if ((id = strchr(collection, '/')) == NULL) {
-		srv_http_error(rq, 404, "no such endpoint");
-		goto out;
-	}
-	*id++ = '\0';
-	if ((rest = strchr(id, '/')) != NULL) {
-		*rest++ = '\0';
-		if (strcmp(rest, "history") != 0) {
-			srv_http_error(rq, 404, "no such endpoint");
-			goto out;
-		}
-		history = true;
-	}
 	if (rq->cmd != EVHTTP_REQ_GET && rq->cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(rq->req),
 		    "Allow", "GET, HEAD");
 		srv_http_error(rq, 405, "method not allowed (use GET)");
-		goto out;
+		return;
 	}
 	if (names_check_collection(collection, &why) < 0) {
 		srv_http_error(rq, 400, "collection %s", why);
-		goto out;
+		return;
 	}
 	if (names_check_id(id, &why) < 0) {
 		srv_http_error(rq, 400, "id %s", why);
-		goto out;
+		return;
 	}
 	if (history)
 		srv_http_history(rq, collection, id);
 	else
 		srv_http_doc(rq, collection, id);
-out:
-	free(buf);
 }
 
 /* --- dispatch --- */
@@ -1146,10 +1133,109 @@ srv_http_method_is(struct srv_req *rq, const char *allowed)
 }
 
 static void
+srv_path_clear(struct srv_path *sp)
+{
+	size_t i;
+
+	for (i = 0; i < sp->n; i++)
+		free(sp->seg[i]);
+	sp->n = 0;
+}
+
+/*
+ * Split rq's path (as sent) at each '/' and percent-decode each segment
+ * (RFC 3986: /v1/docs/c/%6E1 is /v1/docs/c/n1).  A segment with a '%' not
+ * followed by two hex digits, or that decodes to a '/' or a NUL, is
+ * refused with 400 naming it; a path of more segments than any endpoint
+ * has gets 404.  0 and *ret filled in, or -EINVAL after answering.
+ */
+static int
+srv_http_split_path(struct srv_req *rq, struct srv_path *ret)
+{
+	struct srv_path sp;
+	const char *p, *end;
+	char raw[256], *dec;
+	size_t len, i, size;
+	int r = -EINVAL;
+
+	memset(&sp, 0, sizeof sp);
+	if (rq->path == NULL || rq->path[0] != '/') {
+		srv_http_error(rq, 404, "no such endpoint");
+		return -EINVAL;
+	}
+	for (p = rq->path + 1; ; p = end + 1) {
+		end = p + strcspn(p, "/");
+		len = (size_t)(end - p);
+		snprintf(raw, sizeof raw, "%.*s", len > 200 ? 200 : (int)len, p);
+		if (sp.n == SRV_HTTP_SEGMENTS_MAX) {
+			srv_http_error(rq, 404, "no such endpoint");
+			goto fail;
+		}
+		for (i = 0; i < len; i++)
+			if (p[i] == '%' && (i + 2 >= len ||
+			    !isxdigit((unsigned char)p[i + 1]) ||
+			    !isxdigit((unsigned char)p[i + 2]))) {
+				srv_http_error(rq, 400, "path segment '%s' has "
+				    "a '%%' not followed by two hex digits",
+				    raw);
+				goto fail;
+			}
+		if ((dec = strndup(p, len)) == NULL || (sp.seg[sp.n] =
+		    evhttp_uridecode(dec, 0, &size)) == NULL) {
+			free(dec);
+			srv_http_error(rq, 500, "out of memory");
+			goto fail;
+		}
+		free(dec);
+		sp.n++;
+		if (strlen(sp.seg[sp.n - 1]) != size ||
+		    strchr(sp.seg[sp.n - 1], '/') != NULL) {
+			srv_http_error(rq, 400, "path segment '%s' decodes to "
+			    "a %s, which no name holds", raw,
+			    strlen(sp.seg[sp.n - 1]) != size ? "NUL byte" :
+			    "'/'");
+			goto fail;
+		}
+		if (*end == '\0')
+			break;
+	}
+	*ret = sp;
+	return 0;
+fail:
+	srv_path_clear(&sp);
+	return r;
+}
+
+/* Route a request by its decoded path. */
+static void
+srv_http_route(struct srv_req *rq, const struct srv_path *sp)
+{
+	const char *const *seg = (const char *const *)sp->seg;
+
+	if (sp->n < 2 || strcmp(seg[0], "v1") != 0)
+		srv_http_error(rq, 404, "no such endpoint");
+	else if (sp->n == 2 && strcmp(seg[1], "info") == 0) {
+		if (srv_http_method_is(rq, "GET"))
+			srv_http_info(rq);
+	} else if (sp->n == 2 && strcmp(seg[1], "push") == 0) {
+		if (srv_http_method_is(rq, "POST"))
+			srv_http_push(rq);
+	} else if (sp->n == 2 && strcmp(seg[1], "changes") == 0) {
+		if (srv_http_method_is(rq, "GET"))
+			srv_http_changes(rq);
+	} else if (strcmp(seg[1], "docs") == 0 && (sp->n == 4 ||
+	    (sp->n == 5 && strcmp(seg[4], "history") == 0)))
+		srv_http_docs(rq, seg[2], seg[3], sp->n == 5);
+	else
+		srv_http_error(rq, 404, "no such endpoint");
+}
+
+static void
 srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 {
 	const struct evhttp_uri *uri;
 	struct evbuffer *in;
+	struct srv_path sp;
 	struct srv_req rq;
 	const char *refusal = NULL;
 	int refused;
@@ -1184,22 +1270,10 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 	if (srv_http_authenticate(&rq) < 0)
 		return;
 	log_debug("%s %.200s from %s", rq.method, rq.target, rq.key);
-	if (rq.path == NULL)
-		srv_http_error(&rq, 404, "no such endpoint");
-	else if (strcmp(rq.path, "/v1/info") == 0) {
-		if (srv_http_method_is(&rq, "GET"))
-			srv_http_info(&rq);
-	} else if (strcmp(rq.path, "/v1/push") == 0) {
-		if (srv_http_method_is(&rq, "POST"))
-			srv_http_push(&rq);
-	} else if (strcmp(rq.path, "/v1/changes") == 0) {
-		if (srv_http_method_is(&rq, "GET"))
-			srv_http_changes(&rq);
-	} else if (strncmp(rq.path, SRV_HTTP_DOCS_PREFIX,
-	    strlen(SRV_HTTP_DOCS_PREFIX)) == 0)
-		srv_http_docs(&rq);
-	else
-		srv_http_error(&rq, 404, "no such endpoint");
+	if (srv_http_split_path(&rq, &sp) < 0)
+		return;
+	srv_http_route(&rq, &sp);
+	srv_path_clear(&sp);
 }
 
 static void
