@@ -1156,7 +1156,6 @@ srv_http_split_path(struct srv_req *rq, struct srv_path *ret)
 	const char *p, *end;
 	char raw[256], *dec;
 	size_t len, i, size;
-	int r = -EINVAL;
 
 	memset(&sp, 0, sizeof sp);
 	if (rq->path == NULL || rq->path[0] != '/') {
@@ -1203,7 +1202,7 @@ srv_http_split_path(struct srv_req *rq, struct srv_path *ret)
 	return 0;
 fail:
 	srv_path_clear(&sp);
-	return r;
+	return -EINVAL;
 }
 
 /* Route a request by its decoded path. */
