@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -132,40 +133,63 @@ out:
 	return r;
 }
 
+/* RFC 9110 tchar: the bytes of a token. */
+static bool
+auth_is_tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~",
+	    c) != NULL);
+}
+
+static const char *
+auth_skip_ows(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
 /*
  * Parse the header into its three values.  -EINVAL with a reason for
- * anything but the exact grammar of auth.h.
+ * anything but the grammar of auth.h (RFC 9110 section 11: the scheme and
+ * the parameter names case-insensitive, values a token or a
+ * quoted-string without escapes).
  */
 static int
 auth_parse(const char *h, struct auth_params *ret, const char **ret_reason)
 {
 	struct auth_params p;
 	const char *s, *name;
-	size_t nlen, vlen;
+	size_t nlen, vlen, slen = strlen(AUTH_SCHEME);
+	bool quoted;
 	int i;
 
 	memset(&p, 0, sizeof p);
 	s = h;
-	if (strncmp(s, AUTH_SCHEME, strlen(AUTH_SCHEME)) != 0 ||
-	    (s[strlen(AUTH_SCHEME)] != ' ' &&
-	    s[strlen(AUTH_SCHEME)] != '\0')) {
+	if (strncasecmp(s, AUTH_SCHEME, slen) != 0 ||
+	    (s[slen] != ' ' && s[slen] != '\0')) {
 		*ret_reason = "the Authorization scheme is not "
 		    AUTH_SCHEME;
 		return -EINVAL;
 	}
-	s += strlen(AUTH_SCHEME);
-	if (*s++ != ' ')
+	s += slen;
+	if (*s != ' ')
 		goto malformed;
+	while (*s == ' ')
+		s++;
 	for (;;) {
 		name = s;
-		while (*s >= 'a' && *s <= 'z')
+		while (auth_is_tchar(*s))
 			s++;
 		nlen = (size_t)(s - name);
-		if (nlen == 0 || *s++ != '=' || *s++ != '"')
+		s = auth_skip_ows(s);
+		if (nlen == 0 || *s++ != '=')
 			goto malformed;
+		s = auth_skip_ows(s);
 		for (i = 0; i < AUTH_P_COUNT; i++)
 			if (strlen(auth_param_names[i]) == nlen &&
-			    strncmp(auth_param_names[i], name, nlen) == 0)
+			    strncasecmp(auth_param_names[i], name, nlen) == 0)
 				break;
 		if (i == AUTH_P_COUNT) {
 			*ret_reason = "the Authorization header has an unknown "
@@ -177,8 +201,10 @@ auth_parse(const char *h, struct auth_params *ret, const char **ret_reason)
 			    "parameter";
 			return -EINVAL;
 		}
+		if ((quoted = *s == '"'))
+			s++;
 		vlen = 0;
-		while (*s != '"') {
+		while (quoted ? *s != '"' : auth_is_tchar(*s)) {
 			/* Printable ASCII only; no escapes, no spaces. */
 			if ((unsigned char)*s <= 0x20 ||
 			    (unsigned char)*s >= 0x7f || *s == '\\')
@@ -187,15 +213,16 @@ auth_parse(const char *h, struct auth_params *ret, const char **ret_reason)
 				goto malformed;
 			p.value[i][vlen++] = *s++;
 		}
-		s++;
+		if (quoted)
+			s++;
 		p.value[i][vlen] = '\0';
 		p.seen[i] = true;
+		s = auth_skip_ows(s);
 		if (*s == '\0')
 			break;
 		if (*s++ != ',')
 			goto malformed;
-		while (*s == ' ')
-			s++;
+		s = auth_skip_ows(s);
 	}
 	for (i = 0; i < AUTH_P_COUNT; i++)
 		if (!p.seen[i]) {

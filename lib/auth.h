@@ -13,11 +13,14 @@
  * string).  The prefix keeps a request signature from ever passing as a
  * change-record signature and back.
  *
- * The header is parsed strictly: the scheme "Ferry-Ed25519" exactly, one
- * space, then the three parameters key, ts and sig, each exactly once, in
- * any order, separated by "," and optional spaces, values in double quotes
- * without escapes.  Anything else is malformed.  ts is plain decimal digits
- * (no sign, no leading zero).
+ * The header is parsed by RFC 9110 section 11's grammar: the scheme
+ * "Ferry-Ed25519" in any case, one or more spaces, then the three
+ * parameters key, ts and sig (names in any case), each exactly once, in
+ * any order, separated by "," with optional spaces and tabs around it,
+ * "=" with optional spaces and tabs around it, values a token or a
+ * quoted-string without backslash escapes (no value needs one).  Anything
+ * else is malformed.  ts is plain decimal digits (no sign, no leading
+ * zero).
  *
  * Nothing here blocks, logs or keeps state.  Reasons are static sentences.
  */

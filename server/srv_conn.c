@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ struct srv_conn {
 	int64_t			 body_left;
 	size_t			 admitted;	/* counted in cs->inflight */
 	size_t			 scanned;	/* header bytes seen to end in EOL */
+	size_t			 lead;		/* of them, empty lines before it */
 	bool			 settled;
 	bool			 gone;
 	bool			 stuck;		/* output added while not writing */
@@ -368,6 +370,157 @@ srv_conn_scan(char *blk, size_t len, struct evbuffer *out, bool strip_body,
 	}
 }
 
+/* RFC 9110 tchar: the bytes of a token (a method, a field name). */
+static bool
+srv_conn_tchar(char c)
+{
+	return isalnum((unsigned char)c) || (c != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/*
+ * The request line (llen bytes, no EOL) by RFC 9112 section 3, as far as
+ * evhttp would refuse it on its own: 0, or the status to refuse with and
+ * why.  *ret_head tells whether the method is HEAD.
+ */
+static int
+srv_conn_request_line(const char *line, size_t llen, bool *ret_head,
+    char *why, size_t whylen)
+{
+	static const char *const methods[] = { "GET", "HEAD", "POST", "PUT",
+	    "DELETE", "OPTIONS", "TRACE", "PATCH" };
+	const char *sp1, *sp2, *v, *p;
+	struct evhttp_uri *uri;
+	char *target;
+	size_t i, mlen;
+
+	sp1 = memchr(line, ' ', llen);
+	sp2 = sp1 != NULL ? memchr(sp1 + 1, ' ', llen - (size_t)(sp1 + 1 -
+	    line)) : NULL;
+	if (sp1 == NULL || sp2 == NULL || sp1 == line || sp2 == sp1 + 1)
+		goto malformed;
+	for (p = line; p < sp1; p++)
+		if (!srv_conn_tchar(*p))
+			goto malformed;
+	for (p = sp1 + 1; p < sp2; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			goto malformed;
+	v = sp2 + 1;
+	if (line + llen - v != 8 || strncmp(v, "HTTP/", 5) != 0 ||
+	    !isdigit((unsigned char)v[5]) || v[6] != '.' ||
+	    !isdigit((unsigned char)v[7]))
+		goto malformed;
+	mlen = (size_t)(sp1 - line);
+	*ret_head = mlen == 4 && strncmp(line, "HEAD", 4) == 0;
+	if (v[5] != '1') {
+		snprintf(why, whylen, "HTTP version %c.%c is not supported "
+		    "(only 1.0 and 1.1)", v[5], v[7]);
+		return 505;
+	}
+	for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (strlen(methods[i]) == mlen &&
+		    strncmp(methods[i], line, mlen) == 0)
+			break;
+	if (i == sizeof methods / sizeof methods[0]) {
+		snprintf(why, whylen, "method %.*s is not implemented",
+		    mlen > 32 ? 32 : (int)mlen, line);
+		return 501;
+	}
+	if ((target = strndup(sp1 + 1, (size_t)(sp2 - sp1 - 1))) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return 503;
+	}
+	uri = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
+	free(target);
+	if (uri == NULL) {
+		snprintf(why, whylen, "malformed request target");
+		return 400;
+	}
+	evhttp_uri_free(uri);
+	return 0;
+malformed:
+	snprintf(why, whylen, "malformed request line (expected METHOD "
+	    "TARGET HTTP/1.1, one space apart)");
+	return 400;
+}
+
+/*
+ * The request line and the header lines of blk (len bytes: a whole header
+ * block, its empty line included) by RFC 9112, as far as evhttp would
+ * answer them itself: 0, or the status to refuse with and why.  Folded
+ * lines and the framing fields are srv_conn_decide's.
+ */
+static int
+srv_conn_syntax(const char *blk, size_t len, bool *ret_head, char *why,
+    size_t whylen)
+{
+	const char *line, *end, *colon, *p, *v;
+	size_t llen, vlen, i;
+	char val[65];
+	bool first = true;
+	int code;
+
+	*ret_head = false;
+	for (line = blk; line < blk + len; line = end + 1) {
+		if ((end = memchr(line, '\n', (size_t)(blk + len - line))) ==
+		    NULL)
+			end = blk + len;
+		llen = (size_t)(end - line);
+		if (llen > 0 && line[llen - 1] == '\r')
+			llen--;
+		if (llen == 0)
+			break;
+		if (memchr(line, '\r', llen) != NULL ||
+		    memchr(line, '\0', llen) != NULL) {
+			snprintf(why, whylen, "malformed %s line (a CR or NUL "
+			    "byte in it)", first ? "request" : "header");
+			return 400;
+		}
+		if (first) {
+			first = false;
+			if ((code = srv_conn_request_line(line, llen, ret_head,
+			    why, whylen)) != 0)
+				return code;
+			continue;
+		}
+		if (line[0] == ' ' || line[0] == '\t')
+			continue;
+		colon = memchr(line, ':', llen);
+		for (p = line; p < line + llen && srv_conn_tchar(*p); p++)
+			;
+		if (colon == NULL || p != colon || colon == line) {
+			snprintf(why, whylen, "malformed header line (a field "
+			    "name is a token directly followed by ':')");
+			return 400;
+		}
+		if (colon - line != 6 || strncasecmp(line, "Expect", 6) != 0)
+			continue;
+		srv_conn_value(line, llen, 7, &v, &vlen);
+		if (vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)
+			continue;
+		for (i = 0; i < vlen && i < sizeof val - 1; i++)
+			val[i] = v[i] >= 0x20 && v[i] < 0x7f ? v[i] : '?';
+		val[i] = '\0';
+		snprintf(why, whylen, "Expect: %s is not supported (only "
+		    "100-continue)", val);
+		return 417;
+	}
+	return 0;
+}
+
+/*
+ * Refuse a request evhttp must not see as it came: pass it a stand-in
+ * request that carries the refusal, and discard the rest.
+ */
+static void
+srv_conn_refuse_raw(struct srv_conn *c, struct evbuffer *dst, bool head,
+    int code, const char *why)
+{
+	evbuffer_add_printf(dst, "%s / HTTP/1.1\r\n" SRV_CONN_ADMISSION
+	    ": %d %s\r\n\r\n", head ? "HEAD" : "GET", code, why);
+	c->state = SRV_CONN_DRAIN;
+}
+
 /* 0 if the header block may be followed by its body, else a status. */
 static int
 srv_conn_decide(struct srv_conn *c, struct srv_conn_head *hd, char *why,
@@ -443,9 +596,14 @@ srv_conn_head_done(struct srv_conn *c, struct evbuffer *src,
 {
 	struct srv_conn_head hd;
 	char *blk, why[384];
+	bool head;
 	int code;
 
 	memset(&hd, 0, sizeof hd);
+	/* Empty lines before the request line: ignored. */
+	evbuffer_drain(src, c->lead);
+	len -= c->lead;
+	c->lead = 0;
 	if ((blk = malloc(len + 1)) == NULL) {
 		/* Let evhttp see it as it came. */
 		evbuffer_remove_buffer(src, dst, len);
@@ -454,6 +612,11 @@ srv_conn_head_done(struct srv_conn *c, struct evbuffer *src,
 	}
 	evbuffer_remove(src, blk, len);
 	blk[len] = '\0';
+	if ((code = srv_conn_syntax(blk, len, &head, why, sizeof why)) != 0) {
+		free(blk);
+		srv_conn_refuse_raw(c, dst, head, code, why);
+		return;
+	}
 	srv_conn_scan(blk, len, NULL, false, &hd);
 	code = srv_conn_decide(c, &hd, why, sizeof why);
 	memset(&hd, 0, sizeof hd);
@@ -480,6 +643,8 @@ srv_conn_head(struct srv_conn *c, struct evbuffer *src, struct evbuffer *dst)
 {
 	struct evbuffer_ptr p, e;
 	size_t eol_len;
+	char why[128];
+	bool head;
 
 	for (;;) {
 		if (evbuffer_ptr_set(src, &p, c->scanned,
@@ -494,8 +659,11 @@ srv_conn_head(struct srv_conn *c, struct evbuffer *src, struct evbuffer *dst)
 		if ((size_t)e.pos + eol_len > SRV_CONN_HEADERS_MAX)
 			break;
 		if ((size_t)e.pos == c->scanned) {
-			if (c->scanned == 0)
-				break;	/* no request line */
+			if (c->scanned == c->lead) {
+				/* An empty line before the request line. */
+				c->scanned = c->lead = (size_t)e.pos + eol_len;
+				continue;
+			}
 			srv_conn_head_done(c, src, dst, (size_t)e.pos +
 			    eol_len);
 			c->scanned = 0;
@@ -503,9 +671,15 @@ srv_conn_head(struct srv_conn *c, struct evbuffer *src, struct evbuffer *dst)
 		}
 		c->scanned = (size_t)e.pos + eol_len;
 	}
-	c->scanned = 0;
-	c->state = SRV_CONN_RAW;
-	evbuffer_add_buffer(dst, src);
+	/* Too long: refuse it and discard the rest. */
+	evbuffer_drain(src, c->lead);
+	c->scanned = c->lead = 0;
+	head = evbuffer_get_length(src) >= 5 &&
+	    memcmp(evbuffer_pullup(src, 5), "HEAD ", 5) == 0;
+	evbuffer_drain(src, evbuffer_get_length(src));
+	snprintf(why, sizeof why, "the request header section is larger than "
+	    "%d bytes", SRV_CONN_HEADERS_MAX);
+	srv_conn_refuse_raw(c, dst, head, 431, why);
 	return true;
 }
 

@@ -31,6 +31,17 @@
  *     once would reset it under a client still sending, and lose the
  *     answer.  A client cannot forge the header: it is removed from every
  *     header block.
+ *   - The filter also checks the request line and the header lines by RFC
+ *     9112 before evhttp parses them, so that nothing reaches evhttp that
+ *     it would answer itself (with an HTML page): a malformed request line
+ *     or header line is 400, a method evhttp does not know (or CONNECT)
+ *     501, an HTTP version other than 1.x 505, a header section over
+ *     SRV_CONN_HEADERS_MAX bytes 431, an Expect other than 100-continue
+ *     417.  Such a request reaches evhttp as a stand-in "GET / HTTP/1.1"
+ *     (HEAD if the client's method was HEAD, so the answer is framed as
+ *     it expects) with the SRV_CONN_ADMISSION header, and the connection
+ *     ends as for any refusal.  Empty lines before a request line are
+ *     ignored (RFC 9112 section 2.2); they count against the bound.
  *   - An admitted body's bytes count against max_inflight until the
  *     request is answered or its connection closes.
  *

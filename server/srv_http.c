@@ -17,12 +17,14 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include "auth.h"
@@ -46,13 +49,15 @@
 #include "srv_push.h"
 
 #define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
-#define SRV_HTTP_HEADERS_MAX	(64 * 1024)
+/* srv_conn bounds the client's header block; this leaves room for the
+ * admission header it may add. */
+#define SRV_HTTP_HEADERS_MAX	(SRV_CONN_HEADERS_MAX + 4096)
 #define SRV_HTTP_TIMEOUT	120	/* idle/read/write, seconds */
 #define SRV_HTTP_LIMIT_MAX	1000
 #define SRV_HTTP_CHANGES_LIMIT	100	/* default limit of /v1/changes */
 #define SRV_HTTP_OPEN_SEEN_MAX	1024	/* open mode: keys remembered */
 #define SRV_HTTP_STOP		(-ECANCELED) /* row callbacks: enough */
-#define SRV_HTTP_DOCS_PREFIX	"/v1/docs/"
+#define SRV_HTTP_SEGMENTS_MAX	6	/* more: no such endpoint */
 
 struct srv_waiter {
 	TAILQ_ENTRY(srv_waiter)	 entry;
@@ -109,6 +114,12 @@ struct srv_param {
 	bool		 set;
 };
 
+/* A request's path, split at '/' and each segment percent-decoded. */
+struct srv_path {
+	char	*seg[SRV_HTTP_SEGMENTS_MAX];
+	size_t	 n;
+};
+
 /* A push being checked on the pool, then applied in arrival order. */
 struct srv_push_req {
 	TAILQ_ENTRY(srv_push_req) entry;
@@ -160,6 +171,27 @@ srv_http_printable(char *s)
 			*s = '?';
 }
 
+/*
+ * Send what req's output buffer holds, with code.  The answer to a HEAD
+ * is the GET answer's header, its Content-Length included, without the
+ * content (RFC 9110 section 9.3.2): evhttp would send the content after
+ * the header and a keep-alive client would read it as the next answer.
+ */
+static void
+srv_http_send(struct evhttp_request *req, int code)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	char len[32];
+
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(out));
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Length", len);
+		evbuffer_drain(out, evbuffer_get_length(out));
+	}
+	evhttp_send_reply(req, code, NULL, NULL);
+}
+
 /* Send obj (reference stolen) as the reply.  Always answers. */
 static void
 srv_http_reply(struct evhttp_request *req, int code, json_t *obj)
@@ -181,7 +213,7 @@ srv_http_reply(struct evhttp_request *req, int code, json_t *obj)
 		evbuffer_add(out, "\n", 1);
 		free(text);
 	}
-	evhttp_send_reply(req, code, NULL, NULL);
+	srv_http_send(req, code);
 }
 
 /* Send the JSON text in buf (drained) as a 200 reply. */
@@ -194,7 +226,7 @@ srv_http_reply_buf(struct evhttp_request *req, struct evbuffer *buf)
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
 	evbuffer_add(buf, "\n", 1);
 	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), buf);
-	evhttp_send_reply(req, 200, NULL, NULL);
+	srv_http_send(req, 200);
 }
 
 /* Reply {"error": <printf>} with code, and log the refusal. */
@@ -529,14 +561,96 @@ srv_http_push_checked(void *arg)
 	}
 }
 
+/* The header field name of rq, if it came once; NULL if never. */
+static int
+srv_http_header_once(struct srv_req *rq, const char *name,
+    const char **ret_value)
+{
+	struct evkeyval *kv;
+	int n = 0;
+
+	*ret_value = NULL;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(rq->req), next)
+		if (strcasecmp(kv->key, name) == 0) {
+			*ret_value = kv->value;
+			n++;
+		}
+	if (n > 1) {
+		srv_http_error(rq, 400, "the request has more than one %s "
+		    "header", name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A request body is JSON: a Content-Type, if there is one, must name
+ * application/json (in any case; a charset parameter, if any, must be
+ * UTF-8, and other parameters are ignored); a body without one is taken
+ * as JSON too, since it can be nothing else.  A Content-Encoding other
+ * than identity is refused: the body is read as it came.  0, or -EINVAL
+ * after answering (415, or 400 for a repeated header).
+ */
+static int
+srv_http_check_json(struct srv_req *rq)
+{
+	const char *ct, *ce, *p, *name, *value;
+	size_t n, nlen, vlen;
+
+	if (srv_http_header_once(rq, "Content-Type", &ct) < 0 ||
+	    srv_http_header_once(rq, "Content-Encoding", &ce) < 0)
+		return -EINVAL;
+	if (ce != NULL && *ce != '\0' && strcasecmp(ce, "identity") != 0) {
+		srv_http_error(rq, 415, "Content-Encoding '%.64s' is not "
+		    "supported: send the body as it is", ce);
+		return -EINVAL;
+	}
+	if (ct == NULL)
+		return 0;
+	n = strcspn(ct, ";");
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n != strlen("application/json") ||
+	    strncasecmp(ct, "application/json", n) != 0)
+		goto refuse;
+	for (p = ct + strcspn(ct, ";"); *p == ';'; ) {
+		p += 1 + strspn(p + 1, " \t");
+		name = p;
+		nlen = strcspn(p, "=; \t");
+		p += nlen;
+		if (*p != '=') {
+			p += strcspn(p, ";");
+			continue;
+		}
+		value = ++p;
+		if (*value == '"')
+			value++;
+		vlen = strcspn(value, "\"; \t");
+		p += strcspn(p, ";");
+		if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 &&
+		    (vlen != 5 || strncasecmp(value, "utf-8", 5) != 0))
+			goto refuse;
+	}
+	return 0;
+refuse:
+	srv_http_error(rq, 415, "Content-Type '%.64s' is not supported: the "
+	    "body must be application/json (UTF-8)", ct);
+	return -EINVAL;
+}
+
 static void
 srv_http_push(struct srv_req *rq)
 {
 	struct srv_http *h = rq->h;
 	struct srv_push_req *pr;
 
-	if (srv_http_params(rq, NULL, 0) < 0)
+	if (srv_http_params(rq, NULL, 0) < 0 || srv_http_check_json(rq) < 0)
 		return;
+	if (rq->len == 0) {
+		srv_http_error(rq, 400, "empty body: POST /v1/push takes a JSON "
+		    "object {\"changes\":[...]}");
+		return;
+	}
 	if ((pr = calloc(1, sizeof *pr)) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
@@ -802,10 +916,21 @@ srv_http_changes(struct srv_req *rq)
 		{ "wait", 0, h->cfg.max_wait, 0, false },
 	};
 	struct evbuffer *buf;
+	int64_t head;
 	int r;
 
 	if (srv_http_params(rq, p, 3) < 0)
 		return;
+	if (p[0].value > (head = srv_db_head(h->db))) {
+		/* Pages after it would be empty until the log grew past it,
+		 * and then skip what came in between: refuse it. */
+		srv_http_error(rq, 409, "since %" PRId64 " is beyond this "
+		    "server's head %" PRId64 ": the cursor comes from another "
+		    "server, or from before this server's data was restored "
+		    "from a backup; pull again from a since of at most the "
+		    "head", p[0].value, head);
+		return;
+	}
 	if ((buf = evbuffer_new()) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
@@ -957,54 +1082,33 @@ srv_http_history(struct srv_req *rq, const char *collection, const char *id)
 }
 
 /*
- * Split the path after /v1/docs/ into "{collection}/{id}[/history]",
- * check the method and the names, and hand over (or answer the error).
+ * GET /v1/docs/{collection}/{id}[/history]: check the method and the
+ * names (decoded), and hand over (or answer the error).
  */
 static void
-srv_http_docs(struct srv_req *rq)
+srv_http_docs(struct srv_req *rq, const char *collection, const char *id,
+    bool history)
 {
-	char *buf, *collection, *id, *rest;
 	const char *why;
-	bool history = false;
 
-	if ((buf = strdup(rq->path + strlen(SRV_HTTP_DOCS_PREFIX))) == NULL) {
-		srv_http_error(rq, 500, "out of memory");
-		return;
-	}
-	collection = buf;
-	if ((id = strchr(collection, '/')) == NULL) {
-		srv_http_error(rq, 404, "no such endpoint");
-		goto out;
-	}
-	*id++ = '\0';
-	if ((rest = strchr(id, '/')) != NULL) {
-		*rest++ = '\0';
-		if (strcmp(rest, "history") != 0) {
-			srv_http_error(rq, 404, "no such endpoint");
-			goto out;
-		}
-		history = true;
-	}
 	if (rq->cmd != EVHTTP_REQ_GET && rq->cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(rq->req),
 		    "Allow", "GET, HEAD");
 		srv_http_error(rq, 405, "method not allowed (use GET)");
-		goto out;
+		return;
 	}
 	if (names_check_collection(collection, &why) < 0) {
 		srv_http_error(rq, 400, "collection %s", why);
-		goto out;
+		return;
 	}
 	if (names_check_id(id, &why) < 0) {
 		srv_http_error(rq, 400, "id %s", why);
-		goto out;
+		return;
 	}
 	if (history)
 		srv_http_history(rq, collection, id);
 	else
 		srv_http_doc(rq, collection, id);
-out:
-	free(buf);
 }
 
 /* --- dispatch --- */
@@ -1029,10 +1133,108 @@ srv_http_method_is(struct srv_req *rq, const char *allowed)
 }
 
 static void
+srv_path_clear(struct srv_path *sp)
+{
+	size_t i;
+
+	for (i = 0; i < sp->n; i++)
+		free(sp->seg[i]);
+	sp->n = 0;
+}
+
+/*
+ * Split rq's path (as sent) at each '/' and percent-decode each segment
+ * (RFC 3986: /v1/docs/c/%6E1 is /v1/docs/c/n1).  A segment with a '%' not
+ * followed by two hex digits, or that decodes to a '/' or a NUL, is
+ * refused with 400 naming it; a path of more segments than any endpoint
+ * has gets 404.  0 and *ret filled in, or -EINVAL after answering.
+ */
+static int
+srv_http_split_path(struct srv_req *rq, struct srv_path *ret)
+{
+	struct srv_path sp;
+	const char *p, *end;
+	char raw[256], *dec;
+	size_t len, i, size;
+
+	memset(&sp, 0, sizeof sp);
+	if (rq->path == NULL || rq->path[0] != '/') {
+		srv_http_error(rq, 404, "no such endpoint");
+		return -EINVAL;
+	}
+	for (p = rq->path + 1; ; p = end + 1) {
+		end = p + strcspn(p, "/");
+		len = (size_t)(end - p);
+		snprintf(raw, sizeof raw, "%.*s", len > 200 ? 200 : (int)len, p);
+		if (sp.n == SRV_HTTP_SEGMENTS_MAX) {
+			srv_http_error(rq, 404, "no such endpoint");
+			goto fail;
+		}
+		for (i = 0; i < len; i++)
+			if (p[i] == '%' && (i + 2 >= len ||
+			    !isxdigit((unsigned char)p[i + 1]) ||
+			    !isxdigit((unsigned char)p[i + 2]))) {
+				srv_http_error(rq, 400, "path segment '%s' has "
+				    "a '%%' not followed by two hex digits",
+				    raw);
+				goto fail;
+			}
+		if ((dec = strndup(p, len)) == NULL || (sp.seg[sp.n] =
+		    evhttp_uridecode(dec, 0, &size)) == NULL) {
+			free(dec);
+			srv_http_error(rq, 500, "out of memory");
+			goto fail;
+		}
+		free(dec);
+		sp.n++;
+		if (strlen(sp.seg[sp.n - 1]) != size ||
+		    strchr(sp.seg[sp.n - 1], '/') != NULL) {
+			srv_http_error(rq, 400, "path segment '%s' decodes to "
+			    "a %s, which no name holds", raw,
+			    strlen(sp.seg[sp.n - 1]) != size ? "NUL byte" :
+			    "'/'");
+			goto fail;
+		}
+		if (*end == '\0')
+			break;
+	}
+	*ret = sp;
+	return 0;
+fail:
+	srv_path_clear(&sp);
+	return -EINVAL;
+}
+
+/* Route a request by its decoded path. */
+static void
+srv_http_route(struct srv_req *rq, const struct srv_path *sp)
+{
+	const char *const *seg = (const char *const *)sp->seg;
+
+	if (sp->n < 2 || strcmp(seg[0], "v1") != 0)
+		srv_http_error(rq, 404, "no such endpoint");
+	else if (sp->n == 2 && strcmp(seg[1], "info") == 0) {
+		if (srv_http_method_is(rq, "GET"))
+			srv_http_info(rq);
+	} else if (sp->n == 2 && strcmp(seg[1], "push") == 0) {
+		if (srv_http_method_is(rq, "POST"))
+			srv_http_push(rq);
+	} else if (sp->n == 2 && strcmp(seg[1], "changes") == 0) {
+		if (srv_http_method_is(rq, "GET"))
+			srv_http_changes(rq);
+	} else if (strcmp(seg[1], "docs") == 0 && (sp->n == 4 ||
+	    (sp->n == 5 && strcmp(seg[4], "history") == 0)))
+		srv_http_docs(rq, seg[2], seg[3], sp->n == 5);
+	else
+		srv_http_error(rq, 404, "no such endpoint");
+}
+
+static void
 srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 {
 	const struct evhttp_uri *uri;
 	struct evbuffer *in;
+	struct srv_path sp;
 	struct srv_req rq;
 	const char *refusal = NULL;
 	int refused;
@@ -1067,22 +1269,10 @@ srv_http_handle(struct srv_http *h, struct evhttp_request *req)
 	if (srv_http_authenticate(&rq) < 0)
 		return;
 	log_debug("%s %.200s from %s", rq.method, rq.target, rq.key);
-	if (rq.path == NULL)
-		srv_http_error(&rq, 404, "no such endpoint");
-	else if (strcmp(rq.path, "/v1/info") == 0) {
-		if (srv_http_method_is(&rq, "GET"))
-			srv_http_info(&rq);
-	} else if (strcmp(rq.path, "/v1/push") == 0) {
-		if (srv_http_method_is(&rq, "POST"))
-			srv_http_push(&rq);
-	} else if (strcmp(rq.path, "/v1/changes") == 0) {
-		if (srv_http_method_is(&rq, "GET"))
-			srv_http_changes(&rq);
-	} else if (strncmp(rq.path, SRV_HTTP_DOCS_PREFIX,
-	    strlen(SRV_HTTP_DOCS_PREFIX)) == 0)
-		srv_http_docs(&rq);
-	else
-		srv_http_error(&rq, 404, "no such endpoint");
+	if (srv_http_split_path(&rq, &sp) < 0)
+		return;
+	srv_http_route(&rq, &sp);
+	srv_path_clear(&sp);
 }
 
 static void

@@ -11,8 +11,15 @@
  *   GET  /v1/changes?since&limit&wait      change log, long-poll
  *   GET  /v1/docs/{collection}/{id}        current state, 404 if none
  *   GET  /v1/docs/{collection}/{id}/history?after&limit   signed records
- * Unknown paths get 404, other methods 405 (HEAD is accepted wherever GET
- * is); every answer is a compact JSON object.
+ * The path is split at '/' as sent and each segment percent-decoded before
+ * routing and name checks (a bad escape, or one that decodes to '/' or
+ * NUL, is 400); the signature covers the target as sent.  Unknown paths
+ * get 404, other methods 405 with Allow (srv_conn answers methods evhttp
+ * does not know with 501); HEAD is accepted wherever GET is and answered
+ * with GET's header and Content-Length and no content.  A push body must
+ * be application/json or have no Content-Type (415 otherwise) and not be
+ * empty (400); a since beyond the head is 409.  Every answer is a compact
+ * JSON object.
  *
  * Bounds: request bodies over SRV_HTTP_BODY_MAX are refused by evhttp with
  * 413 before they are read into memory; a push of more than

@@ -16,6 +16,11 @@
 #     req SERVER KEY [SRVCLIENT-OPTIONS] METHOD PATH [BODYFILE] >out
 #     item KEY OP COLLECTION ID BASE SEQ [BODY]    one signed push item
 #     push SERVER KEY ITEM... >out                 POST /v1/push of items
+# Requests written byte by byte go through tests/tools/rawhttp, a strict
+# client on one raw connection (see its head comment for its output):
+#     sign KEY METHOD TARGET [BODYFILE]   the Authorization value
+#     raw_req KEY METHOD TARGET           a signed request without a body
+#     raw SERVER METHOD... <REQUESTS       one answer read per METHOD
 # and the server's whole visible state (change log with bodies, and head)
 # is `server_state SERVER KEY >file`, compared before and after a refused
 # request to show it changed nothing.
@@ -24,8 +29,9 @@
 
 FERRY_SERVER=$FERRY_BUILD_DIR/ferry-server
 SRVCLIENT=$FERRY_BUILD_DIR/tests/tools/srvclient
+RAWHTTP=$FERRY_BUILD_DIR/tests/tools/rawhttp
 
-for _bin in "$FERRY_SERVER" "$SRVCLIENT"; do
+for _bin in "$FERRY_SERVER" "$SRVCLIENT" "$RAWHTTP"; do
 	[ -x "$_bin" ] || skip_all "$_bin is not built (run make check)"
 done
 
@@ -194,6 +200,28 @@ push() {
 		printf ']}'
 	} >"$TEST_DIR/.push.json"
 	req "$_srv" "$_key" POST /v1/push "$TEST_DIR/.push.json"
+}
+
+# sign KEY METHOD TARGET [BODYFILE]: the Authorization header value.
+sign() {
+	_kd=$TEST_DIR/keys/$1
+	shift
+	"$SRVCLIENT" --key-dir "$_kd" sign "$@"
+}
+
+# raw_req KEY METHOD TARGET: a signed HTTP/1.1 request without a body.
+raw_req() {
+	_auth=$(sign "$1" "$2" "$3") || return 1
+	printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\n\r\n' \
+	    "$2" "$3" "$_auth"
+}
+
+# raw SERVER METHOD... <REQUESTS: send REQUESTS on one connection and read
+# one answer per METHOD strictly (tests/tools/rawhttp).
+raw() {
+	_port=$(server_port "$1")
+	shift
+	"$RAWHTTP" "$_port" "$@"
 }
 
 # status_is CODE FILE: the reply in FILE has status CODE.

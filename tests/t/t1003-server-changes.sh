@@ -2,7 +2,9 @@
 # GET /v1/changes.  Promise: the change log pages without gaps or repeats
 # (since/limit, last_seq = the last seq in the reply, or since when there is
 # nothing newer), each entry carries the change's own version, body (none
-# when deleted) and change id; with wait > 0 and nothing newer the request
+# when deleted) and change id; a since beyond the head is a 409 naming both
+# (it was answered as if nothing were newer, so a client whose cursor came
+# from another server or from before a restore silently missed changes); with wait > 0 and nothing newer the request
 # is held and answered as soon as a push commits (well before the wait runs
 # out), or empty when it does (dropped at once when its client goes); at most
 # --max-waiters wait at once (429 beyond), --max-wait caps the wait, and
@@ -48,9 +50,14 @@ test_expect_success 'paging with limit walks the log without gaps or repeats' '
 	test_grep "^{\"changes\":\[\],\"head\":5,\"last_seq\":5}\$" out
 '
 
-test_expect_success 'since beyond the head: empty, last_seq is since' '
+test_expect_success 'since beyond the head: 409 naming since and the head' '
 	req s alice GET "/v1/changes?since=100" >out &&
-	test_grep "^{\"changes\":\[\],\"head\":5,\"last_seq\":100}\$" out
+	status_is 409 out &&
+	test_grep "^{\"error\":\"since 100 is beyond this server.s head 5: " out &&
+	req s alice GET "/v1/changes?since=6&wait=30" >out &&
+	status_is 409 out &&
+	req s alice GET "/v1/changes?since=5" >out &&
+	status_is 200 out
 '
 
 test_expect_success 'a deleted document shows as deleted, without a body' '

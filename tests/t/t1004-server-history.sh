@@ -97,7 +97,7 @@ test_expect_success 'an unknown document is 404; bad names are 400' '
 	test_grep "\"error\":\"no such document\"" out &&
 	req s alice GET "/v1/docs/notes/a%2Fb/history" >out &&
 	status_is 400 out &&
-	test_grep "\"error\":\"id contains byte 0x25" out
+	test_grep "\"error\":\"path segment .a%2Fb. decodes to a ./." out
 '
 
 test_expect_success 'a renamed device shows its new name (names are read live)' '

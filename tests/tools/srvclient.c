@@ -9,8 +9,13 @@
  *	(a well-formed signature over another body), --no-auth (no header),
  *	--auth VALUE (this exact header value), --header 'Name: value'.
  *	--elapsed prints "elapsed_ms N" on stderr; --timeout S bounds it.
+ *	A body goes with "Content-Type: application/json" unless a --header
+ *	names Content-Type ("Content-Type:" alone sends none).
  *   srvclient --key-dir DIR key
  *	prints the public key of DIR/device.key (created if missing).
+ *   srvclient --key-dir DIR sign METHOD TARGET [BODYFILE]
+ *	prints the Authorization header value for that request, for tests
+ *	that write their requests byte by byte (tests/tools/rawhttp).
  *   srvclient --key-dir DIR change OP COLLECTION ID BASE SEQ [BODY]
  *	prints one push item {"record":..,"sig":..}: a change record made
  *	and signed by lib/record.c (OP put needs BODY, a JSON object, or
@@ -36,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -71,6 +77,7 @@ usage(void)
 	    "                 [--header 'N: V'] [--timeout S] [--elapsed]\n"
 	    "                 METHOD PATH [BODYFILE|-]\n"
 	    "       srvclient --key-dir DIR key\n"
+	    "       srvclient --key-dir DIR sign METHOD TARGET [BODYFILE]\n"
 	    "       srvclient --key-dir DIR change OP COLLECTION ID BASE SEQ "
 	    "[BODY|@FILE]\n"
 	    "       srvclient --key-dir DIR sign-record TEXT|@FILE\n"
@@ -194,7 +201,10 @@ cmd_request(const struct opts *o, int argc, char **argv)
 	}
 	for (i = 0; i < o->nheaders; i++)
 		hdrs = curl_slist_append(hdrs, o->headers[i]);
-	if (body != NULL)
+	for (i = 0; i < o->nheaders; i++)
+		if (strncasecmp(o->headers[i], "Content-Type:", 13) == 0)
+			break;
+	if (body != NULL && i == o->nheaders)
 		hdrs = curl_slist_append(hdrs,
 		    "Content-Type: application/json");
 	if (asprintf(&url, "%s%s", o->url, path) < 0)
@@ -242,6 +252,32 @@ cmd_request(const struct opts *o, int argc, char **argv)
 	if (rp.len > 0)
 		fwrite(rp.p, 1, rp.len, stdout);
 	free(rp.p);
+	return 0;
+}
+
+static int
+cmd_sign(const struct opts *o, int argc, char **argv)
+{
+	struct keys *k;
+	char *body = NULL, *auth = NULL;
+	size_t len = 0;
+	int r;
+
+	if (argc < 3 || argc > 4)
+		usage();
+	if (argc == 4)
+		body = read_all(argv[3], &len);
+	k = load_key(o->key_dir);
+	r = auth_header_make(k, argv[1], argv[2], body, len,
+	    (int64_t)time(NULL) + o->ts_offset, &auth);
+	keys_free(k);
+	free(body);
+	if (r < 0) {
+		fprintf(stderr, "srvclient: cannot sign: %s\n", strerror(-r));
+		return 1;
+	}
+	printf("%s\n", auth);
+	free(auth);
 	return 0;
 }
 
@@ -481,6 +517,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "change") == 0)
 		return cmd_change(&o, argc, argv);
+	if (strcmp(argv[0], "sign") == 0)
+		return cmd_sign(&o, argc, argv);
 	if (strcmp(argv[0], "sign-record") == 0)
 		return cmd_sign_record(&o, argc, argv);
 	if (strcmp(argv[0], "verify-history") == 0)
