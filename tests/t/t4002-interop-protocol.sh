@@ -5,7 +5,8 @@
 # code or constant of ferry's that the document does not state) signs
 # requests and records that a real ferry-server accepts, and gets from it
 # exactly the answers the document promises: applied, duplicate, conflict,
-# delete and tombstones, paged and long-polled pulls, the history, and
+# delete and tombstones, paged and long-polled pulls, the history, HEAD,
+# percent-encoded names, a cursor above the head, and
 # each refusal (bad signature, unknown key, clock skew, malformed record,
 # wrong base type, too big a body) with its status and error body.  And
 # the worked examples in the document are right: they are what ferry's
@@ -174,6 +175,20 @@ test_expect_success 'history: every accepted record, signed, checkable offline' 
 	test_grep "^{\"entries\":\[{\"change\":\"$B:5\",.*\"version\":4}\]}\$" rest.json &&
 	py $SEED_A request GET /v1/docs/notes/none/history >out &&
 	reply_is out 404 "{\"error\":\"no such document\"}"
+'
+
+test_expect_success 'HTTP: HEAD has no content, names are percent-decoded, since above head is 409' '
+	py $SEED_A request HEAD /v1/docs/notes/n1 >out &&
+	status_is 200 out &&
+	test_equal "bytes after the status line" 4 "$(wc -c <out)" &&
+	py $SEED_A request GET /v1/docs/notes/n1 >plain &&
+	py $SEED_A request GET /v1/docs/notes/%6e%31 >encoded &&
+	test_cmp plain encoded &&
+	py $SEED_A request GET /v1/docs/notes/a%2Fb >out &&
+	status_is 400 out &&
+	py $SEED_A request GET "/v1/changes?since=999" >out &&
+	status_is 409 out &&
+	test_grep "^{\"error\":\"since 999 is beyond this server.s head [0-9]*:" out
 '
 
 test_expect_success 'refused: a request signature that does not verify (401)' '
