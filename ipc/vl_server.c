@@ -384,12 +384,12 @@ vl_error(struct vl_call *call, const char *name, json_t *params)
 }
 
 int
-vl_error_invalid(struct vl_call *call, const char *param, const char *reason)
+vl_error_invalid(struct vl_call *call, const char *param)
 {
 	json_t *p;
 	int r;
 
-	p = json_pack("{s:s,s:s}", "parameter", param, "reason", reason);
+	p = json_pack("{s:s}", "parameter", param);
 	r = vl_error(call, "org.varlink.service.InvalidParameter", p);
 	json_decref(p);
 	return r;
@@ -598,7 +598,7 @@ vl_conn_fatal(struct vl_conn *c, const char *param, const char *reason)
 	    evbuffer_get_length(bufferevent_get_input(c->bev)));
 	if ((call = vl_call_new(c)) != NULL) {
 		call->m.oneway = false;
-		vl_error_invalid(call, param, reason);
+		vl_error_invalid(call, param);
 	}
 	vl_conn_drain(c);
 }
@@ -610,7 +610,6 @@ vl_conn_message(struct vl_conn *c, const char *buf, size_t len)
 	const char *ename, *param;
 	struct vl_call *call;
 	char why[256];
-	json_t *p;
 	int r;
 
 	if ((call = vl_call_new(c)) == NULL) {
@@ -620,9 +619,7 @@ vl_conn_message(struct vl_conn *c, const char *buf, size_t len)
 	r = vl_msg_parse(buf, len, &call->m, &ename, &param, why, sizeof why);
 	if (r < 0) {
 		log_debug("connection %lu: bad message: %s", c->id, why);
-		p = json_pack("{s:s,s:s}", "parameter", param, "reason", why);
-		vl_error(call, ename, p);
-		json_decref(p);
+		vl_error_invalid(call, param);
 		return;
 	}
 	s->dispatch(call, s->arg);

@@ -111,8 +111,9 @@ int	vl_reply_raw(struct vl_call *call, const char *params, size_t len,
 	    bool continues);
 /* Finish the call with an error reply.  params is borrowed. */
 int	vl_error(struct vl_call *call, const char *name, json_t *params);
-/* Shorthand for InvalidParameter {parameter, reason}. */
-int	vl_error_invalid(struct vl_call *call, const char *param,
-	    const char *reason);
+/* Shorthand for org.varlink.service.InvalidParameter {parameter}: exactly
+ * the field the interface declares (a reason for people goes to the
+ * caller's debug log, not to the peer). */
+int	vl_error_invalid(struct vl_call *call, const char *param);
 
 #endif
