@@ -51,18 +51,9 @@ test_expect_success 'setup: a server, A and B syncing, an open conflict on B' '
 	server_start s --open &&
 	syncd_start A s &&
 	syncd_start B s &&
-	put_ok A cf x "{\"v\":\"base\"}" &&
-	sync_all A B &&
-	server_stop s &&
-	put_ok A cf x "{\"v\":\"a\"}" &&
-	put_ok B cf x "{\"v\":\"b\"}" &&
-	ferryd_stop B &&
-	server_start s --open &&
-	sync_wait A &&
-	syncd_start B s &&
-	sync_wait B &&
-	conflict_ids B >ids &&
-	test "$(wc -l <ids)" = 1
+	edit_conflict s A B cf x "{\"v\":\"base\"}" "{\"v\":\"a\"}" \
+	    "{\"v\":\"b\"}" &&
+	test_equal "open conflicts" 1 "$(grep -c . "$TEST_DIR/.ids")"
 '
 
 test_expect_success 'varlink/go: every interface, every method, every reply' '
