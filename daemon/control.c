@@ -1334,6 +1334,67 @@ control_dispatch(struct vl_call *call, void *arg)
 		meth->fn(c, call, m->params);
 }
 
+/* Does a reply (error NULL) or an error fit the interface?  0, or -EINVAL
+ * with why. */
+static int
+reply_fits(struct control *c, const struct vl_msg *m, const char *error,
+    json_t *params, char *why, size_t why_len)
+{
+	const struct method *meth = NULL;
+	const char *member, *param;
+	int i, r;
+
+	if (m->method != NULL)
+		meth = method_find(m->method);
+	if (error == NULL) {
+		if (meth == NULL) {
+			snprintf(why, why_len, "a reply to a call that is "
+			    "not of a method here");
+			return -EINVAL;
+		}
+		return vl_idl_check(c->iface[meth->iface], VL_IDL_OUT,
+		    meth->member, params, &param, why, why_len) < 0 ?
+		    -EINVAL : 0;
+	}
+	if ((i = iface_of(error, &member)) < 0 ||
+	    (meth != NULL && meth->iface == IFACE_SERVICE &&
+	    i != IFACE_SERVICE)) {
+		snprintf(why, why_len, "error %s is not one %s may answer",
+		    error, m->method != NULL ? m->method : "a bad message");
+		return -EINVAL;
+	}
+	r = vl_idl_check(c->iface[i], VL_IDL_ERROR, member, params, &param,
+	    why, why_len);
+	if (r == -ENOENT)
+		snprintf(why, why_len, "error %s is not declared", error);
+	return r < 0 ? -EINVAL : 0;
+}
+
+void
+control_check_reply(struct vl_call *call, const char *error, json_t *params,
+    const char *text, size_t len, void *arg)
+{
+	const struct vl_msg *m = vl_call_msg(call);
+	json_t *owned = NULL;
+	char why[256];
+
+	why[0] = '\0';
+	if (text != NULL && (params = owned = json_loadb(text, len, 0,
+	    NULL)) == NULL)
+		snprintf(why, sizeof why, "the parameters are not JSON");
+	else if (params == NULL)
+		params = owned = json_object();
+	if (why[0] == '\0' && reply_fits(arg, m, error, params, why,
+	    sizeof why) == 0) {
+		json_decref(owned);
+		return;
+	}
+	log_err("%s%s to %s does not fit the interface: %s",
+	    error != NULL ? "error " : "reply", error != NULL ? error : "",
+	    m->method != NULL ? m->method : "a bad message", why);
+	abort();
+}
+
 /*
  * Parse the interfaces ferryd serves, and check that they and the method
  * table agree: the text served is the contract every call is checked
@@ -1471,6 +1532,7 @@ control_status_line(struct control *c)
 void
 control_free(struct control *c)
 {
+	json_t *last, *p;
 	size_t i;
 
 	if (c == NULL)
@@ -1478,12 +1540,16 @@ control_free(struct control *c)
 	sync_stop(c->sync);
 	if (c->writer != NULL)
 		control_flush(c);
+	/* A Status stream's last reply is a status too. */
+	last = c->status_subs.n > 0 ? status_json(c) : NULL;
 	sync_free(c->sync);
 	writer_free(c->writer);
+	p = last != NULL ? json_pack("{s:o}", "status", last) : NULL;
 	for (i = 0; i < c->status_subs.n; i++) {
 		vl_call_set_cancel(c->status_subs.v[i], NULL, NULL);
-		vl_reply(c->status_subs.v[i], NULL, false);
+		vl_reply(c->status_subs.v[i], p, false);
 	}
+	json_decref(p);
 	free(c->status_subs.v);
 	watch_free(c->watch);
 	if (c->status_ev != NULL)

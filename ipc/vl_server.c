@@ -103,6 +103,8 @@ struct vl_server {
 	struct vl_server_config	 cfg;
 	vl_dispatch_fn		 dispatch;
 	void			*arg;
+	vl_check_fn		 check;
+	void			*check_arg;
 	struct vl_conn_list	 conns;
 	struct vl_conn_list	 dead;
 	int			 nconns;
@@ -333,6 +335,19 @@ vl_call_emit(struct vl_call *call, char *buf, size_t len, bool last)
 	return r;
 }
 
+/* Show a reply to the server's check, if it has one and anyone will read
+ * the reply. */
+static void
+vl_call_check(struct vl_call *call, const char *error, json_t *params,
+    const char *text, size_t len)
+{
+	struct vl_server *s = call->conn->srv;
+
+	if (s->check != NULL && !call->done && !call->cancelled &&
+	    !call->m.oneway)
+		s->check(call, error, params, text, len, s->check_arg);
+}
+
 int
 vl_reply(struct vl_call *call, json_t *params, bool continues)
 {
@@ -342,6 +357,7 @@ vl_reply(struct vl_call *call, json_t *params, bool continues)
 
 	if (continues && !call->m.more)
 		continues = false;
+	vl_call_check(call, NULL, params, NULL, 0);
 	if ((r = vl_encode_reply(params, continues, &buf, &len)) < 0) {
 		vl_call_emit(call, NULL, 0, !continues);
 		return r;
@@ -359,6 +375,7 @@ vl_reply_raw(struct vl_call *call, const char *params, size_t len,
 
 	if (continues && !call->m.more)
 		continues = false;
+	vl_call_check(call, NULL, NULL, params, len);
 	parts[0].p = head;
 	parts[0].len = sizeof head - 1;
 	parts[1].p = params;
@@ -376,6 +393,7 @@ vl_error(struct vl_call *call, const char *name, json_t *params)
 	char *buf;
 	int r;
 
+	vl_call_check(call, name, params, NULL, 0);
 	if ((r = vl_encode_error(name, params, &buf, &len)) < 0) {
 		vl_call_emit(call, NULL, 0, true);
 		return r;
@@ -880,6 +898,13 @@ vl_server_new(struct event_base *base, const struct vl_server_config *cfg,
 	}
 	*ret = s;
 	return 0;
+}
+
+void
+vl_server_set_check(struct vl_server *s, vl_check_fn fn, void *arg)
+{
+	s->check = fn;
+	s->check_arg = arg;
 }
 
 void
