@@ -156,6 +156,7 @@ vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,
 	if (root == NULL) {
 		snprintf(errtext, errtext_len, "invalid JSON at byte %d: %s",
 		    jerr.position, jerr.text);
+		json_decref(overflow);
 		return -EINVAL;
 	}
 	m.msg = root;
