@@ -4,8 +4,9 @@
 # independent implementation: Debian's varlink/go
 # (golang-github-varlink-go-dev), through tests/interop/varlink/main.go.
 # Against a real ferryd syncing with a real ferry-server, that program
-# parses every served interface with varlink/go's idl package (io.ferry
-# once declared "type Status" beside "method Status", which it refuses),
+# parses every served interface, and the installed io.ferry.varlink, with
+# varlink/go's idl package (io.ferry once declared "type Status" beside
+# "method Status", which it refuses),
 # calls GetInfo the way varlink/go does ("parameters": null, which ferryd
 # once refused), calls every method of io.ferry with valid arguments,
 # type-checks every reply and error against the parsed interface, streams
@@ -57,11 +58,13 @@ test_expect_success 'setup: a server, A and B syncing, an open conflict on B' '
 '
 
 test_expect_success 'varlink/go: every interface, every method, every reply' '
-	timeout -k 5 150 "$interop_bin" "$(ferryd_sock B)" interop >go.out 2>&1
+	timeout -k 5 150 "$interop_bin" "$(ferryd_sock B)" interop \
+	    "$FERRY_SRC_DIR/ipc/io.ferry.varlink" >go.out 2>&1
 	st=$? &&
 	cat go.out &&
 	test "$st" = 0 &&
 	test_grep "^ok: interface io.ferry parses" go.out &&
+	test_grep "io.ferry.varlink parses and is the text served" go.out &&
 	test_grep "^ok: every method of io.ferry was called" go.out
 '
 

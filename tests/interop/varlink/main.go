@@ -13,8 +13,9 @@
 // parameters, which must come back as org.varlink.service.InvalidParameter
 // naming the parameter and carrying nothing else.
 //
-// Usage: varlink-interop SOCKET COLLECTION
-// The daemon must have a remote (Sync and History are called) and at least
+// Usage: varlink-interop SOCKET COLLECTION [FILE]
+// FILE is the installed io.ferry.varlink: it must parse too, and be the
+// very text ferryd serves.  The daemon must have a remote (Sync and History are called) and at least
 // one open conflict (GetConflict and Resolve are called on it).  Each check
 // prints "ok: ..."; the first failure prints "FAIL: ..." and exits 1.
 package main
@@ -314,8 +315,8 @@ func str(v interface{}) string {
 }
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: varlink-interop SOCKET COLLECTION")
+	if len(os.Args) != 3 && len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: varlink-interop SOCKET COLLECTION [FILE]")
 		os.Exit(2)
 	}
 	sock, coll := os.Args[1], os.Args[2]
@@ -356,6 +357,19 @@ func main() {
 		if ifaces[n] == nil {
 			fail("GetInfo does not name %s", n)
 		}
+	}
+	if len(os.Args) == 4 {
+		text, err := os.ReadFile(os.Args[3])
+		if err != nil {
+			fail("%v", err)
+		}
+		if _, err := idl.New(string(text)); err != nil {
+			fail("%s does not parse with varlink/go's idl: %v", os.Args[3], err)
+		}
+		if string(text) != ifaces["io.ferry"].Description {
+			fail("%s is not the text ferryd serves as io.ferry", os.Args[3])
+		}
+		ok("%s parses and is the text served", os.Args[3])
 	}
 	// The same calls again, replies type-checked against what was parsed.
 	info := call(c, "org.varlink.service.GetInfo", nil)
