@@ -22,9 +22,10 @@ vl_msg_clear(struct vl_msg *m)
 }
 
 /* Does the JSON number at s overflow what jansson holds, as jansson
- * decides it (strtoll for integers, strtod for the rest)? */
+ * decides it (strtoll for integers, strtod for the rest)?  *ret_real
+ * says which it is. */
 static bool
-number_overflows(const char *s)
+number_overflows(const char *s, bool *ret_real)
 {
 	const char *q;
 	bool real = false;
@@ -33,6 +34,7 @@ number_overflows(const char *s)
 	for (q = s; *q != '\0' && strchr("-+0123456789.eE", *q) != NULL; q++)
 		if (*q == '.' || *q == 'e' || *q == 'E')
 			real = true;
+	*ret_real = real;
 	errno = 0;
 	if (!real) {
 		(void)strtoll(s, NULL, 10);
@@ -44,7 +46,8 @@ number_overflows(const char *s)
 
 /*
  * jansson fails a whole text for one number it cannot hold.  Parse a copy
- * of buf in which every such number (outside strings) reads 0, and find
+ * of buf in which every such number (outside strings) reads 0, or 0.0 if
+ * it was not an integer (so that its JSON type stays), and find
  * the first one that is inside the top-level "parameters" object: its
  * key there, as a JSON string, goes to *ret_key (NULL if none was).
  * Returns the copy's tree, or NULL with jerr set if it fails for another
@@ -57,6 +60,7 @@ parse_overflowed(const char *buf, size_t len, json_error_t *jerr,
 	const char *key1 = NULL, *key2 = NULL, *first = NULL;
 	size_t i, end, key1_len = 0, key2_len = 0, first_len = 0;
 	bool obj[3] = { false }, want_key[3] = { false }, in_params = false;
+	bool real;
 	json_t *root;
 	int depth = 0;
 	char *copy;
@@ -111,15 +115,18 @@ parse_overflowed(const char *buf, size_t len, json_error_t *jerr,
 			while (end < len &&
 			    strchr("-+0123456789.eE", copy[end]) != NULL)
 				end++;
-			if (!number_overflows(copy + i))
+			if (!number_overflows(copy + i, &real))
 				break;
 			if (first == NULL && depth >= 2 && in_params &&
 			    key2 != NULL) {
 				first = key2;
 				first_len = key2_len;
 			}
-			copy[i] = '0';
-			memset(copy + i + 1, ' ', end - i - 1);
+			/* A real that overflows has 5 characters or more
+			 * (1e309): room for 0.0. */
+			real = real && end - i >= 3;
+			memset(copy + i, ' ', end - i);
+			memcpy(copy + i, real ? "0.0" : "0", real ? 3 : 1);
 			break;
 		}
 	}

@@ -10,7 +10,7 @@
  * for a call without input).  A number jansson cannot hold (an integer
  * beyond 64 bits, a real beyond a double) inside the parameters does not
  * make the message malformed: the call parses, with every such number
- * read as 0 and the top-level parameter that held the first one named in
+ * read as 0 (0.0 for a real) and the top-level parameter that held the first one named in
  * overflow, for the handler's dispatcher to refuse with a reply naming it.
  *
  * Ownership: a struct vl_msg owns its parse tree (msg); vl_msg_clear()

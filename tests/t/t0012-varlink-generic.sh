@@ -15,7 +15,8 @@
 #    io.ferry.InvalidArgument{field,reason};
 #  - a number beyond what JSON numbers hold here (1e400, 2^63) in a body is
 #    InvalidArgument on "body" (it was refused as an unparseable message),
-#    nothing is written and the connection goes on;
+#    nothing is written and the connection goes on (and 1e400 for if_rev
+#    is no integer: InvalidParameter);
 #  - a Put or a Patch that leaves the body as it is changes nothing: no new
 #    rev, no Watch event (docs/ipc.md says so).
 
@@ -140,6 +141,8 @@ test_expect_success 'a number beyond JSON range in a body is InvalidArgument on 
 	invalid_argument out patch &&
 	fcall A Put "{\"collection\":\"big\",\"id\":\"p\",\"body\":{},\"if_rev\":9223372036854775808}" >out &&
 	invalid_argument out if_rev &&
+	fcall A Put "{\"collection\":\"big\",\"id\":\"p\",\"body\":{},\"if_rev\":1e400}" >out &&
+	invalid_parameter out if_rev &&
 	fcall A Get "{\"collection\":\"big\",\"id\":\"p\"}" >out &&
 	test_grep "\"rev\":1,.*\"body\":{\"n\":1}}}}\$" out &&
 	fcall A org.varlink.service.GetInterfaceDescription "{\"interface\":1e999}" >out &&
