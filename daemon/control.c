@@ -1312,12 +1312,15 @@ control_dispatch(struct vl_call *call, void *arg)
 
 	meth = method_find(m->method);
 	/*
-	 * Hold everything behind a held call (the held bit is cleared only
-	 * when the held list is dispatched again, in order), and a non-write
-	 * behind a write whose batch is not answered yet.
+	 * Hold every io.ferry call behind a held call (the held bit is
+	 * cleared only when the held list is dispatched again, in order),
+	 * and a non-write behind a write whose batch is not answered yet.
+	 * Calls that never touch the replica (org.varlink.service's, unknown
+	 * methods) are answered at once, so that they answer only
+	 * org.varlink.service errors; their replies still go out in order.
 	 */
-	if ((*tag & 1) || (conn_waiting(c, call) &&
-	    (meth == NULL || !meth->write))) {
+	if (meth != NULL && meth->iface == IFACE_FERRY && ((*tag & 1) ||
+	    (conn_waiting(c, call) && !meth->write))) {
 		if (call_list_push(&c->held, call) == 0) {
 			*tag |= 1;
 			return;

@@ -63,6 +63,26 @@ test_expect_success 'org.varlink.service methods answer only their own errors' '
 	test_grep "^{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{\"method\":\"org.varlink.service.Nope\"}}\$" out
 '
 
+test_expect_success 'service calls behind a write are answered in order' '
+	printf "%s\0" \
+	    "{\"method\":\"io.ferry.Put\",\"parameters\":{\"collection\":\"o\",\"id\":\"x\",\"body\":{\"n\":1}}}" \
+	    "{\"method\":\"org.varlink.service.GetInfo\"}" \
+	    "{\"method\":\"io.ferry.Get\",\"parameters\":{\"collection\":\"o\",\"id\":\"x\"}}" \
+	    "{\"method\":\"io.ferry.Nope\"}" \
+	    "{\"method\":\"io.ferry.Put\",\"parameters\":{\"collection\":\"o\",\"id\":\"x\",\"body\":{\"n\":2}}}" \
+	    "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"no.pe\"}}" \
+	    "{\"method\":\"io.ferry.Get\",\"parameters\":{\"collection\":\"o\",\"id\":\"x\"}}" |
+	    "$VLSEND" "$sock" -n 7 >out &&
+	sed -n 1p out | grep -q "^{\"parameters\":{\"doc\":{.*\"rev\":1," &&
+	sed -n 2p out | grep -q "^{\"parameters\":{\"vendor\":" &&
+	sed -n 3p out | grep -q "\"body\":{\"n\":1}}}}\$" &&
+	sed -n 4p out | grep -q "^{\"error\":\"org.varlink.service.MethodNotFound\"" &&
+	sed -n 5p out | grep -q "\"rev\":2," &&
+	sed -n 6p out | grep -q "^{\"error\":\"org.varlink.service.InterfaceNotFound\"" &&
+	sed -n 7p out | grep -q "\"body\":{\"n\":2}}}}\$" || {
+		cat out; return 1; }
+'
+
 test_expect_success 'a malformed message is InvalidParameter with no undeclared field' '
 	printf "{\0" | "$VLSEND" "$sock" -n 1 >out &&
 	invalid_parameter out message &&
