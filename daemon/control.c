@@ -29,6 +29,7 @@
 #include "names.h"
 #include "patch.h"
 #include "util.h"
+#include "vl_idl.h"
 #include "watch.h"
 #include "sync.h"
 #include "writer.h"
@@ -46,8 +47,16 @@ struct call_list {
 	size_t		  cap;
 };
 
+/* The interfaces ferryd serves, parsed from the text it serves. */
+enum iface_id {
+	IFACE_FERRY,
+	IFACE_SERVICE,
+	IFACE_COUNT,
+};
+
 struct control {
 	struct event_base	*base;
+	struct vl_idl		*iface[IFACE_COUNT];
 	struct store		*st;
 	struct watch		*watch;
 	struct writer		*writer;
@@ -64,10 +73,10 @@ struct control {
 typedef void (*handler_fn)(struct control *, struct vl_call *, json_t *);
 
 struct method {
-	const char	*name;
+	enum iface_id	 iface;
+	const char	*member;	/* "Get" */
 	handler_fn	 fn;
 	bool		 write;
-	const char	*const *params;	/* allowed parameter names */
 };
 
 /* --- small helpers --- */
@@ -122,61 +131,31 @@ reply_invalid(struct vl_call *call, const char *field, const char *reason)
 	json_decref(p);
 }
 
-/* Check that params has only the keys the method takes. */
-static bool
-params_known(struct vl_call *call, json_t *params, const char *const *names)
-{
-	const char *key;
-	char why[200];
-	json_t *v;
-	size_t i;
+/*
+ * Handlers see parameters that type-check against the interface (see
+ * params_check): every required one is there with its declared JSON
+ * type, optional ones are absent, null or of their type, and there are
+ * no others.  What they check is the values: names, ranges, and what
+ * goes with what.
+ */
 
-	json_object_foreach(params, key, v) {
-		for (i = 0; names != NULL && names[i] != NULL; i++)
-			if (strcmp(key, names[i]) == 0)
-				break;
-		if (names == NULL || names[i] == NULL) {
-			snprintf(why, sizeof why, "unknown parameter '%.100s'",
-			    key);
-			reply_invalid(call, key, why);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* A required, valid collection or id. */
+/* A valid collection or id from a string parameter. */
 static const char *
 param_name(struct vl_call *call, json_t *params, const char *field, bool id)
 {
 	const char *s, *reason;
-	char why[200];
-	json_t *v;
 
-	v = json_object_get(params, field);
-	if (v == NULL) {
-		reply_invalid(call, field, "missing");
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		reply_invalid(call, field, "must be a string");
-		return NULL;
-	}
-	s = json_string_value(v);
-	if (strlen(s) != json_string_length(v)) {
-		reply_invalid(call, field, "contains a NUL byte");
-		return NULL;
-	}
+	s = json_string_value(json_object_get(params, field));
 	if ((id ? names_check_id(s, &reason) :
 	    names_check_collection(s, &reason)) < 0) {
-		snprintf(why, sizeof why, "%s", reason);
-		reply_invalid(call, field, why);
+		reply_invalid(call, field, reason);
 		return NULL;
 	}
 	return s;
 }
 
-/* An optional non-negative integer: 1 present, 0 absent, -1 answered. */
+/* An optional integer parameter within min..max: 1 present, 0 absent or
+ * null, -1 answered. */
 static int
 param_int(struct vl_call *call, json_t *params, const char *field,
     int64_t min, int64_t max, int64_t *ret)
@@ -187,10 +166,6 @@ param_int(struct vl_call *call, json_t *params, const char *field,
 	v = json_object_get(params, field);
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v)) {
-		reply_invalid(call, field, "must be an integer");
-		return -1;
-	}
 	if (json_integer_value(v) < min || json_integer_value(v) > max) {
 		snprintf(why, sizeof why, "must be between %" PRId64 " and %"
 		    PRId64, min, max);
@@ -501,7 +476,7 @@ write_submit(struct control *c, struct vl_call *call, struct write_req *w)
 static struct write_req *
 write_parse(struct vl_call *call, json_t *params, enum write_kind kind)
 {
-	const char *collection, *id, *field = NULL;
+	const char *collection, *id;
 	struct write_req *w;
 	int64_t if_rev = 0;
 	json_t *v = NULL;
@@ -510,20 +485,10 @@ write_parse(struct vl_call *call, json_t *params, enum write_kind kind)
 	if ((collection = param_name(call, params, "collection", false)) ==
 	    NULL || (id = param_name(call, params, "id", true)) == NULL)
 		return NULL;
-	if (kind != WRITE_DELETE) {
-		field = kind == WRITE_PUT ? "body" : "patch";
-		v = json_object_get(params, field);
-		if (v == NULL) {
-			reply_invalid(call, field, "missing");
-			return NULL;
-		}
-		if (!json_is_object(v)) {
-			reply_invalid(call, field, kind == WRITE_PUT ?
-			    "must be a JSON object" :
-			    "must be a JSON object (an RFC 7396 merge patch)");
-			return NULL;
-		}
-	}
+	/* The body or the merge patch: an object (type-checked). */
+	if (kind != WRITE_DELETE)
+		v = json_object_get(params, kind == WRITE_PUT ? "body" :
+		    "patch");
 	if ((has = param_int(call, params, "if_rev", 0, INT64_MAX,
 	    &if_rev)) < 0)
 		return NULL;
@@ -645,16 +610,15 @@ handle_list(struct control *c, struct vl_call *call, json_t *params)
 	struct list_ctx l = { NULL, LIST_DEFAULT, 0, NULL };
 	const char *collection, *after = NULL;
 	int64_t limit = LIST_DEFAULT;
-	json_t *p, *v;
+	json_t *p;
 	int r;
 
 	if ((collection = param_name(call, params, "collection", false)) ==
 	    NULL)
 		return;
-	if ((v = json_object_get(params, "after")) != NULL && !json_is_null(v)) {
-		if ((after = param_name(call, params, "after", true)) == NULL)
-			return;
-	}
+	if (json_is_string(json_object_get(params, "after")) &&
+	    (after = param_name(call, params, "after", true)) == NULL)
+		return;
 	if (param_int(call, params, "limit", 1, LIST_MAX, &limit) < 0)
 		return;
 	l.limit = (int)limit;
@@ -687,21 +651,12 @@ handle_watch(struct control *c, struct vl_call *call, json_t *params)
 		vl_error(call, "org.varlink.service.ExpectedMore", NULL);
 		return;
 	}
+	/* An array of strings, or absent or null (type-checked). */
 	cols = json_object_get(params, "collections");
-	if (cols != NULL && json_is_null(cols))
+	if (!json_is_array(cols))
 		cols = NULL;
 	if (cols != NULL) {
-		if (!json_is_array(cols)) {
-			reply_invalid(call, "collections",
-			    "must be an array of strings");
-			return;
-		}
 		json_array_foreach(cols, i, v) {
-			if (!json_is_string(v)) {
-				reply_invalid(call, "collections",
-				    "must be an array of strings");
-				return;
-			}
 			if (names_check_collection(json_string_value(v),
 			    &reason) < 0) {
 				snprintf(why, sizeof why, "element %zu: %s", i,
@@ -1060,14 +1015,11 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 			reply_invalid(call, "conflict_id", "missing");
 		return;
 	}
+	/* One of the enum's values, and an object or nothing
+	 * (type-checked). */
 	strategy = json_string_value(json_object_get(params, "strategy"));
-	if (strategy == NULL) {
-		reply_invalid(call, "strategy",
-		    "must be \"mine\", \"theirs\" or \"merged\"");
-		return;
-	}
 	body = json_object_get(params, "body");
-	if (body != NULL && json_is_null(body))
+	if (!json_is_object(body))
 		body = NULL;
 	if ((rq = calloc(1, sizeof *rq)) == NULL) {
 		vl_error(call, "io.ferry.WriteFailed", NULL);
@@ -1078,15 +1030,9 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 		rq->strategy = RESOLVE_MINE;
 	else if (strcmp(strategy, "theirs") == 0)
 		rq->strategy = RESOLVE_THEIRS;
-	else if (strcmp(strategy, "merged") == 0)
+	else
 		rq->strategy = RESOLVE_MERGED;
-	else {
-		free(rq);
-		reply_invalid(call, "strategy",
-		    "must be \"mine\", \"theirs\" or \"merged\"");
-		return;
-	}
-	if (rq->strategy == RESOLVE_MERGED && !json_is_object(body)) {
+	if (rq->strategy == RESOLVE_MERGED && body == NULL) {
 		free(rq);
 		reply_invalid(call, "body", "merged needs the body, a JSON "
 		    "object");
@@ -1139,20 +1085,16 @@ control_sync_changed(void *arg)
 static void
 handle_sync(struct control *c, struct vl_call *call, json_t *params)
 {
-	json_t *v, *p;
+	json_t *p;
 
-	v = json_object_get(params, "wait");
-	if (v != NULL && !json_is_boolean(v) && !json_is_null(v)) {
-		reply_invalid(call, "wait", "must be a boolean");
-		return;
-	}
 	if (c->sync == NULL) {
 		p = json_pack("{s:s}", "reason", "no remote is configured");
 		vl_error(call, "io.ferry.Offline", p);
 		json_decref(p);
 		return;
 	}
-	sync_request(c->sync, call, json_is_true(v));
+	sync_request(c->sync, call, json_is_true(json_object_get(params,
+	    "wait")));
 }
 
 /* --- History: the remote's audit trail, checked here (history.c) --- */
@@ -1226,14 +1168,9 @@ static void
 handle_get_iface(struct control *c, struct vl_call *call, json_t *params)
 {
 	const char *name, *text = NULL;
-	json_t *v, *p;
+	json_t *p;
 
-	v = json_object_get(params, "interface");
-	if (!json_is_string(v)) {
-		vl_error_invalid(call, "interface", "must be a string");
-		return;
-	}
-	name = json_string_value(v);
+	name = json_string_value(json_object_get(params, "interface"));
 	if (strcmp(name, "io.ferry") == 0)
 		text = iface_io_ferry;
 	else if (strcmp(name, "org.varlink.service") == 0)
@@ -1250,50 +1187,119 @@ handle_get_iface(struct control *c, struct vl_call *call, json_t *params)
 
 /* --- dispatch --- */
 
-static const char *const p_get[] = { "collection", "id", NULL };
-static const char *const p_put[] = { "collection", "id", "body", "if_rev",
-	NULL };
-static const char *const p_patch[] = { "collection", "id", "patch", "if_rev",
-	NULL };
-static const char *const p_delete[] = { "collection", "id", "if_rev", NULL };
-static const char *const p_list[] = { "collection", "after", "limit", NULL };
-static const char *const p_watch[] = { "collections", "since", NULL };
-static const char *const p_none[] = { NULL };
-static const char *const p_sync[] = { "wait", NULL };
-static const char *const p_conflict[] = { "conflict_id", NULL };
-static const char *const p_resolve[] = { "conflict_id", "strategy", "body",
-	NULL };
-static const char *const p_iface[] = { "interface", NULL };
-static const char *const p_history[] = { "collection", "id", "after", NULL };
-
 static const struct method methods[] = {
-	{ "io.ferry.Get", handle_get, false, p_get },
-	{ "io.ferry.Put", handle_put, true, p_put },
-	{ "io.ferry.Patch", handle_patch, true, p_patch },
-	{ "io.ferry.Delete", handle_delete, true, p_delete },
-	{ "io.ferry.List", handle_list, false, p_list },
-	{ "io.ferry.Watch", handle_watch, false, p_watch },
-	{ "io.ferry.Status", handle_status, false, p_none },
-	{ "io.ferry.Sync", handle_sync, false, p_sync },
-	{ "io.ferry.Conflicts", handle_conflicts, false, p_none },
-	{ "io.ferry.Parked", handle_parked, false, p_none },
-	{ "io.ferry.GetConflict", handle_get_conflict, false, p_conflict },
-	{ "io.ferry.Resolve", handle_resolve, true, p_resolve },
-	{ "io.ferry.History", handle_history, false, p_history },
-	{ "org.varlink.service.GetInfo", handle_get_info, false, p_none },
-	{ "org.varlink.service.GetInterfaceDescription", handle_get_iface,
-	    false, p_iface },
+	{ IFACE_FERRY, "Get", handle_get, false },
+	{ IFACE_FERRY, "Put", handle_put, true },
+	{ IFACE_FERRY, "Patch", handle_patch, true },
+	{ IFACE_FERRY, "Delete", handle_delete, true },
+	{ IFACE_FERRY, "List", handle_list, false },
+	{ IFACE_FERRY, "Watch", handle_watch, false },
+	{ IFACE_FERRY, "Status", handle_status, false },
+	{ IFACE_FERRY, "Sync", handle_sync, false },
+	{ IFACE_FERRY, "Conflicts", handle_conflicts, false },
+	{ IFACE_FERRY, "Parked", handle_parked, false },
+	{ IFACE_FERRY, "GetConflict", handle_get_conflict, false },
+	{ IFACE_FERRY, "Resolve", handle_resolve, true },
+	{ IFACE_FERRY, "History", handle_history, false },
+	{ IFACE_SERVICE, "GetInfo", handle_get_info, false },
+	{ IFACE_SERVICE, "GetInterfaceDescription", handle_get_iface, false },
 };
+
+static const char *const iface_names[IFACE_COUNT] = {
+	"io.ferry",
+	"org.varlink.service",
+};
+
+/* The interface a method name belongs to, or -1; *ret_member is the part
+ * after the interface. */
+static int
+iface_of(const char *method, const char **ret_member)
+{
+	char iface[256];
+	int i;
+
+	if (vl_method_split(method, iface, sizeof iface, ret_member) < 0)
+		return -1;
+	for (i = 0; i < IFACE_COUNT; i++)
+		if (strcmp(iface, iface_names[i]) == 0)
+			return i;
+	return -1;
+}
 
 static const struct method *
 method_find(const char *name)
 {
+	const char *member;
 	size_t i;
+	int iface;
 
+	if ((iface = iface_of(name, &member)) < 0)
+		return NULL;
 	for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
-		if (strcmp(methods[i].name, name) == 0)
+		if ((int)methods[i].iface == iface &&
+		    strcmp(methods[i].member, member) == 0)
 			return &methods[i];
 	return NULL;
+}
+
+/* Answer a call to a method ferryd does not have. */
+static void
+reply_no_method(struct control *c, struct vl_call *call, const char *name)
+{
+	const char *member;
+	char iface[256];
+	json_t *p;
+	int i;
+
+	if ((i = iface_of(name, &member)) < 0) {
+		p = json_pack("{s:s}", "interface",
+		    vl_method_split(name, iface, sizeof iface, &member) < 0 ?
+		    name : iface);
+		vl_error(call, "org.varlink.service.InterfaceNotFound", p);
+	} else {
+		p = json_pack("{s:s}", "method", name);
+		vl_error(call, vl_idl_has_method(c->iface[i], member) ?
+		    "org.varlink.service.MethodNotImplemented" :
+		    "org.varlink.service.MethodNotFound", p);
+	}
+	json_decref(p);
+}
+
+/*
+ * Type-check a call's parameters against the interface ferryd serves, in
+ * this one place for every method: a wrong JSON type, an unknown or a
+ * missing parameter is org.varlink.service.InvalidParameter {parameter},
+ * as generic varlink clients expect (why goes to the debug log).  A
+ * number beyond what jansson holds (vl_frame.h) is a value ferry cannot
+ * take, not a type: io.ferry.InvalidArgument on the parameter holding it;
+ * org.varlink.service's methods answer only their own errors.  True if
+ * the handler may run; else the call is answered.
+ */
+static bool
+params_check(struct control *c, struct vl_call *call,
+    const struct method *meth)
+{
+	const struct vl_msg *m = vl_call_msg(call);
+	const char *param;
+	char why[256];
+
+	if (vl_idl_check(c->iface[meth->iface], VL_IDL_IN, meth->member,
+	    m->params, &param, why, sizeof why) < 0) {
+		log_debug("call %s: parameter %s: %s", m->method, param, why);
+		vl_error_invalid(call, param);
+		return false;
+	}
+	if (m->overflow == NULL)
+		return true;
+	log_debug("call %s: parameter %s holds a number out of range",
+	    m->method, m->overflow);
+	if (meth->iface == IFACE_SERVICE)
+		vl_error_invalid(call, m->overflow);
+	else
+		reply_invalid(call, m->overflow, "holds a number out of the "
+		    "range ferry keeps exactly: integers must fit in 64 bits "
+		    "(signed), other numbers in an IEEE 754 double");
+	return false;
 }
 
 void
@@ -1303,17 +1309,18 @@ control_dispatch(struct vl_call *call, void *arg)
 	const struct vl_msg *m = vl_call_msg(call);
 	const struct method *meth;
 	uint64_t *tag = vl_call_conn_tag(call);
-	char iface[256];
-	const char *member;
-	json_t *p;
 
+	meth = method_find(m->method);
 	/*
-	 * Hold everything behind a held call (the held bit is cleared only
-	 * when the held list is dispatched again, in order), and a non-write
-	 * behind a write whose batch is not answered yet.
+	 * Hold every io.ferry call behind a held call (the held bit is
+	 * cleared only when the held list is dispatched again, in order),
+	 * and a non-write behind a write whose batch is not answered yet.
+	 * Calls that never touch the replica (org.varlink.service's, unknown
+	 * methods) are answered at once, so that they answer only
+	 * org.varlink.service errors; their replies still go out in order.
 	 */
-	if ((*tag & 1) || (conn_waiting(c, call) &&
-	    ((meth = method_find(m->method)) == NULL || !meth->write))) {
+	if (meth != NULL && meth->iface == IFACE_FERRY && ((*tag & 1) ||
+	    (conn_waiting(c, call) && !meth->write))) {
 		if (call_list_push(&c->held, call) == 0) {
 			*tag |= 1;
 			return;
@@ -1321,26 +1328,111 @@ control_dispatch(struct vl_call *call, void *arg)
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
-	if ((meth = method_find(m->method)) == NULL) {
-		if (vl_method_split(m->method, iface, sizeof iface, &member) < 0 ||
-		    (strcmp(iface, "io.ferry") != 0 &&
-		    strcmp(iface, "org.varlink.service") != 0)) {
-			p = json_pack("{s:s}", "interface",
-			    vl_method_split(m->method, iface, sizeof iface,
-			    &member) < 0 ? m->method : iface);
-			vl_error(call, "org.varlink.service.InterfaceNotFound",
-			    p);
-		} else {
-			p = json_pack("{s:s}", "method", m->method);
-			vl_error(call, "org.varlink.service.MethodNotFound", p);
-		}
-		json_decref(p);
+	if (meth == NULL) {
+		reply_no_method(c, call, m->method);
 		return;
 	}
 	log_debug("call %s", m->method);
-	if (!params_known(call, m->params, meth->params))
+	if (params_check(c, call, meth))
+		meth->fn(c, call, m->params);
+}
+
+/* Does a reply (error NULL) or an error fit the interface?  0, or -EINVAL
+ * with why. */
+static int
+reply_fits(struct control *c, const struct vl_msg *m, const char *error,
+    json_t *params, char *why, size_t why_len)
+{
+	const struct method *meth = NULL;
+	const char *member, *param;
+	int i, r;
+
+	if (m->method != NULL)
+		meth = method_find(m->method);
+	if (error == NULL) {
+		if (meth == NULL) {
+			snprintf(why, why_len, "a reply to a call that is "
+			    "not of a method here");
+			return -EINVAL;
+		}
+		return vl_idl_check(c->iface[meth->iface], VL_IDL_OUT,
+		    meth->member, params, &param, why, why_len) < 0 ?
+		    -EINVAL : 0;
+	}
+	if ((i = iface_of(error, &member)) < 0 ||
+	    (meth != NULL && meth->iface == IFACE_SERVICE &&
+	    i != IFACE_SERVICE)) {
+		snprintf(why, why_len, "error %s is not one %s may answer",
+		    error, m->method != NULL ? m->method : "a bad message");
+		return -EINVAL;
+	}
+	r = vl_idl_check(c->iface[i], VL_IDL_ERROR, member, params, &param,
+	    why, why_len);
+	if (r == -ENOENT)
+		snprintf(why, why_len, "error %s is not declared", error);
+	return r < 0 ? -EINVAL : 0;
+}
+
+void
+control_check_reply(struct vl_call *call, const char *error, json_t *params,
+    const char *text, size_t len, void *arg)
+{
+	const struct vl_msg *m = vl_call_msg(call);
+	json_t *owned = NULL;
+	char why[256];
+
+	why[0] = '\0';
+	if (text != NULL && (params = owned = json_loadb(text, len, 0,
+	    NULL)) == NULL)
+		snprintf(why, sizeof why, "the parameters are not JSON");
+	else if (params == NULL)
+		params = owned = json_object();
+	if (why[0] == '\0' && reply_fits(arg, m, error, params, why,
+	    sizeof why) == 0) {
+		json_decref(owned);
 		return;
-	meth->fn(c, call, m->params);
+	}
+	log_err("%s%s to %s does not fit the interface: %s",
+	    error != NULL ? "error " : "reply", error != NULL ? error : "",
+	    m->method != NULL ? m->method : "a bad message", why);
+	abort();
+}
+
+/*
+ * Parse the interfaces ferryd serves, and check that they and the method
+ * table agree: the text served is the contract every call is checked
+ * against.  0, or -EINVAL logged.
+ */
+static int
+control_load_ifaces(struct control *c)
+{
+	const char *text[IFACE_COUNT] = { iface_io_ferry,
+	    varlink_service_iface };
+	char why[256];
+	size_t i;
+	int r;
+
+	for (i = 0; i < IFACE_COUNT; i++) {
+		if ((r = vl_idl_parse(text[i], &c->iface[i], why,
+		    sizeof why)) < 0) {
+			log_err("cannot parse the interface %s: %s",
+			    iface_names[i], why);
+			return r;
+		}
+		if (strcmp(vl_idl_name(c->iface[i]), iface_names[i]) != 0) {
+			log_err("the interface %s is named %s", iface_names[i],
+			    vl_idl_name(c->iface[i]));
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (!vl_idl_has_method(c->iface[methods[i].iface],
+		    methods[i].member)) {
+			log_err("the interface %s has no method %s",
+			    iface_names[methods[i].iface], methods[i].member);
+			return -EINVAL;
+		}
+	return 0;
 }
 
 /* --- life cycle --- */
@@ -1395,6 +1487,10 @@ control_new(struct event_base *base, struct store *st,
 		return -ENOMEM;
 	c->base = base;
 	c->st = st;
+	if ((r = control_load_ifaces(c)) < 0) {
+		control_free(c);
+		return r;
+	}
 	c->status_ev = evtimer_new(base, status_push_cb, c);
 	if (c->status_ev == NULL) {
 		control_free(c);
@@ -1439,6 +1535,7 @@ control_status_line(struct control *c)
 void
 control_free(struct control *c)
 {
+	json_t *last, *p;
 	size_t i;
 
 	if (c == NULL)
@@ -1446,17 +1543,23 @@ control_free(struct control *c)
 	sync_stop(c->sync);
 	if (c->writer != NULL)
 		control_flush(c);
+	/* A Status stream's last reply is a status too. */
+	last = c->status_subs.n > 0 ? status_json(c) : NULL;
 	sync_free(c->sync);
 	writer_free(c->writer);
+	p = last != NULL ? json_pack("{s:o}", "status", last) : NULL;
 	for (i = 0; i < c->status_subs.n; i++) {
 		vl_call_set_cancel(c->status_subs.v[i], NULL, NULL);
-		vl_reply(c->status_subs.v[i], NULL, false);
+		vl_reply(c->status_subs.v[i], p, false);
 	}
+	json_decref(p);
 	free(c->status_subs.v);
 	watch_free(c->watch);
 	if (c->status_ev != NULL)
 		event_free(c->status_ev);
 	json_decref(c->last_status);
+	for (i = 0; i < IFACE_COUNT; i++)
+		vl_idl_free(c->iface[i]);
 	free(c->held.v);
 	free(c->device);
 	free(c->device_name);

@@ -38,6 +38,15 @@ int	control_new(struct event_base *base, struct store *st,
 	    const struct control_info *info, struct control **ret);
 /* The vl_dispatch_fn to give to vl_server_new (arg: the control). */
 void	control_dispatch(struct vl_call *call, void *arg);
+/*
+ * The vl_check_fn ferryd installs when FERRY_CHECK_REPLIES is set (test
+ * runs; arg: the control): every reply and error must type-check against
+ * the interface the daemon serves, and org.varlink.service's methods
+ * answer only its errors.  One that does not is a bug in ferryd: it is
+ * logged and the daemon aborts, so that no test can miss it.
+ */
+void	control_check_reply(struct vl_call *call, const char *error,
+	    json_t *params, const char *text, size_t len, void *arg);
 /* Commit the open batch now and answer it (SIGTERM).  0 or -errno. */
 int	control_flush(struct control *c);
 /* New settings after SIGHUP (strings are copied). */

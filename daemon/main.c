@@ -481,6 +481,7 @@ run(struct daemon *d)
 	struct event *sig[3] = { NULL, NULL, NULL };
 	const int signo[3] = { SIGTERM, SIGINT, SIGHUP };
 	char path[PATH_MAX], *err = NULL;
+	const char *check;
 	bool created = false;
 	int dirfd, i, r;
 
@@ -524,6 +525,10 @@ run(struct daemon *d)
 		log_err("cannot start the IPC server: %s", strerror(-r));
 		return r;
 	}
+	/* Test runs: every reply must fit the interface (control.h). */
+	check = getenv("FERRY_CHECK_REPLIES");
+	if (check != NULL && *check != '\0' && strcmp(check, "0") != 0)
+		vl_server_set_check(d->srv, control_check_reply, d->ctl);
 	if ((r = listen_socket(d)) < 0)
 		return r;
 	for (i = 0; i < 3; i++) {

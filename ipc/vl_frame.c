@@ -5,6 +5,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,29 +21,149 @@ vl_msg_clear(struct vl_msg *m)
 	memset(m, 0, sizeof *m);
 }
 
+/* Does the JSON number at s overflow what jansson holds, as jansson
+ * decides it (strtoll for integers, strtod for the rest)?  *ret_real
+ * says which it is. */
+static bool
+number_overflows(const char *s, bool *ret_real)
+{
+	const char *q;
+	bool real = false;
+	double d;
+
+	for (q = s; *q != '\0' && strchr("-+0123456789.eE", *q) != NULL; q++)
+		if (*q == '.' || *q == 'e' || *q == 'E')
+			real = true;
+	*ret_real = real;
+	errno = 0;
+	if (!real) {
+		(void)strtoll(s, NULL, 10);
+		return errno == ERANGE;
+	}
+	d = strtod(s, NULL);
+	return errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL);
+}
+
+/*
+ * jansson fails a whole text for one number it cannot hold.  Parse a copy
+ * of buf in which every such number (outside strings) reads 0, or 0.0 if
+ * it was not an integer (so that its JSON type stays), and find
+ * the first one that is inside the top-level "parameters" object: its
+ * key there, as a JSON string, goes to *ret_key (NULL if none was).
+ * Returns the copy's tree, or NULL with jerr set if it fails for another
+ * reason too.  Linear in len; runs only when a parse already failed so.
+ */
+static json_t *
+parse_overflowed(const char *buf, size_t len, json_error_t *jerr,
+    json_t **ret_key)
+{
+	const char *key1 = NULL, *key2 = NULL, *first = NULL;
+	size_t i, end, key1_len = 0, key2_len = 0, first_len = 0;
+	bool obj[3] = { false }, want_key[3] = { false }, in_params = false;
+	bool real;
+	json_t *root;
+	int depth = 0;
+	char *copy;
+
+	*ret_key = NULL;
+	if ((copy = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	for (i = 0; i < len; i = end) {
+		end = i + 1;
+		switch (copy[i]) {
+		case '"':
+			while (end < len && copy[end] != '"')
+				end += copy[end] == '\\' ? 2 : 1;
+			end++;
+			if (depth < 1 || depth > 2 || !obj[depth] ||
+			    !want_key[depth])
+				break;
+			want_key[depth] = false;
+			if (depth == 1) {
+				key1 = copy + i;
+				key1_len = end - i;
+			} else {
+				key2 = copy + i;
+				key2_len = end - i;
+			}
+			break;
+		case '{':
+		case '[':
+			if (++depth > 2 || depth < 1)
+				break;
+			obj[depth] = want_key[depth] = copy[i] == '{';
+			if (depth == 2) {
+				key2 = NULL;
+				in_params = obj[1] && obj[2] &&
+				    key1_len == sizeof "\"parameters\"" - 1 &&
+				    memcmp(key1, "\"parameters\"", key1_len) == 0;
+			}
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		case ',':
+			if (depth >= 1 && depth <= 2 && obj[depth])
+				want_key[depth] = true;
+			break;
+		default:
+			if (copy[i] != '-' && (copy[i] < '0' || copy[i] > '9'))
+				break;
+			while (end < len &&
+			    strchr("-+0123456789.eE", copy[end]) != NULL)
+				end++;
+			if (!number_overflows(copy + i, &real))
+				break;
+			if (first == NULL && depth >= 2 && in_params &&
+			    key2 != NULL) {
+				first = key2;
+				first_len = key2_len;
+			}
+			/* A real that overflows has 5 characters or more
+			 * (1e309): room for 0.0. */
+			real = real && end - i >= 3;
+			memset(copy + i, ' ', end - i);
+			memcpy(copy + i, real ? "0.0" : "0", real ? 3 : 1);
+			break;
+		}
+	}
+	if (first != NULL)
+		*ret_key = json_loadb(first, first_len, JSON_DECODE_ANY, NULL);
+	root = json_loadb(copy, len, JSON_REJECT_DUPLICATES, jerr);
+	free(copy);
+	return root;
+}
+
 int
 vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,
     const char **ret_error, const char **ret_param, char *errtext,
     size_t errtext_len)
 {
 	static const char invalid[] = "org.varlink.service.InvalidParameter";
+	json_t *root, *v, *overflow = NULL;
 	json_error_t jerr;
-	json_t *root, *v;
 	struct vl_msg m;
 	const char *key;
 
 	memset(&m, 0, sizeof m);
 	*ret_error = invalid;
-	*ret_param = "";
+	*ret_param = "message";
 	if (len > VL_MESSAGE_MAX) {
 		snprintf(errtext, errtext_len, "message of %zu bytes exceeds "
 		    "the limit of %u", len, VL_MESSAGE_MAX);
 		return -EMSGSIZE;
 	}
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL &&
+	    json_error_code(&jerr) == json_error_numeric_overflow)
+		root = parse_overflowed(buf, len, &jerr, &overflow);
 	if (root == NULL) {
 		snprintf(errtext, errtext_len, "invalid JSON at byte %d: %s",
 		    jerr.position, jerr.text);
+		json_decref(overflow);
 		return -EINVAL;
 	}
 	m.msg = root;
@@ -60,6 +181,8 @@ vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,
 			}
 			m.method = json_string_value(v);
 		} else if (strcmp(key, "parameters") == 0) {
+			if (json_is_null(v))
+				continue;	/* as if absent */
 			if (!json_is_object(v)) {
 				*ret_param = "parameters";
 				snprintf(errtext, errtext_len,
@@ -105,13 +228,20 @@ vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,
 		if ((m.params = json_object()) == NULL ||
 		    json_object_set_new(root, "parameters", m.params) < 0) {
 			json_decref(root);
+			json_decref(overflow);
 			return -ENOMEM;
 		}
 	}
+	/* The key as the tree holds it: it lives as long as the message. */
+	if (overflow != NULL)
+		m.overflow = json_object_iter_key(json_object_iter_at(m.params,
+		    json_string_value(overflow)));
+	json_decref(overflow);
 	*ret = m;
 	return 0;
 invalid:
 	json_decref(root);
+	json_decref(overflow);
 	return -EINVAL;
 }
 

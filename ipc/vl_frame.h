@@ -6,6 +6,12 @@
  * replies and errors into bytes (with their NUL).  Parsing uses
  * JSON_REJECT_DUPLICATES; jansson's own depth limit bounds nesting.  A
  * message larger than VL_MESSAGE_MAX is refused before it is parsed.
+ * Parameters absent or null are an empty object (varlink/go sends null
+ * for a call without input).  A number jansson cannot hold (an integer
+ * beyond 64 bits, a real beyond a double) inside the parameters does not
+ * make the message malformed: the call parses, with every such number
+ * read as 0 (0.0 for a real) and the top-level parameter that held the first one named in
+ * overflow, for the handler's dispatcher to refuse with a reply naming it.
  *
  * Ownership: a struct vl_msg owns its parse tree (msg); vl_msg_clear()
  * releases it.  Encoders return malloc'd bytes the caller frees.
@@ -23,6 +29,7 @@ struct vl_msg {
 	json_t		*msg;		/* owned */
 	const char	*method;	/* borrowed from msg */
 	json_t		*params;	/* borrowed; an object, {} if absent */
+	const char	*overflow;	/* borrowed, see above; or NULL */
 	bool		 more;
 	bool		 oneway;
 };
@@ -30,7 +37,8 @@ struct vl_msg {
 /*
  * Parse one call.  On failure returns -EINVAL (or -ENOMEM, -EMSGSIZE) and,
  * when the error can be answered, fills *ret_error with the varlink error
- * name and *ret_param with the name of the offending field (both static).
+ * name and *ret_param with the name of the offending field (both static;
+ * "message" when it is the message as a whole), and says why in errtext.
  * On success *ret is filled (clear with vl_msg_clear).
  */
 int	vl_msg_parse(const char *buf, size_t len, struct vl_msg *ret,

@@ -103,6 +103,8 @@ struct vl_server {
 	struct vl_server_config	 cfg;
 	vl_dispatch_fn		 dispatch;
 	void			*arg;
+	vl_check_fn		 check;
+	void			*check_arg;
 	struct vl_conn_list	 conns;
 	struct vl_conn_list	 dead;
 	int			 nconns;
@@ -333,6 +335,19 @@ vl_call_emit(struct vl_call *call, char *buf, size_t len, bool last)
 	return r;
 }
 
+/* Show a reply to the server's check, if it has one and anyone will read
+ * the reply. */
+static void
+vl_call_check(struct vl_call *call, const char *error, json_t *params,
+    const char *text, size_t len)
+{
+	struct vl_server *s = call->conn->srv;
+
+	if (s->check != NULL && !call->done && !call->cancelled &&
+	    !call->m.oneway)
+		s->check(call, error, params, text, len, s->check_arg);
+}
+
 int
 vl_reply(struct vl_call *call, json_t *params, bool continues)
 {
@@ -342,6 +357,7 @@ vl_reply(struct vl_call *call, json_t *params, bool continues)
 
 	if (continues && !call->m.more)
 		continues = false;
+	vl_call_check(call, NULL, params, NULL, 0);
 	if ((r = vl_encode_reply(params, continues, &buf, &len)) < 0) {
 		vl_call_emit(call, NULL, 0, !continues);
 		return r;
@@ -359,6 +375,7 @@ vl_reply_raw(struct vl_call *call, const char *params, size_t len,
 
 	if (continues && !call->m.more)
 		continues = false;
+	vl_call_check(call, NULL, NULL, params, len);
 	parts[0].p = head;
 	parts[0].len = sizeof head - 1;
 	parts[1].p = params;
@@ -376,6 +393,7 @@ vl_error(struct vl_call *call, const char *name, json_t *params)
 	char *buf;
 	int r;
 
+	vl_call_check(call, name, params, NULL, 0);
 	if ((r = vl_encode_error(name, params, &buf, &len)) < 0) {
 		vl_call_emit(call, NULL, 0, true);
 		return r;
@@ -384,12 +402,12 @@ vl_error(struct vl_call *call, const char *name, json_t *params)
 }
 
 int
-vl_error_invalid(struct vl_call *call, const char *param, const char *reason)
+vl_error_invalid(struct vl_call *call, const char *param)
 {
 	json_t *p;
 	int r;
 
-	p = json_pack("{s:s,s:s}", "parameter", param, "reason", reason);
+	p = json_pack("{s:s}", "parameter", param);
 	r = vl_error(call, "org.varlink.service.InvalidParameter", p);
 	json_decref(p);
 	return r;
@@ -598,7 +616,7 @@ vl_conn_fatal(struct vl_conn *c, const char *param, const char *reason)
 	    evbuffer_get_length(bufferevent_get_input(c->bev)));
 	if ((call = vl_call_new(c)) != NULL) {
 		call->m.oneway = false;
-		vl_error_invalid(call, param, reason);
+		vl_error_invalid(call, param);
 	}
 	vl_conn_drain(c);
 }
@@ -610,7 +628,6 @@ vl_conn_message(struct vl_conn *c, const char *buf, size_t len)
 	const char *ename, *param;
 	struct vl_call *call;
 	char why[256];
-	json_t *p;
 	int r;
 
 	if ((call = vl_call_new(c)) == NULL) {
@@ -620,9 +637,7 @@ vl_conn_message(struct vl_conn *c, const char *buf, size_t len)
 	r = vl_msg_parse(buf, len, &call->m, &ename, &param, why, sizeof why);
 	if (r < 0) {
 		log_debug("connection %lu: bad message: %s", c->id, why);
-		p = json_pack("{s:s,s:s}", "parameter", param, "reason", why);
-		vl_error(call, ename, p);
-		json_decref(p);
+		vl_error_invalid(call, param);
 		return;
 	}
 	s->dispatch(call, s->arg);
@@ -883,6 +898,13 @@ vl_server_new(struct event_base *base, const struct vl_server_config *cfg,
 	}
 	*ret = s;
 	return 0;
+}
+
+void
+vl_server_set_check(struct vl_server *s, vl_check_fn fn, void *arg)
+{
+	s->check = fn;
+	s->check_arg = arg;
 }
 
 void

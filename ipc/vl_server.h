@@ -51,6 +51,16 @@ typedef void (*vl_cancel_fn)(struct vl_call *call, void *arg);
  * watermark (for streaming calls that stopped producing). */
 typedef void (*vl_drain_fn)(struct vl_call *call, void *arg);
 
+/*
+ * Called with every reply and error before it is queued, for debug and
+ * test runs that check what the server says against its interface.
+ * error is NULL for a reply; the parameters come either as a tree
+ * (params; NULL means {}) or as JSON text (text, len).  Not called for
+ * what nobody will read (a cancelled or oneway call's replies).
+ */
+typedef void (*vl_check_fn)(struct vl_call *call, const char *error,
+    json_t *params, const char *text, size_t len, void *arg);
+
 struct vl_server_config {
 	int	max_connections;	/* per uid */
 	int	idle_timeout;		/* seconds, 0 = never */
@@ -59,6 +69,8 @@ struct vl_server_config {
 int	vl_server_new(struct event_base *base,
 	    const struct vl_server_config *cfg, vl_dispatch_fn dispatch,
 	    void *arg, struct vl_server **ret);
+/* Check every reply with fn (NULL: none, the default). */
+void	vl_server_set_check(struct vl_server *s, vl_check_fn fn, void *arg);
 /* Change limits at run time (SIGHUP). */
 void	vl_server_configure(struct vl_server *s,
 	    const struct vl_server_config *cfg);
@@ -111,8 +123,9 @@ int	vl_reply_raw(struct vl_call *call, const char *params, size_t len,
 	    bool continues);
 /* Finish the call with an error reply.  params is borrowed. */
 int	vl_error(struct vl_call *call, const char *name, json_t *params);
-/* Shorthand for InvalidParameter {parameter, reason}. */
-int	vl_error_invalid(struct vl_call *call, const char *param,
-	    const char *reason);
+/* Shorthand for org.varlink.service.InvalidParameter {parameter}: exactly
+ * the field the interface declares (a reason for people goes to the
+ * caller's debug log, not to the peer). */
+int	vl_error_invalid(struct vl_call *call, const char *param);
 
 #endif

@@ -257,6 +257,25 @@ watch_done() {
 	return 0
 }
 
+# edit_conflict SERVER A B C ID BASE BODY_A BODY_B: one open conflict on B
+# for C/ID, deterministically: both hold BASE, then with SERVER down A
+# writes BODY_A and B BODY_B, B stops, SERVER comes back, A syncs first,
+# then B starts again and syncs (its stale push conflicts).  The conflict
+# ids are left in $TEST_DIR/.ids.
+edit_conflict() {
+	put_ok "$2" "$4" "$5" "$6" &&
+	sync_all "$2" "$3" &&
+	server_stop "$1" &&
+	put_ok "$2" "$4" "$5" "$7" &&
+	put_ok "$3" "$4" "$5" "$8" &&
+	ferryd_stop "$3" &&
+	server_start "$1" --open &&
+	sync_wait "$2" &&
+	syncd_start "$3" "$1" &&
+	sync_wait "$3" &&
+	conflict_ids "$3" >"$TEST_DIR/.ids"
+}
+
 # conflict_ids NAME: the conflict_id of every open conflict on NAME (ids
 # may be numbers or strings).
 conflict_ids() {

@@ -88,19 +88,10 @@ test_expect_success 'Patch: a patched body past the limit is refused, the doc ke
 '
 
 test_expect_success 'a conflict on B: the same field edited on A and on B' '
-	put_ok A notes c1 "{\"title\":\"orig\"}" &&
-	sync_all A B &&
-	server_stop s &&
-	put_ok A notes c1 "{\"title\":\"from A\"}" &&
-	put_ok B notes c1 "{\"title\":\"from B\"}" &&
-	ferryd_stop B &&
-	server_start s --open &&
-	sync_wait A &&
-	syncd_start B s &&
-	sync_wait B &&
-	conflict_ids B >ids &&
-	test_equal "open conflicts" 1 "$(grep -c . ids)" &&
-	cid=$(conflict_json "$(cat ids)")
+	edit_conflict s A B notes c1 "{\"title\":\"orig\"}" \
+	    "{\"title\":\"from A\"}" "{\"title\":\"from B\"}" &&
+	test_equal "open conflicts" 1 "$(grep -c . "$TEST_DIR/.ids")" &&
+	cid=$(conflict_json "$(cat "$TEST_DIR/.ids")")
 '
 
 test_expect_success 'Resolve: a merged body past the limit is refused, the conflict stays' '

@@ -173,7 +173,7 @@ test_expect_success 'a resolved conflict is gone; bad Resolve calls are refused'
 	test_grep "^{\"error\":\"io.ferry.NotFound\"" out &&
 	test_expect_code 3 ctl_bounded 10 B resolve "$cid" --theirs &&
 	fcall B Resolve "{\"conflict_id\":999999,\"strategy\":\"bogus\"}" >out &&
-	test_grep "^{\"error\":\"io.ferry." out &&
+	test_grep "^{\"error\":\"org.varlink.service.InvalidParameter\"" out &&
 	ferryd_works B
 '
 
@@ -264,7 +264,7 @@ test_expect_success 'resolve --theirs of an edit against a delete deletes it on 
 	eid=$(conflict_of B notes d2) &&
 	ej=$(conflict_json "$eid") &&
 	fcall B Resolve "{\"conflict_id\":$ej,\"strategy\":\"bogus\"}" >out &&
-	test_grep "^{\"error\":\"io.ferry.InvalidArgument\"" out &&
+	test_grep "^{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"strategy\"}}\$" out &&
 	fcall B Resolve "{\"conflict_id\":$ej,\"strategy\":\"merged\"}" >out &&
 	test_grep "^{\"error\":\"io.ferry.InvalidArgument\"" out &&
 	test "$(conflict_of B notes d2)" = "$eid" &&

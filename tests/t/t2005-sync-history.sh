@@ -191,16 +191,17 @@ test_expect_success 'an unknown document is NotFound: ferryctl exits 3' '
 	test_grep "nope" err
 '
 
-test_expect_success 'bad names and parameters are InvalidArgument' '
+test_expect_success 'bad values are InvalidArgument, ill-typed ones InvalidParameter' '
 	fcall A History "{\"collection\":\"no/slash\",\"id\":\"x\"}" >bad.out &&
 	test_grep "\"error\":\"io.ferry.InvalidArgument\"" bad.out &&
 	test_grep "\"field\":\"collection\"" bad.out &&
-	fcall A History "{\"collection\":\"notes\"}" >bad.out &&
-	test_grep "\"field\":\"id\"" bad.out &&
 	fcall A History "{\"collection\":\"notes\",\"id\":\"n1\",\"after\":-1}" >bad.out &&
+	test_grep "\"error\":\"io.ferry.InvalidArgument\"" bad.out &&
 	test_grep "\"field\":\"after\"" bad.out &&
+	fcall A History "{\"collection\":\"notes\"}" >bad.out &&
+	test_grep "^{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"id\"}}\$" bad.out &&
 	fcall A History "{\"collection\":\"notes\",\"id\":\"n1\",\"x\":1}" >bad.out &&
-	test_grep "\"field\":\"x\"" bad.out &&
+	test_grep "^{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"x\"}}\$" bad.out &&
 	test_expect_code 1 ctl_bounded 10 A log "no/slash" x
 '
 

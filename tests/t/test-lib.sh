@@ -57,6 +57,10 @@ XDG_DATA_HOME=$TEST_DIR/data
 XDG_CONFIG_HOME=$TEST_DIR/config
 export HOME XDG_RUNTIME_DIR XDG_DATA_HOME XDG_CONFIG_HOME
 unset FERRY_SOCKET NOTIFY_SOCKET LISTEN_PID LISTEN_FDS LISTEN_FDNAMES
+# Every reply ferryd sends must fit the interface it serves; one that
+# does not makes it abort (daemon/control.h), so no test can miss it.
+FERRY_CHECK_REPLIES=1
+export FERRY_CHECK_REPLIES
 # Sanitizer builds: a leak or error is a failure, reported in the log.
 : "${ASAN_OPTIONS:=abort_on_error=0}"
 export ASAN_OPTIONS

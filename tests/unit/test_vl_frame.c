@@ -2,7 +2,12 @@
  * test_vl_frame: varlink message parsing refuses what a peer must not be
  * able to slip past (duplicate keys, wrong types, oversize, deep nesting,
  * non-objects) with the right error and field, and encodes replies exactly
- * as the wire format wants (compact JSON, one trailing NUL).
+ * as the wire format wants (compact JSON, one trailing NUL).  Also guards
+ * two things generic varlink clients rely on (issue 9): "parameters": null,
+ * which varlink/go sends for a call without input, is an empty object, not
+ * a malformed call; and a number jansson cannot hold inside the parameters
+ * (1e400, 2^63) names the parameter holding it instead of failing the
+ * whole message as unparseable.
  */
 #include "autoconfig.h"
 
@@ -47,6 +52,67 @@ test_parse_call(void **state)
 	assert_true(json_is_object(m.params));
 	assert_int_equal(json_object_size(m.params), 0);
 	vl_msg_clear(&m);
+	/* ...and so may they be null. */
+	assert_int_equal(parse("{\"method\":\"org.varlink.service.GetInfo\","
+	    "\"parameters\":null}", &m, &param), 0);
+	assert_true(json_is_object(m.params));
+	assert_int_equal(json_object_size(m.params), 0);
+	assert_null(m.overflow);
+	vl_msg_clear(&m);
+}
+
+/* Numbers out of jansson's range: the call parses, the parameter that
+ * holds the first one is named, each reads 0 (0.0 if it was a real);
+ * strings are left alone. */
+static void
+test_parse_overflow(void **state)
+{
+	static const struct {
+		const char *msg;
+		const char *overflow;	/* NULL: none inside parameters */
+	} cases[] = {
+		{ "{\"method\":\"a.B\",\"parameters\":{\"c\":\"x\","
+		    "\"body\":{\"n\":1e400}}}", "body" },
+		{ "{\"method\":\"a.B\",\"parameters\":{\"if_rev\":"
+		    "9223372036854775808}}", "if_rev" },
+		{ "{\"method\":\"a.B\",\"parameters\":{\"s\":\"1e400\",\"p\":"
+		    "{\"a\":[1,{\"k\":-99999999999999999999}]},\"q\":-1e999}}",
+		    "p" },
+		{ "{\"method\":\"a.B\",\"parameters\":{\"b\\u006fdy\":"
+		    "{\"n\":1E+999}}}", "body" },
+		{ "{\"x\":[1e999],\"method\":\"a.B\",\"parameters\":{}}", NULL },
+	};
+	struct vl_msg m;
+	const char *param;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(parse(cases[i].msg, &m, &param), 0);
+		if (cases[i].overflow == NULL)
+			assert_null(m.overflow);
+		else
+			assert_string_equal(m.overflow, cases[i].overflow);
+		vl_msg_clear(&m);
+	}
+	assert_int_equal(parse(cases[2].msg, &m, &param), 0);
+	assert_string_equal(json_string_value(json_object_get(m.params, "s")),
+	    "1e400");
+	/* Each keeps its JSON type: a real reads 0.0, an integer 0. */
+	assert_true(json_is_real(json_object_get(m.params, "q")));
+	assert_true(json_is_integer(json_array_get(json_object_get(
+	    json_object_get(m.params, "p"), "a"), 0)));
+	assert_true(json_is_integer(json_object_get(json_array_get(
+	    json_object_get(json_object_get(m.params, "p"), "a"), 1), "k")));
+	vl_msg_clear(&m);
+	/* Underflow is no overflow: jansson takes 1e-400 as 0.0. */
+	assert_int_equal(parse("{\"method\":\"a.B\",\"parameters\":"
+	    "{\"n\":1e-400}}", &m, &param), 0);
+	assert_null(m.overflow);
+	vl_msg_clear(&m);
+	/* Another fault besides: still refused. */
+	assert_int_equal(parse("{\"method\":\"a.B\",\"parameters\":"
+	    "{\"n\":1e999,}}", &m, &param), -EINVAL);
+	assert_string_equal(param, "message");
 }
 
 static void
@@ -56,10 +122,11 @@ test_parse_rejects(void **state)
 		const char *msg;
 		const char *param;
 	} bad[] = {
-		{ "{\"method\":\"a.B\",\"method\":\"a.C\"}", "" },
-		{ "{\"method\":\"a.B\",\"parameters\":{\"x\":1,\"x\":2}}", "" },
-		{ "[1,2]", "" },
-		{ "\"str\"", "" },
+		{ "{\"method\":\"a.B\",\"method\":\"a.C\"}", "message" },
+		{ "{\"method\":\"a.B\",\"parameters\":{\"x\":1,\"x\":2}}",
+		    "message" },
+		{ "[1,2]", "message" },
+		{ "\"str\"", "message" },
 		{ "{\"method\":1}", "method" },
 		{ "{\"method\":\"\"}", "method" },
 		{ "{\"parameters\":{}}", "method" },
@@ -69,8 +136,8 @@ test_parse_rejects(void **state)
 		{ "{\"method\":\"a.B\",\"more\":true,\"oneway\":true}",
 		    "oneway" },
 		{ "{\"method\":\"a.B\",\"upgrade\":true}", "upgrade" },
-		{ "{\"method\":\"a.B\"", "" },
-		{ "", "" },
+		{ "{\"method\":\"a.B\"", "message" },
+		{ "", "message" },
 	};
 	struct vl_msg m;
 	const char *param;
@@ -168,6 +235,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_call),
 		cmocka_unit_test(test_parse_rejects),
+		cmocka_unit_test(test_parse_overflow),
 		cmocka_unit_test(test_parse_deep),
 		cmocka_unit_test(test_parse_oversize),
 		cmocka_unit_test(test_encode),
