@@ -679,7 +679,7 @@ push_reset(struct sync *sy)
 }
 
 static void
-push_applied_done(struct writer_op *op, int err)
+push_applied_done(struct writer_op *op, int err, void *arg)
 {
 	struct push_step *p = op->arg;
 	struct sync *sy = p->sy;
@@ -719,7 +719,6 @@ push_http_done(struct http_req *req, const struct http_result *res,
 {
 	struct push_step *p = arg;
 	struct sync *sy = p->sy;
-	struct writer_op *op;
 	json_error_t jerr;
 	json_t *results;
 	const char *bad;
@@ -766,21 +765,20 @@ push_http_done(struct http_req *req, const struct http_result *res,
 	json_decref(p->results);
 	p->results = results;
 	sy->push_inflight = NULL;
-	if ((op = writer_add(sy->writer, NULL, push_apply_run, p,
-	    NULL)) == NULL) {
+	if (writer_add(sy->writer, push_apply_run, p, push_applied_done, p,
+	    NULL) == NULL) {
 		push_abort(sy, p);
 		sync_error(sy, "push: out of memory");
 		sync_transient(sy);
 		return;
 	}
-	op->done = push_applied_done;
 	sy->push_applying++;
 	/* The next batch goes out while this answer is recorded. */
 	push_start(sy);
 }
 
 static void
-push_prepared_done(struct writer_op *op, int err)
+push_prepared_done(struct writer_op *op, int err, void *arg)
 {
 	struct push_step *p = op->arg;
 	struct sync *sy = p->sy;
@@ -853,7 +851,6 @@ push_send(struct sync *sy)
 static void
 push_prepare(struct sync *sy)
 {
-	struct writer_op *op;
 	struct push_step *p;
 
 	if (sy->push_preparing || sy->push_ready != NULL || !sy->push_need)
@@ -867,12 +864,11 @@ push_prepare(struct sync *sy)
 	p->limit = sy->push_limit;
 	p->after = sy->push_handed;
 	p->gen = sy->push_gen;
-	if ((op = writer_add(sy->writer, NULL, push_prepare_run, p,
-	    NULL)) == NULL) {
+	if (writer_add(sy->writer, push_prepare_run, p, push_prepared_done, p,
+	    NULL) == NULL) {
 		push_step_free(p);
 		return;
 	}
-	op->done = push_prepared_done;
 	sy->push_preparing = true;
 	sy->push_need = false;
 }
@@ -1176,7 +1172,7 @@ pull_rewind(struct sync *sy)
 }
 
 static void
-pull_applied_done(struct writer_op *op, int err)
+pull_applied_done(struct writer_op *op, int err, void *arg)
 {
 	struct pull_step *p = op->arg;
 	struct sync *sy = p->sy;
@@ -1303,7 +1299,6 @@ pull_encoded(void *arg)
 {
 	struct pull_step *p = arg;
 	struct sync *sy = p->sy;
-	struct writer_op *op;
 
 	if (p->queued) {
 		sy->pull_at_encoder--;
@@ -1313,8 +1308,8 @@ pull_encoded(void *arg)
 		pull_dropped(sy, p);
 		return;
 	}
-	if (p->bad[0] != '\0' || (op = writer_add(sy->writer, NULL,
-	    pull_apply_run, p, NULL)) == NULL) {
+	if (p->bad[0] != '\0' || writer_add(sy->writer, pull_apply_run, p,
+	    pull_applied_done, p, NULL) == NULL) {
 		sy->pull_applying--;
 		pull_step_free(p);
 		sync_error(sy, "pull: out of memory");
@@ -1322,7 +1317,6 @@ pull_encoded(void *arg)
 		sync_transient(sy);
 		return;
 	}
-	op->done = pull_applied_done;
 }
 
 /* A page is parsed: have its bodies encoded and fetch the next one. */
@@ -1597,7 +1591,7 @@ cursor_load_run(struct writer_batch *b, struct writer_op *op)
 }
 
 static void
-cursor_load_done(struct writer_op *op, int err)
+cursor_load_done(struct writer_op *op, int err, void *arg)
 {
 	struct cursor_load *c = op->arg;
 	struct sync *sy = c->sy;
@@ -1677,7 +1671,6 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
     struct sync **ret)
 {
 	struct cursor_load *c;
-	struct writer_op *op;
 	struct sync *sy;
 	size_t n;
 	int r;
@@ -1710,12 +1703,12 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 		return -ENOMEM;
 	}
 	c->sy = sy;
-	if ((op = writer_add(writer, NULL, cursor_load_run, c, NULL)) == NULL) {
+	if (writer_add(writer, cursor_load_run, c, cursor_load_done, c,
+	    NULL) == NULL) {
 		free(c);
 		sync_free(sy);
 		return -ENOMEM;
 	}
-	op->done = cursor_load_done;
 	*ret = sy;
 	return 0;
 }
