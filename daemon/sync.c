@@ -37,16 +37,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "backoff.h"
 #include "bodylimit.h"
-#include "http.h"
 #include "jobq.h"
 #include "log.h"
 #include "merge.h"
 #include "names.h"
 #include "record.h"
-#include "sync.h"
+#include "sync_int.h"
 #include "util.h"
 #include "wire.h"
 
@@ -112,7 +110,7 @@ struct sync {
 	struct store		*st;
 	struct writer		*writer;
 	const struct keys	*keys;
-	struct http		*http;
+	struct sync_transport	 tr;		/* the remote */
 	char			*remote;
 	struct backoff		 backoff;
 	struct event		*retry_ev;
@@ -138,7 +136,7 @@ struct sync {
 	uint64_t		 push_gen;	/* bumped by push_reset */
 	int			 push_limit;
 
-	struct http_req		*pull_req;	/* the request under way */
+	struct sync_req		*pull_req;	/* the request under way */
 	bool			 pull_waiting;	/* it is a long-poll */
 	uint64_t		 req_round;	/* its round */
 	int			 pull_applying;	/* pages being parsed or queued
@@ -260,35 +258,21 @@ sync_retry_cb(evutil_socket_t fd, short what, void *arg)
 		pull_start(sy, 0);
 }
 
-/* Start a signed request to the remote. */
+/* Start a request to the remote through the transport. */
 static int
 sync_http(struct sync *sy, const char *method, const char *path_query,
     const char *body, size_t len, long timeout_ms, long connect_ms,
-    http_done_fn cb, void *arg, struct http_req **ret)
+    sync_req_done_fn cb, void *arg, struct sync_req **ret)
 {
-	const char *headers[3];
-	char *auth = NULL, *hdr = NULL, *url = NULL;
-	int r;
+	return sy->tr.start(sy->tr.ctx, method, path_query, body, len,
+	    timeout_ms, connect_ms, cb, arg, ret);
+}
 
-	if ((r = auth_header_make(sy->keys, method, path_query, body, len,
-	    util_now_ms() / 1000, &auth)) < 0)
-		goto out;
-	if (asprintf(&hdr, "Authorization: %s", auth) < 0 ||
-	    asprintf(&url, "%s%s", sy->remote, path_query) < 0) {
-		hdr = url = NULL;
-		r = -ENOMEM;
-		goto out;
-	}
-	headers[0] = hdr;
-	headers[1] = "Content-Type: application/json";
-	headers[2] = NULL;
-	r = http_start(sy->http, method, url, headers, body, len, timeout_ms,
-	    connect_ms, cb, arg, ret);
-out:
-	free(auth);
-	free(hdr);
-	free(url);
-	return r;
+void
+sync_cancel(struct sync *sy, struct sync_req *req)
+{
+	if (req != NULL)
+		sy->tr.cancel(sy->tr.ctx, req);
 }
 
 /* Classify an HTTP answer: 1 ok (200), 0 transient, -1 definitive. */
@@ -714,8 +698,7 @@ push_abort(struct sync *sy, struct push_step *p)
 }
 
 static void
-push_http_done(struct http_req *req, const struct http_result *res,
-    void *arg)
+push_http_done(const struct http_result *res, void *arg)
 {
 	struct push_step *p = arg;
 	struct sync *sy = p->sy;
@@ -1163,7 +1146,7 @@ static void
 pull_rewind(struct sync *sy)
 {
 	if (sy->pull_req != NULL) {
-		http_cancel(sy->pull_req);
+		sync_cancel(sy, sy->pull_req);
 		sy->pull_req = NULL;
 	}
 	sy->fetch_cursor = sy->cursor;
@@ -1398,8 +1381,7 @@ pull_parsed(void *arg)
 }
 
 static void
-pull_http_done(struct http_req *req, const struct http_result *res,
-    void *arg)
+pull_http_done(const struct http_result *res, void *arg)
 {
 	struct sync *sy = arg;
 	struct pull_step *p;
@@ -1509,7 +1491,7 @@ static void
 pull_now(struct sync *sy)
 {
 	if (sy->pull_req != NULL && sy->pull_waiting) {
-		http_cancel(sy->pull_req);
+		sync_cancel(sy, sy->pull_req);
 		sy->pull_req = NULL;
 	}
 	pull_start(sy, 0);
@@ -1611,8 +1593,8 @@ cursor_load_done(struct writer_op *op, int err, void *arg)
 }
 
 int
-sync_fetch(struct sync *sy, const char *path_query, http_done_fn cb,
-    void *arg, struct http_req **ret)
+sync_fetch(struct sync *sy, const char *path_query, sync_req_done_fn cb,
+    void *arg, struct sync_req **ret)
 {
 	return sync_http(sy, "GET", path_query, NULL, 0, PUSH_TIMEOUT_MS,
 	    CONNECT_TIMEOUT_MS, cb, arg, ret);
@@ -1667,16 +1649,21 @@ sync_reload(struct sync *sy, int backoff_max)
 int
 sync_new(struct event_base *base, struct store *st, struct writer *writer,
     const struct keys *keys, const struct sync_config *cfg,
-    sync_changed_fn changed, sync_reply_fn reply, void *arg,
-    struct sync **ret)
+    const struct sync_transport *tr, sync_changed_fn changed,
+    sync_reply_fn reply, void *arg, struct sync **ret)
 {
 	struct cursor_load *c;
 	struct sync *sy;
 	size_t n;
 	int r;
 
-	if ((sy = calloc(1, sizeof *sy)) == NULL)
+	if ((sy = calloc(1, sizeof *sy)) == NULL) {
+		if (tr != NULL && tr->free != NULL)
+			tr->free(tr->ctx);
 		return -ENOMEM;
+	}
+	if (tr != NULL)
+		sy->tr = *tr;
 	sy->base = base;
 	sy->st = st;
 	sy->writer = writer;
@@ -1688,14 +1675,19 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 	sy->push_need = true;
 	backoff_init(&sy->backoff, 500, (int64_t)cfg->backoff_max * 1000);
 	if ((sy->remote = strdup(cfg->remote)) == NULL) {
-		free(sy);
+		sync_free(sy);
 		return -ENOMEM;
 	}
 	n = strlen(sy->remote);
 	while (n > 0 && sy->remote[n - 1] == '/')
 		sy->remote[--n] = '\0';
+	if (tr == NULL && (r = sync_http_new(base, keys, sy->remote,
+	    &sy->tr)) < 0) {
+		sync_free(sy);
+		return r;
+	}
 	sy->retry_ev = evtimer_new(base, sync_retry_cb, sy);
-	if (sy->retry_ev == NULL || (r = http_new(base, &sy->http)) < 0 ||
+	if (sy->retry_ev == NULL ||
 	    (r = jobq_new(base, 1, &sy->parser)) < 0 ||
 	    (r = jobq_new(base, 1, &sy->encoder)) < 0 ||
 	    (c = calloc(1, sizeof *c)) == NULL) {
@@ -1721,7 +1713,8 @@ sync_stop(struct sync *sy)
 	if (sy == NULL)
 		return;
 	sy->stopping = true;
-	evtimer_del(sy->retry_ev);
+	if (sy->retry_ev != NULL)
+		evtimer_del(sy->retry_ev);
 	for (i = 0; i < sy->nwaiters; i++)
 		vl_error(sy->waiters[i].call, "io.ferry.Offline", NULL);
 	sy->nwaiters = 0;
@@ -1736,7 +1729,8 @@ sync_free(struct sync *sy)
 	free(sy->waiters);
 	/* Cancel the requests under way; their callbacks will not run, so
 	 * the push step a request owned is freed here. */
-	http_free(sy->http);
+	if (sy->tr.free != NULL)
+		sy->tr.free(sy->tr.ctx);
 	/* Pages still being parsed or encoded are dropped with their jobs. */
 	jobq_free(sy->parser);
 	jobq_free(sy->encoder);
