@@ -26,12 +26,83 @@
 #include "util.h"
 
 static void	waiters_fail(struct sync *sy);
+static int	cursor_load(struct sync *sy);
+static void	sync_resume(struct sync *sy, const char *reason);
+
+/* --- the state --- */
+
+static const char *const state_names[] = {
+	[SYNC_STARTING] = "starting",
+	[SYNC_IDLE] = "idle",
+	[SYNC_SYNCING] = "syncing",
+	[SYNC_OFFLINE] = "offline",
+	[SYNC_PAUSED] = "paused",
+	[SYNC_STOPPING] = "stopping",
+};
+
+/*
+ * The one place the state changes.  A transition is logged in one line
+ * (the busy/idle flicker of every exchange at debug level, the others as
+ * notices) and told to the daemon; setting the state it is in already
+ * does nothing.
+ */
+void
+sync_set_state(struct sync *sy, enum sync_state_id state, const char *reason)
+{
+	enum sync_state_id old = sy->state;
+
+	if (state == old)
+		return;
+	sy->state = state;
+	if ((old == SYNC_IDLE || old == SYNC_SYNCING) &&
+	    (state == SYNC_IDLE || state == SYNC_SYNCING))
+		log_debug("sync: %s -> %s (%s)", state_names[old],
+		    state_names[state], reason);
+	else
+		log_notice("sync: %s -> %s (%s)", state_names[old],
+		    state_names[state], reason);
+	sy->changed(sy->arg);
+}
+
+/*
+ * Running, idle and syncing differ only in whether a pipeline has an
+ * exchange under way (a long-poll waiting does not count): the pipelines
+ * call this whenever their step moves.  Other states are left alone.
+ */
+void
+sync_update(struct sync *sy, const char *reason)
+{
+	enum sync_state_id to;
+
+	if (sy->state != SYNC_IDLE && sy->state != SYNC_SYNCING)
+		return;
+	to = sync_push_busy(sy) || sync_pull_busy(sy) ? SYNC_SYNCING :
+	    SYNC_IDLE;
+	sync_set_state(sy, to, reason);
+}
+
+/* Leave offline, or paused (resume), for running: idle or syncing. */
+static void
+sync_run(struct sync *sy, const char *reason)
+{
+	sync_set_state(sy, SYNC_SYNCING, reason);
+	sync_update(sy, reason);
+}
+
+/* Running (or offline, retrying): the pipelines may start exchanges. */
+bool
+sync_running(const struct sync *sy)
+{
+	return sy->state == SYNC_IDLE || sy->state == SYNC_SYNCING ||
+	    sy->state == SYNC_OFFLINE;
+}
 
 /* --- helpers --- */
 
 void
 sync_notify(struct sync *sy)
 {
+	sync_update(sy, "progress");
 	sy->changed(sy->arg);
 }
 
@@ -56,7 +127,9 @@ sync_transient(struct sync *sy)
 	struct timeval tv;
 	int64_t ms;
 
-	sy->offline = true;
+	if (sync_running(sy))
+		sync_set_state(sy, SYNC_OFFLINE, sy->last_error[0] != '\0' ?
+		    sy->last_error : "transient failure");
 	if (!evtimer_pending(sy->retry_ev, NULL)) {
 		ms = backoff_next(&sy->backoff);
 		tv.tv_sec = ms / 1000;
@@ -72,9 +145,10 @@ sync_transient(struct sync *sy)
 void
 sync_ok(struct sync *sy)
 {
-	bool was = sy->offline || sy->last_error[0] != '\0';
+	bool was = sy->state == SYNC_OFFLINE || sy->last_error[0] != '\0';
 
-	sy->offline = false;
+	if (sy->state == SYNC_OFFLINE)
+		sync_run(sy, "the remote answered");
 	sy->last_ok_ms = util_now_ms();
 	sy->last_error[0] = '\0';
 	backoff_reset(&sy->backoff);
@@ -100,7 +174,9 @@ waiters_fail(struct sync *sy)
 void
 sync_pause(struct sync *sy)
 {
-	sy->paused = true;
+	if (sy->state != SYNC_STOPPING)
+		sync_set_state(sy, SYNC_PAUSED, sy->last_error[0] != '\0' ?
+		    sy->last_error : "refused");
 	waiters_fail(sy);
 	sync_notify(sy);
 }
@@ -113,6 +189,7 @@ sync_retry_cb(evutil_socket_t fd, short what, void *arg)
 	sync_push_start(sy);
 	if (sy->pull_req == NULL)
 		sync_pull_start(sy, 0);
+	sync_update(sy, "retry");
 }
 
 /* Start a request to the remote through the transport. */
@@ -184,7 +261,8 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 	uint64_t before = sy->pull_round;
 	struct waiter *v;
 
-	sy->paused = false;
+	if (sy->state == SYNC_PAUSED)
+		sync_resume(sy, "Sync called");
 	if (evtimer_pending(sy->retry_ev, NULL)) {
 		/* The user asked: try now rather than at the backoff's end. */
 		evtimer_del(sy->retry_ev);
@@ -192,6 +270,7 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 	sy->push_need = true;
 	sync_push_start(sy);
 	sync_pull_now(sy);
+	sync_update(sy, "Sync called");
 	if (wait) {
 		if (sy->nwaiters == sy->capwaiters) {
 			size_t cap = sy->capwaiters ? sy->capwaiters * 2 : 8;
@@ -240,18 +319,60 @@ cursor_load_done(struct writer_op *op, int err, void *arg)
 	struct cursor_load *c = op->arg;
 	struct sync *sy = c->sy;
 
-	sy->cursor = sy->fetch_cursor = c->cursor;
-	free(c);
-	if (sy->stopping)
+	if (sy->state != SYNC_STARTING) {	/* stopping */
+		free(c);
 		return;
+	}
 	if (err != 0) {
+		free(c);
 		sync_error(sy, "cannot read the pull cursor");
 		sync_pause(sy);
 		return;
 	}
-	sy->started = true;
+	sy->cursor = sy->fetch_cursor = c->cursor;
+	sy->cursor_known = true;
+	free(c);
+	sync_run(sy, "pull cursor read");
 	sync_push_start(sy);
 	sync_pull_start(sy, 0);
+	sync_update(sy, "started");
+}
+
+/* Read the pull cursor (an op); the engine starts once it is known. */
+static int
+cursor_load(struct sync *sy)
+{
+	struct cursor_load *c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return -ENOMEM;
+	c->sy = sy;
+	if (writer_add(sy->writer, cursor_load_run, c, cursor_load_done, c,
+	    NULL) == NULL) {
+		free(c);
+		return -ENOMEM;
+	}
+	sync_set_state(sy, SYNC_STARTING, "reading the pull cursor");
+	return 0;
+}
+
+/*
+ * Leave paused (Sync or reload): push and pull again at once, or first
+ * read the cursor again if that is what failed.
+ */
+static void
+sync_resume(struct sync *sy, const char *reason)
+{
+	if (!sy->cursor_known) {
+		/* On failure it stays paused; the next Sync tries again. */
+		cursor_load(sy);
+		return;
+	}
+	sync_run(sy, reason);
+	sy->push_need = true;
+	sync_push_start(sy);
+	sync_pull_now(sy);
+	sync_update(sy, reason);
 }
 
 int
@@ -265,14 +386,25 @@ sync_fetch(struct sync *sy, const char *path_query, sync_req_done_fn cb,
 const char *
 sync_state(const struct sync *sy)
 {
-	if (sy->paused)
-		return "paused";
-	if (sy->offline)
+	switch (sy->state) {
+	case SYNC_IDLE:
+	case SYNC_STOPPING:
+		return "idle";
+	case SYNC_OFFLINE:
 		return "offline";
-	if (sync_push_busy(sy) || (sy->pull_req != NULL && !sy->pull_waiting) ||
-	    !sy->started)
-		return "syncing";
-	return "idle";
+	case SYNC_PAUSED:
+		return "paused";
+	case SYNC_STARTING:
+	case SYNC_SYNCING:
+		break;
+	}
+	return "syncing";
+}
+
+enum sync_state_id
+sync_state_id(const struct sync *sy)
+{
+	return sy->state;
 }
 
 const char *
@@ -292,19 +424,16 @@ sync_kick(struct sync *sy)
 {
 	sy->push_need = true;
 	sync_push_start(sy);
+	sync_update(sy, "local writes");
 }
 
 void
 sync_reload(struct sync *sy, int backoff_max)
 {
 	backoff_init(&sy->backoff, 500, (int64_t)backoff_max * 1000);
-	if (sy->paused) {
-		sy->paused = false;
+	if (sy->state == SYNC_PAUSED) {
 		log_notice("sync: resumed after reload");
-		sy->push_need = true;
-		sync_push_start(sy);
-		sync_pull_now(sy);
-		sync_notify(sy);
+		sync_resume(sy, "reload");
 	}
 }
 
@@ -314,7 +443,6 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
     const struct sync_transport *tr, sync_changed_fn changed,
     sync_reply_fn reply, void *arg, struct sync **ret)
 {
-	struct cursor_load *c;
 	struct sync *sy;
 	size_t n;
 	int r;
@@ -348,20 +476,14 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 		sync_free(sy);
 		return r;
 	}
+	r = -ENOMEM;
 	sy->retry_ev = evtimer_new(base, sync_retry_cb, sy);
 	if (sy->retry_ev == NULL ||
 	    (r = jobq_new(base, 1, &sy->parser)) < 0 ||
 	    (r = jobq_new(base, 1, &sy->encoder)) < 0 ||
-	    (c = calloc(1, sizeof *c)) == NULL) {
+	    (r = cursor_load(sy)) < 0) {
 		sync_free(sy);
-		return -ENOMEM;
-	}
-	c->sy = sy;
-	if (writer_add(writer, cursor_load_run, c, cursor_load_done, c,
-	    NULL) == NULL) {
-		free(c);
-		sync_free(sy);
-		return -ENOMEM;
+		return r < 0 ? r : -ENOMEM;
 	}
 	*ret = sy;
 	return 0;
@@ -374,7 +496,7 @@ sync_stop(struct sync *sy)
 
 	if (sy == NULL)
 		return;
-	sy->stopping = true;
+	sync_set_state(sy, SYNC_STOPPING, "shutdown");
 	if (sy->retry_ev != NULL)
 		evtimer_del(sy->retry_ev);
 	for (i = 0; i < sy->nwaiters; i++)

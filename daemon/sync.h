@@ -73,6 +73,23 @@ struct sync_config {
 	int		 backoff_max;	/* seconds */
 };
 
+/*
+ * The engine's state (sync.c holds the transitions).  STARTING: reading
+ * the pull cursor; IDLE: nothing to send, caught up (a long-poll may be
+ * waiting); SYNCING: an exchange or a write of its answer is under way;
+ * OFFLINE: the remote could not be reached, retrying after a backoff;
+ * PAUSED: the remote refused definitively (400, 401, 403, 413), nothing
+ * is sent until Sync or reload; STOPPING: shutdown.
+ */
+enum sync_state_id {
+	SYNC_STARTING,
+	SYNC_IDLE,
+	SYNC_SYNCING,
+	SYNC_OFFLINE,
+	SYNC_PAUSED,
+	SYNC_STOPPING,
+};
+
 /* Called on the loop thread when the engine's state or counters moved. */
 typedef void (*sync_changed_fn)(void *arg);
 /* Answers a Sync call that is done (the status reply is the caller's). */
@@ -119,8 +136,10 @@ int	sync_fetch(struct sync *sy, const char *path_query, sync_req_done_fn cb,
  * NULL. */
 void	sync_cancel(struct sync *sy, struct sync_req *req);
 
-/* For Status: "idle", "syncing", "offline" or "paused". */
+/* For Status: "idle", "syncing" (also while starting), "offline" or
+ * "paused". */
 const char *sync_state(const struct sync *sy);
+enum sync_state_id sync_state_id(const struct sync *sy);
 /* The last error in words, or NULL. */
 const char *sync_last_error(const struct sync *sy);
 /* Unix ms of the last successful exchange with the remote, 0 if none. */

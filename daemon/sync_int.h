@@ -20,6 +20,33 @@
 #define PUSH_TIMEOUT_MS	60000L
 #define CONNECT_TIMEOUT_MS 10000L
 
+/*
+ * Where the push pipeline's prepare stage is.  A batch moves
+ * PREPARING -> READY -> (sent: push_inflight) and the stage goes back to
+ * UNKNOWN; a prepare that finds nothing leaves EMPTY, which with no
+ * push_need and nothing in flight or being recorded means nothing
+ * sendable is left (sync_push_idle).
+ */
+enum push_stage {
+	PUSH_UNKNOWN,		/* nothing prepared; a prepare may find work */
+	PUSH_PREPARING,		/* a prepare op is queued on the writer */
+	PUSH_READY,		/* push_ready waits for the request slot */
+	PUSH_EMPTY,		/* the last prepare found nothing to send */
+};
+
+/* The pull pipeline's request slot. */
+enum pull_fetch {
+	PULL_NONE,		/* no request under way */
+	PULL_FETCHING,		/* a request answered at once (wait=0) */
+	PULL_LONGPOLL,		/* a long-poll held by the server */
+};
+
+/* How the pull reads: a page at a time, or ahead from the hint. */
+enum pull_pace {
+	PULL_LIVE,		/* caught up (the last page was not full) */
+	PULL_CATCHING_UP,	/* the last page parsed was full */
+};
+
 struct push_item {
 	int64_t	 oseq;
 	char	*collection;
@@ -82,26 +109,24 @@ struct sync {
 	sync_reply_fn		 reply;
 	void			*arg;
 
-	bool			 started;	/* cursor loaded */
-	bool			 offline;
-	bool			 paused;
+	enum sync_state_id	 state;		/* sync_set_state only */
+	bool			 cursor_known;	/* read at start */
 	char			 last_error[512];
 	int64_t			 last_ok_ms;
 
-	bool			 stopping;
+	enum push_stage		 push_stage;	/* push_stage_set only */
 	struct push_step	*push_inflight;	/* while its request runs */
 	struct push_step	*push_ready;	/* prepared, not yet sent */
-	bool			 push_preparing; /* a prepare op is queued */
 	int			 push_applying;	/* apply ops queued */
-	bool			 push_need;	/* something may be sendable */
-	bool			 push_empty;	/* last prepare found nothing */
+	bool			 push_need;	/* something may be sendable:
+						 * prepare again */
 	int64_t			 push_handed;	/* records up to this seq are
 						 * in a request or ready */
 	uint64_t		 push_gen;	/* bumped by push_reset */
 	int			 push_limit;
 
+	enum pull_fetch		 pull_fetch;	/* pull_fetch_set only */
 	struct sync_req		*pull_req;	/* the request under way */
-	bool			 pull_waiting;	/* it is a long-poll */
 	uint64_t		 req_round;	/* its round */
 	int			 pull_applying;	/* pages being parsed or queued
 						 * to the writer */
@@ -109,7 +134,7 @@ struct sync {
 	struct jobq		*encoder;	/* writes their bodies as text */
 	struct pull_step	*pull_unknown;	/* fetched last, its last_seq
 						 * not yet known: no fetch */
-	bool			 pull_bulk;	/* the last page parsed was full */
+	enum pull_pace		 pull_pace;
 	int			 pull_at_parser; /* pages in the workers' */
 	int			 pull_at_encoder; /* queues */
 	uint64_t		 pull_gen;	/* bumped by pull_rewind */
@@ -125,6 +150,14 @@ struct sync {
 };
 
 /* --- sync.c: the engine --- */
+
+/* The one place the state changes (logged, told to the daemon). */
+void	sync_set_state(struct sync *sy, enum sync_state_id state,
+	    const char *reason);
+/* A pipeline's step moved: idle or syncing, if running. */
+void	sync_update(struct sync *sy, const char *reason);
+/* Running or offline: the pipelines may start exchanges. */
+bool	sync_running(const struct sync *sy);
 
 /* The state or the counters moved: tell the daemon (Status). */
 void	sync_notify(struct sync *sy);
@@ -169,6 +202,8 @@ int	sync_merge(struct writer_batch *b, const struct store_doc *cur,
 void	sync_pull_start(struct sync *sy, int wait);
 /* Replace a waiting long-poll by an immediate pull. */
 void	sync_pull_now(struct sync *sy);
+/* A pull exchange is under way (not a long-poll waiting). */
+bool	sync_pull_busy(const struct sync *sy);
 
 /*
  * The default transport: lib/http on base, each request signed with keys

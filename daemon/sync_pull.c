@@ -305,28 +305,51 @@ pull_settle(struct sync *sy)
 		sy->caught_round = sy->caught_after;
 }
 
+/*
+ * The one place the request slot moves: req (NULL: none) under way as
+ * fetch.  The engine's state follows it at the end of each callback.
+ */
+static void
+pull_fetch_set(struct sync *sy, struct sync_req *req, enum pull_fetch fetch)
+{
+	sy->pull_req = req;
+	sy->pull_fetch = req != NULL ? fetch : PULL_NONE;
+}
+
+/* Cancel the request under way, if any. */
+static void
+pull_cancel(struct sync *sy)
+{
+	if (sy->pull_req != NULL) {
+		sync_cancel(sy, sy->pull_req);
+		pull_fetch_set(sy, NULL, PULL_NONE);
+	}
+}
+
+bool
+sync_pull_busy(const struct sync *sy)
+{
+	return sy->pull_fetch == PULL_FETCHING;
+}
+
 /* Throw away what was fetched ahead: fetch again from the stored cursor. */
 static void
 pull_rewind(struct sync *sy)
 {
-	if (sy->pull_req != NULL) {
-		sync_cancel(sy, sy->pull_req);
-		sy->pull_req = NULL;
-	}
+	pull_cancel(sy);
 	sy->fetch_cursor = sy->cursor;
 	sy->pull_gen++;		/* pages in the workers are dropped */
 	sy->pull_unknown = NULL;
 }
 
 static void
-pull_applied_done(struct writer_op *op, int err, void *arg)
+pull_applied(struct pull_step *p, int err)
 {
-	struct pull_step *p = op->arg;
 	struct sync *sy = p->sy;
 	bool full = p->n >= PULL_LIMIT;
 
 	sy->pull_applying--;
-	if (sy->stopping) {
+	if (sy->state == SYNC_STOPPING) {
 		pull_step_free(p);
 		return;
 	}
@@ -436,8 +459,17 @@ pull_dropped(struct sync *sy, struct pull_step *p)
 {
 	sy->pull_applying--;
 	pull_step_free(p);
-	if (!sy->stopping && sy->pull_applying == 0)
+	if (sy->state != SYNC_STOPPING && sy->pull_applying == 0)
 		sync_pull_start(sy, 0);
+}
+
+static void
+pull_applied_done(struct writer_op *op, int err, void *arg)
+{
+	struct sync *sy = ((struct pull_step *)arg)->sy;
+
+	pull_applied(arg, err);
+	sync_update(sy, "pull applied");
 }
 
 /* A page is encoded: queue it to the writer, after the pages before it. */
@@ -451,7 +483,7 @@ pull_encoded(void *arg)
 		sy->pull_at_encoder--;
 		p->queued = false;
 	}
-	if (sy->stopping || p->gen != sy->pull_gen) {
+	if (sy->state == SYNC_STOPPING || p->gen != sy->pull_gen) {
 		pull_dropped(sy, p);
 		return;
 	}
@@ -464,6 +496,16 @@ pull_encoded(void *arg)
 		sync_transient(sy);
 		return;
 	}
+}
+
+/* The encoder's callback on the loop thread. */
+static void
+pull_encoded_done(void *arg)
+{
+	struct sync *sy = ((struct pull_step *)arg)->sy;
+
+	pull_encoded(arg);
+	sync_update(sy, "pull encoded");
 }
 
 /* A page is parsed: have its bodies encoded and fetch the next one. */
@@ -480,7 +522,7 @@ pull_parsed(void *arg)
 	}
 	if (sy->pull_unknown == p)
 		sy->pull_unknown = NULL;
-	if (sy->stopping || p->gen != sy->pull_gen) {
+	if (sy->state == SYNC_STOPPING || p->gen != sy->pull_gen) {
 		pull_dropped(sy, p);
 		return;
 	}
@@ -500,7 +542,7 @@ pull_parsed(void *arg)
 		pull_dropped(sy, p);
 		return;
 	}
-	sy->pull_bulk = p->n >= PULL_LIMIT;
+	sy->pull_pace = p->n >= PULL_LIMIT ? PULL_CATCHING_UP : PULL_LIVE;
 	sync_ok(sy);
 	if (p->n == 0 && p->last_seq == p->since) {
 		/* Nothing new: no transaction needed. */
@@ -527,7 +569,7 @@ pull_parsed(void *arg)
 		return;
 	}
 	p->queued = true;
-	if (jobq_submit(sy->encoder, NULL, pull_encode_run, pull_encoded,
+	if (jobq_submit(sy->encoder, NULL, pull_encode_run, pull_encoded_done,
 	    pull_step_drop, p) < 0) {
 		sy->pull_applying--;
 		pull_step_free(p);
@@ -544,15 +586,24 @@ pull_parsed(void *arg)
 	sync_pull_start(sy, full ? 0 : pull_next_wait(sy));
 }
 
+/* The parser's callback on the loop thread. */
 static void
-pull_http_done(const struct http_result *res, void *arg)
+pull_parsed_done(void *arg)
 {
-	struct sync *sy = arg;
+	struct sync *sy = ((struct pull_step *)arg)->sy;
+
+	pull_parsed(arg);
+	sync_update(sy, "pull parsed");
+}
+
+static void
+pull_answered(struct sync *sy, const struct http_result *res)
+{
 	struct pull_step *p;
 	int64_t hint = 0;
 	int k;
 
-	sy->pull_req = NULL;
+	pull_fetch_set(sy, NULL, PULL_NONE);
 	k = sync_classify(sy, res, "pull");
 	if (k != 1) {
 		sy->fetch_cursor = sy->cursor;
@@ -584,7 +635,8 @@ pull_http_done(const struct http_result *res, void *arg)
 	 * checks the hint; a wrong one only costs a refetch, since a page
 	 * applies only on top of the cursor it followed.
 	 */
-	if (!sy->pull_bulk || wire_last_seq_hint(res->body, res->len, &hint) < 0 ||
+	if (sy->pull_pace != PULL_CATCHING_UP ||
+	    wire_last_seq_hint(res->body, res->len, &hint) < 0 ||
 	    hint <= p->since)
 		hint = 0;
 	p->hint = hint;
@@ -604,7 +656,7 @@ pull_http_done(const struct http_result *res, void *arg)
 		return;
 	}
 	p->queued = true;
-	if (jobq_submit(sy->parser, NULL, pull_parse_run, pull_parsed,
+	if (jobq_submit(sy->parser, NULL, pull_parse_run, pull_parsed_done,
 	    pull_step_drop, p) < 0) {
 		pull_step_free(p);
 		sy->fetch_cursor = sy->cursor;
@@ -621,15 +673,24 @@ pull_http_done(const struct http_result *res, void *arg)
 		sy->pull_unknown = p;
 }
 
+static void
+pull_http_done(const struct http_result *res, void *arg)
+{
+	struct sync *sy = arg;
+
+	pull_answered(sy, res);
+	sync_update(sy, "pull answered");
+}
+
 void
 sync_pull_start(struct sync *sy, int wait)
 {
+	struct sync_req *req;
 	char path[128];
 	int r;
 
 	/* The next page's cursor is known once the page before is parsed. */
-	if (!sy->started || sy->paused || sy->stopping ||
-	    sy->pull_req != NULL || sy->pull_unknown != NULL ||
+	if (!sync_running(sy) || sy->pull_req != NULL || sy->pull_unknown != NULL ||
 	    sy->pull_applying >= PULL_AHEAD)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
@@ -639,14 +700,14 @@ sync_pull_start(struct sync *sy, int wait)
 	/* A long-poll's connect timer spans it whole: no idle wakeup. */
 	r = sync_send(sy, "GET", path, NULL, 0, (wait + 15) * 1000L,
 	    wait > 0 ? (wait + 15) * 1000L : CONNECT_TIMEOUT_MS,
-	    pull_http_done, sy, &sy->pull_req);
+	    pull_http_done, sy, &req);
 	if (r < 0) {
 		sync_error(sy, "pull: cannot start a request: %s",
 		    strerror(-r));
 		sync_transient(sy);
 		return;
 	}
-	sy->pull_waiting = wait > 0;
+	pull_fetch_set(sy, req, wait > 0 ? PULL_LONGPOLL : PULL_FETCHING);
 	sy->req_round = ++sy->pull_round;
 }
 
@@ -654,9 +715,7 @@ sync_pull_start(struct sync *sy, int wait)
 void
 sync_pull_now(struct sync *sy)
 {
-	if (sy->pull_req != NULL && sy->pull_waiting) {
-		sync_cancel(sy, sy->pull_req);
-		sy->pull_req = NULL;
-	}
+	if (sy->pull_fetch == PULL_LONGPOLL)
+		pull_cancel(sy);
 	sync_pull_start(sy, 0);
 }

@@ -272,15 +272,24 @@ push_apply_run(struct writer_batch *b, struct writer_op *op)
 bool
 sync_push_busy(const struct sync *sy)
 {
-	return sy->push_inflight != NULL || sy->push_ready != NULL ||
-	    sy->push_preparing || sy->push_applying > 0;
+	return sy->push_inflight != NULL || sy->push_stage == PUSH_PREPARING ||
+	    sy->push_stage == PUSH_READY || sy->push_applying > 0;
 }
 
 /* Nothing sendable is left: every record answered, nothing to make. */
 bool
 sync_push_idle(const struct sync *sy)
 {
-	return !sync_push_busy(sy) && !sy->push_need && sy->push_empty;
+	return !sync_push_busy(sy) && !sy->push_need &&
+	    sy->push_stage == PUSH_EMPTY;
+}
+
+/* The one place the prepare stage moves.  The engine's state follows it
+ * at the end of each callback (sync_update). */
+static void
+push_stage_set(struct sync *sy, enum push_stage stage)
+{
+	sy->push_stage = stage;
 }
 
 /* Forget what was prepared ahead: start again from the oldest record not
@@ -293,17 +302,20 @@ push_reset(struct sync *sy)
 	push_step_free(sy->push_ready);
 	sy->push_ready = NULL;
 	sy->push_need = true;
+	if (sy->push_stage == PUSH_READY)
+		push_stage_set(sy, PUSH_UNKNOWN);
 }
 
+static void	push_applied_done(struct writer_op *op, int err, void *arg);
+
 static void
-push_applied_done(struct writer_op *op, int err, void *arg)
+push_applied(struct push_step *p, int err)
 {
-	struct push_step *p = op->arg;
 	struct sync *sy = p->sy;
 
 	push_step_free(p);
 	sy->push_applying--;
-	if (sy->stopping)
+	if (sy->state == SYNC_STOPPING)
 		return;
 	if (err != 0) {
 		push_reset(sy);
@@ -331,9 +343,8 @@ push_abort(struct sync *sy, struct push_step *p)
 }
 
 static void
-push_http_done(const struct http_result *res, void *arg)
+push_answered(struct push_step *p, const struct http_result *res)
 {
-	struct push_step *p = arg;
 	struct sync *sy = p->sy;
 	json_error_t jerr;
 	json_t *results;
@@ -394,13 +405,12 @@ push_http_done(const struct http_result *res, void *arg)
 }
 
 static void
-push_prepared_done(struct writer_op *op, int err, void *arg)
+push_prepared(struct push_step *p, int err)
 {
-	struct push_step *p = op->arg;
 	struct sync *sy = p->sy;
 
-	sy->push_preparing = false;
-	if (sy->stopping) {
+	push_stage_set(sy, PUSH_UNKNOWN);
+	if (sy->state == SYNC_STOPPING) {
 		push_step_free(p);
 		return;
 	}
@@ -421,7 +431,7 @@ push_prepared_done(struct writer_op *op, int err, void *arg)
 	}
 	if (p->n == 0) {
 		push_step_free(p);
-		sy->push_empty = true;
+		push_stage_set(sy, PUSH_EMPTY);
 		if (sy->push_need)
 			sync_push_start(sy);
 		else
@@ -429,15 +439,46 @@ push_prepared_done(struct writer_op *op, int err, void *arg)
 		sync_notify(sy);
 		return;
 	}
-	sy->push_empty = false;
 	/* A full batch: more may be waiting behind it. */
 	if (p->n >= (size_t)p->limit)
 		sy->push_need = true;
 	if (p->last_change_seq > sy->push_handed)
 		sy->push_handed = p->last_change_seq;
 	sy->push_ready = p;
+	push_stage_set(sy, PUSH_READY);
 	sync_push_start(sy);
 	sync_notify(sy);
+}
+
+/*
+ * The loop-thread callbacks of the pipeline: each moves it on, then the
+ * engine's state follows the steps (idle or syncing).
+ */
+static void
+push_applied_done(struct writer_op *op, int err, void *arg)
+{
+	struct sync *sy = ((struct push_step *)arg)->sy;
+
+	push_applied(arg, err);
+	sync_update(sy, "push answer recorded");
+}
+
+static void
+push_http_done(const struct http_result *res, void *arg)
+{
+	struct sync *sy = ((struct push_step *)arg)->sy;
+
+	push_answered(arg, res);
+	sync_update(sy, "push answered");
+}
+
+static void
+push_prepared_done(struct writer_op *op, int err, void *arg)
+{
+	struct sync *sy = ((struct push_step *)arg)->sy;
+
+	push_prepared(arg, err);
+	sync_update(sy, "push prepared");
 }
 
 /* Send the prepared batch if no request is in flight. */
@@ -450,6 +491,7 @@ push_send(struct sync *sy)
 	if (p == NULL || sy->push_inflight != NULL)
 		return;
 	sy->push_ready = NULL;
+	push_stage_set(sy, PUSH_UNKNOWN);	/* sent, or reset below */
 	r = sync_send(sy, "POST", "/v1/push", p->text, p->len,
 	    PUSH_TIMEOUT_MS, CONNECT_TIMEOUT_MS, push_http_done, p, NULL);
 	if (r < 0) {
@@ -469,7 +511,8 @@ push_prepare(struct sync *sy)
 {
 	struct push_step *p;
 
-	if (sy->push_preparing || sy->push_ready != NULL || !sy->push_need)
+	if (sy->push_stage == PUSH_PREPARING || sy->push_stage == PUSH_READY ||
+	    !sy->push_need)
 		return;
 	if ((p = calloc(1, sizeof *p)) == NULL ||
 	    (p->changes = json_array()) == NULL) {
@@ -485,15 +528,15 @@ push_prepare(struct sync *sy)
 		push_step_free(p);
 		return;
 	}
-	sy->push_preparing = true;
 	sy->push_need = false;
+	push_stage_set(sy, PUSH_PREPARING);
 }
 
 /* Move the pipeline on: send what is ready, prepare what comes next. */
 void
 sync_push_start(struct sync *sy)
 {
-	if (!sy->started || sy->paused || sy->stopping)
+	if (!sync_running(sy))
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
 		return;		/* the retry timer will start us */
