@@ -1095,10 +1095,15 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 /* --- Sync --- */
 
 void
-control_sync_reply(struct control *c, struct vl_call *call)
+control_sync_reply(struct control *c, struct vl_call *call,
+    const char *error, json_t *params)
 {
 	json_t *s;
 
+	if (error != NULL) {
+		vl_error(call, error, params);
+		return;
+	}
 	if ((s = status_json(c)) == NULL) {
 		reply_store_error(c, call);
 		return;

@@ -52,8 +52,10 @@ void	control_dispatch(struct vl_call *call, void *arg);
 void	control_run_held(struct control *c);
 /* Status or the engine's state moved: tell Status subscribers (soon). */
 void	control_status_changed(struct control *c);
-/* Answer a Sync call that is done, with the status (sync_reply_fn). */
-void	control_sync_reply(struct control *c, struct vl_call *call);
+/* Answer a Sync call (as a sync_reply_fn): error NULL: done, with the
+ * status; else that error with params (borrowed). */
+void	control_sync_reply(struct control *c, struct vl_call *call,
+	    const char *error, json_t *params);
 /* New settings after SIGHUP (strings are copied); the sync engine's are
  * the caller's to pass to sync_reload. */
 int	control_set_info(struct control *c, const struct control_info *info);

@@ -448,11 +448,12 @@ daemon_sync_changed(void *arg)
 
 /* A Sync call is done: its answer is the status. */
 static void
-daemon_sync_reply(void *arg, struct vl_call *call)
+daemon_sync_reply(void *arg, struct vl_call *call, const char *error,
+    json_t *params)
 {
 	struct daemon *d = arg;
 
-	control_sync_reply(d->ctl, call);
+	control_sync_reply(d->ctl, call, error, params);
 }
 
 /*

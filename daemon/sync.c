@@ -81,12 +81,15 @@ sync_update(struct sync *sy, const char *reason)
 	sync_set_state(sy, to, reason);
 }
 
-/* Leave offline, or paused (resume), for running: idle or syncing. */
+/*
+ * Leave starting, offline or paused for running: syncing, since an
+ * exchange is what brings it here; the callback's sync_update at its end
+ * settles idle or syncing once the pipelines have moved.
+ */
 static void
 sync_run(struct sync *sy, const char *reason)
 {
 	sync_set_state(sy, SYNC_SYNCING, reason);
-	sync_update(sy, reason);
 }
 
 /* Running (or offline, retrying): the pipelines may start exchanges. */
@@ -102,7 +105,6 @@ sync_running(const struct sync *sy)
 void
 sync_notify(struct sync *sy)
 {
-	sync_update(sy, "progress");
 	sy->changed(sy->arg);
 }
 
@@ -165,7 +167,7 @@ waiters_fail(struct sync *sy)
 
 	p = json_pack("{s:s?}", "reason", sync_last_error(sy));
 	for (i = 0; i < sy->nwaiters; i++)
-		vl_error(sy->waiters[i].call, "io.ferry.Offline", p);
+		sy->reply(sy->arg, sy->waiters[i].call, "io.ferry.Offline", p);
 	json_decref(p);
 	sy->nwaiters = 0;
 }
@@ -248,7 +250,8 @@ sync_waiters_check(struct sync *sy)
 	for (i = 0; i < sy->nwaiters; i++) {
 		if (sy->caught_round >= sy->waiters[i].pull_round &&
 		    sy->pull_applying == 0)
-			sy->reply(sy->arg, sy->waiters[i].call);
+			sy->reply(sy->arg, sy->waiters[i].call, NULL,
+			    NULL);
 		else
 			sy->waiters[j++] = sy->waiters[i];
 	}
@@ -277,7 +280,8 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 
 			if ((v = realloc(sy->waiters, cap * sizeof *v)) ==
 			    NULL) {
-				vl_error(call, "io.ferry.WriteFailed", NULL);
+				sy->reply(sy->arg, call, "io.ferry.WriteFailed",
+				    NULL);
 				return;
 			}
 			sy->waiters = v;
@@ -291,7 +295,7 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 		sync_notify(sy);
 		return;
 	}
-	sy->reply(sy->arg, call);
+	sy->reply(sy->arg, call, NULL, NULL);
 }
 
 /* --- life cycle --- */
@@ -500,7 +504,8 @@ sync_stop(struct sync *sy)
 	if (sy->retry_ev != NULL)
 		evtimer_del(sy->retry_ev);
 	for (i = 0; i < sy->nwaiters; i++)
-		vl_error(sy->waiters[i].call, "io.ferry.Offline", NULL);
+		sy->reply(sy->arg, sy->waiters[i].call, "io.ferry.Offline",
+		    NULL);
 	sy->nwaiters = 0;
 }
 

@@ -38,11 +38,11 @@
 #include "http.h"
 #include "keys.h"
 #include "store.h"
-#include "vl_server.h"
 #include "writer.h"
 
 struct sync;
 struct sync_req;
+struct vl_call;		/* a Sync call: opaque here, answered by reply */
 
 /*
  * The transport seam: how the engine talks to the remote.  start sends
@@ -92,8 +92,14 @@ enum sync_state_id {
 
 /* Called on the loop thread when the engine's state or counters moved. */
 typedef void (*sync_changed_fn)(void *arg);
-/* Answers a Sync call that is done (the status reply is the caller's). */
-typedef void (*sync_reply_fn)(void *arg, struct vl_call *call);
+/*
+ * Answers a Sync call: error NULL when it is done (the status reply is
+ * the daemon's), else the error's name (e.g. "io.ferry.Offline") and its
+ * parameters (borrowed, may be NULL).  The engine never touches the call
+ * otherwise.
+ */
+typedef void (*sync_reply_fn)(void *arg, struct vl_call *call,
+	    const char *error, json_t *params);
 
 /*
  * Start the engine: it reads its cursor through the writer, then pushes
