@@ -29,7 +29,6 @@
 
 #include "bodylimit.h"
 #include "log.h"
-#include "names.h"
 #include "sync_int.h"
 #include "util.h"
 #include "wire.h"
@@ -247,33 +246,16 @@ out:
 static char *
 pull_change_check(json_t *ch, size_t body_len, bool *ret_nomem)
 {
-	const char *reason = NULL, *what = NULL;
-	json_t *body;
+	const char *reason, *what = NULL;
 	char *why;
 
-	if (!json_is_object(ch))
-		what = "change", reason = "is not an object";
-	else if (!json_is_string(json_object_get(ch, "collection")))
-		what = "collection", reason = "is missing";
-	else if (names_check_collection(json_string_value(json_object_get(ch,
-	    "collection")), &reason) < 0)
-		what = "collection";
-	else if (!json_is_string(json_object_get(ch, "id")))
-		what = "id", reason = "is missing";
-	else if (names_check_id(json_string_value(json_object_get(ch, "id")),
+	/* The shape (lib/wire), then the body limit every path enforces. */
+	if ((reason = wire_change_check(ch, &what)) == NULL &&
+	    !json_is_true(json_object_get(ch, "deleted")) &&
+	    bodylimit_check_text(json_object_get(ch, "body"), body_len,
 	    &reason) < 0)
-		what = "id";
-	else if (!json_is_integer(json_object_get(ch, "version")) ||
-	    json_integer_value(json_object_get(ch, "version")) < 1)
-		what = "version", reason = "is missing or not positive";
-	else if (!json_is_true(json_object_get(ch, "deleted"))) {
-		body = json_object_get(ch, "body");
-		if (!json_is_object(body))
-			what = "body", reason = "is missing or not an object";
-		else if (bodylimit_check_text(body, body_len, &reason) < 0)
-			what = "body";
-	}
-	if (what == NULL)
+		what = "body";
+	if (reason == NULL)
 		return NULL;
 	if (asprintf(&why, "%s %s", what, reason) < 0) {
 		*ret_nomem = true;

@@ -21,10 +21,10 @@
  * nothing the loop thread uses.  Each op succeeds or fails alone: it runs
  * inside a savepoint of its own, and an op that fails (writer_op_fail) is
  * rolled back to it, its watch events dropped, and only its completion is
- * told of the failure; the other ops of the batch commit.  Only when the transaction
- * itself fails (BEGIN, COMMIT, or an error after which SQLite dropped the
- * whole transaction) does b->err say why and every op fail with it, since
- * nothing of the batch is durable then.
+ * told of the failure; the other ops of the batch commit.  Only when the
+ * transaction itself fails (BEGIN, COMMIT, or an error after which SQLite
+ * dropped the whole transaction) does b->err say why and every op fail
+ * with it, since nothing of the batch is durable then.
  *
  * A savepoint costs about 5 us of the writer thread per op (SQLite copies
  * each page the op touches into a statement journal), a third of what a
