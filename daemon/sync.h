@@ -12,20 +12,27 @@
  * record (base = the document's version) and stores the record bytes in its
  * outbox row in the same transaction; the batch is POSTed; another op
  * applies the results (applied/duplicate: synced; conflict: merged, or
- * queued as a conflict if the merge clashes; rejected: parked).  A transport failure, 408, 429 or 5xx retries the same
- * bytes after a full-jitter backoff (capped); 400, 401, 403 and 413 are
- * definitive: the engine pauses with the reason until the next Sync call or
- * reload.  One push request is in flight at a time; the next batch is
- * prepared (records made and stored) meanwhile.
+ * queued as a conflict if the merge clashes; rejected: parked).  A
+ * transport failure, 408, 429 or 5xx retries the same bytes after a
+ * full-jitter backoff (capped); 400, 401, 403 and 413 are definitive: the
+ * engine pauses with the reason until the next Sync call or reload.  One
+ * push request is in flight at a time; the next batch is prepared
+ * (records made and stored) meanwhile.
  *
  * Pull: GET /v1/changes from the stored cursor, long-polling when caught
  * up; each page is applied in one op with the new cursor.  A change to a
  * document without local changes is applied (Watch origin "remote"); one
  * to a document with a local change not yet on the server is merged with
  * it (a rebase: Watch origin "merge"), or queued as a conflict if they
- * clash; the device's own changes coming back are recognised and skipped.
- * Pages are parsed and their bodies encoded on worker threads, a few
- * pages ahead of the writer.
+ * clash; the device's own changes coming back are recognised: one whose
+ * push is still unanswered is that push's answer (its row settles as
+ * "applied" would settle it), others are skipped.  Pages are parsed and
+ * their bodies encoded on worker threads, a few pages ahead of the writer.
+ *
+ * The engine is one state machine (enum sync_state_id below; sync.c):
+ * each transition is logged once and told through the changed callback.
+ * Files: sync.c the engine, sync_push.c and sync_pull.c the pipelines,
+ * sync_http.c the default transport, sync_int.h what they share.
  */
 #ifndef FERRY_SYNC_H
 #define FERRY_SYNC_H

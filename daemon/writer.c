@@ -203,7 +203,9 @@ writer_batch_done(void *arg)
 	/* Each op with its own outcome: one that failed was undone alone,
 	 * the others are committed (unless the whole batch failed). */
 	for (i = 0; i < b->n; i++)
-		b->ops[i].done(&b->ops[i], b->ops[i].err, b->ops[i].done_arg);
+		if (b->ops[i].done != NULL)
+			b->ops[i].done(&b->ops[i], b->ops[i].err,
+			    b->ops[i].done_arg);
 	if (w->hook != NULL)
 		w->hook(b, w->hook_arg);
 	batch_free(b);

@@ -104,12 +104,12 @@ int	writer_new(struct event_base *base, struct store *st,
 	    writer_batch_fn hook, void *arg, struct writer **ret);
 /*
  * Add an op to the collecting batch: run on the writer thread, then done
- * (done_arg) on the loop thread, once, whether the op or its batch failed
- * or not (writer_drain and writer_free finish what is in hand first).
- * Returns the op (its result
- * fields zero) or NULL when out of memory, in which case done is never
- * called.  *ret_gen (may be NULL) is the batch's generation.  The op
- * stays valid until the next writer_add.
+ * (done_arg; NULL: nothing to tell) on the loop thread, once, whether the
+ * op or its batch failed or not (writer_drain and writer_free finish what
+ * is in hand first).  Returns the op (its result fields zero) or NULL when
+ * out of memory, in which case done is never called.  *ret_gen (may be
+ * NULL) is the batch's generation.  The op stays valid until the next
+ * writer_add.
  */
 struct writer_op *writer_add(struct writer *w, writer_run_fn run, void *arg,
 	    writer_op_done_fn done, void *done_arg, uint64_t *ret_gen);
