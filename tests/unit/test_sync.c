@@ -17,9 +17,10 @@
  * - a page whose last_seq (read ahead as the next page's hint) disagrees
  *   with its changes: nothing skipped, nothing applied twice, the cursor
  *   ends at the true last seq;
- * - 401 in the middle of a push of two requests: paused with the reason,
- *   the unsent rows stay in the outbox, Sync(wait) callers are answered,
- *   and a Sync call leaves paused and drains everything;
+ * - 401 in the middle of a push of two requests, or to a pull while a
+ *   push is out: paused with the reason, the unsent rows stay in the
+ *   outbox, nothing more is sent, Sync(wait) callers are answered, and a
+ *   Sync call leaves paused and drains everything;
  * - the engine's states as seen through its changed callback: start ->
  *   idle, write -> syncing -> idle, transport error -> offline -> (retry)
  *   -> syncing -> idle.
@@ -832,6 +833,43 @@ test_401_mid_batch(void **state)
 	free(resent);
 }
 
+/* A pull refused (401) while a push is out: paused; the push's answer
+ * still counts; nothing more is sent until Sync. */
+static void
+test_401_on_pull_between_pushes(void **state)
+{
+	struct fixture *f = *state;
+	struct sync_req *rq;
+	size_t sent;
+
+	start_idle(f);
+	put_docs(f, "a", "{\"x\":1}", 1);
+	rq = wait_req(f, "POST", "/v1/push");
+	answer(wait_req(f, "GET", "/v1/changes?since=0&limit=1000&wait=30"),
+	    401, "{\"error\":\"clock skew\"}");
+	assert_int_equal(sync_state_id(f->sy), SYNC_PAUSED);
+	assert_non_null(strstr(sync_last_error(f->sy), "pull"));
+	assert_non_null(strstr(sync_last_error(f->sy), "clock skew"));
+	/* The push's answer arrives while paused: recorded, still paused. */
+	answer_push(rq, "applied", 1);
+	WAIT_FOR(f, counts(f).pending == 0);
+	assert_doc(f, "a", 1, "{\"x\":1}", false);
+	assert_int_equal(sync_state_id(f->sy), SYNC_PAUSED);
+	sent = f->nreqs;
+	put_docs(f, "a", "{\"x\":2}", 1);
+	assert_int_equal(f->nreqs, sent);	/* quiet while paused */
+	assert_int_equal(counts(f).pending, 1);
+
+	sync_request(f->sy, (struct vl_call *)&f->calls[0], true);
+	answer_push(wait_req(f, "POST", "/v1/push"), "applied", 2);
+	answer_pull_empty(f, 0, 0);
+	WAIT_FOR(f, f->calls[0].answered);
+	assert_string_equal(f->calls[0].error, "");
+	assert_int_equal(counts(f).pending, 0);
+	assert_int_equal(sync_state_id(f->sy), SYNC_IDLE);
+	assert_doc(f, "a", 2, "{\"x\":2}", false);
+}
+
 int
 main(void)
 {
@@ -847,6 +885,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_401_mid_batch, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_401_on_pull_between_pushes, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
