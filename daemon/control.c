@@ -3,10 +3,12 @@
  *
  * A handler validates its parameters fully before touching the replica, so
  * bad input costs nothing and changes nothing.  Write handlers never answer
- * directly: they add their answer to the open batch, which control_flush()
- * sends after COMMIT returned OK.  Each op succeeds or fails alone (see
- * writer.h): a call whose op failed is answered WriteFailed with its own
- * reason, the others get their answers.
+ * directly: they add an op to the writer's collecting batch with their own
+ * completion (control_op_done), which answers the call once COMMIT returned
+ * OK.  Each op succeeds or fails alone (see writer.h): a call whose op
+ * failed is answered WriteFailed with its own reason, the others get their
+ * answers.  The watch, the writer and the sync engine are the daemon's
+ * (main.c makes and wires them); this module borrows them.
  *
  * Per-connection ordering uses the connection's tag word: (gen << 1) | held.
  * gen is the batch generation in which the connection last wrote; held says
@@ -58,7 +60,7 @@ struct control {
 	struct event_base	*base;
 	struct vl_idl		*iface[IFACE_COUNT];
 	struct store		*st;
-	struct watch		*watch;
+	struct watch		*watch;		/* borrowed, as the two below */
 	struct writer		*writer;
 	struct sync		*sync;		/* NULL: no remote */
 	struct event		*status_ev;
@@ -255,9 +257,7 @@ conn_waiting(struct control *c, struct vl_call *call)
 	return (tag >> 1) > writer_done_gen(c->writer);
 }
 
-static void status_changed(struct control *c);
-
-static void
+void
 control_run_held(struct control *c)
 {
 	struct call_list held = c->held;
@@ -277,51 +277,48 @@ control_run_held(struct control *c)
 	free(held.v);
 }
 
-/* The loop thread's side of a finished batch: answer, notify, go on. */
+/*
+ * The completion of a Put, Patch, Delete or Resolve op (arg: its call):
+ * answer the call with the op's own outcome, and free the request.
+ */
 static void
-control_batch_done(struct writer_batch *b, void *arg)
+control_op_done(struct writer_op *op, int err, void *arg)
 {
-	struct control *c = arg;
-	struct writer_op *op;
+	struct vl_call *call = arg;
 	json_t *fail;
-	size_t i;
 
-	/* Each op is answered with its own outcome: one that failed was
-	 * undone alone, the others are committed. */
-	for (i = 0; i < b->n; i++) {
-		op = &b->ops[i];
-		if (op->call == NULL) {
-			/* The sync engine's: it answers itself. */
-			op->done(op, op->err);
-			continue;
-		}
-		if (op->err != 0) {
-			fail = json_pack("{s:s?}", "reason", op->reason);
-			vl_error(op->call, "io.ferry.WriteFailed", fail);
-			json_decref(fail);
-		} else if (op->error != NULL)
-			vl_error(op->call, op->error, op->error_params);
-		else if (op->text != NULL)
-			vl_reply_raw(op->call, op->text, op->len, false);
-		else
-			vl_error(op->call, "io.ferry.WriteFailed", NULL);
-		free(op->arg);
-	}
-	if (b->err == 0) {
-		watch_notify(c->watch, &b->events, b->head);
-		status_changed(c);
-		if (c->sync != NULL && b->events.n > 0)
-			sync_kick(c->sync);
-	}
-	control_run_held(c);
+	if (err != 0) {
+		fail = json_pack("{s:s?}", "reason", op->reason);
+		vl_error(call, "io.ferry.WriteFailed", fail);
+		json_decref(fail);
+	} else if (op->error != NULL)
+		vl_error(call, op->error, op->error_params);
+	else if (op->text != NULL)
+		vl_reply_raw(call, op->text, op->len, false);
+	else
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+	free(op->arg);
 }
 
-int
-control_flush(struct control *c)
+/* Add a validated write (arg, stolen) to the collecting batch for call. */
+static bool
+control_op_add(struct control *c, struct vl_call *call, writer_run_fn run,
+    void *arg)
 {
-	writer_drain(c->writer);
-	control_run_held(c);
-	return 0;
+	struct writer_op *op;
+	uint64_t gen;
+
+	if ((op = writer_add(c->writer, run, arg, control_op_done, call,
+	    &gen)) == NULL) {
+		free(arg);
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return false;
+	}
+	/* The app's writes fail only before writing or by the store: no
+	 * savepoint (see writer.h), so a Put costs what it did. */
+	op->no_savepoint = true;
+	*vl_call_conn_tag(call) = gen << 1;
+	return true;
 }
 
 /* --- io.ferry writes --- */
@@ -455,18 +452,7 @@ out:
 static void
 write_submit(struct control *c, struct vl_call *call, struct write_req *w)
 {
-	struct writer_op *op;
-	uint64_t gen;
-
-	if ((op = writer_add(c->writer, call, write_run, w, &gen)) == NULL) {
-		free(w);
-		vl_error(call, "io.ferry.WriteFailed", NULL);
-		return;
-	}
-	/* write_run fails only before writing or by the store: no savepoint
-	 * (see writer.h), so a Put costs what it did. */
-	op->no_savepoint = true;
-	*vl_call_conn_tag(call) = gen << 1;
+	control_op_add(c, call, write_run, w);
 }
 
 /*
@@ -787,8 +773,8 @@ status_push_cb(evutil_socket_t fd, short what, void *arg)
 	json_decref(p);
 }
 
-static void
-status_changed(struct control *c)
+void
+control_status_changed(struct control *c)
 {
 	struct timeval tv = { 0, STATUS_PUSH_MS * 1000 };
 
@@ -1001,12 +987,10 @@ static void
 handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 {
 	struct resolve_req *rq;
-	struct writer_op *op;
 	const char *strategy;
 	char why[256];
 	json_t *body;
 	int64_t id = 0;
-	uint64_t gen;
 	int r;
 
 	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
@@ -1051,35 +1035,26 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 		return;
 	}
 	rq->body = body;
-	if ((op = writer_add(c->writer, call, resolve_run, rq, &gen)) ==
-	    NULL) {
-		free(rq);
-		vl_error(call, "io.ferry.WriteFailed", NULL);
-		return;
-	}
-	op->no_savepoint = true;	/* like write_run */
-	*vl_call_conn_tag(call) = gen << 1;
+	control_op_add(c, call, resolve_run, rq);
 }
 
 /* --- Sync --- */
 
-static void
-control_sync_reply(void *arg, struct vl_call *call)
+void
+control_sync_reply(struct control *c, struct vl_call *call,
+    const char *error, json_t *params)
 {
-	struct control *c = arg;
 	json_t *s;
 
+	if (error != NULL) {
+		vl_error(call, error, params);
+		return;
+	}
 	if ((s = status_json(c)) == NULL) {
 		reply_store_error(c, call);
 		return;
 	}
 	reply_with(call, "status", s);
-}
-
-static void
-control_sync_changed(void *arg)
-{
-	status_changed(arg);
 }
 
 static void
@@ -1470,15 +1445,14 @@ control_set_info(struct control *c, const struct control_info *info)
 	c->device = device;
 	c->device_name = name;
 	c->remote = remote;
-	if (c->sync != NULL)
-		sync_reload(c->sync, info->backoff_max);
-	status_changed(c);
+	control_status_changed(c);
 	return 0;
 }
 
 int
 control_new(struct event_base *base, struct store *st,
-    const struct control_info *info, struct control **ret)
+    const struct control_info *info, const struct control_parts *parts,
+    struct control **ret)
 {
 	struct control *c;
 	int r;
@@ -1487,6 +1461,9 @@ control_new(struct event_base *base, struct store *st,
 		return -ENOMEM;
 	c->base = base;
 	c->st = st;
+	c->watch = parts->watch;
+	c->writer = parts->writer;
+	c->sync = parts->sync;
 	if ((r = control_load_ifaces(c)) < 0) {
 		control_free(c);
 		return r;
@@ -1496,22 +1473,9 @@ control_new(struct event_base *base, struct store *st,
 		control_free(c);
 		return -ENOMEM;
 	}
-	if ((r = watch_new(st, &c->watch)) < 0 ||
-	    (r = writer_new(base, st, control_batch_done, c,
-	    &c->writer)) < 0 ||
-	    (r = control_set_info(c, info)) < 0) {
+	if ((r = control_set_info(c, info)) < 0) {
 		control_free(c);
 		return r;
-	}
-	if (c->remote != NULL) {
-		struct sync_config sc = { c->remote, info->backoff_max };
-
-		if ((r = sync_new(base, st, c->writer, info->keys, &sc,
-		    control_sync_changed, control_sync_reply, c,
-		    &c->sync)) < 0) {
-			control_free(c);
-			return r;
-		}
 	}
 	*ret = c;
 	return 0;
@@ -1533,28 +1497,34 @@ control_status_line(struct control *c)
 }
 
 void
-control_free(struct control *c)
+control_end_streams(struct control *c)
 {
 	json_t *last, *p;
 	size_t i;
 
-	if (c == NULL)
+	if (c->status_subs.n == 0)
 		return;
-	sync_stop(c->sync);
-	if (c->writer != NULL)
-		control_flush(c);
 	/* A Status stream's last reply is a status too. */
-	last = c->status_subs.n > 0 ? status_json(c) : NULL;
-	sync_free(c->sync);
-	writer_free(c->writer);
+	last = status_json(c);
 	p = last != NULL ? json_pack("{s:o}", "status", last) : NULL;
 	for (i = 0; i < c->status_subs.n; i++) {
 		vl_call_set_cancel(c->status_subs.v[i], NULL, NULL);
 		vl_reply(c->status_subs.v[i], p, false);
 	}
 	json_decref(p);
+	c->status_subs.n = 0;
+}
+
+void
+control_free(struct control *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	control_run_held(c);
+	control_end_streams(c);
 	free(c->status_subs.v);
-	watch_free(c->watch);
 	if (c->status_ev != NULL)
 		event_free(c->status_ev);
 	json_decref(c->last_status);

@@ -1,15 +1,13 @@
 /*
- * control: ferryd's io.ferry and org.varlink.service method handlers, and
- * the group commit that makes local writes durable before they are
- * acknowledged.
+ * control: ferryd's io.ferry and org.varlink.service method handlers.
  *
- * Group commit: the first write of a turn of the event loop opens a batch
- * (BEGIN) and activates the commit event, which libevent runs after the
- * callbacks already active in that turn; every write arriving meanwhile
- * joins the batch.  The commit callback COMMITs, then sends every reply of
- * the batch, then notifies watchers.  If the COMMIT (or any write inside the
- * batch) fails, the batch is rolled back and every call in it is answered
- * io.ferry.WriteFailed: nothing is acknowledged that is not durable.
+ * Writes (Put, Patch, Delete, Resolve) are validated here and handed to the
+ * writer's group commit (writer.h) as ops whose own completion answers the
+ * call once the batch is durable: nothing is acknowledged that is not.
+ * An op that failed is answered io.ferry.WriteFailed with its reason.
+ * What follows a batch as a whole (watchers, Status subscribers, sync,
+ * held calls) is the daemon's batch hook in main.c, which calls
+ * control_status_changed and control_run_held.
  *
  * Reads are answered from the reader connection (committed data only).  A
  * connection that has a write in the open batch has its later calls held
@@ -23,7 +21,10 @@
 
 #include "keys.h"
 #include "store.h"
+#include "sync.h"
 #include "vl_server.h"
+#include "watch.h"
+#include "writer.h"
 
 struct control;
 
@@ -34,8 +35,16 @@ struct control_info {
 	int		 backoff_max;	/* seconds */
 };
 
+/* The daemon's parts the handlers use; borrowed, they must outlive it. */
+struct control_parts {
+	struct watch	*watch;
+	struct writer	*writer;
+	struct sync	*sync;		/* NULL: no remote */
+};
+
 int	control_new(struct event_base *base, struct store *st,
-	    const struct control_info *info, struct control **ret);
+	    const struct control_info *info, const struct control_parts *parts,
+	    struct control **ret);
 /* The vl_dispatch_fn to give to vl_server_new (arg: the control). */
 void	control_dispatch(struct vl_call *call, void *arg);
 /*
@@ -47,13 +56,24 @@ void	control_dispatch(struct vl_call *call, void *arg);
  */
 void	control_check_reply(struct vl_call *call, const char *error,
 	    json_t *params, const char *text, size_t len, void *arg);
-/* Commit the open batch now and answer it (SIGTERM).  0 or -errno. */
-int	control_flush(struct control *c);
-/* New settings after SIGHUP (strings are copied). */
+/* Dispatch again the calls held behind a write whose batch is done (the
+ * batch hook calls it; also at shutdown after the writer drained). */
+void	control_run_held(struct control *c);
+/* Shutdown: end every Status stream with a last status (more: false). */
+void	control_end_streams(struct control *c);
+/* Status or the engine's state moved: tell Status subscribers (soon). */
+void	control_status_changed(struct control *c);
+/* Answer a Sync call (as a sync_reply_fn): error NULL: done, with the
+ * status; else that error with params (borrowed). */
+void	control_sync_reply(struct control *c, struct vl_call *call,
+	    const char *error, json_t *params);
+/* New settings after SIGHUP (strings are copied); the sync engine's are
+ * the caller's to pass to sync_reload. */
 int	control_set_info(struct control *c, const struct control_info *info);
 /* A one-line summary for sd_notify STATUS=, malloc'd. */
 char	*control_status_line(struct control *c);
-/* Finish every outstanding call and free.  Accepts NULL. */
+/* Finish every outstanding call and free (not the borrowed parts).
+ * Accepts NULL. */
 void	control_free(struct control *c);
 
 #endif

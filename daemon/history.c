@@ -29,7 +29,7 @@
 struct history_req {
 	struct sync	*sy;
 	struct vl_call	*call;
-	struct http_req	*http;		/* the page under way, or NULL */
+	struct sync_req	*http;		/* the page under way, or NULL */
 	char		*collection;
 	char		*id;
 	int64_t		 after;		/* the caller's: answer versions above */
@@ -49,7 +49,7 @@ history_free(struct history_req *hr)
 {
 	if (hr == NULL)
 		return;
-	http_cancel(hr->http);
+	sync_cancel(hr->sy, hr->http);
 	json_decref(hr->entries);
 	json_decref(hr->prev);
 	free(hr->collection);
@@ -370,8 +370,7 @@ history_page(struct history_req *hr, const struct http_result *res)
 }
 
 static void
-history_http_done(struct http_req *req, const struct http_result *res,
-    void *arg)
+history_http_done(const struct http_result *res, void *arg)
 {
 	struct history_req *hr = arg;
 	json_error_t jerr;

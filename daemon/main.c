@@ -38,8 +38,11 @@
 #include "keys.h"
 #include "log.h"
 #include "store.h"
+#include "sync.h"
 #include "util.h"
 #include "vl_server.h"
+#include "watch.h"
+#include "writer.h"
 
 struct options {
 	const char	*config;
@@ -55,6 +58,9 @@ struct daemon {
 	struct event_base	*base;
 	struct store		*st;
 	struct keys		*keys;
+	struct watch		*watch;
+	struct writer		*writer;
+	struct sync		*sync;		/* NULL: no remote */
 	struct control		*ctl;
 	struct vl_server	*srv;
 	int			 lock_fd;
@@ -401,9 +407,115 @@ reload(struct daemon *d)
 	vl_server_configure(d->srv, &vc);
 	control_info_from(d, &ci);
 	control_set_info(d->ctl, &ci);
+	if (d->sync != NULL)
+		sync_reload(d->sync, d->cfg.backoff_max);
 	log_notice("configuration reloaded");
 	notify("READY=1");
 	notify_status(d);
+}
+
+/*
+ * The writer's batch hook: after each op of a batch was answered by its
+ * own completion, what follows the batch as a whole.  A committed batch
+ * is told to live watchers, Status subscribers and, if it changed the
+ * replica, the sync engine (push soon); then the calls held behind it run.
+ */
+static void
+daemon_batch_done(struct writer_batch *b, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (b->err == 0) {
+		watch_notify(d->watch, &b->events, b->head);
+		if (d->ctl != NULL)
+			control_status_changed(d->ctl);
+		if (d->sync != NULL && b->events.n > 0)
+			sync_kick(d->sync);
+	}
+	if (d->ctl != NULL)
+		control_run_held(d->ctl);
+}
+
+/* The sync engine's state or counters moved. */
+static void
+daemon_sync_changed(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->ctl != NULL)
+		control_status_changed(d->ctl);
+}
+
+/* A Sync call is done: its answer is the status. */
+static void
+daemon_sync_reply(void *arg, struct vl_call *call, const char *error,
+    json_t *params)
+{
+	struct daemon *d = arg;
+
+	control_sync_reply(d->ctl, call, error, params);
+}
+
+/*
+ * Make the engine's parts and wire them: the watch, the writer (its batch
+ * hook above), the sync engine if a remote is configured, and the method
+ * handlers, which borrow the three.
+ */
+static int
+daemon_start(struct daemon *d)
+{
+	struct control_parts parts;
+	struct control_info ci;
+	struct sync_config sc;
+	int r;
+
+	if ((r = watch_new(d->st, &d->watch)) < 0 ||
+	    (r = writer_new(d->base, d->st, daemon_batch_done, d,
+	    &d->writer)) < 0)
+		return r;
+	if (d->cfg.remote_url != NULL && *d->cfg.remote_url != '\0') {
+		sc.remote = d->cfg.remote_url;
+		sc.backoff_max = d->cfg.backoff_max;
+		if ((r = sync_new(d->base, d->st, d->writer, d->keys, &sc, NULL,
+		    daemon_sync_changed, daemon_sync_reply, d, &d->sync)) < 0)
+			return r;
+	}
+	parts.watch = d->watch;
+	parts.writer = d->writer;
+	parts.sync = d->sync;
+	control_info_from(d, &ci);
+	return control_new(d->base, d->st, &ci, &parts, &d->ctl);
+}
+
+/*
+ * Shutdown, in one place: the sync engine starts nothing new and answers
+ * its Sync(wait) callers; the writer finishes the batch in flight and the
+ * collecting one (their calls are answered) and the calls held behind
+ * them run; clients get what is queued for them; then everything is
+ * freed, users before what they use.  Safe to call twice.
+ */
+static void
+daemon_stop(struct daemon *d)
+{
+	sync_stop(d->sync);
+	if (d->writer != NULL)
+		writer_drain(d->writer);
+	if (d->ctl != NULL) {
+		control_run_held(d->ctl);
+		control_end_streams(d->ctl);
+	}
+	if (d->srv != NULL)
+		vl_server_flush(d->srv, 2000);
+	vl_server_free(d->srv);
+	d->srv = NULL;
+	sync_free(d->sync);
+	d->sync = NULL;
+	writer_free(d->writer);
+	d->writer = NULL;
+	control_free(d->ctl);
+	d->ctl = NULL;
+	watch_free(d->watch);
+	d->watch = NULL;
 }
 
 static void
@@ -477,7 +589,6 @@ static int
 run(struct daemon *d)
 {
 	struct vl_server_config vc;
-	struct control_info ci;
 	struct event *sig[3] = { NULL, NULL, NULL };
 	const int signo[3] = { SIGTERM, SIGINT, SIGHUP };
 	char path[PATH_MAX], *err = NULL;
@@ -513,8 +624,7 @@ run(struct daemon *d)
 		log_err("cannot create the event loop");
 		return -ENOMEM;
 	}
-	control_info_from(d, &ci);
-	if ((r = control_new(d->base, d->st, &ci, &d->ctl)) < 0) {
+	if ((r = daemon_start(d)) < 0) {
 		log_err("cannot start: %s", strerror(-r));
 		return r;
 	}
@@ -553,12 +663,7 @@ run(struct daemon *d)
 	}
 out:
 	/* Answer what is in hand, close clients, then the replica. */
-	control_flush(d->ctl);
-	vl_server_flush(d->srv, 2000);
-	vl_server_free(d->srv);
-	d->srv = NULL;
-	control_free(d->ctl);
-	d->ctl = NULL;
+	daemon_stop(d);
 	for (i = 0; i < 3; i++)
 		if (sig[i] != NULL)
 			event_free(sig[i]);
@@ -587,8 +692,7 @@ main(int argc, char **argv)
 		return 1;
 	log_set_level(d.cfg.log_level);
 	r = run(&d);
-	vl_server_free(d.srv);
-	control_free(d.ctl);
+	daemon_stop(&d);
 	store_close(d.st);
 	keys_free(d.keys);
 	if (d.base != NULL)

@@ -3,8 +3,9 @@
  *
  * Hand-off: the loop thread owns the collecting batch; a batch handed
  * over is a job on a one-thread lib/jobq, which runs it on its thread and
- * then calls writer_batch_done on the loop thread: that answers the batch
- * and submits the next one if one is collecting.  `busy` (loop thread
+ * then calls writer_batch_done on the loop thread: that completes each op
+ * by its own callback, runs the batch hook, and submits the next batch if
+ * one is collecting.  `busy` (loop thread
  * only) keeps at most one batch in flight.
  */
 #include "autoconfig.h"
@@ -22,8 +23,8 @@
 struct writer {
 	struct event_base	*base;
 	struct store		*st;
-	writer_done_fn		 done_fn;
-	void			*done_arg;
+	writer_batch_fn		 hook;
+	void			*hook_arg;
 	struct event		*submit_ev;	/* end of the turn that added */
 	struct jobq		*q;		/* the writer thread */
 	struct writer_batch	*collecting;
@@ -180,7 +181,8 @@ writer_batch_drop(void *arg)
 
 static void writer_submit(struct writer *w);
 
-/* Loop thread: a batch is done; answer it and hand over the next. */
+/* Loop thread: a batch is done; complete its ops, run the hook, and hand
+ * over the next. */
 static void
 writer_batch_done(void *arg)
 {
@@ -198,7 +200,14 @@ writer_batch_done(void *arg)
 				log_err("a write failed alone: %s",
 				    b->ops[i].reason != NULL ?
 				    b->ops[i].reason : "out of memory");
-	w->done_fn(b, w->done_arg);
+	/* Each op with its own outcome: one that failed was undone alone,
+	 * the others are committed (unless the whole batch failed). */
+	for (i = 0; i < b->n; i++)
+		if (b->ops[i].done != NULL)
+			b->ops[i].done(&b->ops[i], b->ops[i].err,
+			    b->ops[i].done_arg);
+	if (w->hook != NULL)
+		w->hook(b, w->hook_arg);
 	batch_free(b);
 	writer_submit(w);
 }
@@ -222,8 +231,8 @@ writer_submit_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct writer_op *
-writer_add(struct writer *w, struct vl_call *call, writer_run_fn run,
-    void *arg, uint64_t *ret_gen)
+writer_add(struct writer *w, writer_run_fn run, void *arg,
+    writer_op_done_fn done, void *done_arg, uint64_t *ret_gen)
 {
 	struct writer_batch *b = w->collecting;
 	struct writer_op *op, *v;
@@ -248,8 +257,9 @@ writer_add(struct writer *w, struct vl_call *call, writer_run_fn run,
 	}
 	op = &b->ops[b->n++];
 	memset(op, 0, sizeof *op);
-	op->call = call;
 	op->run = run;
+	op->done = done;
+	op->done_arg = done_arg;
 	op->arg = arg;
 	if (ret_gen != NULL)
 		*ret_gen = b->gen;
@@ -279,7 +289,7 @@ writer_drain(struct writer *w)
 }
 
 int
-writer_new(struct event_base *base, struct store *st, writer_done_fn done,
+writer_new(struct event_base *base, struct store *st, writer_batch_fn hook,
     void *arg, struct writer **ret)
 {
 	struct writer *w;
@@ -289,8 +299,8 @@ writer_new(struct event_base *base, struct store *st, writer_done_fn done,
 		return -ENOMEM;
 	w->base = base;
 	w->st = st;
-	w->done_fn = done;
-	w->done_arg = arg;
+	w->hook = hook;
+	w->hook_arg = arg;
 	if ((w->submit_ev = event_new(base, -1, 0, writer_submit_cb, w)) ==
 	    NULL) {
 		writer_free(w);

@@ -7,8 +7,12 @@
  * writer thread if it is idle, otherwise it keeps collecting until the
  * batch in flight is done.  The writer runs every op of a batch inside one
  * transaction (BEGIN IMMEDIATE ... COMMIT, synchronous=FULL), then posts the
- * batch back; the loop thread's done callback answers the calls and
- * notifies watchers.  So replies go out only after COMMIT returned OK, the
+ * batch back.  On the loop thread each op is then completed by its own
+ * callback, given to writer_add (the control module's answers a varlink
+ * call, the sync engine's moves its pipeline on), and then the batch hook
+ * given to writer_new runs once for the batch (watchers, status, sync,
+ * held calls: the daemon's main wires it).  So replies go out only after
+ * COMMIT returned OK, the
  * next batch is parsed and validated while this one is being made durable,
  * and at most one batch is in flight.
  *
@@ -16,11 +20,11 @@
  * writer connection; it may read and write the replica and must touch
  * nothing the loop thread uses.  Each op succeeds or fails alone: it runs
  * inside a savepoint of its own, and an op that fails (writer_op_fail) is
- * rolled back to it, its watch events dropped, and only it is answered as
- * failed; the other ops of the batch commit.  Only when the transaction
- * itself fails (BEGIN, COMMIT, or an error after which SQLite dropped the
- * whole transaction) does b->err say why and every op fail with it, since
- * nothing of the batch is durable then.
+ * rolled back to it, its watch events dropped, and only its completion is
+ * told of the failure; the other ops of the batch commit.  Only when the
+ * transaction itself fails (BEGIN, COMMIT, or an error after which SQLite
+ * dropped the whole transaction) does b->err say why and every op fail
+ * with it, since nothing of the batch is durable then.
  *
  * A savepoint costs about 5 us of the writer thread per op (SQLite copies
  * each page the op touches into a statement journal), a third of what a
@@ -41,7 +45,6 @@
 #include <jansson.h>
 
 #include "store.h"
-#include "vl_server.h"
 #include "watch.h"
 
 struct writer;
@@ -49,14 +52,19 @@ struct writer_batch;
 struct writer_op;
 
 typedef void (*writer_run_fn)(struct writer_batch *b, struct writer_op *op);
-/* For an internal op (no call): run on the loop thread once its batch is
- * done; err is the op's own (0: its writes are committed). */
-typedef void (*writer_op_done_fn)(struct writer_op *op, int err);
+/*
+ * An op's completion: runs on the loop thread once its batch is done, for
+ * every op, in the order they were added; err is the op's own (0: its
+ * writes are committed), arg the done_arg given to writer_add.  The op's
+ * result fields are valid during the call only; op->arg is its maker's
+ * to free.
+ */
+typedef void (*writer_op_done_fn)(struct writer_op *op, int err, void *arg);
 
 struct writer_op {
-	struct vl_call	*call;		/* NULL for internal ops */
 	writer_run_fn	 run;
-	writer_op_done_fn done;		/* internal ops only */
+	writer_op_done_fn done;
+	void		*done_arg;
 	void		*arg;		/* the op's input, owned by its maker */
 	/* Result, set by run: an error name and params, or reply text. */
 	const char	*error;
@@ -84,19 +92,27 @@ struct writer_batch {
 	int64_t			 head;		/* committed head seq */
 };
 
-/* Called on the loop thread for each finished batch, in order. */
-typedef void (*writer_done_fn)(struct writer_batch *b, void *arg);
+/*
+ * The batch hook: called on the loop thread for each finished batch, in
+ * order, after every op's own completion; b->err says whether the batch
+ * committed (its events are then to be told to watchers).  NULL: none.
+ */
+typedef void (*writer_batch_fn)(struct writer_batch *b, void *arg);
 
 /* The event base must have been made after evthread_use_pthreads(). */
 int	writer_new(struct event_base *base, struct store *st,
-	    writer_done_fn done, void *arg, struct writer **ret);
+	    writer_batch_fn hook, void *arg, struct writer **ret);
 /*
- * Add an op to the collecting batch; returns it (its result fields zero) or
- * NULL when out of memory.  *ret_gen (may be NULL) is the batch's
- * generation.  The op stays valid until the next writer_add.
+ * Add an op to the collecting batch: run on the writer thread, then done
+ * (done_arg; NULL: nothing to tell) on the loop thread, once, whether the
+ * op or its batch failed or not (writer_drain and writer_free finish what
+ * is in hand first).  Returns the op (its result fields zero) or NULL when
+ * out of memory, in which case done is never called.  *ret_gen (may be
+ * NULL) is the batch's generation.  The op stays valid until the next
+ * writer_add.
  */
-struct writer_op *writer_add(struct writer *w, struct vl_call *call,
-	    writer_run_fn run, void *arg, uint64_t *ret_gen);
+struct writer_op *writer_add(struct writer *w, writer_run_fn run, void *arg,
+	    writer_op_done_fn done, void *done_arg, uint64_t *ret_gen);
 /* The generation of the last batch whose done callback has run. */
 uint64_t writer_done_gen(const struct writer *w);
 /* Finish the batch in flight and the collecting one, blocking (shutdown). */

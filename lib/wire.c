@@ -72,25 +72,34 @@ wire_push_results_check(json_t *results, size_t n)
 }
 
 const char *
-wire_change_check(const json_t *ch)
+wire_change_check(const json_t *ch, const char **ret_field)
 {
-	const char *reason;
+	const char *reason = NULL, *what = NULL;
 	json_t *c = (json_t *)ch;	/* jansson's getters take non-const */
 
-	if (!json_is_string(json_object_get(c, "collection")) ||
-	    names_check_collection(json_string_value(json_object_get(c,
-	    "collection")), &reason) < 0 ||
-	    !json_is_string(json_object_get(c, "id")) ||
-	    names_check_id(json_string_value(json_object_get(c, "id")),
+	if (!json_is_object(c))
+		what = "change", reason = "is not an object";
+	else if (!json_is_string(json_object_get(c, "collection")))
+		what = "collection", reason = "is missing";
+	else if (names_check_collection(json_string_value(json_object_get(c,
+	    "collection")), &reason) < 0)
+		what = "collection";
+	else if (!json_is_string(json_object_get(c, "id")))
+		what = "id", reason = "is missing";
+	else if (names_check_id(json_string_value(json_object_get(c, "id")),
 	    &reason) < 0)
-		return "a change has a bad collection or id";
-	if (!json_is_integer(json_object_get(c, "version")) ||
+		what = "id";
+	else if (!json_is_integer(json_object_get(c, "version")) ||
 	    json_integer_value(json_object_get(c, "version")) < 1)
-		return "a change has no version";
-	if (!json_is_true(json_object_get(c, "deleted")) &&
+		what = "version", reason = "is missing or not positive";
+	else if (!json_is_true(json_object_get(c, "deleted")) &&
 	    !json_is_object(json_object_get(c, "body")))
-		return "a change has no body";
-	return NULL;
+		what = "body", reason = "is missing or not an object";
+	if (what == NULL)
+		return NULL;
+	if (ret_field != NULL)
+		*ret_field = what;
+	return reason;
 }
 
 int

@@ -48,11 +48,14 @@ const char	*wire_push_results_check(json_t *results, size_t n);
  * Nothing else is written on failure.
  */
 /*
- * One change of a page: a string "collection" and "id" that are valid
- * names, an integer "version" >= 1, and an object "body" unless "deleted"
- * is true.  NULL if so, else a static sentence saying what is wrong.
+ * One change of a page: an object with a string "collection" and "id"
+ * that are valid names, an integer "version" >= 1, and an object "body"
+ * unless "deleted" is true.  NULL if so, else a static phrase saying what
+ * is wrong with the field named in *ret_field (may be NULL): "change",
+ * "collection", "id", "version" or "body", so that "<field> <phrase>"
+ * reads as a sentence ("version is missing or not positive").
  */
-const char	*wire_change_check(const json_t *ch);
+const char	*wire_change_check(const json_t *ch, const char **ret_field);
 
 int	wire_changes_page_parse(const char *text, size_t len,
 	    json_t **ret_changes, int64_t *ret_last_seq, char *reason,

@@ -70,7 +70,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	FUZZ_ASSERT(json_is_array(changes) && changes->refcount == 1);
 	for (i = 0; i < json_array_size(changes); i++)
-		if (wire_change_check(json_array_get(changes, i)) == NULL)
+		if (wire_change_check(json_array_get(changes, i), NULL) ==
+		    NULL)
 			check_change(json_array_get(changes, i));
 	json_decref(changes);
 	return 0;

@@ -173,29 +173,31 @@ test_page_bad(void **state)
 		{ "{\"changes\":{},\"last_seq\":1}", "no changes array" },
 		{ "{\"changes\":[{\"collection\":\"a/b\",\"id\":\"x\","
 		    "\"version\":1,\"body\":{}}],\"last_seq\":1}",
-		    "a change has a bad collection or id" },
+		    "change: collection contains byte 0x2f" },
 		{ "{\"changes\":[{\"collection\":\"c\",\"version\":1,"
 		    "\"body\":{}}],\"last_seq\":1}",
-		    "a change has a bad collection or id" },
+		    "change: id is missing" },
 		{ "{\"changes\":[{\"collection\":\"c\",\"id\":\"\","
 		    "\"version\":1,\"body\":{}}],\"last_seq\":1}",
-		    "a change has a bad collection or id" },
+		    "change: id is empty" },
 		{ "{\"changes\":[7],\"last_seq\":1}",
-		    "a change has a bad collection or id" },
+		    "change: change is not an object" },
 		{ "{\"changes\":[{\"collection\":\"c\",\"id\":\"i\","
-		    "\"body\":{}}],\"last_seq\":1}", "a change has no version" },
+		    "\"body\":{}}],\"last_seq\":1}",
+		    "change: version is missing or not positive" },
 		{ "{\"changes\":[{\"collection\":\"c\",\"id\":\"i\","
 		    "\"version\":0,\"body\":{}}],\"last_seq\":1}",
-		    "a change has no version" },
+		    "change: version is missing or not positive" },
 		{ "{\"changes\":[{\"collection\":\"c\",\"id\":\"i\","
-		    "\"version\":1}],\"last_seq\":1}", "a change has no body" },
+		    "\"version\":1}],\"last_seq\":1}",
+		    "change: body is missing or not an object" },
 		{ "{\"changes\":[{\"collection\":\"c\",\"id\":\"i\","
 		    "\"version\":1,\"deleted\":false,\"body\":[]}],"
-		    "\"last_seq\":1}", "a change has no body" },
+		    "\"last_seq\":1}", "change: body is missing or not an object" },
 		/* "deleted" must be true itself, not merely truthy. */
 		{ "{\"changes\":[{\"collection\":\"c\",\"id\":\"i\","
 		    "\"version\":1,\"deleted\":1}],\"last_seq\":1}",
-		    "a change has no body" },
+		    "change: body is missing or not an object" },
 	};
 	json_t *changes = (json_t *)&changes;
 	int64_t last = -7;
@@ -205,15 +207,23 @@ test_page_bad(void **state)
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		why[0] = '\0';
 		if (bad[i].reason != NULL &&
-		    strncmp(bad[i].reason, "a change ", 9) == 0) {
+		    strncmp(bad[i].reason, "change: ", 8) == 0) {
+			const char *field = NULL, *phrase;
+
 			/* The page is fine; that one change is not (and is
-			 * parked by the puller, not the whole page). */
+			 * parked by the puller, not the whole page).  The
+			 * field and phrase read as "<field> <phrase>". */
 			if (wire_changes_page_parse(bad[i].text,
 			    strlen(bad[i].text), &changes, &last, why,
 			    sizeof why) != 0)
 				fail_msg("refused: %s", bad[i].text);
-			assert_string_equal(wire_change_check(
-			    json_array_get(changes, 0)), bad[i].reason);
+			assert_non_null(phrase = wire_change_check(
+			    json_array_get(changes, 0), &field));
+			assert_non_null(field);
+			snprintf(why, sizeof why, "%s %s", field, phrase);
+			if (strncmp(why, bad[i].reason + 8,
+			    strlen(bad[i].reason + 8)) != 0)
+				fail_msg("%s: got \"%s\"", bad[i].text, why);
 			json_decref(changes);
 			changes = (json_t *)&changes;
 			last = -7;

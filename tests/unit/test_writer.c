@@ -49,6 +49,7 @@ struct put_arg {
 /* What the batch's done callback saw, copied out before the batch goes. */
 struct outcome {
 	bool		 done;
+	size_t		 completed;	/* op completions called */
 	int		 batch_err;
 	size_t		 n;
 	int		 err[MAX_OPS];
@@ -119,6 +120,22 @@ put_run(struct writer_batch *b, struct writer_op *op)
 		writer_op_fail(op, -EIO, "failed after writing");
 }
 
+/* Each op's own completion: what it was told, by its own callback. */
+static void
+op_done(struct writer_op *op, int err, void *arg)
+{
+	struct fixture *f = arg;
+	size_t i = (size_t)((struct put_arg *)op->arg - f->args);
+
+	assert_true(i < MAX_OPS);
+	assert_false(f->out.done);	/* before the batch hook */
+	f->out.completed++;
+	f->out.err[i] = err;
+	snprintf(f->out.reason[i], sizeof f->out.reason[i], "%s",
+	    op->reason != NULL ? op->reason : "");
+}
+
+/* The batch hook: runs after every op's completion. */
 static void
 batch_done(struct writer_batch *b, void *arg)
 {
@@ -129,11 +146,7 @@ batch_done(struct writer_batch *b, void *arg)
 	o->batch_err = b->err;
 	o->n = b->n;
 	o->head = b->head;
-	for (i = 0; i < b->n && i < MAX_OPS; i++) {
-		o->err[i] = b->ops[i].err;
-		snprintf(o->reason[i], sizeof o->reason[i], "%s",
-		    b->ops[i].reason != NULL ? b->ops[i].reason : "");
-	}
+	assert_int_equal(o->completed, b->n);
 	o->nev = b->events.n;
 	for (i = 0; i < b->events.n && i < MAX_OPS; i++) {
 		snprintf(o->ev_id[i], sizeof o->ev_id[i], "%s",
@@ -193,8 +206,8 @@ run_batch(struct fixture *f, size_t n)
 
 	memset(&f->out, 0, sizeof f->out);
 	for (i = 0; i < n; i++) {
-		assert_non_null(op = writer_add(f->w, NULL, put_run,
-		    &f->args[i], NULL));
+		assert_non_null(op = writer_add(f->w, put_run, &f->args[i],
+		    op_done, f, NULL));
 		op->no_savepoint = f->args[i].bare;
 	}
 	assert_non_null(timer = evtimer_new(f->base, timeout_cb, &timed_out));

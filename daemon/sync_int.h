@@ -1,0 +1,216 @@
+/*
+ * sync_int: what the sync engine's files (sync.c, sync_push.c,
+ * sync_pull.c, sync_http.c) share and nothing else sees.
+ */
+#ifndef FERRY_SYNC_INT_H
+#define FERRY_SYNC_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backoff.h"
+#include "jobq.h"
+#include "sync.h"
+
+#define PUSH_BATCH	1000	/* changes per push request (the server's cap) */
+#define PULL_LIMIT	1000	/* changes per pull page */
+#define PULL_WAIT	30	/* seconds a long-poll may be held */
+#define PULL_AHEAD	4	/* pages fetched and not yet applied */
+#define PULL_INLINE_MAX	(16 * 1024) /* smaller pages skip the workers */
+#define PUSH_TIMEOUT_MS	60000L
+#define CONNECT_TIMEOUT_MS 10000L
+
+/*
+ * Where the push pipeline's prepare stage is.  A batch moves
+ * PREPARING -> READY -> (sent: push_inflight) and the stage goes back to
+ * UNKNOWN; a prepare that finds nothing leaves EMPTY, which with no
+ * push_need and nothing in flight or being recorded means nothing
+ * sendable is left (sync_push_idle).
+ */
+enum push_stage {
+	PUSH_UNKNOWN,		/* nothing prepared; a prepare may find work */
+	PUSH_PREPARING,		/* a prepare op is queued on the writer */
+	PUSH_READY,		/* push_ready waits for the request slot */
+	PUSH_EMPTY,		/* the last prepare found nothing to send */
+};
+
+/* The pull pipeline's request slot. */
+enum pull_fetch {
+	PULL_NONE,		/* no request under way */
+	PULL_FETCHING,		/* a request answered at once (wait=0) */
+	PULL_LONGPOLL,		/* a long-poll held by the server */
+};
+
+/* How the pull reads: a page at a time, or ahead from the hint. */
+enum pull_pace {
+	PULL_LIVE,		/* caught up (the last page was not full) */
+	PULL_CATCHING_UP,	/* the last page parsed was full */
+};
+
+struct push_item {
+	int64_t	 oseq;
+	char	*collection;
+	char	*id;
+	char	*body;		/* the body the record carries; NULL: delete */
+};
+
+struct push_step {
+	struct sync		*sy;
+	struct push_item	*items;
+	size_t			 n;
+	json_t			*changes;	/* [{record, sig}] */
+	char			*text;		/* the request body */
+	size_t			 len;
+	json_t			*results;	/* the server's answer */
+	int			 limit;
+	int64_t			 after;		/* skip records up to this seq */
+	int64_t			 last_change_seq; /* highest record in it */
+	uint64_t		 gen;		/* sy->push_gen when made */
+};
+
+struct pull_step {
+	struct sync	*sy;
+	char		*text;		/* the answer, until parsed */
+	size_t		 len;		/* its length (kept) */
+	char		 bad[JSON_ERROR_TEXT_LENGTH]; /* why it was refused */
+	json_t		*changes;	/* until applied (writer frees it) */
+	char		**bodies;	/* each change's body as text, or NULL */
+	char		**why;		/* why a change cannot apply (NULL: it
+					 * can; the array only if one cannot) */
+	size_t		 n;		/* changes in the page */
+	int64_t		 since;		/* the cursor this page follows */
+	int64_t		 last_seq;
+	uint64_t	 round;
+	uint64_t	 gen;		/* sy->pull_gen when fetched */
+	int64_t		 hint;		/* the next page was fetched from
+					 * here before parsing (0: not) */
+	bool		 stale;		/* since was not the stored cursor */
+	bool		 merged;	/* a merge queued a change to push */
+	bool		 settled;	/* a pulled-back change of ours was
+					 * the answer to its push */
+	bool		 queued;	/* in a worker's queue (counted) */
+};
+
+struct waiter {
+	struct vl_call	*call;
+	uint64_t	 pull_round;	/* needs a caught-up pull of this round */
+};
+
+struct sync {
+	struct event_base	*base;
+	struct store		*st;
+	struct writer		*writer;
+	const struct keys	*keys;
+	struct sync_transport	 tr;		/* the remote */
+	char			*remote;
+	struct backoff		 backoff;
+	struct event		*retry_ev;
+	sync_changed_fn		 changed;
+	sync_reply_fn		 reply;
+	void			*arg;
+
+	enum sync_state_id	 state;		/* sync_set_state only */
+	bool			 cursor_known;	/* read at start */
+	char			 last_error[512];
+	int64_t			 last_ok_ms;
+
+	enum push_stage		 push_stage;	/* push_stage_set only */
+	struct push_step	*push_inflight;	/* while its request runs */
+	struct push_step	*push_ready;	/* prepared, not yet sent */
+	int			 push_applying;	/* apply ops queued */
+	bool			 push_need;	/* something may be sendable:
+						 * prepare again */
+	int64_t			 push_handed;	/* records up to this seq are
+						 * in a request or ready */
+	uint64_t		 push_gen;	/* bumped by push_reset */
+	int			 push_limit;
+
+	enum pull_fetch		 pull_fetch;	/* pull_fetch_set only */
+	struct sync_req		*pull_req;	/* the request under way */
+	uint64_t		 req_round;	/* its round */
+	int			 pull_applying;	/* pages being parsed or queued
+						 * to the writer */
+	struct jobq		*parser;	/* parses pages, one at a time */
+	struct jobq		*encoder;	/* writes their bodies as text */
+	struct pull_step	*pull_unknown;	/* fetched last, its last_seq
+						 * not yet known: no fetch */
+	enum pull_pace		 pull_pace;
+	int			 pull_at_parser; /* pages in the workers' */
+	int			 pull_at_encoder; /* queues */
+	uint64_t		 pull_gen;	/* bumped by pull_rewind */
+	int64_t			 cursor;	/* applied and stored */
+	int64_t			 fetch_cursor;	/* fetched (maybe not applied) */
+	uint64_t		 pull_round;	/* rounds started */
+	uint64_t		 caught_round;	/* last round that caught up */
+	uint64_t		 caught_after;	/* caught up once pages apply */
+
+	struct waiter		*waiters;
+	size_t			 nwaiters;
+	size_t			 capwaiters;
+};
+
+/* --- sync.c: the engine --- */
+
+/* The one place the state changes (logged, told to the daemon). */
+void	sync_set_state(struct sync *sy, enum sync_state_id state,
+	    const char *reason);
+/* A pipeline's step moved: idle or syncing, if running. */
+void	sync_update(struct sync *sy, const char *reason);
+/* Running or offline: the pipelines may start exchanges. */
+bool	sync_running(const struct sync *sy);
+
+/* The state or the counters moved: tell the daemon (Status). */
+void	sync_notify(struct sync *sy);
+/* Record (and log once, when it changes) the last error. */
+void	sync_error(struct sync *sy, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* A transient failure: offline, everything retried after a backoff. */
+void	sync_transient(struct sync *sy);
+/* An exchange with the remote succeeded. */
+void	sync_ok(struct sync *sy);
+/* A definitive refusal: stop until Sync or reload. */
+void	sync_pause(struct sync *sy);
+/* Start a request through the transport (see struct sync_transport). */
+int	sync_send(struct sync *sy, const char *method, const char *path_query,
+	    const char *body, size_t len, long timeout_ms, long connect_ms,
+	    sync_req_done_fn cb, void *arg, struct sync_req **ret);
+/* An answer: 1 ok (200), 0 transient, -1 definitive (last_error set). */
+int	sync_classify(struct sync *sy, const struct http_result *res,
+	    const char *what);
+/* Answer the Sync(wait) callers whose conditions now hold. */
+void	sync_waiters_check(struct sync *sy);
+
+/* --- sync_push.c --- */
+
+/* Move the push pipeline on: send what is ready, prepare what is next. */
+void	sync_push_start(struct sync *sy);
+/* A push step is under way (prepared, in flight or being recorded). */
+bool	sync_push_busy(const struct sync *sy);
+/* Nothing sendable is left. */
+bool	sync_push_idle(const struct sync *sy);
+void	sync_push_free(struct sync *sy);
+/* Writer thread: merge a document's local change with the remote's. */
+int	sync_merge(struct writer_batch *b, const struct store_doc *cur,
+	    int64_t oseq, const char *collection, const char *id,
+	    int64_t their_version, bool their_deleted, const char *theirs_text,
+	    bool *ret_push);
+
+/* --- sync_pull.c --- */
+
+/* Start the next pull request if none is under way and the pipeline has
+ * room; wait is the long-poll's seconds (0: answer at once). */
+void	sync_pull_start(struct sync *sy, int wait);
+/* Replace a waiting long-poll by an immediate pull. */
+void	sync_pull_now(struct sync *sy);
+/* A pull exchange is under way (not a long-poll waiting). */
+bool	sync_pull_busy(const struct sync *sy);
+
+/*
+ * The default transport: lib/http on base, each request signed with keys
+ * (borrowed: it must outlive the transport) for the remote's base URL
+ * (copied).  Fills *ret; 0 or -errno.
+ */
+int	sync_http_new(struct event_base *base, const struct keys *keys,
+	    const char *remote, struct sync_transport *ret);
+
+#endif
