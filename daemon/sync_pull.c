@@ -185,7 +185,7 @@ static void
 pull_apply_run(struct writer_batch *b, struct writer_op *op)
 {
 	struct pull_step *p = op->arg;
-	struct store_change_mark sp;
+	struct store_mark sp;
 	char buf[32], why[256];
 	json_t *ch;
 	size_t i;
@@ -209,10 +209,10 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 				break;
 			continue;
 		}
-		if ((r = store_change_begin(b->st, &sp)) < 0)
+		if ((r = store_savepoint(b->st, &sp)) < 0)
 			break;
 		if ((r = pull_apply_one(b, p, ch, p->bodies[i])) == 0) {
-			if ((r = store_change_keep(b->st)) < 0)
+			if ((r = store_release(b->st)) < 0)
 				break;
 			continue;
 		}
@@ -223,7 +223,7 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		    r == -EBADMSG ? "a body cannot be read" : strerror(-r),
 		    r == -EBADMSG ? "" : ": ", r == -EBADMSG ? "" :
 		    store_errmsg(b->st));
-		if ((r = store_change_undo(b->st, &sp)) < 0 ||
+		if ((r = store_rollback_to(b->st, &sp)) < 0 ||
 		    (r = pull_park(b, ch, why)) < 0)
 			break;
 	}

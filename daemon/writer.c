@@ -117,12 +117,13 @@ op_run_bare(struct writer_batch *b, struct writer_op *op, size_t nev)
 static bool
 op_run(struct writer_batch *b, struct writer_op *op)
 {
+	struct store_mark mark;
 	size_t nev = b->events.n;
 	int r;
 
 	if (op->no_savepoint)
 		return op_run_bare(b, op, nev);
-	if ((r = store_savepoint(b->st)) < 0) {
+	if ((r = store_savepoint(b->st, &mark)) < 0) {
 		batch_fail_store(b, r, "cannot start a write: ");
 		return false;
 	}
@@ -135,7 +136,7 @@ op_run(struct writer_batch *b, struct writer_op *op)
 		return true;
 	}
 	watch_events_truncate(&b->events, nev);
-	if ((r = store_rollback_to(b->st)) < 0) {
+	if ((r = store_rollback_to(b->st, &mark)) < 0) {
 		batch_fail_store(b, r, "cannot undo a failed write: ");
 		return false;
 	}

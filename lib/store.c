@@ -71,9 +71,6 @@ enum {
 	ST_OUTBOX_DROP_SENT,
 	ST_OUTBOX_INFLIGHT_AFTER,
 	ST_OUTBOX_BY_CHANGE,
-	ST_CHANGE_SAVEPOINT,
-	ST_CHANGE_RELEASE,
-	ST_CHANGE_ROLLBACK_TO,
 	ST_PARKED_ADD,
 	ST_PARKED_R,
 	ST_COUNT
@@ -108,10 +105,6 @@ struct store {
 	struct store_counts counts;	/* committed state */
 	struct store_delta delta;	/* open batch */
 	int64_t		 batch_head;	/* head seq inside the open batch */
-	/* At the open savepoint (store_savepoint), to restore on undo. */
-	bool		 in_savepoint;
-	struct store_delta sp_delta;
-	int64_t		 sp_head;
 };
 
 /* Each thread reports its own last error (writer and loop thread). */
@@ -397,9 +390,6 @@ static const struct {
 	[ST_OUTBOX_BY_CHANGE] = { 0,
 	    "SELECT seq FROM outbox WHERE change_seq = ?3 AND record IS NOT NULL"
 	    " AND state = 'queued' AND collection = ?1 AND id = ?2" },
-	[ST_CHANGE_SAVEPOINT] = { 0, "SAVEPOINT store_change" },
-	[ST_CHANGE_RELEASE] = { 0, "RELEASE store_change" },
-	[ST_CHANGE_ROLLBACK_TO] = { 0, "ROLLBACK TO store_change" },
 	[ST_PARKED_ADD] = { 0,
 	    "INSERT INTO parked (collection, id, version, change, reason,"
 	    " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
@@ -748,47 +738,39 @@ store_rollback(struct store *s)
 	if (!sqlite3_get_autocommit(s->w))
 		store_step_done(s, s->st[ST_ROLLBACK]);
 	s->in_batch = false;
-	s->in_savepoint = false;
 	memset(&s->delta, 0, sizeof s->delta);
 	s->batch_head = store_head(s);
 }
 
 int
-store_savepoint(struct store *s)
+store_savepoint(struct store *s, struct store_mark *ret)
 {
 	int r;
 
-	if (!s->in_batch || s->in_savepoint)
+	if (!s->in_batch)
 		return -EINVAL;
 	if ((r = store_step_done(s, s->st[ST_SAVEPOINT])) < 0)
 		return r;
-	s->in_savepoint = true;
-	s->sp_delta = s->delta;
-	s->sp_head = s->batch_head;
+	ret->delta = s->delta;
+	ret->head = s->batch_head;
 	return 0;
 }
 
 int
 store_release(struct store *s)
 {
-	int r;
-
-	if (!s->in_savepoint)
+	if (!s->in_batch)
 		return -EINVAL;
-	s->in_savepoint = false;
-	if ((r = store_step_done(s, s->st[ST_RELEASE])) < 0)
-		return r;
-	return 0;
+	return store_step_done(s, s->st[ST_RELEASE]);
 }
 
 int
-store_rollback_to(struct store *s)
+store_rollback_to(struct store *s, const struct store_mark *m)
 {
 	int r;
 
-	if (!s->in_savepoint)
+	if (!s->in_batch)
 		return -EINVAL;
-	s->in_savepoint = false;
 	/*
 	 * Some errors (SQLITE_FULL, I/O, out of memory) make SQLite roll
 	 * back the whole transaction on its own: then nothing of the batch
@@ -801,8 +783,8 @@ store_rollback_to(struct store *s)
 	if ((r = store_step_done(s, s->st[ST_ROLLBACK_TO])) < 0 ||
 	    (r = store_step_done(s, s->st[ST_RELEASE])) < 0)
 		return r;
-	s->delta = s->sp_delta;
-	s->batch_head = s->sp_head;
+	s->delta = m->delta;
+	s->batch_head = m->head;
 	return 0;
 }
 
@@ -1618,39 +1600,6 @@ store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
 }
 
 /* --- savepoints: one change of a batch, undone alone --- */
-
-int
-store_change_begin(struct store *s, struct store_change_mark *ret)
-{
-	int r;
-
-	if (!s->in_batch)
-		return -EINVAL;
-	if ((r = store_step_done(s, s->st[ST_CHANGE_SAVEPOINT])) < 0)
-		return r;
-	ret->delta = s->delta;
-	ret->head = s->batch_head;
-	return 0;
-}
-
-int
-store_change_keep(struct store *s)
-{
-	return store_step_done(s, s->st[ST_CHANGE_RELEASE]);
-}
-
-int
-store_change_undo(struct store *s, const struct store_change_mark *sp)
-{
-	int r;
-
-	if ((r = store_step_done(s, s->st[ST_CHANGE_ROLLBACK_TO])) < 0 ||
-	    (r = store_step_done(s, s->st[ST_CHANGE_RELEASE])) < 0)
-		return r;
-	s->delta = sp->delta;
-	s->batch_head = sp->head;
-	return 0;
-}
 
 /* --- our own change pulled back --- */
 

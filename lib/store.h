@@ -105,17 +105,24 @@ int	store_commit(struct store *s);
 void	store_rollback(struct store *s);
 bool	store_in_batch(const struct store *s);
 /*
- * One op inside the open batch: store_savepoint() marks where it starts
- * (one level, no nesting: -EINVAL if a savepoint is open or no batch is);
- * store_release() keeps its writes in the batch; store_rollback_to() undoes
- * them (and the counts they moved) and keeps the rest of the batch.  If
- * SQLite had already rolled back the whole transaction (a full disk, an
+ * Savepoints inside the open batch, so that one write of many can fail
+ * alone (the writer's ops; inside a pull op, each pulled change):
+ * store_savepoint() marks where it starts and fills *ret with the counts a
+ * rollback restores; store_release() keeps its writes in the batch;
+ * store_rollback_to() undoes them (and the counts they moved), ends the
+ * savepoint and keeps the rest of the batch.  They nest, innermost first.
+ * If SQLite had already rolled back the whole transaction (a full disk, an
  * I/O error), store_rollback_to() ends the batch and returns -EIO: then no
- * write of it is left.  Other failures are SQLite's, mapped as above.
+ * write of it is left.  -EINVAL outside a batch; other failures are
+ * SQLite's, mapped as above.
  */
-int	store_savepoint(struct store *s);
+struct store_mark {
+	struct store_delta	delta;
+	int64_t			head;
+};
+int	store_savepoint(struct store *s, struct store_mark *ret);
 int	store_release(struct store *s);
-int	store_rollback_to(struct store *s);
+int	store_rollback_to(struct store *s, const struct store_mark *m);
 /*
  * Rows the writer connection has inserted, updated or deleted since it was
  * opened (a statement that failed counts for nothing: SQLite undoes it).
@@ -287,22 +294,6 @@ typedef int (*store_rejected_cb)(const char *collection, const char *id,
 	    const char *error, void *arg);
 int	store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
 	    void *arg);
-
-/*
- * Savepoints inside a batch (writer), so that one change of many can fail
- * alone: store_change_begin() opens one and fills *ret with what a rollback
- * restores; store_change_keep() keeps what was done since,
- * store_change_undo() undoes it (SQL and counters) and ends the
- * savepoint.  They nest.  0 or -errno (-EINVAL outside a batch).
- */
-struct store_change_mark {
-	struct store_delta	delta;
-	int64_t			head;
-};
-int	store_change_begin(struct store *s, struct store_change_mark *ret);
-int	store_change_keep(struct store *s);
-int	store_change_undo(struct store *s,
-	    const struct store_change_mark *sp);
 
 /*
  * A change of this device came back from the remote (a pull) at version

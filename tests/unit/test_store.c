@@ -615,29 +615,67 @@ walk_parked(const struct store_parked *p, void *arg)
 	return 0;
 }
 
+/*
+ * The writer's savepoint per op and the puller's per change are one API
+ * and nest: undoing the inner one keeps the outer one's writes and counts.
+ */
+static void
+test_savepoint_nested(void **state)
+{
+	struct fixture *f = *state;
+	struct store_mark outer, inner;
+	struct store_counts n;
+	struct store_doc cur, d;
+	int64_t seq, rev;
+
+	memset(&cur, 0, sizeof cur);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_savepoint(f->st, &outer), 0);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "kept", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
+	assert_int_equal(store_savepoint(f->st, &inner), 0);
+	assert_int_equal(store_write_local(f->st, &cur, "c", "undone", "{}",
+	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
+	assert_int_equal(store_rollback_to(f->st, &inner), 0);
+	assert_int_equal(store_release(f->st), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "kept", &d),
+	    0);
+	store_doc_clear(&d);
+	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "undone",
+	    &d), -ENOENT);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.docs, 1);
+	assert_int_equal(n.pending, 1);
+	assert_int_equal(n.head_seq, 1);
+	/* Outside a batch there is nothing to mark. */
+	assert_int_equal(store_release(f->st), -EINVAL);
+	assert_int_equal(store_rollback_to(f->st, &outer), -EINVAL);
+}
+
 static void
 test_savepoint_parked(void **state)
 {
 	struct fixture *f = *state;
-	struct store_change_mark sp;
+	struct store_mark sp;
 	struct store_counts n;
 	struct store_doc cur, d;
 	int64_t seq, rev;
 	int walked = 0;
 
 	memset(&cur, 0, sizeof cur);
-	assert_int_equal(store_change_begin(f->st, &sp), -EINVAL);
+	assert_int_equal(store_savepoint(f->st, &sp), -EINVAL);
 	assert_int_equal(store_begin(f->st), 0);
 	assert_int_equal(store_write_local(f->st, &cur, "c", "good", "{}",
 	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
-	assert_int_equal(store_change_begin(f->st, &sp), 0);
+	assert_int_equal(store_savepoint(f->st, &sp), 0);
 	assert_int_equal(store_write_local(f->st, &cur, "c", "bad", "{}",
 	    STORE_ORIGIN_LOCAL, 1, &seq, &rev), 0);
-	assert_int_equal(store_change_undo(f->st, &sp), 0);
+	assert_int_equal(store_rollback_to(f->st, &sp), 0);
 	assert_int_equal(store_parked_add(f->st, "c", "bad", 3, "dev:9",
 	    "body is too deep", 1234), 0);
-	assert_int_equal(store_change_begin(f->st, &sp), 0);
-	assert_int_equal(store_change_keep(f->st), 0);
+	assert_int_equal(store_savepoint(f->st, &sp), 0);
+	assert_int_equal(store_release(f->st), 0);
 	assert_int_equal(store_commit(f->st), 0);
 
 	assert_int_equal(store_doc_get(f->st, STORE_READER, "c", "good", &d),
@@ -687,6 +725,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sendable_after, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_settle_change, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_savepoint_nested, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_savepoint_parked, setup,
 		    teardown),
