@@ -72,8 +72,11 @@ usage(FILE *fp)
 "  conflicts                        list unresolved conflicts\n"
 "  conflicts show ID                show one conflict\n"
 "  parked                           pulled changes that could not be applied\n"
-"  resolve ID --mine|--theirs|--body FILE\n"
-"                                   resolve a conflict\n"
+"  resolve ID --mine|--theirs       resolve a conflict: that side at the\n"
+"                                   conflicting paths, all other changes kept\n"
+"  resolve ID --all-mine|--all-theirs\n"
+"                                   resolve with one side's whole document\n"
+"  resolve ID --merged FILE         resolve with the body in FILE\n"
 "  log C ID                         a document's signed history\n"
 "  key                              this device's public key\n"
 "  help                             this text\n"
@@ -370,6 +373,8 @@ enum {
 	OPT_MINE,
 	OPT_THEIRS,
 	OPT_BODY,
+	OPT_ALL_MINE,
+	OPT_ALL_THEIRS,
 };
 
 #define COMMON_OPTS \
@@ -1447,6 +1452,13 @@ cmd_parked(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * resolve: --mine and --theirs choose a side at the conflicting paths and
+ * keep every other change of both sides (what "conflicts show" prints as
+ * merged); --all-mine and --all-theirs replace the whole document with one
+ * side; --merged FILE (or --body FILE) writes the body in FILE.  Prints
+ * the document and the body written.
+ */
 static int
 cmd_resolve(struct ctl *c, int argc, char **argv)
 {
@@ -1454,10 +1466,15 @@ cmd_resolve(struct ctl *c, int argc, char **argv)
 		COMMON_OPTS,
 		{ "mine", no_argument, NULL, OPT_MINE },
 		{ "theirs", no_argument, NULL, OPT_THEIRS },
+		{ "all-mine", no_argument, NULL, OPT_ALL_MINE },
+		{ "all-theirs", no_argument, NULL, OPT_ALL_THEIRS },
+		{ "merged", required_argument, NULL, OPT_BODY },
 		{ "body", required_argument, NULL, OPT_BODY },
 		{ 0 }
 	};
-	json_t *params = NULL, *body = NULL, *reply = NULL;
+	static const char *const how =
+	    "--mine|--theirs|--all-mine|--all-theirs|--merged FILE";
+	json_t *params = NULL, *body = NULL, *reply = NULL, *doc;
 	const char *strategy = NULL, *file = NULL;
 	int o, r;
 
@@ -1465,29 +1482,31 @@ cmd_resolve(struct ctl *c, int argc, char **argv)
 	while ((o = next_opt(c, argc, argv, opts)) != -1) {
 		if (o == 0)
 			continue;
-		if (o != OPT_MINE && o != OPT_THEIRS && o != OPT_BODY)
+		if (o < OPT_MINE || o > OPT_ALL_THEIRS)
 			return EXIT_USAGE;
 		if (strategy != NULL)
-			return usage_error("resolve: give one of --mine, "
-			    "--theirs, --body FILE");
+			return usage_error("resolve: give one of %s", how);
 		strategy = o == OPT_MINE ? "mine" : o == OPT_THEIRS ?
-		    "theirs" : "merged";
+		    "theirs" : o == OPT_ALL_MINE ? "all_mine" :
+		    o == OPT_ALL_THEIRS ? "all_theirs" : "merged";
 		if (o == OPT_BODY)
 			file = optarg;
 	}
 	if (argc - optind != 1 || strategy == NULL)
-		return usage_error("usage: resolve ID --mine|--theirs|"
-		    "--body FILE");
+		return usage_error("usage: resolve ID %s", how);
 	if (file != NULL && read_object(file, &body) < 0)
 		return EXIT_FAILURE;
 	params = json_pack("{sossso*}", "conflict_id",
 	    conflict_id(argv[optind]), "strategy", strategy, "body", body);
 	if ((r = call_json(c, "io.ferry.Resolve", params, &reply)) != 0)
 		return r;
+	doc = json_object_get(reply, "doc");
 	if (c->json)
 		print_line(reply);
-	else if (json_is_object(json_object_get(reply, "doc")))
-		print_doc_line(json_object_get(reply, "doc"));
+	else if (json_is_object(doc)) {
+		print_doc_line(doc);
+		print_indented("body written", json_object_get(doc, "body"));
+	}
 	json_decref(reply);
 	return 0;
 }
