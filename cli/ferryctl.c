@@ -83,7 +83,8 @@ usage(FILE *fp)
 "\n"
 "Options:\n"
 "  --socket PATH   ferryd's socket (default $FERRY_SOCKET, else\n"
-"                  $XDG_RUNTIME_DIR/ferry/ferryd.sock)\n"
+"                  $XDG_RUNTIME_DIR/ferry/ferryd.sock, else where ferryd\n"
+"                  puts it: see ferryctl(1))\n"
 "  --json          print the reply objects, one compact JSON per line\n"
 "  --version       print ferryctl's version\n"
 "\n"
@@ -153,8 +154,14 @@ connect_daemon(struct ctl *c)
 
 	r = ferry_connect(c->socket, &c->f);
 	if (r < 0) {
+		/* The message names the path it tried. */
 		warnx_("%s", *ferry_errmsg(NULL) != '\0' ?
 		    ferry_errmsg(NULL) : strerror(-r));
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			fprintf(stderr, "ferryctl: is ferryd running? Start it "
+			    "with 'systemctl --user start ferryd' or 'ferryd "
+			    "&'%s.\n", c->socket != NULL ? " (with --socket "
+			    "the same path)" : "");
 		return EXIT_UNREACHABLE;
 	}
 	return 0;
