@@ -1627,6 +1627,35 @@ log_page(const json_t *reply, size_t *unverified)
  * log C ID: the document's History, every page of it (the daemon answers
  * up to 10000 entries a call and says where to go on).
  */
+/*
+ * When the remote's trail is missing or cut short, why, and the replica's
+ * own change log of the document (History's "local", first page only).
+ */
+static void
+log_local(const json_t *reply)
+{
+	const json_t *local = json_object_get(reply, "local"), *e;
+	const char *why = get_str(reply, "remote_error", NULL);
+	char when[64];
+	size_t i;
+
+	/* A full trail from the remote already holds every change. */
+	if (why == NULL)
+		return;
+	warnx_("the remote's history is %s: %s",
+	    json_array_size(json_object_get(reply, "entries")) > 0 ?
+	    "incomplete" : "not here", why);
+	if (json_array_size(local) == 0)
+		return;
+	printf("%sthis device's change log:\n",
+	    json_array_size(json_object_get(reply, "entries")) > 0 ? "\n" : "");
+	json_array_foreach(local, i, e) {
+		format_time(get_int(e, "ts"), when, sizeof(when));
+		printf("%s  rev %-4" JSON_INTEGER_FORMAT "  %s\n", when,
+		    get_int(e, "rev"), get_str(e, "origin", "?"));
+	}
+}
+
 static int
 cmd_log(struct ctl *c, int argc, char **argv)
 {
@@ -1649,8 +1678,10 @@ cmd_log(struct ctl *c, int argc, char **argv)
 			return r;
 		if (c->json)
 			print_line(reply);
-		else
+		else {
 			log_page(reply, &unverified);
+			log_local(reply);
+		}
 		next = json_object_get(reply, "next");
 		if (!json_is_integer(next))
 			break;

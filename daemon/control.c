@@ -1245,7 +1245,7 @@ handle_history(struct control *c, struct vl_call *call, json_t *params)
 	    NULL || (id = param_name(call, params, "id", true)) == NULL ||
 	    param_int(call, params, "after", 0, INT64_MAX, &after) < 0)
 		return;
-	history_start(c->sync, call, collection, id, after);
+	history_start(c->sync, c->st, call, collection, id, after);
 }
 
 /* --- org.varlink.service --- */

@@ -1617,11 +1617,12 @@ cursor_load_done(struct writer_op *op, int err)
 }
 
 int
-sync_fetch(struct sync *sy, const char *path_query, http_done_fn cb,
-    void *arg, struct http_req **ret)
+sync_fetch(struct sync *sy, const char *path_query, long timeout_ms,
+    http_done_fn cb, void *arg, struct http_req **ret)
 {
-	return sync_http(sy, "GET", path_query, NULL, 0, PUSH_TIMEOUT_MS,
-	    CONNECT_TIMEOUT_MS, cb, arg, ret);
+	return sync_http(sy, "GET", path_query, NULL, 0, timeout_ms,
+	    timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS,
+	    cb, arg, ret);
 }
 
 const char *

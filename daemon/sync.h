@@ -72,13 +72,14 @@ void	sync_request(struct sync *sy, struct vl_call *call, bool wait);
 
 /*
  * A signed GET of path_query (e.g. "/v1/docs/c/id/history") on the
- * remote, for readers other than the sync engine (History).  cb runs on
- * the loop thread with the answer, as for http_start; *ret (may be NULL)
- * gets the request so the caller can cancel it with http_cancel.  Never
- * blocks.  0 or -errno.
+ * remote, for readers other than the sync engine (History), answered
+ * within timeout_ms (the connection within the engine's own bound).  cb
+ * runs on the loop thread with the answer, as for http_start; *ret (may
+ * be NULL) gets the request so the caller can cancel it with
+ * http_cancel.  Never blocks.  0 or -errno.
  */
-int	sync_fetch(struct sync *sy, const char *path_query, http_done_fn cb,
-	    void *arg, struct http_req **ret);
+int	sync_fetch(struct sync *sy, const char *path_query, long timeout_ms,
+	    http_done_fn cb, void *arg, struct http_req **ret);
 
 /* For Status: "idle", "syncing", "offline" or "paused". */
 const char *sync_state(const struct sync *sy);

@@ -65,6 +65,7 @@ enum {
 	ST_DOC_RESOLVE,
 	ST_OUTBOX_DROP_DOC,
 	ST_REJECTED_R,
+	ST_DOC_CHANGES_R,
 	ST_DOC_REMOTE,
 	ST_DOC_BASE_W,
 	ST_OUTBOX_HAS,
@@ -227,6 +228,11 @@ static const char *store_migrations[] = {
 	"  reason TEXT NOT NULL,"
 	"  created_ms INTEGER NOT NULL"
 	");",
+	/*
+	 * 4 -> 5: History reads one document's change log (ferryctl log
+	 * offline); without an index that is a scan of the whole log.
+	 */
+	"CREATE INDEX changes_doc ON changes(collection, id, seq);",
 };
 
 #define STORE_NMIGRATIONS \
@@ -365,6 +371,9 @@ static const struct {
 	[ST_REJECTED_R] = { 1,
 	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
 	    " ORDER BY seq LIMIT ?1" },
+	[ST_DOC_CHANGES_R] = { 1,
+	    "SELECT seq, rev, origin, ts FROM changes"
+	    " WHERE collection = ?1 AND id = ?2 ORDER BY seq LIMIT ?3" },
 	/* A remote change applied to a document with no local change: the
 	 * body is the synced body, stored once. */
 	[ST_DOC_REMOTE] = { 0,
@@ -1610,6 +1619,27 @@ store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
 		r = cb((const char *)sqlite3_column_text(st, 0),
 		    (const char *)sqlite3_column_text(st, 1),
 		    (const char *)sqlite3_column_text(st, 2), arg);
+		if (r < 0)
+			break;
+		n++;
+	}
+	return store_walk_end(s, st, rc, r, n);
+}
+
+int
+store_doc_changes(struct store *s, const char *collection, const char *id,
+    int limit, store_doc_change_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_DOC_CHANGES_R];
+	int rc, r = 0, n = 0;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+		    (enum store_origin)sqlite3_column_int(st, 2),
+		    sqlite3_column_int64(st, 3), arg);
 		if (r < 0)
 			break;
 		n++;

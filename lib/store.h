@@ -281,6 +281,17 @@ int	store_doc_base(struct store *s, const char *collection, const char *id,
  * merge or resolution), or -errno (writer). */
 int	store_outbox_has(struct store *s, int64_t oseq);
 
+/*
+ * One document's entries in the local change log, oldest first, at most
+ * limit (reader): its own writes, pulled changes, merges and resolutions,
+ * each with the rev it made and its time (Unix ms).  Count given to cb, or
+ * -errno.
+ */
+typedef int (*store_doc_change_cb)(int64_t seq, int64_t rev,
+	    enum store_origin origin, int64_t ts_ms, void *arg);
+int	store_doc_changes(struct store *s, const char *collection,
+	    const char *id, int limit, store_doc_change_cb cb, void *arg);
+
 /* Parked (rejected) intents, oldest first, with the remote's reason
  * (reader).  Count given to cb, or -errno. */
 typedef int (*store_rejected_cb)(const char *collection, const char *id,
