@@ -125,14 +125,83 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Report a failed libferry call and choose the exit code. */
+static json_int_t	 get_int(const json_t *, const char *);
+static const char	*get_str(const json_t *, const char *, const char *);
+
+/*
+ * An error ferryd answered, as a sentence for people ("no conflict 99",
+ * not io.ferry.NotFound: {"conflict_id":99}).  Returns 0 and fills buf,
+ * or -1 for an error it has no words for (libferry's message is used).
+ */
+static int
+error_sentence(const char *name, const char *params_text, char *buf,
+    size_t size)
+{
+	json_t *p, *cur;
+	const char *field, *reason;
+	int r = 0;
+
+	if (name == NULL || params_text == NULL ||
+	    (p = json_loads(params_text, 0, NULL)) == NULL)
+		return -1;
+	reason = get_str(p, "reason", NULL);
+	cur = json_object_get(p, "current");
+	if (strcmp(name, "io.ferry.NotFound") == 0 &&
+	    json_is_integer(json_object_get(p, "conflict_id")))
+		snprintf(buf, size, "no conflict %" JSON_INTEGER_FORMAT,
+		    get_int(p, "conflict_id"));
+	else if (strcmp(name, "io.ferry.NotFound") == 0 &&
+	    get_str(p, "id", NULL) != NULL)
+		snprintf(buf, size, "no document %s/%s",
+		    get_str(p, "collection", "?"), get_str(p, "id", "?"));
+	else if (strcmp(name, "io.ferry.RevMismatch") == 0 &&
+	    json_is_object(cur))
+		snprintf(buf, size, "%s/%s is at rev %" JSON_INTEGER_FORMAT
+		    "%s, not the rev given: nothing was written",
+		    get_str(cur, "collection", "?"), get_str(cur, "id", "?"),
+		    get_int(cur, "rev"),
+		    json_is_true(json_object_get(cur, "deleted")) ?
+		    " (deleted)" : "");
+	else if ((strcmp(name, "io.ferry.InvalidArgument") == 0 ||
+	    strcmp(name, "org.varlink.service.InvalidParameter") == 0) &&
+	    ((field = get_str(p, "field", NULL)) != NULL ||
+	    (field = get_str(p, "parameter", NULL)) != NULL))
+		snprintf(buf, size, "%s: %s", field, reason != NULL ? reason :
+		    "not valid");
+	else if (strcmp(name, "io.ferry.Offline") == 0)
+		snprintf(buf, size, "the remote cannot be reached%s%s",
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	else if (strcmp(name, "io.ferry.WriteFailed") == 0)
+		snprintf(buf, size, "ferryd could not write it%s%s",
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	else if (strcmp(name, "io.ferry.TooManyConnections") == 0)
+		snprintf(buf, size, "ferryd refused the connection: it has "
+		    "%" JSON_INTEGER_FORMAT " connections open already",
+		    get_int(p, "limit"));
+	else if (strcmp(name, "org.varlink.service.MethodNotFound") == 0)
+		snprintf(buf, size, "this ferryd does not know %s (it is older "
+		    "than ferryctl)", get_str(p, "method", "the method"));
+	else
+		r = -1;
+	json_decref(p);
+	return r;
+}
+
+/*
+ * Report a failed libferry call and choose the exit code: a sentence on
+ * a terminal, libferry's raw form (name and parameters) with --json.
+ */
 static int
 fail(struct ctl *c, int r)
 {
 	const char *name, *msg, *dot;
+	char sentence[1024];
 
 	msg = ferry_errmsg(c->f);
-	if (msg == NULL || *msg == '\0')
+	if (!c->json && error_sentence(ferry_errname(c->f),
+	    ferry_errparams(c->f), sentence, sizeof(sentence)) == 0)
+		warnx_("%s", sentence);
+	else if (msg == NULL || *msg == '\0')
 		warnx_("%s", strerror(-r));
 	else
 		warnx_("%s", msg);
@@ -787,24 +856,50 @@ cmd_delete(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-/* Print one List page; returns its "next" (owned by page) or NULL. */
+/*
+ * Print one List page in aligned columns (ID, REV, VERSION, STATE, the
+ * header with the first page); STATE marks what waits: "pending" (not
+ * pushed yet), "conflicted" (a conflict to resolve), else "synced".
+ * Returns the page's "next" (owned by page) or NULL.
+ */
 static const char *
-ls_page(struct ctl *c, const json_t *page)
+ls_page(struct ctl *c, const json_t *page, int first)
 {
-	const json_t *doc;
-	size_t i;
+	const json_t *docs = json_object_get(page, "docs"), *doc;
+	char rev[24], ver[24], state[48];
+	size_t i, iw = 2, rw = 3, vw = 7, n;
 
 	if (c->json) {
 		print_line(page);
 		return get_str(page, "next", NULL);
 	}
-	json_array_foreach(json_object_get(page, "docs"), i, doc) {
-		printf("%s  rev %" JSON_INTEGER_FORMAT "%s%s\n",
-		    get_str(doc, "id", "?"), get_int(doc, "rev"),
-		    json_is_true(json_object_get(doc, "deleted")) ?
-		    "  deleted" : "",
+	json_array_foreach(docs, i, doc) {
+		if ((n = strlen(get_str(doc, "id", "?"))) > iw)
+			iw = n;
+		n = (size_t)snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT,
+		    get_int(doc, "rev"));
+		if (n > rw)
+			rw = n;
+		n = (size_t)snprintf(ver, sizeof(ver), "%" JSON_INTEGER_FORMAT,
+		    get_int(doc, "version"));
+		if (n > vw)
+			vw = n;
+	}
+	if (first && json_array_size(docs) > 0)
+		printf("%-*s  %*s  %*s  %s\n", (int)iw, "ID", (int)rw, "REV",
+		    (int)vw, "VERSION", "STATE");
+	json_array_foreach(docs, i, doc) {
+		snprintf(state, sizeof(state), "%s%s%s",
+		    json_is_true(json_object_get(doc, "pending")) ?
+		    "pending" : "",
+		    json_is_true(json_object_get(doc, "pending")) &&
+		    json_is_true(json_object_get(doc, "conflicted")) ? ", " : "",
 		    json_is_true(json_object_get(doc, "conflicted")) ?
-		    "  conflicted" : "");
+		    "conflicted" : "");
+		printf("%-*s  %*" JSON_INTEGER_FORMAT "  %*" JSON_INTEGER_FORMAT
+		    "  %s\n", (int)iw, get_str(doc, "id", "?"), (int)rw,
+		    get_int(doc, "rev"), (int)vw, get_int(doc, "version"),
+		    state[0] != '\0' ? state : "synced");
 	}
 	return get_str(page, "next", NULL);
 }
@@ -823,7 +918,7 @@ cmd_ls(struct ctl *c, int argc, char **argv)
 	const char *next;
 	char *after = NULL, *text = NULL;
 	int64_t limit = 0;
-	int o, r, all = 0;
+	int o, r, all = 0, pages = 0;
 
 	optind = 0;
 	while ((o = next_opt(c, argc, argv, opts)) != -1) {
@@ -871,7 +966,7 @@ cmd_ls(struct ctl *c, int argc, char **argv)
 		}
 		free(text);
 		text = NULL;
-		next = ls_page(c, page);
+		next = ls_page(c, page, pages++ == 0);
 		if (next == NULL)
 			break;
 		if (!all) {
@@ -1032,6 +1127,15 @@ cmd_sync(struct ctl *c, int argc, char **argv)
 		return usage_error("usage: sync [--wait]");
 	r = call_json(c, "io.ferry.Sync",
 	    wait ? json_pack("{sb}", "wait", 1) : json_object(), &reply);
+	if (r != 0 && !c->json && c->f != NULL && ferry_errname(c->f) != NULL &&
+	    strcmp(ferry_errname(c->f), "io.ferry.Offline") == 0 &&
+	    call_json(c, "io.ferry.Status", json_object(), &reply) == 0) {
+		/* The state it ended in: offline, and what still waits. */
+		if (json_is_object(json_object_get(reply, "status")))
+			status_print(json_object_get(reply, "status"));
+		json_decref(reply);
+		return r;
+	}
 	if (r != 0)
 		return r;
 	if (c->json)

@@ -663,12 +663,19 @@ call(ferry *f, const char *method, json_t *params, json_t **ret_params)
 	r = queue_call(f, method, params, 0);
 	if (r < 0)
 		return r;
-	r = conn_flush(f);
-	if (r < 0)
+	/* If ferryd closed the connection, what it said before (say,
+	 * TooManyConnections) is still to be read: that is the why. */
+	if ((r = conn_flush(f)) < 0 && !f->wclosed)
 		return r;
 	r = read_reply(f, 1, &reply, &continues);
 	if (r < 0)
 		return r;
+	if (f->wclosed) {
+		/* A reply to a call never sent: not ours to give. */
+		json_decref(reply);
+		return conn_fail(f, -ECONNRESET, "ferryd closed the "
+		    "connection");
+	}
 	if (continues) {
 		json_decref(reply);
 		return conn_fail(f, -EPROTO,

@@ -18,6 +18,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -104,9 +105,13 @@ struct store {
 	sqlite3_stmt	*st[ST_COUNT];
 	bool		 in_batch;
 	/* The writer thread folds a batch into counts at COMMIT while the
-	 * loop thread reads them: counts_lock guards counts. */
+	 * loop thread reads them: counts_lock guards counts and commit_gen.
+	 * commit_gen is odd from just before a COMMIT until counts hold
+	 * it, so a reader can tell whether the replica it read and counts
+	 * were the same state (a seqlock; nobody waits on a COMMIT). */
 	pthread_mutex_t	 counts_lock;
 	struct store_counts counts;	/* committed state */
+	uint64_t	 commit_gen;
 	struct store_delta delta;	/* open batch */
 	int64_t		 batch_head;	/* head seq inside the open batch */
 	/* At the open savepoint (store_savepoint), to restore on undo. */
@@ -287,9 +292,13 @@ static const struct {
 	    " FROM changes c LEFT JOIN docs d"
 	    " ON d.collection = c.collection AND d.id = c.id"
 	    " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2" },
+	/* What pending counts (documents with a local change the remote
+	 * has not taken) is in the outbox, queued or rejected, or, for a
+	 * document in conflict, whose outbox row is gone, in conflicts. */
 	[ST_OLDEST_R] = { 1,
-	    "SELECT created_ms FROM outbox WHERE state = 'queued'"
-	    " ORDER BY seq LIMIT 1" },
+	    "SELECT min(t) FROM (SELECT min(created_ms) AS t FROM outbox"
+	    " UNION ALL SELECT min(created_ms) FROM conflicts"
+	    " WHERE resolved_ms IS NULL)" },
 	[ST_META_GET] = { 0, "SELECT value FROM meta WHERE key = ?1" },
 	[ST_META_SET] = { 0,
 	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
@@ -734,13 +743,20 @@ store_commit(struct store *s)
 
 	if (!s->in_batch)
 		return -EINVAL;
+	pthread_mutex_lock(&s->counts_lock);
+	s->commit_gen++;		/* odd: the replica runs ahead */
+	pthread_mutex_unlock(&s->counts_lock);
 	if ((r = store_step_done(s, s->st[ST_COMMIT])) < 0) {
 		/* A failed COMMIT may leave the transaction open: end it. */
 		store_rollback(s);
+		pthread_mutex_lock(&s->counts_lock);
+		s->commit_gen++;
+		pthread_mutex_unlock(&s->counts_lock);
 		return r;
 	}
 	s->in_batch = false;
 	pthread_mutex_lock(&s->counts_lock);
+	s->commit_gen++;
 	s->counts.docs += s->delta.docs;
 	s->counts.pending += s->delta.pending;
 	s->counts.conflicts += s->delta.conflicts;
@@ -1038,20 +1054,34 @@ store_counts(struct store *s, struct store_counts *ret)
 {
 	sqlite3_stmt *st = s->st[ST_OLDEST_R];
 	struct store_counts c;
-	int rc;
+	uint64_t gen, again;
+	int rc, tries;
 
-	pthread_mutex_lock(&s->counts_lock);
-	c = s->counts;
-	pthread_mutex_unlock(&s->counts_lock);
-
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		c.oldest_pending_ms = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE) {
+	/*
+	 * counts and the oldest pending change must describe one state, or
+	 * Status could say pending 1 with no oldest: read the counts, the
+	 * replica, then the generation again, and retry (a few times; a
+	 * COMMIT takes milliseconds) if a COMMIT ran in between.
+	 */
+	for (tries = 0; ; tries++) {
+		pthread_mutex_lock(&s->counts_lock);
+		c = s->counts;
+		gen = s->commit_gen;
+		pthread_mutex_unlock(&s->counts_lock);
+		c.oldest_pending_ms = 0;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			c.oldest_pending_ms = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
-		return store_fail(s, s->r, rc);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return store_fail(s, s->r, rc);
+		pthread_mutex_lock(&s->counts_lock);
+		again = s->commit_gen;
+		pthread_mutex_unlock(&s->counts_lock);
+		if ((gen == again && gen % 2 == 0) || tries == 100)
+			break;
+		sched_yield();
 	}
-	sqlite3_reset(st);
 	*ret = c;
 	return 0;
 }

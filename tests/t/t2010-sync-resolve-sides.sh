@@ -78,6 +78,17 @@ test_expect_success 'A edits a and c, B edits b and c: one conflict each, at /c'
 	test_grep "\"paths\":\[\"/c\"\]" cf.out
 '
 
+# The conflicted documents are pending (their push waits) although their
+# outbox rows are gone: Status said pending 3 with no oldest pending.
+test_expect_success 'status and ls while in conflict: pending has an oldest; marked' '
+	status_of B >st &&
+	test_equal pending 3 "$(json_int pending st)" &&
+	test_grep ! "\"oldest_pending_ms\":null" st &&
+	ctl_bounded 10 B ls notes >ls.out &&
+	cat ls.out &&
+	test "$(grep -c "pending, conflicted\$" ls.out)" = 3
+'
+
 test_expect_success 'resolve --mine keeps A'"'"'s disjoint edit and B'"'"'s, mine at /c' '
 	cid=$(conflict_on B r1) &&
 	ctl_bounded 10 B resolve "$cid" --mine >res.out &&
