@@ -78,7 +78,7 @@ usage(FILE *fp)
 "                                   resolve with one side's whole document\n"
 "  resolve ID --merged FILE         resolve with the body in FILE\n"
 "  log C ID                         a document's signed history\n"
-"  key                              this device's public key\n"
+"  key [--name]                     this device's key (--name: its name)\n"
 "  help                             this text\n"
 "\n"
 "Options:\n"
@@ -451,6 +451,7 @@ enum {
 	OPT_BODY,
 	OPT_ALL_MINE,
 	OPT_ALL_THEIRS,
+	OPT_NAME,
 };
 
 #define COMMON_OPTS \
@@ -623,7 +624,9 @@ status_print(const json_t *st)
 
 	printf("%-16s%s\n", "state:", get_str(st, "state", "?"));
 	printf("%-16s%s\n", "remote:", get_str(st, "remote", "(none)"));
-	printf("%-16s%s\n", "device:", get_str(st, "device", "?"));
+	/* One vocabulary: the device name (for people) and its key. */
+	printf("%-16s%s\n", "device name:", get_str(st, "device_name", "?"));
+	printf("%-16s%s\n", "device key:", get_str(st, "device", "?"));
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "docs:", get_int(st, "docs"));
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "pending:",
 	    get_int(st, "pending"));
@@ -675,17 +678,31 @@ status_print(const json_t *st)
 	return 0;
 }
 
-/* status and key: one Status call, printed whole or as the device key. */
+/*
+ * status and key: one Status call, printed whole or as the device key
+ * (key --name: the device name, as ferry-server allow KEY NAME wants it).
+ */
 static int
 cmd_status(struct ctl *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "name", no_argument, NULL, OPT_NAME },
+		{ 0 }
+	};
 	json_t *st = NULL;
-	const char *dev;
+	const char *dev, *what = "device";
 	char *text = NULL;
-	int r, key = strcmp(argv[0], "key") == 0;
+	int o, r, key = strcmp(argv[0], "key") == 0;
 
-	if ((r = common_opts_only(c, argc, argv)) != 0)
-		return r;
+	optind = 0;
+	while ((o = next_opt(c, argc, argv, opts)) != -1) {
+		if (o == OPT_NAME && key)
+			what = "device_name";
+		else if (o != 0)
+			return o == OPT_NAME ? usage_error("status: takes no "
+			    "arguments") : EXIT_USAGE;
+	}
 	if (optind != argc)
 		return usage_error("%s: takes no arguments", argv[0]);
 	if ((r = connect_daemon(c)) != 0)
@@ -696,12 +713,13 @@ cmd_status(struct ctl *c, int argc, char **argv)
 	if ((st = parse_reply(text)) == NULL)
 		goto out;
 	if (key) {
-		if ((dev = get_str(st, "device", NULL)) == NULL) {
-			warnx_("the daemon reported no device key");
+		if ((dev = get_str(st, what, NULL)) == NULL) {
+			warnx_("the daemon reported no device %s",
+			    strcmp(what, "device") == 0 ? "key" : "name");
 			goto out;
 		}
 		if (c->json)
-			print_reply("device", json_object_get(st, "device"));
+			print_reply(what, json_object_get(st, what));
 		else
 			printf("%s\n", dev);
 	} else if (c->json)

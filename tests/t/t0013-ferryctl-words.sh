@@ -6,7 +6,8 @@
 # connection limit) ferryctl reports that error, not a bare "ferryd
 # closed the connection"; ls aligns its columns under a header and marks
 # each document pending, conflicted or synced; status shows the oldest
-# pending change whenever something is pending.
+# pending change whenever something is pending; status and key --name
+# call the device by one name, its key by "device key".
 
 . "$(dirname "$0")/test-lib.sh"
 
@@ -72,6 +73,17 @@ test_expect_success 'status: pending with its oldest change, never pending witho
 	test_grep ! "^oldest pending: *-" out &&
 	ctl A --json status >out &&
 	test_grep ! "\"oldest_pending_ms\":null" out
+'
+
+test_expect_success 'one device name: status and key --name agree, key is the key' '
+	printf "[ferryd]\nmax_connections = 2\ndevice_name = Alice laptop\n" >cap.conf &&
+	ferryd_stop A &&
+	ferryd_start A --config "$TEST_DIR/cap.conf" &&
+	test_equal "key --name" "Alice laptop" "$(ctl A key --name)" &&
+	ctl A status >out &&
+	test_grep "^device name: *Alice laptop\$" out &&
+	test_grep "^device key: *$(ctl A key)\$" out &&
+	test_expect_code 2 ctl A status --name
 '
 
 test_done

@@ -210,7 +210,7 @@ test_expect_success 'a daemon without a remote answers Offline: exit 1' '
 	fcall C History "{\"collection\":\"notes\",\"id\":\"n1\"}" >off.out &&
 	test_grep "^{\"error\":\"io.ferry.Offline\",\"parameters\":{\"reason\":\"no remote is configured\"}}\$" off.out &&
 	test_expect_code 1 ctl_bounded 10 C log notes n1 2>err &&
-	test_grep "Offline" err &&
+	test_grep "no remote is configured" err &&
 	ferryd_stop C
 '
 
