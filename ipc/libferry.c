@@ -1196,10 +1196,15 @@ ferry_watch(ferry *f, const char *const *collections, int64_t since)
 	p = NULL;
 	if (r < 0)
 		goto out;
-	if ((r = conn_flush(f)) < 0)
+	/* As in call(): an error ferryd sent before closing is the why. */
+	if ((r = conn_flush(f)) < 0 && !f->wclosed)
 		goto out;
 	if ((r = read_reply(f, 1, &reply, &continues)) < 0)
 		goto out;
+	if (f->wclosed) {
+		r = conn_fail(f, -ECONNRESET, "ferryd closed the connection");
+		goto out;
+	}
 	if (!continues || !json_is_true(json_object_get(reply, "ready"))) {
 		r = conn_fail(f, -EPROTO,
 		    "malformed reply from ferryd: Watch did not confirm");

@@ -45,13 +45,17 @@ test_expect_success 'connection limit: ferryctl says what ferryd said, not only 
 		eval "hold_$i=$!" && test_track $! &&
 		test_wait_until 10 "grep -q ready hold.$i" || return 1
 	done &&
-	test_expect_code 1 ctl A status >out 2>err;
+	test_expect_code 1 ctl A status >out 2>err &&
+	test_expect_code 1 timeout 10 "$FERRYCTL" --socket "$(ferryd_sock A)" \
+	    watch >out 2>err.watch;
 	rc=$?;
 	kill $hold_1 $hold_2; test_wait_exit $hold_1; test_wait_exit $hold_2;
 	test "$rc" = 0 &&
 	cat err &&
 	test_grep "ferryd refused the connection: it has 2 connections open already" err &&
 	test_grep ! "closed the connection" err &&
+	cat err.watch &&
+	test_grep "ferryd refused the connection" err.watch &&
 	test_wait_until 10 "ferryd_works A >/dev/null 2>&1"
 '
 
