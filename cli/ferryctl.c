@@ -1773,8 +1773,13 @@ log_local(const json_t *reply)
 	    json_array_size(json_object_get(reply, "entries")) > 0 ? "\n" : "");
 	json_array_foreach(local, i, e) {
 		format_time(get_int(e, "ts"), when, sizeof(when));
-		printf("%s  rev %-4" JSON_INTEGER_FORMAT "  %s\n", when,
+		printf("%s  rev %-4" JSON_INTEGER_FORMAT "  %-7s", when,
 		    get_int(e, "rev"), get_str(e, "origin", "?"));
+		/* This device's applied changes keep their signed record. */
+		if (json_is_true(json_object_get(e, "verified")))
+			printf("  v%" JSON_INTEGER_FORMAT "  %s  verified",
+			    get_int(e, "version"), get_str(e, "op", "?"));
+		putchar('\n');
 	}
 }
 

@@ -121,17 +121,50 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
 	history_free(hr);
 }
 
-/* One entry of the replica's change log, for hr->local. */
+/*
+ * One entry of the replica's change log, for the local array (arg).  A
+ * change of this device the remote applied carries its signed record:
+ * checked here, over the stored bytes, against the key the record names,
+ * it adds version, change, device, op and verified: true; a record that
+ * fails, verified: false.  Other entries (pulled changes, writes not yet
+ * applied) carry no signature here: verified: false.
+ */
 static int
-history_local_cb(int64_t seq, int64_t rev, enum store_origin origin,
-    int64_t ts_ms, void *arg)
+history_local_cb(const struct store_doc_change *c, void *arg)
 {
-	json_t *local = arg;
+	struct record_fields f;
+	json_t *local = arg, *e;
+	int r;
 
-	return json_array_append_new(local, json_pack("{s:I,s:I,s:s,s:I}",
-	    "seq", (json_int_t)seq, "rev", (json_int_t)rev, "origin",
-	    store_origin_name(origin), "ts", (json_int_t)ts_ms)) < 0 ?
-	    -ENOMEM : 0;
+	e = json_pack("{s:I,s:I,s:s,s:I}", "seq", (json_int_t)c->seq, "rev",
+	    (json_int_t)c->rev, "origin", store_origin_name(c->origin), "ts",
+	    (json_int_t)c->ts_ms);
+	if (e == NULL)
+		return -ENOMEM;
+	r = c->record == NULL || c->sig == NULL ? -ENOENT :
+	    record_verify(c->record, c->record_len, c->sig, NULL, &f);
+	if (r == -ENOMEM) {
+		json_decref(e);
+		return r;
+	}
+	if (r == 0) {
+		if (json_object_set_new(e, "version",
+		    json_integer(c->version)) < 0 ||
+		    json_object_set_new(e, "change", json_sprintf("%s:%" PRId64,
+		    f.device, f.seq)) < 0 ||
+		    json_object_set_new(e, "device", json_string(f.device)) < 0 ||
+		    json_object_set_new(e, "op", json_string(f.op)) < 0)
+			r = -ENOMEM;
+		record_fields_clear(&f);
+	}
+	if (r != -ENOMEM && json_object_set_new(e, "verified",
+	    json_boolean(r == 0)) < 0)
+		r = -ENOMEM;
+	if (r == -ENOMEM) {
+		json_decref(e);
+		return r;
+	}
+	return json_array_append_new(local, e) < 0 ? -ENOMEM : 0;
 }
 
 /* The client went away: stop the fetch and let the call go. */

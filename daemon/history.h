@@ -56,7 +56,8 @@
  * names, borrowed: they are copied) with a version above after (0: from
  * the start), from the remote; with after 0 also "local", the replica's
  * own change log of the document (store_doc_changes on st's reader: its
- * writes, pulled changes, merges and resolutions), which is answered even
+ * writes, pulled changes, merges and resolutions; this device's applied
+ * changes with their signed record, verified here), which is answered even
  * when the remote cannot be: then "remote_error" says why the remote's
  * entries are missing or cut short (no remote, unreachable, no answer
  * within HISTORY_REMOTE_TIMEOUT_MS, an error, or a 404 for a document

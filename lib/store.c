@@ -67,6 +67,8 @@ enum {
 	ST_OUTBOX_DROP_DOC,
 	ST_REJECTED_R,
 	ST_DOC_CHANGES_R,
+	ST_OUTBOX_APPLIED,
+	ST_SIGNED_ADD,
 	ST_DOC_REMOTE,
 	ST_DOC_BASE_W,
 	ST_OUTBOX_HAS,
@@ -238,6 +240,20 @@ static const char *store_migrations[] = {
 	 * offline); without an index that is a scan of the whole log.
 	 */
 	"CREATE INDEX changes_doc ON changes(collection, id, seq);",
+	/*
+	 * 5 -> 6: the signed records of this device's changes the remote
+	 * applied, kept when their outbox row goes, so that the local
+	 * history can show them verified without the remote.
+	 */
+	"CREATE TABLE signed ("
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  record BLOB NOT NULL,"
+	"  sig TEXT NOT NULL"
+	");"
+	"CREATE INDEX signed_doc ON signed(collection, id, rev);",
 };
 
 #define STORE_NMIGRATIONS \
@@ -381,8 +397,16 @@ static const struct {
 	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
 	    " ORDER BY seq LIMIT ?1" },
 	[ST_DOC_CHANGES_R] = { 1,
-	    "SELECT seq, rev, origin, ts FROM changes"
-	    " WHERE collection = ?1 AND id = ?2 ORDER BY seq LIMIT ?3" },
+	    "SELECT c.seq, c.rev, c.origin, c.ts, s.version, s.record, s.sig"
+	    " FROM changes c LEFT JOIN signed s ON s.collection = c.collection"
+	    " AND s.id = c.id AND s.rev = c.rev"
+	    " AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */
+	    " WHERE c.collection = ?1 AND c.id = ?2 ORDER BY c.seq LIMIT ?3" },
+	[ST_OUTBOX_APPLIED] = { 0,
+	    "DELETE FROM outbox WHERE seq = ?1 RETURNING rev, record, sig" },
+	[ST_SIGNED_ADD] = { 0,
+	    "INSERT INTO signed (collection, id, rev, version, record, sig)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
 	/* A remote change applied to a document with no local change: the
 	 * body is the synced body, stored once. */
 	[ST_DOC_REMOTE] = { 0,
@@ -1227,16 +1251,40 @@ int
 store_push_applied(struct store *s, int64_t oseq, const char *collection,
     const char *id, int64_t version, const char *body)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st, *add = s->st[ST_SIGNED_ADD];
+	bool deleted;
 	int rc, r;
 
-	st = s->st[ST_OUTBOX_DELETE];
+	/* The row goes; its signed record stays, for the local history. */
+	st = s->st[ST_OUTBOX_APPLIED];
 	sqlite3_bind_int64(st, 1, oseq);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
+	rc = sqlite3_step(st);
+	deleted = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL &&
+	    sqlite3_column_type(st, 2) != SQLITE_NULL) {
+		sqlite3_bind_text(add, 1, collection, -1, SQLITE_STATIC);
+		sqlite3_bind_text(add, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(add, 3, sqlite3_column_int64(st, 0));
+		sqlite3_bind_int64(add, 4, version);
+		sqlite3_bind_blob(add, 5, sqlite3_column_blob(st, 1),
+		    sqlite3_column_bytes(st, 1), SQLITE_TRANSIENT);
+		sqlite3_bind_text(add, 6,
+		    (const char *)sqlite3_column_text(st, 2), -1,
+		    SQLITE_TRANSIENT);
+		if ((r = store_step_done(s, add)) < 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, s->w, rc);
 	/* A merge or a resolution already replaced the record: the
 	 * document has moved on. */
-	if (sqlite3_changes(s->w) == 0)
+	if (!deleted)
 		return 0;
 	st = s->st[ST_DOC_SYNCED];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
@@ -1661,16 +1709,25 @@ store_doc_changes(struct store *s, const char *collection, const char *id,
     int limit, store_doc_change_cb cb, void *arg)
 {
 	sqlite3_stmt *st = s->st[ST_DOC_CHANGES_R];
+	struct store_doc_change c;
 	int rc, r = 0, n = 0;
 
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-		    (enum store_origin)sqlite3_column_int(st, 2),
-		    sqlite3_column_int64(st, 3), arg);
-		if (r < 0)
+		memset(&c, 0, sizeof c);
+		c.seq = sqlite3_column_int64(st, 0);
+		c.rev = sqlite3_column_int64(st, 1);
+		c.origin = (enum store_origin)sqlite3_column_int(st, 2);
+		c.ts_ms = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+			c.version = sqlite3_column_int64(st, 4);
+			c.record = sqlite3_column_blob(st, 5);
+			c.record_len = (size_t)sqlite3_column_bytes(st, 5);
+			c.sig = (const char *)sqlite3_column_text(st, 6);
+		}
+		if ((r = cb(&c, arg)) < 0)
 			break;
 		n++;
 	}

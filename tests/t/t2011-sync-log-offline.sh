@@ -3,7 +3,8 @@
 # when the remote accepted the connection and never answered, and failed
 # (Offline) with no remote at all.  The document's history now comes from
 # the replica's own change log (its writes, pulled changes, merges,
-# resolutions), extended from the remote when it answers within
+# resolutions; this device's changes the remote applied keep their signed
+# record and are verified here), extended from the remote when it answers within
 # HISTORY_REMOTE_TIMEOUT_MS (3 s); otherwise the reply says why the
 # remote's part is missing and ferryctl prints the local log.
 
@@ -47,8 +48,23 @@ test_expect_success 'History over varlink: the local log and remote_error' '
 	kill -STOP "$(server_pid s)" &&
 	fcall A History "{\"collection\":\"notes\",\"id\":\"n1\"}" >h.out;
 	kill -CONT "$(server_pid s)" &&
-	test_grep "^{\"parameters\":{\"entries\":\[\],\"local\":\[{\"seq\":[0-9]*,\"rev\":1,\"origin\":\"local\",\"ts\":[0-9]*},{\"seq\":[0-9]*,\"rev\":2,\"origin\":\"local\"," h.out &&
-	test_grep "\"remote_error\":\"" h.out
+	key=$(ctl A key) &&
+	test_grep "^{\"parameters\":{\"entries\":\[\],\"local\":\[{\"seq\":[0-9]*,\"rev\":1,\"origin\":\"local\",\"ts\":[0-9]*,\"version\":1,\"change\":\"$key:1\",\"device\":\"$key\",\"op\":\"put\",\"verified\":true},{\"seq\":[0-9]*,\"rev\":2,\"origin\":\"local\",\"ts\":[0-9]*,\"version\":2,\"change\":\"$key:2\"," h.out &&
+	test_grep "\"remote_error\":\"" h.out &&
+	kill -STOP "$(server_pid s)" &&
+	fcall B History "{\"collection\":\"notes\",\"id\":\"n1\"}" >hb.out;
+	kill -CONT "$(server_pid s)" &&
+	test_grep "\"origin\":\"remote\",\"ts\":[0-9]*,\"verified\":false}" hb.out
+'
+
+test_expect_success 'ferryctl log offline: own applied changes verified, with version' '
+	kill -STOP "$(server_pid s)" &&
+	timed_log A notes n1;
+	rc=$?;
+	kill -CONT "$(server_pid s)";
+	test "$rc" = 0 &&
+	test_grep "rev 1 *local *v1  put  verified" log.out &&
+	test_grep "rev 2 *local *v2  put  verified" log.out
 '
 
 test_expect_success 'no remote reachable at all: the local log, at once' '
