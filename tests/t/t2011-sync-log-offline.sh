@@ -21,6 +21,16 @@ timed_log() {
 	return $_rc
 }
 
+# stalled CMD...: CMD while server s accepts connections and never
+# answers (SIGSTOP), then the server goes on; CMD's status is returned.
+stalled() {
+	kill -STOP "$(server_pid s)" || return 1
+	"$@"
+	_st_rc=$?
+	kill -CONT "$(server_pid s)"
+	return $_st_rc
+}
+
 test_expect_success 'setup: A writes n1 twice and syncs; B pulls it' '
 	server_start s --open &&
 	syncd_start A s &&
@@ -33,11 +43,7 @@ test_expect_success 'setup: A writes n1 twice and syncs; B pulls it' '
 '
 
 test_expect_success 'a remote that accepts and never answers: log within the bound' '
-	kill -STOP "$(server_pid s)" &&
-	timed_log B notes n1;
-	rc=$?;
-	kill -CONT "$(server_pid s)";
-	test "$rc" = 0 &&
+	stalled timed_log B notes n1 &&
 	test "$took" -le 10 &&
 	test_grep "this device.s change log" log.out &&
 	test_grep "rev 1 *remote" log.out &&
@@ -45,24 +51,16 @@ test_expect_success 'a remote that accepts and never answers: log within the bou
 '
 
 test_expect_success 'History over varlink: the local log and remote_error' '
-	kill -STOP "$(server_pid s)" &&
-	fcall A History "{\"collection\":\"notes\",\"id\":\"n1\"}" >h.out;
-	kill -CONT "$(server_pid s)" &&
+	stalled fcall A History "{\"collection\":\"notes\",\"id\":\"n1\"}" >h.out &&
 	key=$(ctl A key) &&
 	test_grep "^{\"parameters\":{\"entries\":\[\],\"local\":\[{\"seq\":[0-9]*,\"rev\":1,\"origin\":\"local\",\"ts\":[0-9]*,\"version\":1,\"change\":\"$key:1\",\"device\":\"$key\",\"op\":\"put\",\"verified\":true},{\"seq\":[0-9]*,\"rev\":2,\"origin\":\"local\",\"ts\":[0-9]*,\"version\":2,\"change\":\"$key:2\"," h.out &&
 	test_grep "\"remote_error\":\"" h.out &&
-	kill -STOP "$(server_pid s)" &&
-	fcall B History "{\"collection\":\"notes\",\"id\":\"n1\"}" >hb.out;
-	kill -CONT "$(server_pid s)" &&
+	stalled fcall B History "{\"collection\":\"notes\",\"id\":\"n1\"}" >hb.out &&
 	test_grep "\"origin\":\"remote\",\"ts\":[0-9]*,\"verified\":false}" hb.out
 '
 
 test_expect_success 'ferryctl log offline: own applied changes verified, with version' '
-	kill -STOP "$(server_pid s)" &&
-	timed_log A notes n1;
-	rc=$?;
-	kill -CONT "$(server_pid s)";
-	test "$rc" = 0 &&
+	stalled timed_log A notes n1 &&
 	test_grep "rev 1 *local *v1  put  verified" log.out &&
 	test_grep "rev 2 *local *v2  put  verified" log.out
 '
