@@ -127,7 +127,7 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
  * checked here, over the stored bytes, against the key the record names,
  * it adds version, change, device, op and verified: true; a record that
  * fails, verified: false.  Other entries (pulled changes, writes not yet
- * applied) carry no signature here: verified: false.
+ * applied) have no record here, and no verified member.
  */
 static int
 history_local_cb(const struct store_doc_change *c, void *arg)
@@ -157,8 +157,10 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 			r = -ENOMEM;
 		record_fields_clear(&f);
 	}
-	if (r != -ENOMEM && json_object_set_new(e, "verified",
-	    json_boolean(r == 0)) < 0)
+	/* verified only where a record was checked: false is a record
+	 * that failed, as in the remote's trail, not "none kept here". */
+	if (r != -ENOMEM && r != -ENOENT && json_object_set_new(e,
+	    "verified", json_boolean(r == 0)) < 0)
 		r = -ENOMEM;
 	if (r == -ENOMEM) {
 		json_decref(e);
