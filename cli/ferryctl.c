@@ -72,15 +72,19 @@ usage(FILE *fp)
 "  conflicts                        list unresolved conflicts\n"
 "  conflicts show ID                show one conflict\n"
 "  parked                           pulled changes that could not be applied\n"
-"  resolve ID --mine|--theirs|--body FILE\n"
-"                                   resolve a conflict\n"
+"  resolve ID --mine|--theirs       resolve a conflict: that side at the\n"
+"                                   conflicting paths, all other changes kept\n"
+"  resolve ID --all-mine|--all-theirs\n"
+"                                   resolve with one side's whole document\n"
+"  resolve ID --merged FILE         resolve with the body in FILE\n"
 "  log C ID                         a document's signed history\n"
-"  key                              this device's public key\n"
+"  key [--name]                     this device's key (--name: its name)\n"
 "  help                             this text\n"
 "\n"
 "Options:\n"
 "  --socket PATH   ferryd's socket (default $FERRY_SOCKET, else\n"
-"                  $XDG_RUNTIME_DIR/ferry/ferryd.sock)\n"
+"                  $XDG_RUNTIME_DIR/ferry/ferryd.sock, else where ferryd\n"
+"                  puts it: see ferryctl(1))\n"
 "  --json          print the reply objects, one compact JSON per line\n"
 "  --version       print ferryctl's version\n"
 "\n"
@@ -121,14 +125,83 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Report a failed libferry call and choose the exit code. */
+static json_int_t	 get_int(const json_t *, const char *);
+static const char	*get_str(const json_t *, const char *, const char *);
+
+/*
+ * An error ferryd answered, as a sentence for people ("no conflict 99",
+ * not io.ferry.NotFound: {"conflict_id":99}).  Returns 0 and fills buf,
+ * or -1 for an error it has no words for (libferry's message is used).
+ */
+static int
+error_sentence(const char *name, const char *params_text, char *buf,
+    size_t size)
+{
+	json_t *p, *cur;
+	const char *field, *reason;
+	int r = 0;
+
+	if (name == NULL || params_text == NULL ||
+	    (p = json_loads(params_text, 0, NULL)) == NULL)
+		return -1;
+	reason = get_str(p, "reason", NULL);
+	cur = json_object_get(p, "current");
+	if (strcmp(name, "io.ferry.NotFound") == 0 &&
+	    json_is_integer(json_object_get(p, "conflict_id")))
+		snprintf(buf, size, "no conflict %" JSON_INTEGER_FORMAT,
+		    get_int(p, "conflict_id"));
+	else if (strcmp(name, "io.ferry.NotFound") == 0 &&
+	    get_str(p, "id", NULL) != NULL)
+		snprintf(buf, size, "no document %s/%s",
+		    get_str(p, "collection", "?"), get_str(p, "id", "?"));
+	else if (strcmp(name, "io.ferry.RevMismatch") == 0 &&
+	    json_is_object(cur))
+		snprintf(buf, size, "%s/%s is at rev %" JSON_INTEGER_FORMAT
+		    "%s, not the rev given: nothing was written",
+		    get_str(cur, "collection", "?"), get_str(cur, "id", "?"),
+		    get_int(cur, "rev"),
+		    json_is_true(json_object_get(cur, "deleted")) ?
+		    " (deleted)" : "");
+	else if ((strcmp(name, "io.ferry.InvalidArgument") == 0 ||
+	    strcmp(name, "org.varlink.service.InvalidParameter") == 0) &&
+	    ((field = get_str(p, "field", NULL)) != NULL ||
+	    (field = get_str(p, "parameter", NULL)) != NULL))
+		snprintf(buf, size, "%s: %s", field, reason != NULL ? reason :
+		    "not valid");
+	else if (strcmp(name, "io.ferry.Offline") == 0)
+		snprintf(buf, size, "the remote cannot be reached%s%s",
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	else if (strcmp(name, "io.ferry.WriteFailed") == 0)
+		snprintf(buf, size, "ferryd could not write it%s%s",
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	else if (strcmp(name, "io.ferry.TooManyConnections") == 0)
+		snprintf(buf, size, "ferryd refused the connection: it has "
+		    "%" JSON_INTEGER_FORMAT " connections open already",
+		    get_int(p, "limit"));
+	else if (strcmp(name, "org.varlink.service.MethodNotFound") == 0)
+		snprintf(buf, size, "this ferryd does not know %s (it is older "
+		    "than ferryctl)", get_str(p, "method", "the method"));
+	else
+		r = -1;
+	json_decref(p);
+	return r;
+}
+
+/*
+ * Report a failed libferry call and choose the exit code: a sentence on
+ * a terminal, libferry's raw form (name and parameters) with --json.
+ */
 static int
 fail(struct ctl *c, int r)
 {
 	const char *name, *msg, *dot;
+	char sentence[1024];
 
 	msg = ferry_errmsg(c->f);
-	if (msg == NULL || *msg == '\0')
+	if (!c->json && error_sentence(ferry_errname(c->f),
+	    ferry_errparams(c->f), sentence, sizeof(sentence)) == 0)
+		warnx_("%s", sentence);
+	else if (msg == NULL || *msg == '\0')
 		warnx_("%s", strerror(-r));
 	else
 		warnx_("%s", msg);
@@ -150,8 +223,14 @@ connect_daemon(struct ctl *c)
 
 	r = ferry_connect(c->socket, &c->f);
 	if (r < 0) {
+		/* The message names the path it tried. */
 		warnx_("%s", *ferry_errmsg(NULL) != '\0' ?
 		    ferry_errmsg(NULL) : strerror(-r));
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			fprintf(stderr, "ferryctl: is ferryd running? Start it "
+			    "with 'systemctl --user start ferryd' or 'ferryd "
+			    "&'%s.\n", c->socket != NULL ? " (with --socket "
+			    "the same path)" : "");
 		return EXIT_UNREACHABLE;
 	}
 	return 0;
@@ -370,6 +449,9 @@ enum {
 	OPT_MINE,
 	OPT_THEIRS,
 	OPT_BODY,
+	OPT_ALL_MINE,
+	OPT_ALL_THEIRS,
+	OPT_NAME,
 };
 
 #define COMMON_OPTS \
@@ -542,7 +624,9 @@ status_print(const json_t *st)
 
 	printf("%-16s%s\n", "state:", get_str(st, "state", "?"));
 	printf("%-16s%s\n", "remote:", get_str(st, "remote", "(none)"));
-	printf("%-16s%s\n", "device:", get_str(st, "device", "?"));
+	/* One vocabulary: the device name (for people) and its key. */
+	printf("%-16s%s\n", "device name:", get_str(st, "device_name", "?"));
+	printf("%-16s%s\n", "device key:", get_str(st, "device", "?"));
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "docs:", get_int(st, "docs"));
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "pending:",
 	    get_int(st, "pending"));
@@ -594,17 +678,31 @@ status_print(const json_t *st)
 	return 0;
 }
 
-/* status and key: one Status call, printed whole or as the device key. */
+/*
+ * status and key: one Status call, printed whole or as the device key
+ * (key --name: the device name, as ferry-server allow KEY NAME wants it).
+ */
 static int
 cmd_status(struct ctl *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "name", no_argument, NULL, OPT_NAME },
+		{ 0 }
+	};
 	json_t *st = NULL;
-	const char *dev;
+	const char *dev, *what = "device";
 	char *text = NULL;
-	int r, key = strcmp(argv[0], "key") == 0;
+	int o, r, key = strcmp(argv[0], "key") == 0;
 
-	if ((r = common_opts_only(c, argc, argv)) != 0)
-		return r;
+	optind = 0;
+	while ((o = next_opt(c, argc, argv, opts)) != -1) {
+		if (o == OPT_NAME && key)
+			what = "device_name";
+		else if (o != 0)
+			return o == OPT_NAME ? usage_error("status: takes no "
+			    "arguments") : EXIT_USAGE;
+	}
 	if (optind != argc)
 		return usage_error("%s: takes no arguments", argv[0]);
 	if ((r = connect_daemon(c)) != 0)
@@ -615,12 +713,13 @@ cmd_status(struct ctl *c, int argc, char **argv)
 	if ((st = parse_reply(text)) == NULL)
 		goto out;
 	if (key) {
-		if ((dev = get_str(st, "device", NULL)) == NULL) {
-			warnx_("the daemon reported no device key");
+		if ((dev = get_str(st, what, NULL)) == NULL) {
+			warnx_("the daemon reported no device %s",
+			    strcmp(what, "device") == 0 ? "key" : "name");
 			goto out;
 		}
 		if (c->json)
-			print_reply("device", json_object_get(st, "device"));
+			print_reply(what, json_object_get(st, what));
 		else
 			printf("%s\n", dev);
 	} else if (c->json)
@@ -775,24 +874,50 @@ cmd_delete(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
-/* Print one List page; returns its "next" (owned by page) or NULL. */
+/*
+ * Print one List page in aligned columns (ID, REV, VERSION, STATE, the
+ * header with the first page); STATE marks what waits: "pending" (not
+ * pushed yet), "conflicted" (a conflict to resolve), else "synced".
+ * Returns the page's "next" (owned by page) or NULL.
+ */
 static const char *
-ls_page(struct ctl *c, const json_t *page)
+ls_page(struct ctl *c, const json_t *page, int first)
 {
-	const json_t *doc;
-	size_t i;
+	const json_t *docs = json_object_get(page, "docs"), *doc;
+	char rev[24], ver[24], state[48];
+	size_t i, iw = 2, rw = 3, vw = 7, n;
 
 	if (c->json) {
 		print_line(page);
 		return get_str(page, "next", NULL);
 	}
-	json_array_foreach(json_object_get(page, "docs"), i, doc) {
-		printf("%s  rev %" JSON_INTEGER_FORMAT "%s%s\n",
-		    get_str(doc, "id", "?"), get_int(doc, "rev"),
-		    json_is_true(json_object_get(doc, "deleted")) ?
-		    "  deleted" : "",
+	json_array_foreach(docs, i, doc) {
+		if ((n = strlen(get_str(doc, "id", "?"))) > iw)
+			iw = n;
+		n = (size_t)snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT,
+		    get_int(doc, "rev"));
+		if (n > rw)
+			rw = n;
+		n = (size_t)snprintf(ver, sizeof(ver), "%" JSON_INTEGER_FORMAT,
+		    get_int(doc, "version"));
+		if (n > vw)
+			vw = n;
+	}
+	if (first && json_array_size(docs) > 0)
+		printf("%-*s  %*s  %*s  %s\n", (int)iw, "ID", (int)rw, "REV",
+		    (int)vw, "VERSION", "STATE");
+	json_array_foreach(docs, i, doc) {
+		snprintf(state, sizeof(state), "%s%s%s",
+		    json_is_true(json_object_get(doc, "pending")) ?
+		    "pending" : "",
+		    json_is_true(json_object_get(doc, "pending")) &&
+		    json_is_true(json_object_get(doc, "conflicted")) ? ", " : "",
 		    json_is_true(json_object_get(doc, "conflicted")) ?
-		    "  conflicted" : "");
+		    "conflicted" : "");
+		printf("%-*s  %*" JSON_INTEGER_FORMAT "  %*" JSON_INTEGER_FORMAT
+		    "  %s\n", (int)iw, get_str(doc, "id", "?"), (int)rw,
+		    get_int(doc, "rev"), (int)vw, get_int(doc, "version"),
+		    state[0] != '\0' ? state : "synced");
 	}
 	return get_str(page, "next", NULL);
 }
@@ -811,7 +936,7 @@ cmd_ls(struct ctl *c, int argc, char **argv)
 	const char *next;
 	char *after = NULL, *text = NULL;
 	int64_t limit = 0;
-	int o, r, all = 0;
+	int o, r, all = 0, pages = 0;
 
 	optind = 0;
 	while ((o = next_opt(c, argc, argv, opts)) != -1) {
@@ -859,7 +984,7 @@ cmd_ls(struct ctl *c, int argc, char **argv)
 		}
 		free(text);
 		text = NULL;
-		next = ls_page(c, page);
+		next = ls_page(c, page, pages++ == 0);
 		if (next == NULL)
 			break;
 		if (!all) {
@@ -1020,6 +1145,15 @@ cmd_sync(struct ctl *c, int argc, char **argv)
 		return usage_error("usage: sync [--wait]");
 	r = call_json(c, "io.ferry.Sync",
 	    wait ? json_pack("{sb}", "wait", 1) : json_object(), &reply);
+	if (r != 0 && !c->json && c->f != NULL && ferry_errname(c->f) != NULL &&
+	    strcmp(ferry_errname(c->f), "io.ferry.Offline") == 0 &&
+	    call_json(c, "io.ferry.Status", json_object(), &reply) == 0) {
+		/* The state it ended in: offline, and what still waits. */
+		if (json_is_object(json_object_get(reply, "status")))
+			status_print(json_object_get(reply, "status"));
+		json_decref(reply);
+		return r;
+	}
 	if (r != 0)
 		return r;
 	if (c->json)
@@ -1447,6 +1581,13 @@ cmd_parked(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * resolve: --mine and --theirs choose a side at the conflicting paths and
+ * keep every other change of both sides (what "conflicts show" prints as
+ * merged); --all-mine and --all-theirs replace the whole document with one
+ * side; --merged FILE (or --body FILE) writes the body in FILE.  Prints
+ * the document and the body written.
+ */
 static int
 cmd_resolve(struct ctl *c, int argc, char **argv)
 {
@@ -1454,10 +1595,15 @@ cmd_resolve(struct ctl *c, int argc, char **argv)
 		COMMON_OPTS,
 		{ "mine", no_argument, NULL, OPT_MINE },
 		{ "theirs", no_argument, NULL, OPT_THEIRS },
+		{ "all-mine", no_argument, NULL, OPT_ALL_MINE },
+		{ "all-theirs", no_argument, NULL, OPT_ALL_THEIRS },
+		{ "merged", required_argument, NULL, OPT_BODY },
 		{ "body", required_argument, NULL, OPT_BODY },
 		{ 0 }
 	};
-	json_t *params = NULL, *body = NULL, *reply = NULL;
+	static const char *const how =
+	    "--mine|--theirs|--all-mine|--all-theirs|--merged FILE";
+	json_t *params = NULL, *body = NULL, *reply = NULL, *doc;
 	const char *strategy = NULL, *file = NULL;
 	int o, r;
 
@@ -1465,29 +1611,31 @@ cmd_resolve(struct ctl *c, int argc, char **argv)
 	while ((o = next_opt(c, argc, argv, opts)) != -1) {
 		if (o == 0)
 			continue;
-		if (o != OPT_MINE && o != OPT_THEIRS && o != OPT_BODY)
+		if (o < OPT_MINE || o > OPT_ALL_THEIRS)
 			return EXIT_USAGE;
 		if (strategy != NULL)
-			return usage_error("resolve: give one of --mine, "
-			    "--theirs, --body FILE");
+			return usage_error("resolve: give one of %s", how);
 		strategy = o == OPT_MINE ? "mine" : o == OPT_THEIRS ?
-		    "theirs" : "merged";
+		    "theirs" : o == OPT_ALL_MINE ? "all_mine" :
+		    o == OPT_ALL_THEIRS ? "all_theirs" : "merged";
 		if (o == OPT_BODY)
 			file = optarg;
 	}
 	if (argc - optind != 1 || strategy == NULL)
-		return usage_error("usage: resolve ID --mine|--theirs|"
-		    "--body FILE");
+		return usage_error("usage: resolve ID %s", how);
 	if (file != NULL && read_object(file, &body) < 0)
 		return EXIT_FAILURE;
 	params = json_pack("{sossso*}", "conflict_id",
 	    conflict_id(argv[optind]), "strategy", strategy, "body", body);
 	if ((r = call_json(c, "io.ferry.Resolve", params, &reply)) != 0)
 		return r;
+	doc = json_object_get(reply, "doc");
 	if (c->json)
 		print_line(reply);
-	else if (json_is_object(json_object_get(reply, "doc")))
-		print_doc_line(json_object_get(reply, "doc"));
+	else if (json_is_object(doc)) {
+		print_doc_line(doc);
+		print_indented("body written", json_object_get(doc, "body"));
+	}
 	json_decref(reply);
 	return 0;
 }
@@ -1601,6 +1749,40 @@ log_page(const json_t *reply, size_t *unverified)
  * log C ID: the document's History, every page of it (the daemon answers
  * up to 10000 entries a call and says where to go on).
  */
+/*
+ * When the remote's trail is missing or cut short, why, and the replica's
+ * own change log of the document (History's "local", first page only).
+ */
+static void
+log_local(const json_t *reply)
+{
+	const json_t *local = json_object_get(reply, "local"), *e;
+	const char *why = get_str(reply, "remote_error", NULL);
+	char when[64];
+	size_t i;
+
+	/* A full trail from the remote already holds every change. */
+	if (why == NULL)
+		return;
+	warnx_("the remote's history is %s: %s",
+	    json_array_size(json_object_get(reply, "entries")) > 0 ?
+	    "incomplete" : "not here", why);
+	if (json_array_size(local) == 0)
+		return;
+	printf("%sthis device's change log:\n",
+	    json_array_size(json_object_get(reply, "entries")) > 0 ? "\n" : "");
+	json_array_foreach(local, i, e) {
+		format_time(get_int(e, "ts"), when, sizeof(when));
+		printf("%s  rev %-4" JSON_INTEGER_FORMAT "  %-7s", when,
+		    get_int(e, "rev"), get_str(e, "origin", "?"));
+		/* This device's applied changes keep their signed record. */
+		if (json_is_true(json_object_get(e, "verified")))
+			printf("  v%" JSON_INTEGER_FORMAT "  %s  verified",
+			    get_int(e, "version"), get_str(e, "op", "?"));
+		putchar('\n');
+	}
+}
+
 static int
 cmd_log(struct ctl *c, int argc, char **argv)
 {
@@ -1623,8 +1805,10 @@ cmd_log(struct ctl *c, int argc, char **argv)
 			return r;
 		if (c->json)
 			print_line(reply);
-		else
+		else {
 			log_page(reply, &unverified);
+			log_local(reply);
+		}
 		next = json_object_get(reply, "next");
 		if (!json_is_integer(next))
 			break;

@@ -28,6 +28,7 @@
 #include "history.h"
 #include "iface.h"
 #include "log.h"
+#include "merge.h"
 #include "names.h"
 #include "patch.h"
 #include "util.h"
@@ -906,17 +907,90 @@ handle_get_conflict(struct control *c, struct vl_call *call, json_t *params)
 	store_conflict_clear(&cf);
 }
 
+/*
+ * Resolve strategies.  mine and theirs choose a side at the conflicting
+ * paths only: the body written is the three-way merge of base, mine (the
+ * document as it is now) and theirs, as "conflicts show" presents it,
+ * every non-conflicting change of both sides kept.  all_mine and
+ * all_theirs replace the whole document with one side; merged writes the
+ * body given.
+ */
 enum resolve_strategy {
 	RESOLVE_MINE,
 	RESOLVE_THEIRS,
 	RESOLVE_MERGED,
+	RESOLVE_ALL_MINE,
+	RESOLVE_ALL_THEIRS,
 };
+
+static const struct {
+	const char		*name;
+	enum resolve_strategy	 strategy;
+} resolve_names[] = {
+	{ "mine",	RESOLVE_MINE },
+	{ "theirs",	RESOLVE_THEIRS },
+	{ "merged",	RESOLVE_MERGED },
+	{ "all_mine",	RESOLVE_ALL_MINE },
+	{ "all_theirs",	RESOLVE_ALL_THEIRS },
+};
+
+#define RESOLVE_NNAMES (sizeof resolve_names / sizeof resolve_names[0])
+#define RESOLVE_STRATEGIES "must be \"mine\", \"theirs\", \"merged\", " \
+	"\"all_mine\" or \"all_theirs\""
 
 struct resolve_req {
 	int64_t			 conflict_id;
 	enum resolve_strategy	 strategy;
 	json_t			*body;		/* merged; borrowed */
 };
+
+/*
+ * The body a mine or theirs resolution writes: base, mine (cur) and
+ * theirs merged with the chosen side at the conflicting paths.
+ * *ret_text gets the compact text with sorted keys (NULL: a tombstone),
+ * *ret_push whether it differs from theirs (then it must be pushed).
+ * 0, -EBADMSG (a stored body does not parse) or -ENOMEM.
+ */
+static int
+resolve_side(const struct store_conflict *cf, const struct store_doc *cur,
+    bool mine_wins, char **ret_text, bool *ret_push)
+{
+	json_t *base = NULL, *mine = NULL, *theirs = NULL, *merged = NULL;
+	char *text = NULL;
+	int n, r = -EBADMSG;
+
+	if (cf->base != NULL && (base = json_loads(cf->base,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		goto out;
+	if (!cur->deleted && cur->body != NULL && (mine = json_loads(
+	    cur->body, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		goto out;
+	if (!cf->their_deleted && cf->theirs != NULL && (theirs = json_loads(
+	    cf->theirs, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		goto out;
+	/* merge_three() keeps its first side's value at a conflict. */
+	n = mine_wins ? merge_three(base, mine, theirs, &merged, NULL) :
+	    merge_three(base, theirs, mine, &merged, NULL);
+	if (n < 0) {
+		r = n;
+		goto out;
+	}
+	/* Keys sorted, as in the record the server will store. */
+	r = -ENOMEM;
+	if (merged != NULL && (text = json_dumps(merged,
+	    JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		goto out;
+	*ret_push = !(merged == NULL ? theirs == NULL :
+	    theirs != NULL && json_equal(merged, theirs));
+	*ret_text = text;
+	r = 0;
+out:
+	json_decref(base);
+	json_decref(mine);
+	json_decref(theirs);
+	json_decref(merged);
+	return r;
+}
 
 /* Writer thread: apply a resolution as an ordinary change. */
 static void
@@ -926,8 +1000,9 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	struct store_conflict cf;
 	struct store_doc cur, d;
 	const char *body = NULL;
-	char *merged = NULL;
+	char *made = NULL;
 	int64_t seq, rev;
+	bool push = true;
 	int r;
 
 	memset(&cur, 0, sizeof cur);
@@ -948,21 +1023,32 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	}
 	switch (rq->strategy) {
 	case RESOLVE_MINE:
+	case RESOLVE_THEIRS:
+		if ((r = resolve_side(&cf, &cur, rq->strategy == RESOLVE_MINE,
+		    &made, &push)) < 0) {
+			writer_op_fail(op, r, r == -EBADMSG ? "a stored version "
+			    "of the document does not parse" : "out of memory");
+			goto out;
+		}
+		body = made;
+		break;
+	case RESOLVE_ALL_MINE:
 		body = cur.deleted ? NULL : cur.body;
 		break;
-	case RESOLVE_THEIRS:
+	case RESOLVE_ALL_THEIRS:
 		body = cf.their_deleted ? NULL : cf.theirs;
+		push = false;
 		break;
 	case RESOLVE_MERGED:
-		if ((merged = json_dumps(rq->body, JSON_COMPACT)) == NULL) {
+		if ((made = json_dumps(rq->body, JSON_COMPACT)) == NULL) {
 			writer_op_fail(op, -ENOMEM, "out of memory");
 			goto out;
 		}
-		body = merged;
+		body = made;
 		break;
 	}
-	if ((r = store_resolve(b->st, &cf, &cur, body,
-	    rq->strategy != RESOLVE_THEIRS, util_now_ms(), &seq, &rev)) < 0) {
+	if ((r = store_resolve(b->st, &cf, &cur, body, push, util_now_ms(),
+	    &seq, &rev)) < 0) {
 		writer_op_fail(op, r, store_errmsg(b->st));
 		goto out;
 	}
@@ -970,7 +1056,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	d.rev = rev;
 	d.version = cf.their_version;
 	d.deleted = body == NULL;
-	d.pending = rq->strategy != RESOLVE_THEIRS;
+	d.pending = push;
 	d.conflicted = false;
 	if (watch_events_add(&b->events, seq, cf.collection, cf.id, rev,
 	    d.version, d.deleted, STORE_ORIGIN_RESOLVE, body) < 0 ||
@@ -978,7 +1064,7 @@ resolve_run(struct writer_batch *b, struct writer_op *op)
 	    &op->len)) == NULL)
 		writer_op_fail(op, -ENOMEM, "out of memory");
 out:
-	free(merged);
+	free(made);
 	store_doc_clear(&cur);
 	store_conflict_clear(&cf);
 }
@@ -991,6 +1077,7 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 	char why[256];
 	json_t *body;
 	int64_t id = 0;
+	size_t i;
 	int r;
 
 	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
@@ -1002,6 +1089,14 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 	/* One of the enum's values, and an object or nothing
 	 * (type-checked). */
 	strategy = json_string_value(json_object_get(params, "strategy"));
+	for (i = 0; strategy != NULL && i < RESOLVE_NNAMES; i++)
+		if (strcmp(strategy, resolve_names[i].name) == 0)
+			break;
+	if (strategy == NULL || i == RESOLVE_NNAMES) {
+		/* The interface's enum and resolve_names disagree. */
+		reply_invalid(call, "strategy", RESOLVE_STRATEGIES);
+		return;
+	}
 	body = json_object_get(params, "body");
 	if (!json_is_object(body))
 		body = NULL;
@@ -1010,12 +1105,7 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 		return;
 	}
 	rq->conflict_id = id;
-	if (strcmp(strategy, "mine") == 0)
-		rq->strategy = RESOLVE_MINE;
-	else if (strcmp(strategy, "theirs") == 0)
-		rq->strategy = RESOLVE_THEIRS;
-	else
-		rq->strategy = RESOLVE_MERGED;
+	rq->strategy = resolve_names[i].strategy;
 	if (rq->strategy == RESOLVE_MERGED && body == NULL) {
 		free(rq);
 		reply_invalid(call, "body", "merged needs the body, a JSON "
@@ -1084,7 +1174,7 @@ handle_history(struct control *c, struct vl_call *call, json_t *params)
 	    NULL || (id = param_name(call, params, "id", true)) == NULL ||
 	    param_int(call, params, "after", 0, INT64_MAX, &after) < 0)
 		return;
-	history_start(c->sync, call, collection, id, after);
+	history_start(c->sync, c->st, call, collection, id, after);
 }
 
 /* --- org.varlink.service --- */

@@ -40,9 +40,12 @@ struct history_req {
 	json_t		*prev;		/* previous body; NULL: absent, deleted */
 	bool		 prev_known;	/* prev is trusted */
 	size_t		 unverified;
+	json_t		*local;		/* the replica's change log, or NULL */
 };
 
 static void	history_fetch(struct history_req *hr);
+static void	history_reply(struct history_req *hr, bool more,
+		    const char *remote_error);
 
 static void
 history_free(struct history_req *hr)
@@ -51,6 +54,7 @@ history_free(struct history_req *hr)
 		return;
 	sync_cancel(hr->sy, hr->http);
 	json_decref(hr->entries);
+	json_decref(hr->local);
 	json_decref(hr->prev);
 	free(hr->collection);
 	free(hr->id);
@@ -77,13 +81,20 @@ history_offline(struct history_req *hr, const char *fmt, ...)
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
 	log_debug("history of %s/%s: %s", hr->collection, hr->id, reason);
-	history_fail(hr, "io.ferry.Offline", json_pack("{s:s}", "reason",
-	    reason));
+	if (hr->local != NULL && json_array_size(hr->local) > 0)
+		history_reply(hr, false, reason);
+	else
+		history_fail(hr, "io.ferry.Offline", json_pack("{s:s}",
+		    "reason", reason));
 }
 
-/* Answer with what was gathered; more: entries above last_out follow. */
+/*
+ * Answer with what was gathered; more: entries above last_out follow.
+ * remote_error (may be NULL): why the remote's part is missing or cut
+ * short.  The local change log goes with the first call's answer.
+ */
 static void
-history_done(struct history_req *hr, bool more)
+history_reply(struct history_req *hr, bool more, const char *remote_error)
 {
 	json_t *p;
 
@@ -92,8 +103,11 @@ history_done(struct history_req *hr, bool more)
 		    hr->collection, hr->id, hr->unverified,
 		    hr->unverified == 1 ? "" : "s");
 	p = json_pack("{s:O}", "entries", hr->entries);
-	if (p != NULL && more && json_object_set_new(p, "next",
-	    json_integer(hr->last_out)) < 0) {
+	if (p != NULL && ((more && json_object_set_new(p, "next",
+	    json_integer(hr->last_out)) < 0) ||
+	    (hr->local != NULL && json_object_set(p, "local", hr->local) < 0) ||
+	    (remote_error != NULL && json_object_set_new(p, "remote_error",
+	    json_string(remote_error)) < 0))) {
 		json_decref(p);
 		p = NULL;
 	}
@@ -105,6 +119,54 @@ history_done(struct history_req *hr, bool more)
 	vl_reply(hr->call, p, false);
 	json_decref(p);
 	history_free(hr);
+}
+
+/*
+ * One entry of the replica's change log, for the local array (arg).  A
+ * change of this device the remote applied carries its signed record:
+ * checked here, over the stored bytes, against the key the record names,
+ * it adds version, change, device, op and verified: true; a record that
+ * fails, verified: false.  Other entries (pulled changes, writes not yet
+ * applied) have no record here, and no verified member.
+ */
+static int
+history_local_cb(const struct store_doc_change *c, void *arg)
+{
+	struct record_fields f;
+	json_t *local = arg, *e;
+	int r;
+
+	e = json_pack("{s:I,s:I,s:s,s:I}", "seq", (json_int_t)c->seq, "rev",
+	    (json_int_t)c->rev, "origin", store_origin_name(c->origin), "ts",
+	    (json_int_t)c->ts_ms);
+	if (e == NULL)
+		return -ENOMEM;
+	r = c->record == NULL || c->sig == NULL ? -ENOENT :
+	    record_verify(c->record, c->record_len, c->sig, NULL, &f);
+	if (r == -ENOMEM) {
+		json_decref(e);
+		return r;
+	}
+	if (r == 0) {
+		if (json_object_set_new(e, "version",
+		    json_integer(c->version)) < 0 ||
+		    json_object_set_new(e, "change", json_sprintf("%s:%" PRId64,
+		    f.device, f.seq)) < 0 ||
+		    json_object_set_new(e, "device", json_string(f.device)) < 0 ||
+		    json_object_set_new(e, "op", json_string(f.op)) < 0)
+			r = -ENOMEM;
+		record_fields_clear(&f);
+	}
+	/* verified only where a record was checked: false is a record
+	 * that failed, as in the remote's trail, not "none kept here". */
+	if (r != -ENOMEM && r != -ENOENT && json_object_set_new(e,
+	    "verified", json_boolean(r == 0)) < 0)
+		r = -ENOMEM;
+	if (r == -ENOMEM) {
+		json_decref(e);
+		return r;
+	}
+	return json_array_append_new(local, e) < 0 ? -ENOMEM : 0;
 }
 
 /* The client went away: stop the fetch and let the call go. */
@@ -362,11 +424,11 @@ history_page(struct history_req *hr, const struct http_result *res)
 		history_fail(hr, "io.ferry.WriteFailed", json_pack("{s:s}",
 		    "reason", "out of memory"));
 	else if (r == 1)
-		history_done(hr, true);
+		history_reply(hr, true, NULL);
 	else if (next != NULL)
 		history_fetch(hr);
 	else
-		history_done(hr, false);
+		history_reply(hr, false, NULL);
 }
 
 static void
@@ -388,8 +450,14 @@ history_http_done(const struct http_result *res, void *arg)
 		return;
 	}
 	if (res->status == 404) {
-		history_fail(hr, "io.ferry.NotFound", json_pack("{s:s,s:s}",
-		    "collection", hr->collection, "id", hr->id));
+		/* Not pushed yet, perhaps: the local log is the history. */
+		if (hr->local != NULL && json_array_size(hr->local) > 0)
+			history_reply(hr, false, "the remote does not know "
+			    "this document");
+		else
+			history_fail(hr, "io.ferry.NotFound", json_pack(
+			    "{s:s,s:s}", "collection", hr->collection, "id",
+			    hr->id));
 		return;
 	}
 	body = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES, &jerr);
@@ -412,7 +480,8 @@ history_fetch(struct history_req *hr)
 		history_fail(hr, "io.ferry.WriteFailed", NULL);
 		return;
 	}
-	r = sync_fetch(hr->sy, path, history_http_done, hr, &hr->http);
+	r = sync_fetch(hr->sy, path, HISTORY_REMOTE_TIMEOUT_MS,
+	    history_http_done, hr, &hr->http);
 	free(path);
 	if (r < 0)
 		history_offline(hr, "cannot start a request: %s",
@@ -420,18 +489,13 @@ history_fetch(struct history_req *hr)
 }
 
 void
-history_start(struct sync *sy, struct vl_call *call, const char *collection,
-    const char *id, int64_t after)
+history_start(struct sync *sy, struct store *st, struct vl_call *call,
+    const char *collection, const char *id, int64_t after)
 {
 	struct history_req *hr;
 	json_t *p;
+	int r;
 
-	if (sy == NULL) {
-		p = json_pack("{s:s}", "reason", "no remote is configured");
-		vl_error(call, "io.ferry.Offline", p);
-		json_decref(p);
-		return;
-	}
 	if ((hr = calloc(1, sizeof *hr)) == NULL ||
 	    (hr->collection = strdup(collection)) == NULL ||
 	    (hr->id = strdup(id)) == NULL ||
@@ -443,6 +507,33 @@ history_start(struct sync *sy, struct vl_call *call, const char *collection,
 	hr->sy = sy;
 	hr->call = call;
 	hr->after = after;
+	/* The local log comes with the first call only (after 0). */
+	if (after == 0) {
+		if ((hr->local = json_array()) == NULL) {
+			history_free(hr);
+			vl_error(call, "io.ferry.WriteFailed", NULL);
+			return;
+		}
+		r = store_doc_changes(st, collection, id, HISTORY_ENTRIES_MAX,
+		    history_local_cb, hr->local);
+		if (r < 0) {
+			log_warn("history of %s/%s: cannot read the change "
+			    "log: %s", collection, id, store_errmsg(st));
+			json_decref(hr->local);
+			hr->local = NULL;
+		}
+	}
+	if (sy == NULL) {
+		if (hr->local != NULL && json_array_size(hr->local) > 0) {
+			history_reply(hr, false, "no remote is configured");
+			return;
+		}
+		history_free(hr);
+		p = json_pack("{s:s}", "reason", "no remote is configured");
+		vl_error(call, "io.ferry.Offline", p);
+		json_decref(p);
+		return;
+	}
 	/* From version after on: its body is the base of the first diff. */
 	hr->cursor = after > 0 ? after - 1 : 0;
 	hr->prev_known = after == 0;

@@ -32,6 +32,7 @@
 
 #include <stdint.h>
 
+#include "store.h"
 #include "sync.h"
 #include "vl_server.h"
 
@@ -44,15 +45,30 @@
 #define HISTORY_PATHS_BYTES	(64u * 1024)
 
 /*
+ * How long one page of the remote's trail may take before History answers
+ * with what it has (the local change log): a stalled remote costs the
+ * caller 3 s, not the transfer timeout of a push.
+ */
+#define HISTORY_REMOTE_TIMEOUT_MS	3000
+
+/*
  * Answer io.ferry.History for call: the entries of collection/id (valid
  * names, borrowed: they are copied) with a version above after (0: from
- * the start).  sy NULL (no remote) answers io.ferry.Offline at once.
- * Errors reach the call as io.ferry.NotFound {collection, id} (the remote
- * answered 404), io.ferry.Offline {reason} (the remote cannot be reached,
+ * the start), from the remote; with after 0 also "local", the replica's
+ * own change log of the document (store_doc_changes on st's reader: its
+ * writes, pulled changes, merges and resolutions; this device's applied
+ * changes with their signed record, verified here), which is answered even
+ * when the remote cannot be: then "remote_error" says why the remote's
+ * entries are missing or cut short (no remote, unreachable, no answer
+ * within HISTORY_REMOTE_TIMEOUT_MS, an error, or a 404 for a document
+ * never pushed).  Without local entries errors reach the call as
+ * io.ferry.NotFound {collection, id} (the remote answered 404),
+ * io.ferry.Offline {reason} (no remote, or the remote cannot be reached,
  * answered another error, or answered something unreadable) or
  * io.ferry.WriteFailed (out of memory).
  */
-void	history_start(struct sync *sy, struct vl_call *call,
-	    const char *collection, const char *id, int64_t after);
+void	history_start(struct sync *sy, struct store *st,
+	    struct vl_call *call, const char *collection, const char *id,
+	    int64_t after);
 
 #endif

@@ -79,8 +79,9 @@ usage(FILE *f)
 	    "$XDG_CONFIG_HOME/ferry/ferryd.conf)\n"
 	    "  --data-dir DIR   replica and device key (default "
 	    "$XDG_DATA_HOME/ferry)\n"
-	    "  --socket PATH    IPC socket (default "
-	    "$XDG_RUNTIME_DIR/ferry/ferryd.sock)\n"
+	    "  --socket PATH    IPC socket (default $FERRY_SOCKET, else "
+	    "$XDG_RUNTIME_DIR/ferry/ferryd.sock;\n"
+	    "                   see ferryd(8) without XDG_RUNTIME_DIR)\n"
 	    "  --remote URL     sync remote (none: a local store only)\n"
 	    "  --debug          log debug messages\n");
 }

@@ -380,11 +380,12 @@ sync_resume(struct sync *sy, const char *reason)
 }
 
 int
-sync_fetch(struct sync *sy, const char *path_query, sync_req_done_fn cb,
-    void *arg, struct sync_req **ret)
+sync_fetch(struct sync *sy, const char *path_query, long timeout_ms,
+    sync_req_done_fn cb, void *arg, struct sync_req **ret)
 {
-	return sync_send(sy, "GET", path_query, NULL, 0, PUSH_TIMEOUT_MS,
-	    CONNECT_TIMEOUT_MS, cb, arg, ret);
+	return sync_send(sy, "GET", path_query, NULL, 0, timeout_ms,
+	    timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS,
+	    cb, arg, ret);
 }
 
 const char *

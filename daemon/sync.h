@@ -139,12 +139,13 @@ void	sync_request(struct sync *sy, struct vl_call *call, bool wait);
 /*
  * A GET of path_query (e.g. "/v1/docs/c/id/history") on the remote
  * through the engine's transport (signed), for readers other than the
- * engine (History).  cb runs on the loop thread with the answer, as for
+ * engine (History), answered within timeout_ms (the connection within the
+ * engine's own bound).  cb runs on the loop thread with the answer, as for
  * the transport's start; *ret (may be NULL) gets the request so the
  * caller can cancel it with sync_cancel.  Never blocks.  0 or -errno.
  */
-int	sync_fetch(struct sync *sy, const char *path_query, sync_req_done_fn cb,
-	    void *arg, struct sync_req **ret);
+int	sync_fetch(struct sync *sy, const char *path_query, long timeout_ms,
+	    sync_req_done_fn cb, void *arg, struct sync_req **ret);
 /* Cancel a request of sync_fetch; its callback will not run.  Accepts
  * NULL. */
 void	sync_cancel(struct sync *sy, struct sync_req *req);

@@ -51,9 +51,9 @@ extern "C" {
 typedef struct ferry ferry;
 
 /*
- * Connect to ferryd.  socket_path NULL means $FERRY_SOCKET if set, else
- * $XDG_RUNTIME_DIR/ferry/ferryd.sock.  The process listening there must
- * run as our own uid (SO_PEERCRED), or nothing is sent.  Returns 0 and
+ * Connect to ferryd.  socket_path NULL means ferry_default_socket().  The
+ * process listening there must run as our own uid (SO_PEERCRED), or
+ * nothing is sent.  Returns 0 and
  * *ret, or -errno (-ENOENT: no socket, -ECONNREFUSED: no daemon listening,
  * -EPERM: the socket is served by another uid) and *ret is left
  * untouched.  Blocks for connect(2) only.
@@ -62,7 +62,13 @@ FERRY_API int ferry_connect(const char *socket_path, ferry **ret);
 /* Close the connection and free everything.  ferryd ends the calls still
  * open on it (a Watch included) at once.  Accepts NULL. */
 FERRY_API void ferry_close(ferry *f);
-/* The default socket path, malloc'd (NULL if it cannot be determined). */
+/*
+ * The default socket path, malloc'd (NULL if it cannot be determined), the
+ * one ferryd listens on when nothing names one: $FERRY_SOCKET if set, else
+ * $XDG_RUNTIME_DIR/ferry/ferryd.sock, else /run/user/<uid>/ferry/ferryd.sock
+ * if that directory is ours, else $XDG_DATA_HOME/ferry/ferryd.sock
+ * (~/.local/share/ferry/ferryd.sock).
+ */
 FERRY_API char *ferry_default_socket(void);
 
 /*

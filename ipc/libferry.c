@@ -44,6 +44,7 @@
 #include <jansson.h>
 
 #include "ferry.h"
+#include "sockpath.h"
 
 #define FERRY_MSG_MAX		(8u * 1024 * 1024)	/* bytes, without the NUL */
 #define FERRY_READ_MIN		(64u * 1024)		/* free space per recv */
@@ -662,12 +663,19 @@ call(ferry *f, const char *method, json_t *params, json_t **ret_params)
 	r = queue_call(f, method, params, 0);
 	if (r < 0)
 		return r;
-	r = conn_flush(f);
-	if (r < 0)
+	/* If ferryd closed the connection, what it said before (say,
+	 * TooManyConnections) is still to be read: that is the why. */
+	if ((r = conn_flush(f)) < 0 && !f->wclosed)
 		return r;
 	r = read_reply(f, 1, &reply, &continues);
 	if (r < 0)
 		return r;
+	if (f->wclosed) {
+		/* A reply to a call never sent: not ours to give. */
+		json_decref(reply);
+		return conn_fail(f, -ECONNRESET, "ferryd closed the "
+		    "connection");
+	}
 	if (continues) {
 		json_decref(reply);
 		return conn_fail(f, -EPROTO,
@@ -749,27 +757,13 @@ set_if_rev(ferry *f, json_t *p, int64_t if_rev)
  * Public API.
  */
 
-/* Whether the environment variable name is set and not empty. */
-static int
-env_set(const char *name)
-{
-	const char *s = getenv(name);
-
-	return s != NULL && *s != '\0';
-}
-
 FERRY_API char *
 ferry_default_socket(void)
 {
-	const char *s;
 	char *path;
 
-	if (env_set("FERRY_SOCKET"))
-		return strdup(getenv("FERRY_SOCKET"));
-	if (!env_set("XDG_RUNTIME_DIR"))
-		return NULL;
-	s = getenv("XDG_RUNTIME_DIR");
-	if (asprintf(&path, "%s/ferry/ferryd.sock", s) < 0)
+	/* The rule ferryd follows too (lib/sockpath.c). */
+	if (sockpath_default(&path) < 0)
 		return NULL;
 	return path;
 }
@@ -828,20 +822,15 @@ ferry_connect(const char *socket_path, ferry **ret)
 		    "ferry_connect: ret is NULL");
 		return -EINVAL;
 	}
-	path = socket_path != NULL ? strdup(socket_path) :
-	    ferry_default_socket();
-	if (path == NULL) {
-		if (socket_path == NULL && !env_set("FERRY_SOCKET") &&
-		    !env_set("XDG_RUNTIME_DIR")) {
-			r = -ENOENT;
-			snprintf(connect_errmsg, sizeof(connect_errmsg),
-			    "cannot find ferryd's socket: neither FERRY_SOCKET "
-			    "nor XDG_RUNTIME_DIR is set");
-		} else {
-			r = -ENOMEM;
-			snprintf(connect_errmsg, sizeof(connect_errmsg),
-			    "out of memory");
-		}
+	if (socket_path != NULL)
+		r = (path = strdup(socket_path)) != NULL ? 0 : -ENOMEM;
+	else
+		r = sockpath_default(&path);
+	if (r < 0) {
+		snprintf(connect_errmsg, sizeof(connect_errmsg), "%s",
+		    r == -ENOENT ? "cannot find ferryd's socket: none of "
+		    "FERRY_SOCKET, XDG_RUNTIME_DIR and HOME is set" :
+		    "out of memory");
 		goto fail;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -1207,10 +1196,15 @@ ferry_watch(ferry *f, const char *const *collections, int64_t since)
 	p = NULL;
 	if (r < 0)
 		goto out;
-	if ((r = conn_flush(f)) < 0)
+	/* As in call(): an error ferryd sent before closing is the why. */
+	if ((r = conn_flush(f)) < 0 && !f->wclosed)
 		goto out;
 	if ((r = read_reply(f, 1, &reply, &continues)) < 0)
 		goto out;
+	if (f->wclosed) {
+		r = conn_fail(f, -ECONNRESET, "ferryd closed the connection");
+		goto out;
+	}
 	if (!continues || !json_is_true(json_object_get(reply, "ready"))) {
 		r = conn_fail(f, -EPROTO,
 		    "malformed reply from ferryd: Watch did not confirm");

@@ -33,10 +33,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "sockpath.h"
 
 #define CONFIG_DIR_NAME		"ferry"
 #define CONFIG_FILE_NAME	"ferryd.conf"
-#define CONFIG_SOCKET_NAME	"ferryd.sock"
 #define CONFIG_DEVICE_NAME_MAX	128
 /* A socket path must fit sockaddr_un.sun_path with its NUL. */
 #define CONFIG_SOCKET_PATH_MAX \
@@ -164,53 +164,18 @@ config_hostname(void)
 	return strdup(buf);
 }
 
-/*
- * The socket to use when nothing names one: $FERRY_SOCKET (what ferryctl
- * and libferry also read, so both ends agree), else in $XDG_RUNTIME_DIR,
- * else in /run/user/<uid> if that is our directory (a login session
- * without the variable), else in the data directory.
- */
-static char *
-config_default_socket(const char *data_dir)
-{
-	char dir[64];
-	struct stat st;
-	const char *v;
-
-	v = getenv("FERRY_SOCKET");
-	if (v != NULL && *v != '\0')
-		return strdup(v);
-	if ((v = config_xdg("XDG_RUNTIME_DIR")) != NULL)
-		return config_format("%s/%s/%s", v, CONFIG_DIR_NAME,
-		    CONFIG_SOCKET_NAME);
-	snprintf(dir, sizeof dir, "/run/user/%lu", (unsigned long)getuid());
-	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-	    st.st_uid == getuid())
-		return config_format("%s/%s/%s", dir, CONFIG_DIR_NAME,
-		    CONFIG_SOCKET_NAME);
-	return config_format("%s/%s", data_dir, CONFIG_SOCKET_NAME);
-}
-
 int
 config_defaults(struct config *c)
 {
 	struct config d;
-	const char *v;
 	int r;
 
 	memset(&d, 0, sizeof d);
-	if ((v = config_xdg("XDG_DATA_HOME")) != NULL)
-		d.data_dir = config_format("%s/%s", v, CONFIG_DIR_NAME);
-	else if ((v = config_home()) != NULL)
-		d.data_dir = config_format("%s/.local/share/%s", v,
-		    CONFIG_DIR_NAME);
-	else {
-		r = -ENOENT;
+	/* Shared with libferry, so ferryd and its clients agree. */
+	if ((r = sockpath_data_dir(&d.data_dir)) < 0 ||
+	    (r = sockpath_default(&d.socket_path)) < 0)
 		goto fail;
-	}
-	if (d.data_dir == NULL ||
-	    (d.socket_path = config_default_socket(d.data_dir)) == NULL ||
-	    (d.device_name = config_hostname()) == NULL) {
+	if ((d.device_name = config_hostname()) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}

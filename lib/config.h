@@ -26,8 +26,9 @@
  * $FERRY_SOCKET if set (the variable ferryctl and libferry read, so both
  * ends agree), else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
  * /run/user/<uid>/ferry/ferryd.sock if that directory exists and is ours,
- * else <data_dir>/ferryd.sock.  XDG variables that are empty or relative
- * are ignored, as the XDG base directory specification says.
+ * else <default data_dir>/ferryd.sock (sockpath.h, the one rule libferry
+ * compiles too).  XDG variables that are empty or relative are ignored, as
+ * the XDG base directory specification says.
  *
  * An unknown section or key, a bad number, or a value out of range is an
  * error naming the file, the line, the key, what was wrong and the value:

@@ -18,6 +18,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,6 +66,9 @@ enum {
 	ST_DOC_RESOLVE,
 	ST_OUTBOX_DROP_DOC,
 	ST_REJECTED_R,
+	ST_DOC_CHANGES_R,
+	ST_OUTBOX_APPLIED,
+	ST_SIGNED_ADD,
 	ST_DOC_REMOTE,
 	ST_DOC_BASE_W,
 	ST_OUTBOX_HAS,
@@ -100,9 +104,13 @@ struct store {
 	sqlite3_stmt	*st[ST_COUNT];
 	bool		 in_batch;
 	/* The writer thread folds a batch into counts at COMMIT while the
-	 * loop thread reads them: counts_lock guards counts. */
+	 * loop thread reads them: counts_lock guards counts and commit_gen.
+	 * commit_gen is odd from just before a COMMIT until counts hold
+	 * it, so a reader can tell whether the replica it read and counts
+	 * were the same state (a seqlock; nobody waits on a COMMIT). */
 	pthread_mutex_t	 counts_lock;
 	struct store_counts counts;	/* committed state */
+	uint64_t	 commit_gen;
 	struct store_delta delta;	/* open batch */
 	int64_t		 batch_head;	/* head seq inside the open batch */
 };
@@ -220,6 +228,25 @@ static const char *store_migrations[] = {
 	"  reason TEXT NOT NULL,"
 	"  created_ms INTEGER NOT NULL"
 	");",
+	/*
+	 * 4 -> 5: History reads one document's change log (ferryctl log
+	 * offline); without an index that is a scan of the whole log.
+	 */
+	"CREATE INDEX changes_doc ON changes(collection, id, seq);",
+	/*
+	 * 5 -> 6: the signed records of this device's changes the remote
+	 * applied, kept when their outbox row goes, so that the local
+	 * history can show them verified without the remote.
+	 */
+	"CREATE TABLE signed ("
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  record BLOB NOT NULL,"
+	"  sig TEXT NOT NULL"
+	");"
+	"CREATE INDEX signed_doc ON signed(collection, id, rev);",
 };
 
 #define STORE_NMIGRATIONS \
@@ -274,9 +301,13 @@ static const struct {
 	    " FROM changes c LEFT JOIN docs d"
 	    " ON d.collection = c.collection AND d.id = c.id"
 	    " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2" },
+	/* What pending counts (documents with a local change the remote
+	 * has not taken) is in the outbox, queued or rejected, or, for a
+	 * document in conflict, whose outbox row is gone, in conflicts. */
 	[ST_OLDEST_R] = { 1,
-	    "SELECT created_ms FROM outbox WHERE state = 'queued'"
-	    " ORDER BY seq LIMIT 1" },
+	    "SELECT min(t) FROM (SELECT min(created_ms) AS t FROM outbox"
+	    " UNION ALL SELECT min(created_ms) FROM conflicts"
+	    " WHERE resolved_ms IS NULL)" },
 	[ST_META_GET] = { 0, "SELECT value FROM meta WHERE key = ?1" },
 	[ST_META_SET] = { 0,
 	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
@@ -358,6 +389,17 @@ static const struct {
 	[ST_REJECTED_R] = { 1,
 	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
 	    " ORDER BY seq LIMIT ?1" },
+	[ST_DOC_CHANGES_R] = { 1,
+	    "SELECT c.seq, c.rev, c.origin, c.ts, s.version, s.record, s.sig"
+	    " FROM changes c LEFT JOIN signed s ON s.collection = c.collection"
+	    " AND s.id = c.id AND s.rev = c.rev"
+	    " AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */
+	    " WHERE c.collection = ?1 AND c.id = ?2 ORDER BY c.seq LIMIT ?3" },
+	[ST_OUTBOX_APPLIED] = { 0,
+	    "DELETE FROM outbox WHERE seq = ?1 RETURNING rev, record, sig" },
+	[ST_SIGNED_ADD] = { 0,
+	    "INSERT INTO signed (collection, id, rev, version, record, sig)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
 	/* A remote change applied to a document with no local change: the
 	 * body is the synced body, stored once. */
 	[ST_DOC_REMOTE] = { 0,
@@ -715,13 +757,20 @@ store_commit(struct store *s)
 
 	if (!s->in_batch)
 		return -EINVAL;
+	pthread_mutex_lock(&s->counts_lock);
+	s->commit_gen++;		/* odd: the replica runs ahead */
+	pthread_mutex_unlock(&s->counts_lock);
 	if ((r = store_step_done(s, s->st[ST_COMMIT])) < 0) {
 		/* A failed COMMIT may leave the transaction open: end it. */
 		store_rollback(s);
+		pthread_mutex_lock(&s->counts_lock);
+		s->commit_gen++;
+		pthread_mutex_unlock(&s->counts_lock);
 		return r;
 	}
 	s->in_batch = false;
 	pthread_mutex_lock(&s->counts_lock);
+	s->commit_gen++;
 	s->counts.docs += s->delta.docs;
 	s->counts.pending += s->delta.pending;
 	s->counts.conflicts += s->delta.conflicts;
@@ -1011,20 +1060,34 @@ store_counts(struct store *s, struct store_counts *ret)
 {
 	sqlite3_stmt *st = s->st[ST_OLDEST_R];
 	struct store_counts c;
-	int rc;
+	uint64_t gen, again;
+	int rc, tries;
 
-	pthread_mutex_lock(&s->counts_lock);
-	c = s->counts;
-	pthread_mutex_unlock(&s->counts_lock);
-
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		c.oldest_pending_ms = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE) {
+	/*
+	 * counts and the oldest pending change must describe one state, or
+	 * Status could say pending 1 with no oldest: read the counts, the
+	 * replica, then the generation again, and retry (a few times; a
+	 * COMMIT takes milliseconds) if a COMMIT ran in between.
+	 */
+	for (tries = 0; ; tries++) {
+		pthread_mutex_lock(&s->counts_lock);
+		c = s->counts;
+		gen = s->commit_gen;
+		pthread_mutex_unlock(&s->counts_lock);
+		c.oldest_pending_ms = 0;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			c.oldest_pending_ms = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
-		return store_fail(s, s->r, rc);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return store_fail(s, s->r, rc);
+		pthread_mutex_lock(&s->counts_lock);
+		again = s->commit_gen;
+		pthread_mutex_unlock(&s->counts_lock);
+		if ((gen == again && gen % 2 == 0) || tries == 100)
+			break;
+		sched_yield();
 	}
-	sqlite3_reset(st);
 	*ret = c;
 	return 0;
 }
@@ -1170,16 +1233,40 @@ int
 store_push_applied(struct store *s, int64_t oseq, const char *collection,
     const char *id, int64_t version, const char *body)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st, *add = s->st[ST_SIGNED_ADD];
+	bool deleted;
 	int rc, r;
 
-	st = s->st[ST_OUTBOX_DELETE];
+	/* The row goes; its signed record stays, for the local history. */
+	st = s->st[ST_OUTBOX_APPLIED];
 	sqlite3_bind_int64(st, 1, oseq);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
+	rc = sqlite3_step(st);
+	deleted = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL &&
+	    sqlite3_column_type(st, 2) != SQLITE_NULL) {
+		sqlite3_bind_text(add, 1, collection, -1, SQLITE_STATIC);
+		sqlite3_bind_text(add, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(add, 3, sqlite3_column_int64(st, 0));
+		sqlite3_bind_int64(add, 4, version);
+		sqlite3_bind_blob(add, 5, sqlite3_column_blob(st, 1),
+		    sqlite3_column_bytes(st, 1), SQLITE_TRANSIENT);
+		sqlite3_bind_text(add, 6,
+		    (const char *)sqlite3_column_text(st, 2), -1,
+		    SQLITE_TRANSIENT);
+		if ((r = store_step_done(s, add)) < 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, s->w, rc);
 	/* A merge or a resolution already replaced the record: the
 	 * document has moved on. */
-	if (sqlite3_changes(s->w) == 0)
+	if (!deleted)
 		return 0;
 	st = s->st[ST_DOC_SYNCED];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
@@ -1593,6 +1680,36 @@ store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
 		    (const char *)sqlite3_column_text(st, 1),
 		    (const char *)sqlite3_column_text(st, 2), arg);
 		if (r < 0)
+			break;
+		n++;
+	}
+	return store_walk_end(s, st, rc, r, n);
+}
+
+int
+store_doc_changes(struct store *s, const char *collection, const char *id,
+    int limit, store_doc_change_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_DOC_CHANGES_R];
+	struct store_doc_change c;
+	int rc, r = 0, n = 0;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&c, 0, sizeof c);
+		c.seq = sqlite3_column_int64(st, 0);
+		c.rev = sqlite3_column_int64(st, 1);
+		c.origin = (enum store_origin)sqlite3_column_int(st, 2);
+		c.ts_ms = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+			c.version = sqlite3_column_int64(st, 4);
+			c.record = sqlite3_column_blob(st, 5);
+			c.record_len = (size_t)sqlite3_column_bytes(st, 5);
+			c.sig = (const char *)sqlite3_column_text(st, 6);
+		}
+		if ((r = cb(&c, arg)) < 0)
 			break;
 		n++;
 	}

@@ -288,6 +288,29 @@ int	store_doc_base(struct store *s, const char *collection, const char *id,
  * merge or resolution), or -errno (writer). */
 int	store_outbox_has(struct store *s, int64_t oseq);
 
+/*
+ * One document's entries in the local change log, oldest first, at most
+ * limit (reader): its own writes, pulled changes, merges and resolutions,
+ * each with the rev it made and its time (Unix ms); for a change of this
+ * device the remote applied, also the signed record sent and the version
+ * it made (kept when its outbox row went).  Fields are valid during the
+ * callback only.  Count given to cb, or -errno.
+ */
+struct store_doc_change {
+	int64_t		 seq;
+	int64_t		 rev;
+	enum store_origin origin;
+	int64_t		 ts_ms;
+	int64_t		 version;	/* 0 without a record */
+	const void	*record;	/* NULL: none kept */
+	size_t		 record_len;
+	const char	*sig;
+};
+typedef int (*store_doc_change_cb)(const struct store_doc_change *c,
+	    void *arg);
+int	store_doc_changes(struct store *s, const char *collection,
+	    const char *id, int limit, store_doc_change_cb cb, void *arg);
+
 /* Parked (rejected) intents, oldest first, with the remote's reason
  * (reader).  Count given to cb, or -errno. */
 typedef int (*store_rejected_cb)(const char *collection, const char *id,

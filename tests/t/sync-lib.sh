@@ -294,6 +294,21 @@ conflict_json() {
 	esac
 }
 
+# offline_edits 'COMMANDS ON A' 'COMMANDS ON B': a deterministic race
+# between ferryd A and B on server s: with the server down A and B both
+# write, B stops, the server comes back, A syncs first, then B starts and
+# syncs (so B's edits meet A's as conflicts on B).
+offline_edits() {
+	server_stop s &&
+	eval "$1" &&
+	eval "$2" &&
+	ferryd_stop B &&
+	server_start s --open &&
+	sync_wait A &&
+	syncd_start B s &&
+	sync_wait B
+}
+
 # Skip the script when the tools are missing.
 command -v timeout >/dev/null 2>&1 || skip_all "timeout(1) is missing"
 

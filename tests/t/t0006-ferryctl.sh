@@ -92,7 +92,8 @@ test_expect_success 'ls lists live documents; paging with --limit/--after/--all'
 		echo "{\"i\":$i}" | ctl A put page p$i >/dev/null || return 1
 	done &&
 	ctl A ls page >out &&
-	test "$(grep -c . out)" = 5 &&
+	test "$(grep -c . out)" = 6 &&
+	test_grep "^ID  *REV  *VERSION  *STATE$" out &&
 	test_grep "^p1\b" out &&
 	ctl A --json ls page --limit 2 >out &&
 	test "$(grep -o "\"id\":\"p[0-9]\"" out | wc -l)" = 2 &&
@@ -101,7 +102,7 @@ test_expect_success 'ls lists live documents; paging with --limit/--after/--all'
 	test "$(grep -o "\"id\":\"p[0-9]\"" out | wc -l)" = 1 &&
 	test_grep ! "\"next\"" out &&
 	ctl A ls page --all --limit 2 >out &&
-	test "$(grep -c . out)" = 5 &&
+	test "$(grep -c . out)" = 6 &&
 	ctl A ls notes >out &&
 	test_grep ! "^n2\b" out &&
 	ctl A ls empty >out &&

@@ -12,21 +12,10 @@
 # different fields merge without a conflict.
 #
 # The race is made deterministic: with the server down A and B both write,
-# B stops, the server comes back, A syncs first, then B starts and syncs.
+# B stops, the server comes back, A syncs first, then B starts and syncs
+# (offline_edits, in sync-lib.sh).
 
 . "$(dirname "$0")/sync-lib.sh"
-
-# offline_edits 'COMMANDS ON A' 'COMMANDS ON B': see above.
-offline_edits() {
-	server_stop s &&
-	eval "$1" &&
-	eval "$2" &&
-	ferryd_stop B &&
-	server_start s --open &&
-	sync_wait A &&
-	syncd_start B s &&
-	sync_wait B
-}
 
 # conflict_of NAME C ID: the id of the open conflict on C/ID (exactly one),
 # its GetConflict reply in conflict.out.

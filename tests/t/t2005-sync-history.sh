@@ -6,8 +6,9 @@
 # machine, and the field-level changed_paths (a create lists its fields,
 # an edit the field it changed, a delete ""); `ferryctl log` prints the
 # same for people and --json prints the reply.  History of an unknown
-# document is NotFound (ferryctl exit 3); with the server down, or no
-# remote at all, it is Offline (exit 1); a client that goes away while the
+# document is NotFound (ferryctl exit 3); with the server down it is the
+# local change log with the reason (t2011 has more), with no remote and no
+# local change Offline (exit 1); a client that goes away while the
 # daemon fetches costs nothing.  A record altered on the server shows up
 # as verified false, and its body is not trusted for the next diff.
 # Also: `ferryctl conflicts show` puts base, mine and theirs side by side
@@ -210,16 +211,18 @@ test_expect_success 'a daemon without a remote answers Offline: exit 1' '
 	fcall C History "{\"collection\":\"notes\",\"id\":\"n1\"}" >off.out &&
 	test_grep "^{\"error\":\"io.ferry.Offline\",\"parameters\":{\"reason\":\"no remote is configured\"}}\$" off.out &&
 	test_expect_code 1 ctl_bounded 10 C log notes n1 2>err &&
-	test_grep "Offline" err &&
+	test_grep "no remote is configured" err &&
 	ferryd_stop C
 '
 
-test_expect_success 'with the server stopped History is Offline: exit 1' '
+test_expect_success 'with the server stopped History is the local log, and why' '
 	server_stop s &&
 	fcall A History "{\"collection\":\"notes\",\"id\":\"n1\"}" >off.out &&
-	test_grep "^{\"error\":\"io.ferry.Offline\",\"parameters\":{\"reason\":\"cannot reach the remote: " off.out &&
-	test_expect_code 1 ctl_bounded 10 A log notes n1 2>err &&
-	test_grep "io.ferry.Offline" err &&
+	test_grep "^{\"parameters\":{\"entries\":\[\],\"local\":\[{" off.out &&
+	test_grep "\"remote_error\":\"cannot reach the remote: " off.out &&
+	ctl_bounded 10 A log notes n1 >log.out 2>err &&
+	test_grep "cannot reach the remote" err &&
+	test_grep "this device.s change log" log.out &&
 	server_start s --open &&
 	history A notes n1 &&
 	test_equal entries 4 "$(entries h.out | grep -c .)"
