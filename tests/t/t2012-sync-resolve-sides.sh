@@ -128,14 +128,14 @@ test_expect_success 'after a sync both devices and the server converge' '
 	test_equal "conflicts on B" 0 "$(status_int B conflicts)"
 '
 
-test_expect_success 'all_mine through varlink; an unknown strategy names the choices' '
+test_expect_success 'all_mine through varlink; an unknown strategy is InvalidParameter on strategy' '
 	offline_edits "
 		put_ok A notes r1 \"{\\\"a\\\":5,\\\"b\\\":2,\\\"c\\\":\\\"A2\\\"}\"" "
 		put_ok B notes r1 \"{\\\"a\\\":1,\\\"b\\\":3,\\\"c\\\":\\\"B2\\\"}\"" &&
 	cid=$(conflict_on B r1) &&
 	fcall B Resolve "{\"conflict_id\":$(conflict_json "$cid"),\"strategy\":\"both\"}" >out &&
-	test_grep "io.ferry.InvalidArgument" out &&
-	test_grep "all_mine" out &&
+	test_grep "org.varlink.service.InvalidParameter" out &&
+	test_grep "\"parameter\":\"strategy\"" out &&
 	fcall B Resolve "{\"conflict_id\":$(conflict_json "$cid"),\"strategy\":\"all_mine\"}" >out &&
 	test_equal "reply body" "{\"a\":1,\"b\":3,\"c\":\"B2\"}" "$(flat_body out)" &&
 	sync_all B A &&
