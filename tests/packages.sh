@@ -15,7 +15,8 @@
 #     creates the system user ferry-server (sysusers.d) and, where systemd
 #     runs, enables ferry-server.service;
 #   - at the end purges those four packages again (FERRY_PACKAGES_KEEP=1
-#     keeps them); the ferry-server user and the dependencies stay.
+#     keeps them); the ferry-server user, its empty /var/lib/ferry-server
+#     and the dependencies stay.
 # The source tree is not written to: the packages are built from a copy
 # and everything else happens in a temporary directory (kept, and named,
 # when a step fails).
@@ -163,6 +164,9 @@ step_install() {
 	done
 	getent passwd ferry-server >/dev/null ||
 	    { echo "no user ferry-server"; return 1; }
+	[ "$(stat -c %U:%a /var/lib/ferry-server 2>&1)" = ferry-server:700 ] ||
+	    { echo "/var/lib/ferry-server is not ferry-server's, mode 700:"
+	    ls -ld /var/lib/ferry-server; return 1; }
 	pkg-config --exists libferry ||
 	    { echo "pkg-config does not find libferry"; return 1; }
 }
