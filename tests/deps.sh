@@ -17,7 +17,7 @@ libjansson-dev libinih-dev libcmocka-dev libsystemd-dev"
 # sqlite3 (t2005 alters a server record behind its back), bc (bench/push.sh,
 # bench/pull.sh), strace (bench/idle.sh), git (bench/run.sh names the
 # revision it measured), util-linux (setpriv, prlimit: t0003, t0007),
-# procps and systemd (systemd-analyze verify and security: t4001).
+# procps and systemd (systemd-analyze verify and security: t5001).
 run="sqlite3 bc strace git util-linux procps systemd"
 run="$run $*"
 missing=""
