@@ -17,11 +17,12 @@ libjansson-dev libinih-dev libcmocka-dev libsystemd-dev"
 # sqlite3 (t2005 alters a server record behind its back), bc (bench/push.sh,
 # bench/pull.sh), strace (bench/idle.sh), git (bench/run.sh names the
 # revision it measured), util-linux (setpriv, prlimit: t0003, t0007),
-# procps, Go with Debian's varlink/go (t4001 builds a varlink client on
-# an implementation independent of ferry's, offline, from
-# /usr/share/gocode), and python3 with python3-nacl (t4002: a protocol
-# client written from docs/protocol.md in another language).
-run="sqlite3 bc strace git util-linux procps golang-go golang-github-varlink-go-dev python3 python3-nacl"
+# procps, systemd (systemd-analyze verify and security: t6001), Go with
+# Debian's varlink/go (t4001 builds a varlink client on an implementation
+# independent of ferry's, offline, from /usr/share/gocode), and python3
+# with python3-nacl (t4002: a protocol client written from
+# docs/protocol.md in another language).
+run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl"
 run="$run $*"
 missing=""
 for p in $build $run; do

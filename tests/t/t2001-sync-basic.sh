@@ -160,8 +160,8 @@ test_expect_success 'Status after a sync: idle, pending 0, last_sync_ms set' '
 '
 
 test_expect_success '1500 documents written in one burst on A all arrive on B' '
-	"$VLSEND" "$(ferryd_sock A)" --pipeline 3000 --collection many \
-	    --prefix d >burst.out &&
+	{ "$VLSEND" "$(ferryd_sock A)" --pipeline 3000 --timeout 60000 \
+	    --collection many --prefix d >burst.out || { cat burst.out; false; }; } &&
 	test_grep "^ok 3000 replies in order$" burst.out &&
 	sync_wait A 60 &&
 	sync_wait B 60 &&
