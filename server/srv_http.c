@@ -120,6 +120,12 @@ struct srv_push_req {
 	int			 code;		/* != 0: answer this error */
 	char			 msg[256];
 	bool			 checked;
+	/* Stored (srv_http_push_store): */
+	int64_t			 head;		/* the head before */
+	json_t			*results;
+	struct srv_push_stats	 st;
+	int			 r;		/* < 0: nothing was applied */
+	char			 dberr[256];
 };
 
 static void srv_http_waiter_answer(struct srv_waiter *w);
@@ -418,6 +424,7 @@ srv_http_push_free(struct srv_push_req *pr)
 		srv_push_item_clear(&pr->items[i]);
 	free(pr->items);
 	json_decref(pr->root);
+	json_decref(pr->results);
 	free(pr);
 }
 
@@ -466,55 +473,104 @@ srv_http_push_check(void *arg, size_t i)
 	    &pr->items[i]);
 }
 
-/* Apply a checked push in one transaction and answer it. */
+/*
+ * Apply a checked push in one transaction on db: the loop's handle, or a
+ * worker thread's (srv_db_worker).  The outcome stays in pr, for
+ * srv_http_push_answer on the loop.
+ */
 static void
-srv_http_push_finish(struct srv_push_req *pr)
+srv_http_push_store(struct srv_push_req *pr, struct srv_db *db)
+{
+	int r;
+
+	if (pr->code != 0 || pr->n == 0)
+		return;
+	if ((r = srv_db_begin(db)) < 0 ||
+	    (r = srv_push_apply(db, pr->rq.key, pr->items, pr->n,
+	    &pr->results, &pr->st)) < 0 ||
+	    (r = srv_db_commit(db)) < 0) {
+		srv_db_rollback(db);
+		snprintf(pr->dberr, sizeof pr->dberr, "%s", srv_db_errmsg(db));
+		json_decref(pr->results);
+		pr->results = NULL;
+		pr->r = r;
+	}
+}
+
+/* Loop thread: answer a stored push, then wake the watchers. */
+static void
+srv_http_push_answer(struct srv_push_req *pr)
 {
 	struct srv_req *rq = &pr->rq;
 	struct srv_http *h = rq->h;
-	struct srv_push_stats st;
-	json_t *results = NULL;
-	int64_t head;
-	int r;
+	json_t *results;
 
 	if (pr->code != 0) {
 		srv_http_error(rq, pr->code, "%s", pr->msg);
 		return;
 	}
-	head = srv_db_head(h->db);
-	memset(&st, 0, sizeof st);
-	if (pr->n == 0) {
-		if ((results = json_array()) == NULL) {
-			srv_http_error(rq, 500, "out of memory");
-			return;
-		}
-	} else {
-		if ((r = srv_db_begin(h->db)) < 0 ||
-		    (r = srv_push_apply(h->db, rq->key, pr->items, pr->n,
-		    &results, &st)) < 0 ||
-		    (r = srv_db_commit(h->db)) < 0) {
-			srv_db_rollback(h->db);
-			log_err("push from %s failed, nothing applied: %s (%s)",
-			    rq->key, strerror(-r), srv_db_errmsg(h->db));
-			srv_http_error(rq, 503, "storage error, nothing was "
-			    "applied: %s", strerror(-r));
-			json_decref(results);
-			return;
-		}
+	if (pr->r < 0) {
+		log_err("push from %s failed, nothing applied: %s (%s)",
+		    rq->key, strerror(-pr->r), pr->dberr);
+		srv_http_error(rq, 503, "storage error, nothing was "
+		    "applied: %s", strerror(-pr->r));
+		return;
+	}
+	if (pr->n == 0 && (pr->results = json_array()) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
 	}
 	log_debug("push from %s: %zu changes: %zu applied, %zu duplicate, "
-	    "%zu conflict, %zu rejected", rq->key, pr->n, st.applied,
-	    st.duplicate, st.conflict, st.rejected);
-	if (st.rejected > 0)
+	    "%zu conflict, %zu rejected", rq->key, pr->n, pr->st.applied,
+	    pr->st.duplicate, pr->st.conflict, pr->st.rejected);
+	if (pr->st.rejected > 0)
 		log_info("push from %s: %zu of %zu changes rejected", rq->key,
-		    st.rejected, pr->n);
+		    pr->st.rejected, pr->n);
+	results = pr->results;
+	pr->results = NULL;
 	srv_http_reply(rq->req, 200, json_pack("{s:o}", "results", results));
 	/* Reply first, then wake the watchers. */
-	if (srv_db_head(h->db) != head)
+	if (srv_db_head(h->db) != pr->head)
 		srv_http_wake(h);
 }
 
-/* Loop thread: a push is checked; answer those at the head, in order. */
+/* Worker thread: apply a push on this thread's own store handle. */
+static void
+srv_http_push_store_item(void *arg, size_t i)
+{
+	struct srv_push_req *pr = arg;
+	struct srv_db *db;
+	int r;
+
+	if ((r = srv_db_worker(pr->rq.h->db, &db)) < 0) {
+		snprintf(pr->dberr, sizeof pr->dberr, "no store handle");
+		pr->r = r;
+		return;
+	}
+	srv_http_push_store(pr, db);
+}
+
+/* Loop thread: a push was stored on a worker. */
+static void
+srv_http_push_stored(void *arg)
+{
+	struct srv_push_req *pr = arg;
+
+	srv_http_push_answer(pr);
+	srv_http_push_free(pr);
+}
+
+static void
+srv_http_push_drop(void *arg)
+{
+	srv_http_push_free(arg);
+}
+
+/*
+ * Loop thread: a push is checked; store those at the head, in order: on
+ * the loop (SQLite), or handed to a worker thread when the store takes
+ * batches there (PostgreSQL), so the loop never waits for the database.
+ */
 static void
 srv_http_push_checked(void *arg)
 {
@@ -524,7 +580,17 @@ srv_http_push_checked(void *arg)
 	pr->checked = true;
 	while ((first = TAILQ_FIRST(&h->pushes)) != NULL && first->checked) {
 		TAILQ_REMOVE(&h->pushes, first, entry);
-		srv_http_push_finish(first);
+		first->head = srv_db_head(h->db);
+		if (srv_db_has_workers(h->db) && first->code == 0 &&
+		    first->n > 0) {
+			if (jobq_submit(h->pool, NULL, srv_http_push_store_item,
+			    srv_http_push_stored, srv_http_push_drop,
+			    first) == 0)
+				continue;
+			srv_http_push_fail(first, 500, "out of memory");
+		}
+		srv_http_push_store(first, h->db);
+		srv_http_push_answer(first);
 		srv_http_push_free(first);
 	}
 }
@@ -744,6 +810,12 @@ srv_http_wake(struct srv_http *h)
 		if (w->since < srv_db_head(h->db))
 			srv_http_waiter_answer(w);
 	}
+}
+
+static void
+srv_http_wake_cb(void *arg)
+{
+	srv_http_wake(arg);
 }
 
 /* Park rq until a push commits something newer or wait seconds pass. */
@@ -1121,6 +1193,9 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 		    JOBQ_MAX_THREADS : (int)ncpu;
 	}
 	if ((r = jobq_new(base, h->cfg.threads, &h->pool)) < 0)
+		goto fail;
+	/* Other instances' pushes wake our long-polls too. */
+	if ((r = srv_db_watch(db, base, srv_http_wake_cb, h)) < 0)
 		goto fail;
 	if ((h->http = evhttp_new(base)) == NULL) {
 		r = -ENOMEM;
