@@ -3,12 +3,14 @@
  * "Remote protocol v1"; "ferryd and ferry-server").
  *
  *   ferry-server [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
- *                [--open] [--debug] [--max-waiters N] [--max-wait S]
+ *                [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] [--max-wait S]
  *                [--max-connections N] [--max-inflight-mib N]
  *   ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY [NAME]
  *
- * One process, one libevent loop: evhttp in front (srv_http), SQLite
- * behind (srv_db, <data-dir>/server.db), push signatures checked on a pool
+ * One process, one libevent loop: evhttp in front (srv_http), the store
+ * behind (srv_db: SQLite in <data-dir>/server.db, another file with --db
+ * FILE, or PostgreSQL with --db postgresql://..., shared by any number of
+ * instances), push signatures checked on a pool
  * of worker threads (lib/jobq), the authorized keys in memory
  * (srv_keys, <data-dir>/authorized_keys unless --keys; reread on SIGHUP,
  * keeping the old set if the new file is bad).  The data directory is
@@ -57,6 +59,7 @@ struct options {
 	const char	*listen;
 	const char	*data_dir;
 	const char	*keys;
+	const char	*db;
 	bool		 open;
 	bool		 debug;
 	int		 max_waiters;
@@ -84,7 +87,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: ferry-server [--listen ADDR:PORT] [--data-dir DIR] "
 	    "[--keys FILE]\n"
-	    "                    [--open] [--debug] [--max-waiters N] "
+	    "                    [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] "
 	    "[--max-wait SECONDS]\n"
 	    "                    [--max-connections N] [--max-inflight-mib N]\n"
 	    "       ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY "
@@ -98,6 +101,9 @@ usage(FILE *f)
 	    "$XDG_DATA_HOME/ferry-server)\n"
 	    "  --keys FILE         authorized keys (default "
 	    "DIR/authorized_keys)\n"
+	    "  --db FILE|URL       the store: a SQLite file (default "
+	    "DIR/server.db) or\n"
+	    "                      postgresql://... shared by many instances\n"
 	    "  --open              accept any well-formed key (local trials "
 	    "only)\n"
 	    "  --debug             log debug messages\n"
@@ -158,6 +164,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "keys", required_argument, NULL, 'k' },
+		{ "db", required_argument, NULL, 'B' },
 		{ "open", no_argument, NULL, 'o' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "max-waiters", required_argument, NULL, 'W' },
@@ -183,6 +190,9 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'k':
 			o->keys = optarg;
+			break;
+		case 'B':
+			o->db = optarg;
 			break;
 		case 'o':
 			o->open = true;
@@ -483,11 +493,15 @@ serve(struct server *s)
 	}
 	if ((r = lock_data_dir(s)) < 0)
 		return r;
-	if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
+	if (s->opt.db != NULL)
+		path = strdup(s->opt.db);
+	else if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
+		path = NULL;
+	if (path == NULL)
 		return -ENOMEM;
 	if ((r = srv_db_open(path, &s->db, &err)) < 0) {
-		log_err("cannot open database %s: %s", path,
-		    err != NULL ? err : strerror(-r));
+		log_err("cannot open database %s: %s", srv_db_is_url(path) ?
+		    "(PostgreSQL)" : path, err != NULL ? err : strerror(-r));
 		free(err);
 		goto out;
 	}
@@ -530,7 +544,8 @@ serve(struct server *s)
 	log_notice(strchr(s->addr, ':') != NULL ?
 	    "ready: listening on [%s]:%d, database %s, head %lld" :
 	    "ready: listening on %s:%d, database %s, head %lld", s->addr,
-	    port, path, (long long)srv_db_head(s->db));
+	    port, srv_db_is_url(path) ? "PostgreSQL" : path,
+	    (long long)srv_db_head(s->db));
 
 	if (event_base_dispatch(s->base) < 0) {
 		log_err("event loop failed");
