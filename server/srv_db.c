@@ -79,6 +79,30 @@ srv_db_watch(struct srv_db *db, struct event_base *base, srv_db_wake_cb cb,
 }
 
 int
+srv_db_keys(struct srv_db *db, srv_db_key_cb cb, void *arg)
+{
+	if (db->ops->keys == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->keys(db, cb, arg);
+}
+
+int
+srv_db_allow(struct srv_db *db, const char *key, const char *name)
+{
+	if (db->ops->allow == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->allow(db, key, name);
+}
+
+int
+srv_db_watch_keys(struct srv_db *db, srv_db_wake_cb cb, void *arg)
+{
+	if (db->ops->watch_keys == NULL)
+		return 0;
+	return db->ops->watch_keys(db, cb, arg);
+}
+
+int
 srv_db_begin(struct srv_db *db)
 {
 	return db->ops->begin(db);

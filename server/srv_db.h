@@ -93,8 +93,10 @@ struct srv_change_row {
 
 /* Return < 0 to stop the iteration with that value. */
 typedef int (*srv_change_cb)(const struct srv_change_row *row, void *arg);
-/* The head may have moved (another instance committed). */
+/* The head may have moved (another instance committed), or the keys. */
 typedef void (*srv_db_wake_cb)(void *arg);
+/* One allowed key (name may be NULL); < 0 stops the iteration. */
+typedef int (*srv_db_key_cb)(const char *key, const char *name, void *arg);
 
 /*
  * Open (creating or migrating) the database at path: a file for SQLite, a
@@ -133,6 +135,19 @@ bool	srv_db_has_workers(const struct srv_db *db);
  */
 int	srv_db_watch(struct srv_db *db, struct event_base *base,
 	    srv_db_wake_cb cb, void *arg);
+
+/*
+ * Allowed keys kept in the store, so that `ferry-server allow` on any
+ * instance is seen by all (PostgreSQL).  srv_db_keys calls cb for each
+ * (n or -errno); srv_db_allow adds one and tells every instance (0,
+ * -EEXIST when it is listed already, -errno); after srv_db_watch,
+ * srv_db_watch_keys has cb(arg) called on the loop when the list may have
+ * changed.  -EOPNOTSUPP (watch: 0) for a backend that keeps no keys: with
+ * SQLite the keys file is the list.
+ */
+int	srv_db_keys(struct srv_db *db, srv_db_key_cb cb, void *arg);
+int	srv_db_allow(struct srv_db *db, const char *key, const char *name);
+int	srv_db_watch_keys(struct srv_db *db, srv_db_wake_cb cb, void *arg);
 
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */

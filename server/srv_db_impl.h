@@ -6,7 +6,8 @@
  * write) and calls through.  Each op has the contract of the srv_db_*
  * function of the same name in srv_db.h.  worker and watch may be NULL:
  * then the backend is used from the loop's thread only, and nothing but
- * this process writes its store.
+ * this process writes its store; keys, allow and watch_keys may be NULL:
+ * then the keys file is the only list.
  */
 #ifndef FERRY_SRV_DB_IMPL_H
 #define FERRY_SRV_DB_IMPL_H
@@ -38,6 +39,9 @@ struct srv_db_ops {
 	int	 (*worker)(struct srv_db *, struct srv_db **);
 	int	 (*watch)(struct srv_db *, struct event_base *,
 		    srv_db_wake_cb, void *);
+	int	 (*keys)(struct srv_db *, srv_db_key_cb, void *);
+	int	 (*allow)(struct srv_db *, const char *, const char *);
+	int	 (*watch_keys)(struct srv_db *, srv_db_wake_cb, void *);
 };
 
 struct srv_db {

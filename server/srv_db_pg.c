@@ -20,7 +20,10 @@
  * - wake-ups: after COMMIT (not inside the transaction) the new head is
  *   sent with pg_notify; the loop's handle LISTENs on a second,
  *   nonblocking connection registered in the event loop, and re-reads the
- *   head once a second in case a notification was lost.
+ *   head once a second in case a notification was lost;
+ * - allowed keys: the table allowed_keys; `allow` notifies ferry_keys and
+ *   every instance rereads its keys (and does so whenever its listener
+ *   reconnects, in case it missed one).
  *
  * Handles: the one srv_db_pg_open returns is the loop's (reads, and the
  * listener); each worker thread gets its own connection on first use
@@ -52,6 +55,7 @@
 #include "util.h"
 
 #define SRV_PG_CHANNEL		"ferry_head"
+#define SRV_PG_KEYS_CHANNEL	"ferry_keys"
 #define SRV_PG_CONNECT_TIMEOUT	"5"	/* seconds */
 #define SRV_PG_MIGRATE_LOCK	"7366657272790001"	/* advisory lock */
 
@@ -78,8 +82,11 @@ struct srv_pg {
 	struct event		*listen_ev;
 	struct event		*tick;
 	bool			 head_query;	/* a head read is in flight */
+	bool			 relisten;	/* the listener was dropped */
 	srv_db_wake_cb		 wake;
 	void			*wake_arg;
+	srv_db_wake_cb		 keys_changed;
+	void			*keys_arg;
 };
 
 static const struct srv_db_ops srv_pg_ops;
@@ -125,6 +132,11 @@ static const char *srv_pg_migrations[] = {
 	"  one boolean PRIMARY KEY DEFAULT true CHECK (one),"
 	"  seq bigint NOT NULL);"
 	"INSERT INTO head (seq) VALUES (0);",
+	/* 1 -> 2: the allowed keys, shared by every instance. */
+	"CREATE TABLE allowed_keys ("
+	"  key text PRIMARY KEY,"
+	"  name text,"
+	"  added_ms bigint NOT NULL);",
 };
 
 #define SRV_PG_NMIGRATIONS \
@@ -418,6 +430,8 @@ srv_pg_unlisten(struct srv_pg *db)
 	if (db->listen_ev != NULL)
 		event_free(db->listen_ev);
 	db->listen_ev = NULL;
+	if (db->listen != NULL)
+		db->relisten = true;
 	PQfinish(db->listen);
 	db->listen = NULL;
 	db->head_query = false;
@@ -874,7 +888,11 @@ srv_pg_listen_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	while ((n = PQnotifies(db->listen)) != NULL) {
-		srv_pg_head_seen(db, strtoll(n->extra, NULL, 10));
+		if (strcmp(n->relname, SRV_PG_KEYS_CHANNEL) == 0) {
+			if (db->keys_changed != NULL)
+				db->keys_changed(db->keys_arg);
+		} else
+			srv_pg_head_seen(db, strtoll(n->extra, NULL, 10));
 		PQfreemem(n);
 	}
 	while (db->head_query && PQisBusy(db->listen) == 0) {
@@ -901,7 +919,8 @@ srv_pg_listen_start(struct srv_pg *db)
 	db->listen = srv_pg_connect(db->sh->conninfo);
 	if (PQstatus(db->listen) != CONNECTION_OK)
 		goto fail;
-	res = PQexec(db->listen, "LISTEN " SRV_PG_CHANNEL);
+	res = PQexec(db->listen, "LISTEN " SRV_PG_CHANNEL "; LISTEN "
+	    SRV_PG_KEYS_CHANNEL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		PQclear(res);
 		goto fail;
@@ -929,6 +948,10 @@ srv_pg_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (db->listen == NULL) {
 		if (srv_pg_listen_start(db) < 0)
 			return;
+		/* Back after a drop: a key may have come meanwhile. */
+		if (db->relisten && db->keys_changed != NULL)
+			db->keys_changed(db->keys_arg);
+		db->relisten = false;
 	}
 	if (db->head_query)
 		return;
@@ -961,6 +984,62 @@ srv_pg_watch(struct srv_db *base, struct event_base *evbase,
 	return 0;
 }
 
+static int
+srv_pg_keys(struct srv_db *base, srv_db_key_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, "SELECT key, name FROM allowed_keys"
+	    " ORDER BY key", 0, NULL, NULL, false, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++)
+		if ((r = cb(PQgetvalue(res, i, 0), PQgetisnull(res, i, 1) ?
+		    NULL : PQgetvalue(res, i, 1), arg)) < 0)
+			break;
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+static int
+srv_pg_allow(struct srv_db *base, const char *key, const char *name)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char now[24];
+	const char *vals[3] = { key, name, now };
+	PGresult *res;
+	int added, r = 0;
+
+	if ((r = srv_pg_ready(db)) < 0)
+		return r;
+	snprintf(now, sizeof now, "%" PRId64, util_now_ms());
+	if ((res = srv_pg_run(db, "INSERT INTO allowed_keys (key, name,"
+	    " added_ms) VALUES ($1, $2, $3::bigint) ON CONFLICT DO NOTHING"
+	    " RETURNING 1", 3, vals, NULL, false, &r)) == NULL)
+		return r;
+	added = PQntuples(res);
+	PQclear(res);
+	if (added == 0)
+		return -EEXIST;
+	/* Committed (autocommit): now tell the instances. */
+	(void)srv_pg_do(db, "SELECT pg_notify('" SRV_PG_KEYS_CHANNEL "', '')",
+	    0, NULL, NULL);
+	return 0;
+}
+
+static int
+srv_pg_watch_keys(struct srv_db *base, srv_db_wake_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+
+	db->keys_changed = cb;
+	db->keys_arg = arg;
+	return 0;
+}
+
 static const struct srv_db_ops srv_pg_ops = {
 	.close = srv_pg_close,
 	.errmsg = srv_pg_errmsg,
@@ -979,4 +1058,7 @@ static const struct srv_db_ops srv_pg_ops = {
 	.history = srv_pg_history,
 	.worker = srv_pg_worker,
 	.watch = srv_pg_watch,
+	.keys = srv_pg_keys,
+	.allow = srv_pg_allow,
+	.watch_keys = srv_pg_watch_keys,
 };
