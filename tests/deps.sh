@@ -12,13 +12,14 @@ set -eu
 # Building: the autotools, the compiler, the libraries configure asks for.
 build="autoconf automake libtool pkg-config make gcc libc6-dev
 libsqlite3-dev libevent-dev libcurl4-openssl-dev libsodium-dev
-libjansson-dev libinih-dev libcmocka-dev libsystemd-dev"
+libjansson-dev libinih-dev libcmocka-dev libsystemd-dev libpq-dev"
 # Programs the tests and benchmarks run that minbase lacks or may drop:
 # sqlite3 (t2005 alters a server record behind its back), bc (bench/push.sh,
 # bench/pull.sh), strace (bench/idle.sh), git (bench/run.sh names the
 # revision it measured), util-linux (setpriv, prlimit: t0003, t0007) and
-# procps.
-run="sqlite3 bc strace git util-linux procps"
+# procps; postgresql (15 in bookworm: initdb, pg_ctl and psql for the
+# throwaway database of the t5xxx-pg-*.sh tests, tests/t/pg-lib.sh).
+run="sqlite3 bc strace git util-linux procps postgresql"
 run="$run $*"
 missing=""
 for p in $build $run; do
