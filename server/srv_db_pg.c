@@ -81,7 +81,8 @@ struct srv_pg {
 	PGconn			*listen;
 	struct event		*listen_ev;
 	struct event		*tick;
-	bool			 head_query;	/* a head read is in flight */
+	bool			 listen_up;	/* connected, LISTEN sent */
+	bool			 busy;		/* a query is in flight */
 	bool			 relisten;	/* the listener was dropped */
 	srv_db_wake_cb		 wake;
 	void			*wake_arg;
@@ -267,8 +268,13 @@ srv_pg_text_int(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/*
+ * Connect to conninfo, blocking up to the connect timeout, or (nonblock)
+ * start connecting, for PQconnectPoll.  Later values win: the URL may set
+ * its own timeout and application name.
+ */
 static PGconn *
-srv_pg_connect(const char *conninfo)
+srv_pg_connect(const char *conninfo, bool nonblock)
 {
 	static const char *const keys[] = {
 		"connect_timeout", "application_name", "dbname", NULL,
@@ -277,7 +283,8 @@ srv_pg_connect(const char *conninfo)
 		SRV_PG_CONNECT_TIMEOUT, "ferry-server", conninfo, NULL,
 	};
 
-	/* Later values win: the URL may set its own timeout and name. */
+	if (nonblock)
+		return PQconnectStartParams(keys, vals, 1);
 	return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -290,7 +297,7 @@ static int
 srv_pg_ready(struct srv_pg *db)
 {
 	if (db->conn == NULL)
-		db->conn = srv_pg_connect(db->sh->conninfo);
+		db->conn = srv_pg_connect(db->sh->conninfo, false);
 	else if (PQstatus(db->conn) != CONNECTION_OK)
 		PQreset(db->conn);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
@@ -430,11 +437,12 @@ srv_pg_unlisten(struct srv_pg *db)
 	if (db->listen_ev != NULL)
 		event_free(db->listen_ev);
 	db->listen_ev = NULL;
-	if (db->listen != NULL)
+	if (db->listen_up)
 		db->relisten = true;
 	PQfinish(db->listen);
 	db->listen = NULL;
-	db->head_query = false;
+	db->listen_up = false;
+	db->busy = false;
 }
 
 static void
@@ -874,7 +882,7 @@ srv_pg_head_seen(struct srv_pg *db, int64_t seq)
 		db->wake(db->wake_arg);
 }
 
-/* Read what the listener has: notifications and the head re-read. */
+/* Read what the listener has: notifications and query results. */
 static void
 srv_pg_listen_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -895,9 +903,10 @@ srv_pg_listen_cb(evutil_socket_t fd, short what, void *arg)
 			srv_pg_head_seen(db, strtoll(n->extra, NULL, 10));
 		PQfreemem(n);
 	}
-	while (db->head_query && PQisBusy(db->listen) == 0) {
+	/* LISTEN's results, or the head re-read's row. */
+	while (db->busy && PQisBusy(db->listen) == 0) {
 		if ((res = PQgetResult(db->listen)) == NULL) {
-			db->head_query = false;
+			db->busy = false;
 			break;
 		}
 		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
@@ -907,36 +916,72 @@ srv_pg_listen_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/*
- * Connect the listener.  The connect blocks up to the connect timeout:
- * at start, and once a second while the database is away.
- */
+/* Wait for the listener's socket (what) to call cb.  0 or -ENOMEM. */
 static int
+srv_pg_listen_arm(struct srv_pg *db, short what, event_callback_fn cb)
+{
+	if (db->listen_ev != NULL)
+		event_free(db->listen_ev);
+	db->listen_ev = event_new(db->evbase, PQsocket(db->listen), what, cb,
+	    db);
+	if (db->listen_ev == NULL || event_add(db->listen_ev, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * One step of the listener's nonblocking connect (PQconnectPoll); once
+ * connected, send LISTEN and read from then on with srv_pg_listen_cb.
+ * A failure leaves the listener down: the tick tries again.
+ */
+static void
+srv_pg_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_pg *db = arg;
+
+	switch (PQconnectPoll(db->listen)) {
+	case PGRES_POLLING_READING:
+		if (srv_pg_listen_arm(db, EV_READ, srv_pg_connect_cb) < 0)
+			srv_pg_unlisten(db);
+		return;
+	case PGRES_POLLING_WRITING:
+		if (srv_pg_listen_arm(db, EV_WRITE, srv_pg_connect_cb) < 0)
+			srv_pg_unlisten(db);
+		return;
+	case PGRES_POLLING_OK:
+		break;
+	default:
+		srv_pg_unlisten(db);
+		return;
+	}
+	if (PQsetnonblocking(db->listen, 1) != 0 ||
+	    PQsendQuery(db->listen, "LISTEN " SRV_PG_CHANNEL "; LISTEN "
+	    SRV_PG_KEYS_CHANNEL) == 0 ||
+	    srv_pg_listen_arm(db, EV_READ | EV_PERSIST, srv_pg_listen_cb) < 0) {
+		srv_pg_unlisten(db);
+		return;
+	}
+	(void)PQflush(db->listen);
+	db->busy = true;
+	db->listen_up = true;
+	/* Back after a drop: a key may have come meanwhile. */
+	if (db->relisten && db->keys_changed != NULL)
+		db->keys_changed(db->keys_arg);
+	db->relisten = false;
+}
+
+/*
+ * Start connecting the listener without blocking the loop (a host name in
+ * the URL is still resolved synchronously by libpq: use a Unix socket or
+ * an address for the database).
+ */
+static void
 srv_pg_listen_start(struct srv_pg *db)
 {
-	PGresult *res;
-
-	db->listen = srv_pg_connect(db->sh->conninfo);
-	if (PQstatus(db->listen) != CONNECTION_OK)
-		goto fail;
-	res = PQexec(db->listen, "LISTEN " SRV_PG_CHANNEL "; LISTEN "
-	    SRV_PG_KEYS_CHANNEL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		PQclear(res);
-		goto fail;
-	}
-	PQclear(res);
-	if (PQsetnonblocking(db->listen, 1) != 0 ||
-	    (db->listen_ev = event_new(db->evbase, PQsocket(db->listen),
-	    EV_READ | EV_PERSIST, srv_pg_listen_cb, db)) == NULL ||
-	    event_add(db->listen_ev, NULL) < 0)
-		goto fail;
-	return 0;
-fail:
-	snprintf(db->errmsg, sizeof db->errmsg, "%s",
-	    db->listen != NULL ? PQerrorMessage(db->listen) : "out of memory");
-	srv_pg_unlisten(db);
-	return -ENOTCONN;
+	db->listen = srv_pg_connect(db->sh->conninfo, true);
+	if (db->listen == NULL || PQstatus(db->listen) == CONNECTION_BAD ||
+	    srv_pg_listen_arm(db, EV_WRITE, srv_pg_connect_cb) < 0)
+		srv_pg_unlisten(db);
 }
 
 /* Once a second: re-read the head (a lost notification), or reconnect. */
@@ -946,20 +991,16 @@ srv_pg_tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct srv_pg *db = arg;
 
 	if (db->listen == NULL) {
-		if (srv_pg_listen_start(db) < 0)
-			return;
-		/* Back after a drop: a key may have come meanwhile. */
-		if (db->relisten && db->keys_changed != NULL)
-			db->keys_changed(db->keys_arg);
-		db->relisten = false;
+		srv_pg_listen_start(db);
+		return;
 	}
-	if (db->head_query)
+	if (!db->listen_up || db->busy)
 		return;
 	if (PQsendQuery(db->listen, "SELECT seq FROM head") == 0) {
 		srv_pg_unlisten(db);
 		return;
 	}
-	db->head_query = true;
+	db->busy = true;
 	(void)PQflush(db->listen);
 }
 
@@ -969,7 +1010,6 @@ srv_pg_watch(struct srv_db *base, struct event_base *evbase,
 {
 	struct srv_pg *db = (struct srv_pg *)base;
 	struct timeval tv = { 1, 0 };
-	int r;
 
 	if (!db->owner || db->evbase != NULL)
 		return -EINVAL;
@@ -979,8 +1019,7 @@ srv_pg_watch(struct srv_db *base, struct event_base *evbase,
 	if ((db->tick = event_new(evbase, -1, EV_PERSIST, srv_pg_tick_cb,
 	    db)) == NULL || event_add(db->tick, &tv) < 0)
 		return -ENOMEM;
-	if ((r = srv_pg_listen_start(db)) < 0)
-		return r;
+	srv_pg_listen_start(db);
 	return 0;
 }
 

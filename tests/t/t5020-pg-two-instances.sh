@@ -89,6 +89,24 @@ pushers_running() {
 	return 1
 }
 
+# longpoll_wakes WAITER PUSHER ID SEQ: a long-poll on WAITER is answered
+# with alice's new document ID (her change SEQ) pushed to PUSHER, well
+# before its 30 s are up.
+longpoll_wakes() {
+	_h=$(server_head "$1" reader) &&
+	test_bg req "$1" reader --elapsed GET \
+	    "/v1/changes?since=$_h&wait=30" >poll.out 2>poll.err &&
+	_poll=$test_bg_pid &&
+	test_wait_until 10 "grep -q \"long-poll waiting since=$_h\" \
+	    \"$(server_log "$1")\"" &&
+	_it=$(item alice put notes "$3" 0 "$4" "{\"t\":\"wake\"}") &&
+	push "$2" alice "$_it" >out && test_grep "\"status\":\"applied\"" out &&
+	test_wait_exit "$_poll" 15 &&
+	test_grep "\"id\":\"$3\"" poll.out &&
+	_ms=$(sed -n "s/^elapsed_ms //p" poll.err) &&
+	test "$_ms" -lt 10000
+}
+
 # read_feed SERVER: page /v1/changes from $feed_last on; fail on a seq
 # that is not the one after the last seen.
 read_feed() {
@@ -137,18 +155,7 @@ test_expect_success 'the same base on B after A applied: conflict, no overwrite'
 '
 
 test_expect_success 'a long-poll on B wakes when A commits' '
-	h=$(server_head B reader) &&
-	test_bg req B reader --elapsed GET \
-	    "/v1/changes?since=$h&wait=30" >poll.out 2>poll.err &&
-	poll=$test_bg_pid &&
-	test_wait_until 10 "grep -q \"long-poll waiting since=$h\" \
-	    \"$(server_log B)\"" &&
-	it=$(item alice put notes n2 0 3 "{\"t\":\"wake\"}") &&
-	push A alice "$it" >out && test_grep "\"status\":\"applied\"" out &&
-	test_wait_exit "$poll" 15 &&
-	test_grep "\"id\":\"n2\"" poll.out &&
-	ms=$(sed -n "s/^elapsed_ms //p" poll.err) &&
-	test "$ms" -lt 10000
+	longpoll_wakes B A n2 3
 '
 
 test_expect_success 'a cursor reader during 16 concurrent pushers skips 0 rows' '
@@ -186,7 +193,8 @@ test_expect_success 'both instances answer again after the restart' '
 	it=$(item alice put notes n3 0 4 "{\"t\":\"after\"}") &&
 	test_wait_until 30 "push B alice \"\$it\" >out; \
 	    grep -q applied out" &&
-	req A alice GET /v1/docs/notes/n3 >out && status_is 200 out
+	req A alice GET /v1/docs/notes/n3 >out && status_is 200 out &&
+	longpoll_wakes A B n4 5
 '
 
 test_expect_success '"ferry-server --db URL allow" is seen by every instance' '
