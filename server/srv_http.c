@@ -702,7 +702,7 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
  * or -errno (out then holds garbage).
  */
 static int
-srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
+srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
     struct evbuffer *out)
 {
 	struct srv_changes_ctx c;
@@ -713,11 +713,11 @@ srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
 	c.last = since;
 	if (evbuffer_add(out, "{\"changes\":[", 12) < 0)
 		return -ENOMEM;
-	r = srv_db_changes(h->db, since, limit, srv_http_change_cb, &c);
+	r = srv_db_changes(db, since, limit, srv_http_change_cb, &c);
 	if (r < 0 && r != SRV_HTTP_STOP)
 		return r;
 	if (evbuffer_add_printf(out, "],\"head\":%" PRId64 ",\"last_seq\":%"
-	    PRId64 "}", srv_db_head(h->db), c.last) < 0)
+	    PRId64 "}", srv_db_head(db), c.last) < 0)
 		return -ENOMEM;
 	return c.n;
 }
@@ -770,33 +770,129 @@ srv_http_waiter_gone_cb(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_free(evcon);
 }
 
+/*
+ * A read of the change log for a request or a waiter: on a worker
+ * thread's own store handle when the backend has them (srv_db_worker: the
+ * loop never waits for a database server), else on the loop; answered on
+ * the loop either way.
+ */
+struct srv_changes_read {
+	struct srv_http		*h;
+	struct srv_req		 rq;		/* the request, or ... */
+	struct srv_waiter	*w;		/* ... a waiter, unlinked */
+	int64_t			 since;
+	int			 limit;
+	int			 wait;
+	struct evbuffer		*buf;
+	int			 r;		/* changes, or -errno */
+	char			 dberr[256];
+};
+
+static void srv_http_changes_answer(struct srv_changes_read *cr);
+
+static void
+srv_http_changes_read_free(struct srv_changes_read *cr)
+{
+	if (cr->buf != NULL)
+		evbuffer_free(cr->buf);
+	free(cr->w);
+	free(cr);
+}
+
+static void
+srv_http_changes_run(struct srv_changes_read *cr, struct srv_db *db)
+{
+	cr->r = cr->buf != NULL ? srv_http_changes_text(db, cr->since,
+	    cr->limit, cr->buf) : -ENOMEM;
+	if (cr->r < 0)
+		snprintf(cr->dberr, sizeof cr->dberr, "%s", srv_db_errmsg(db));
+}
+
+/* Worker thread: read on this thread's own store handle. */
+static void
+srv_http_changes_item(void *arg, size_t i)
+{
+	struct srv_changes_read *cr = arg;
+	struct srv_db *db;
+	int r;
+
+	if ((r = srv_db_worker(cr->h->db, &db)) < 0) {
+		snprintf(cr->dberr, sizeof cr->dberr, "no store handle");
+		cr->r = r;
+		return;
+	}
+	srv_http_changes_run(cr, db);
+}
+
+static void
+srv_http_changes_done(void *arg)
+{
+	srv_http_changes_answer(arg);
+	srv_http_changes_read_free(arg);
+}
+
+static void
+srv_http_changes_drop(void *arg)
+{
+	srv_http_changes_read_free(arg);
+}
+
+/* Read and answer cr (which this takes). */
+static void
+srv_http_changes_read(struct srv_changes_read *cr)
+{
+	struct srv_http *h = cr->h;
+
+	cr->buf = evbuffer_new();
+	/* Stopping: read on the loop, so waiters are answered in time. */
+	if (srv_db_has_workers(h->db) && !h->shutting_down &&
+	    cr->buf != NULL && jobq_submit(h->pool, NULL,
+	    srv_http_changes_item, srv_http_changes_done,
+	    srv_http_changes_drop, cr) == 0)
+		return;
+	srv_http_changes_run(cr, h->db);
+	srv_http_changes_done(cr);
+}
+
 /* Answer a waiting long-poll with what there is now, and forget it. */
 static void
 srv_http_waiter_answer(struct srv_waiter *w)
 {
-	struct srv_http *h = w->h;
-	struct evbuffer *buf;
+	struct srv_changes_read *cr;
 	json_t *obj;
-	int r;
 
 	srv_http_waiter_unlink(w);
-	buf = evbuffer_new();
-	r = buf != NULL ? srv_http_changes_text(h, w->since, w->limit, buf) :
-	    -ENOMEM;
+	if ((cr = calloc(1, sizeof *cr)) == NULL) {
+		obj = json_pack("{s:s}", "error", "out of memory");
+		srv_http_reply(w->req, 500, obj);
+		free(w);
+		return;
+	}
+	cr->h = w->h;
+	cr->w = w;
+	cr->since = w->since;
+	cr->limit = w->limit;
+	srv_http_changes_read(cr);
+}
+
+/* A waiter's read is done: answer it. */
+static void
+srv_http_waiter_reply(struct srv_changes_read *cr)
+{
+	struct srv_waiter *w = cr->w;
+	json_t *obj;
+
 	log_debug("changes: long-poll since=%" PRId64 " answered with %d "
-	    "changes (%d waiting)", w->since, r, h->nwaiters);
-	if (r < 0) {
-		log_err("cannot read the change log: %s (%s)", strerror(-r),
-		    srv_db_errmsg(h->db));
+	    "changes (%d waiting)", w->since, cr->r, cr->h->nwaiters);
+	if (cr->r < 0) {
+		log_err("cannot read the change log: %s (%s)",
+		    strerror(-cr->r), cr->dberr);
 		evhttp_add_header(evhttp_request_get_output_headers(w->req),
 		    "Retry-After", "1");
 		obj = json_pack("{s:s}", "error", "storage error");
 		srv_http_reply(w->req, 503, obj);
 	} else
-		srv_http_reply_buf(w->req, buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
-	free(w);
+		srv_http_reply_buf(w->req, cr->buf);
 }
 
 /* Answer every long-poll that waits for something older than the head. */
@@ -873,36 +969,55 @@ srv_http_changes(struct srv_req *rq)
 		    false },
 		{ "wait", 0, h->cfg.max_wait, 0, false },
 	};
-	struct evbuffer *buf;
-	int r;
+	struct srv_changes_read *cr;
 
 	if (srv_http_params(rq, p, 3) < 0)
 		return;
-	if ((buf = evbuffer_new()) == NULL) {
+	if ((cr = calloc(1, sizeof *cr)) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
 	}
-	if ((r = srv_http_changes_text(h, p[0].value, (int)p[1].value,
-	    buf)) < 0) {
-		log_err("cannot read the change log: %s (%s)", strerror(-r),
-		    srv_db_errmsg(h->db));
-		srv_http_error(rq, 503, "storage error");
-		goto out;
+	cr->h = h;
+	cr->rq = *rq;
+	cr->since = p[0].value;
+	cr->limit = (int)p[1].value;
+	cr->wait = (int)p[2].value;
+	srv_http_changes_read(cr);
+}
+
+/* The read for GET /v1/changes is done: answer, or wait for changes. */
+static void
+srv_http_changes_answer(struct srv_changes_read *cr)
+{
+	struct srv_http *h = cr->h;
+	struct srv_req *rq = &cr->rq;
+
+	if (cr->w != NULL) {
+		srv_http_waiter_reply(cr);
+		return;
 	}
-	if (r == 0 && p[2].value > 0 && !h->shutting_down) {
+	if (cr->r < 0) {
+		log_err("cannot read the change log: %s (%s)",
+		    strerror(-cr->r), cr->dberr);
+		srv_http_error(rq, 503, "storage error");
+		return;
+	}
+	if (cr->r == 0 && cr->wait > 0 && !h->shutting_down) {
 		if (h->nwaiters >= h->cfg.max_waiters) {
 			srv_http_error(rq, 429, "too many waiting requests "
 			    "(%d); retry later", h->nwaiters);
-			goto out;
+			return;
 		}
-		if (srv_http_wait(rq, p[0].value, (int)p[1].value,
-		    (int)p[2].value) < 0)
+		if (srv_http_wait(rq, cr->since, cr->limit, cr->wait) < 0) {
 			srv_http_error(rq, 500, "out of memory");
-		goto out;
+			return;
+		}
+		/* Read on a worker: a commit may have come meanwhile. */
+		if (srv_db_head(h->db) > cr->since)
+			srv_http_wake(h);
+		return;
 	}
-	srv_http_reply_buf(rq->req, buf);
-out:
-	evbuffer_free(buf);
+	srv_http_reply_buf(rq->req, cr->buf);
 }
 
 /* --- GET /v1/docs/{collection}/{id}[/history] --- */
