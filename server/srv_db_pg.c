@@ -34,8 +34,10 @@
  * with Retry-After) and nothing half-done is left: a batch whose COMMIT
  * did not return is rolled back by the server.
  *
- * Reads on the loop's handle are synchronous: short indexed statements
- * over one connection, but a blocking round trip nonetheless.
+ * Requests are read on the workers' handles too (srv_http); the loop's
+ * handle is read synchronously only at start, while stopping, and for the
+ * allowed keys (at start, on SIGHUP and on a ferry_keys notification):
+ * short statements, but blocking round trips.
  */
 #include "autoconfig.h"
 

@@ -771,28 +771,86 @@ srv_http_waiter_gone_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A read of the change log for a request or a waiter: on a worker
- * thread's own store handle when the backend has them (srv_db_worker: the
- * loop never waits for a database server), else on the loop; answered on
- * the loop either way.
+ * A read of the store for a request or a waiter: run on a worker thread's
+ * own store handle when the backend has them (srv_db_worker: the loop
+ * never waits for a database server), else on the loop; answered on the
+ * loop either way.  struct srv_read is the first member of each kind.
  */
+struct srv_read {
+	struct srv_http	*h;
+	void		 (*run)(struct srv_read *, struct srv_db *);
+	void		 (*answer)(struct srv_read *);
+	void		 (*free)(struct srv_read *);
+	int		 r;		/* >= 0, or -errno */
+	char		 dberr[256];
+};
+
+/* Worker thread: read on this thread's own store handle. */
+static void
+srv_http_read_item(void *arg, size_t i)
+{
+	struct srv_read *rd = arg;
+	struct srv_db *db;
+	int r;
+
+	if ((r = srv_db_worker(rd->h->db, &db)) < 0) {
+		snprintf(rd->dberr, sizeof rd->dberr, "no store handle");
+		rd->r = r;
+		return;
+	}
+	rd->run(rd, db);
+}
+
+static void
+srv_http_read_done(void *arg)
+{
+	struct srv_read *rd = arg;
+
+	rd->answer(rd);
+	rd->free(rd);
+}
+
+static void
+srv_http_read_drop(void *arg)
+{
+	struct srv_read *rd = arg;
+
+	rd->free(rd);
+}
+
+/* Read and answer rd (which this takes). */
+static void
+srv_http_read(struct srv_read *rd)
+{
+	struct srv_http *h = rd->h;
+
+	/* Stopping: read on the loop, so waiters are answered in time. */
+	if (srv_db_has_workers(h->db) && !h->shutting_down &&
+	    jobq_submit(h->pool, NULL, srv_http_read_item, srv_http_read_done,
+	    srv_http_read_drop, rd) == 0)
+		return;
+	rd->run(rd, h->db);
+	srv_http_read_done(rd);
+}
+
+/* A read of the change log, for GET /v1/changes or a waiter. */
 struct srv_changes_read {
-	struct srv_http		*h;
+	struct srv_read		 rd;		/* first */
 	struct srv_req		 rq;		/* the request, or ... */
 	struct srv_waiter	*w;		/* ... a waiter, unlinked */
 	int64_t			 since;
 	int			 limit;
 	int			 wait;
 	struct evbuffer		*buf;
-	int			 r;		/* changes, or -errno */
-	char			 dberr[256];
 };
 
-static void srv_http_changes_answer(struct srv_changes_read *cr);
+static void srv_http_changes_answer(struct srv_read *rd);
 
 static void
-srv_http_changes_read_free(struct srv_changes_read *cr)
+srv_http_changes_read_free(struct srv_read *rd)
 {
+	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
+
 	if (cr->buf != NULL)
 		evbuffer_free(cr->buf);
 	free(cr->w);
@@ -800,58 +858,33 @@ srv_http_changes_read_free(struct srv_changes_read *cr)
 }
 
 static void
-srv_http_changes_run(struct srv_changes_read *cr, struct srv_db *db)
+srv_http_changes_run(struct srv_read *rd, struct srv_db *db)
 {
-	cr->r = cr->buf != NULL ? srv_http_changes_text(db, cr->since,
+	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
+
+	rd->r = cr->buf != NULL ? srv_http_changes_text(db, cr->since,
 	    cr->limit, cr->buf) : -ENOMEM;
-	if (cr->r < 0)
-		snprintf(cr->dberr, sizeof cr->dberr, "%s", srv_db_errmsg(db));
+	if (rd->r < 0)
+		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
 }
 
-/* Worker thread: read on this thread's own store handle. */
-static void
-srv_http_changes_item(void *arg, size_t i)
+/* A new read of the change log; NULL when out of memory. */
+static struct srv_changes_read *
+srv_http_changes_read_new(struct srv_http *h)
 {
-	struct srv_changes_read *cr = arg;
-	struct srv_db *db;
-	int r;
+	struct srv_changes_read *cr;
 
-	if ((r = srv_db_worker(cr->h->db, &db)) < 0) {
-		snprintf(cr->dberr, sizeof cr->dberr, "no store handle");
-		cr->r = r;
-		return;
+	if ((cr = calloc(1, sizeof *cr)) == NULL)
+		return NULL;
+	if ((cr->buf = evbuffer_new()) == NULL) {
+		free(cr);
+		return NULL;
 	}
-	srv_http_changes_run(cr, db);
-}
-
-static void
-srv_http_changes_done(void *arg)
-{
-	srv_http_changes_answer(arg);
-	srv_http_changes_read_free(arg);
-}
-
-static void
-srv_http_changes_drop(void *arg)
-{
-	srv_http_changes_read_free(arg);
-}
-
-/* Read and answer cr (which this takes). */
-static void
-srv_http_changes_read(struct srv_changes_read *cr)
-{
-	struct srv_http *h = cr->h;
-
-	cr->buf = evbuffer_new();
-	/* Stopping: read on the loop, so waiters are answered in time. */
-	if (srv_db_has_workers(h->db) && !h->shutting_down &&
-	    cr->buf != NULL && jobq_submit(h->pool, NULL,
-	    srv_http_changes_item, srv_http_changes_done,
-	    srv_http_changes_drop, cr) == 0)
-		return;
-	srv_http_changes_run(cr, h->db);
-	srv_http_changes_done(cr);
+	cr->rd.h = h;
+	cr->rd.run = srv_http_changes_run;
+	cr->rd.answer = srv_http_changes_answer;
+	cr->rd.free = srv_http_changes_read_free;
+	return cr;
 }
 
 /* Answer a waiting long-poll with what there is now, and forget it. */
@@ -862,17 +895,16 @@ srv_http_waiter_answer(struct srv_waiter *w)
 	json_t *obj;
 
 	srv_http_waiter_unlink(w);
-	if ((cr = calloc(1, sizeof *cr)) == NULL) {
+	if ((cr = srv_http_changes_read_new(w->h)) == NULL) {
 		obj = json_pack("{s:s}", "error", "out of memory");
 		srv_http_reply(w->req, 500, obj);
 		free(w);
 		return;
 	}
-	cr->h = w->h;
 	cr->w = w;
 	cr->since = w->since;
 	cr->limit = w->limit;
-	srv_http_changes_read(cr);
+	srv_http_read(&cr->rd);
 }
 
 /* A waiter's read is done: answer it. */
@@ -883,10 +915,10 @@ srv_http_waiter_reply(struct srv_changes_read *cr)
 	json_t *obj;
 
 	log_debug("changes: long-poll since=%" PRId64 " answered with %d "
-	    "changes (%d waiting)", w->since, cr->r, cr->h->nwaiters);
-	if (cr->r < 0) {
+	    "changes (%d waiting)", w->since, cr->rd.r, cr->rd.h->nwaiters);
+	if (cr->rd.r < 0) {
 		log_err("cannot read the change log: %s (%s)",
-		    strerror(-cr->r), cr->dberr);
+		    strerror(-cr->rd.r), cr->rd.dberr);
 		evhttp_add_header(evhttp_request_get_output_headers(w->req),
 		    "Retry-After", "1");
 		obj = json_pack("{s:s}", "error", "storage error");
@@ -973,36 +1005,36 @@ srv_http_changes(struct srv_req *rq)
 
 	if (srv_http_params(rq, p, 3) < 0)
 		return;
-	if ((cr = calloc(1, sizeof *cr)) == NULL) {
+	if ((cr = srv_http_changes_read_new(h)) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
 	}
-	cr->h = h;
 	cr->rq = *rq;
 	cr->since = p[0].value;
 	cr->limit = (int)p[1].value;
 	cr->wait = (int)p[2].value;
-	srv_http_changes_read(cr);
+	srv_http_read(&cr->rd);
 }
 
 /* The read for GET /v1/changes is done: answer, or wait for changes. */
 static void
-srv_http_changes_answer(struct srv_changes_read *cr)
+srv_http_changes_answer(struct srv_read *rd)
 {
-	struct srv_http *h = cr->h;
+	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
+	struct srv_http *h = rd->h;
 	struct srv_req *rq = &cr->rq;
 
 	if (cr->w != NULL) {
 		srv_http_waiter_reply(cr);
 		return;
 	}
-	if (cr->r < 0) {
+	if (rd->r < 0) {
 		log_err("cannot read the change log: %s (%s)",
-		    strerror(-cr->r), cr->dberr);
+		    strerror(-rd->r), rd->dberr);
 		srv_http_error(rq, 503, "storage error");
 		return;
 	}
-	if (cr->r == 0 && cr->wait > 0 && !h->shutting_down) {
+	if (rd->r == 0 && cr->wait > 0 && !h->shutting_down) {
 		if (h->nwaiters >= h->cfg.max_waiters) {
 			srv_http_error(rq, 429, "too many waiting requests "
 			    "(%d); retry later", h->nwaiters);
@@ -1022,44 +1054,7 @@ srv_http_changes_answer(struct srv_changes_read *cr)
 
 /* --- GET /v1/docs/{collection}/{id}[/history] --- */
 
-static void
-srv_http_doc(struct srv_req *rq, const char *collection, const char *id)
-{
-	struct srv_doc d;
-	json_t *obj, *body;
-	int r;
-
-	if (srv_http_params(rq, NULL, 0) < 0)
-		return;
-	memset(&d, 0, sizeof d);
-	if ((r = srv_db_doc_get(rq->h->db, collection, id, &d)) < 0) {
-		log_err("cannot read %s/%s: %s (%s)", collection, id,
-		    strerror(-r), srv_db_errmsg(rq->h->db));
-		srv_http_error(rq, 503, "storage error");
-		return;
-	}
-	if (d.version == 0) {
-		srv_http_error(rq, 404, "no such document");
-		goto out;
-	}
-	obj = json_pack("{s:I, s:b}", "version", (json_int_t)d.version,
-	    "deleted", d.deleted);
-	if (obj != NULL && !d.deleted) {
-		body = json_loads(d.body != NULL ? d.body : "",
-		    JSON_REJECT_DUPLICATES, NULL);
-		if (body == NULL || json_object_set_new(obj, "body", body)
-		    != 0) {
-			json_decref(obj);
-			obj = NULL;
-		}
-	}
-	srv_http_reply(rq->req, 200, obj);
-out:
-	srv_doc_clear(&d);
-}
-
 struct srv_history_ctx {
-	struct srv_keys	*keys;
 	json_t		*entries;
 	size_t		 bytes;
 	int64_t		 last;
@@ -1068,11 +1063,24 @@ struct srv_history_ctx {
 	bool		 more;
 };
 
+/* A read of one document or of its history. */
+struct srv_doc_read {
+	struct srv_read		 rd;		/* first */
+	struct srv_req		 rq;
+	char			*collection;	/* our own copies */
+	char			*id;
+	bool			 history;
+	int64_t			 after;
+	struct srv_doc		 doc;
+	struct srv_history_ctx	 c;
+};
+
+/* One history entry; device_name is filled in on the loop (the keys are
+ * the loop's). */
 static int
 srv_http_history_cb(const struct srv_change_row *row, void *arg)
 {
 	struct srv_history_ctx *c = arg;
-	const char *name;
 	json_t *entry, *record;
 	char change[KEYS_PUB_B64_LEN + 32];
 
@@ -1085,11 +1093,9 @@ srv_http_history_cb(const struct srv_change_row *row, void *arg)
 	if ((record = json_stringn(row->record, row->record_len)) == NULL)
 		return -EIO;
 	snprintf(change, sizeof change, "%s:%" PRId64, row->device, row->dseq);
-	name = srv_keys_name(c->keys, row->device);
-	entry = json_pack("{s:I, s:s, s:s, s:o, s:I, s:s, s:o, s:s, s:I}",
+	entry = json_pack("{s:I, s:s, s:s, s:n, s:I, s:s, s:o, s:s, s:I}",
 	    "version", (json_int_t)row->version, "change", change,
-	    "device", row->device,
-	    "device_name", name != NULL ? json_string(name) : json_null(),
+	    "device", row->device, "device_name",
 	    "ts", (json_int_t)row->ts, "op", row->op, "record", record,
 	    "sig", row->sig, "seq", (json_int_t)row->seq);
 	if (entry == NULL || json_array_append_new(c->entries, entry) != 0)
@@ -1101,46 +1107,154 @@ srv_http_history_cb(const struct srv_change_row *row, void *arg)
 }
 
 static void
+srv_http_doc_read_free(struct srv_read *rd)
+{
+	struct srv_doc_read *dr = (struct srv_doc_read *)rd;
+
+	free(dr->collection);
+	free(dr->id);
+	srv_doc_clear(&dr->doc);
+	json_decref(dr->c.entries);
+	free(dr);
+}
+
+static void
+srv_http_doc_run(struct srv_read *rd, struct srv_db *db)
+{
+	struct srv_doc_read *dr = (struct srv_doc_read *)rd;
+
+	if (!dr->history)
+		rd->r = srv_db_doc_get(db, dr->collection, dr->id, &dr->doc);
+	else if ((dr->c.entries = json_array()) == NULL)
+		rd->r = -ENOMEM;
+	else {
+		rd->r = srv_db_history(db, dr->collection, dr->id, dr->after,
+		    dr->c.limit + 1, srv_http_history_cb, &dr->c);
+		if (rd->r == SRV_HTTP_STOP)
+			rd->r = 0;
+	}
+	if (rd->r < 0)
+		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
+}
+
+/* The document's reply. */
+static void
+srv_http_doc_reply(struct srv_doc_read *dr)
+{
+	struct srv_doc *d = &dr->doc;
+	json_t *obj, *body;
+
+	if (d->version == 0) {
+		srv_http_error(&dr->rq, 404, "no such document");
+		return;
+	}
+	obj = json_pack("{s:I, s:b}", "version", (json_int_t)d->version,
+	    "deleted", d->deleted);
+	if (obj != NULL && !d->deleted) {
+		body = json_loads(d->body != NULL ? d->body : "",
+		    JSON_REJECT_DUPLICATES, NULL);
+		if (body == NULL || json_object_set_new(obj, "body", body)
+		    != 0) {
+			json_decref(obj);
+			obj = NULL;
+		}
+	}
+	srv_http_reply(dr->rq.req, 200, obj);
+}
+
+/* The history's reply, each entry with its device's name. */
+static void
+srv_http_history_reply(struct srv_doc_read *dr)
+{
+	struct srv_history_ctx *c = &dr->c;
+	const char *name;
+	json_t *obj, *entry;
+	size_t i;
+
+	if (c->n == 0 && dr->after == 0) {
+		srv_http_error(&dr->rq, 404, "no such document");
+		return;
+	}
+	json_array_foreach(c->entries, i, entry) {
+		name = srv_keys_name(dr->rd.h->keys, json_string_value(
+		    json_object_get(entry, "device")));
+		if (name != NULL && json_object_set_new(entry, "device_name",
+		    json_string(name)) != 0) {
+			srv_http_error(&dr->rq, 500, "out of memory");
+			return;
+		}
+	}
+	obj = json_pack("{s:O}", "entries", c->entries);
+	if (obj != NULL && c->more &&
+	    json_object_set_new(obj, "next", json_integer(c->last)) != 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	srv_http_reply(dr->rq.req, 200, obj);
+}
+
+static void
+srv_http_doc_answer(struct srv_read *rd)
+{
+	struct srv_doc_read *dr = (struct srv_doc_read *)rd;
+
+	if (rd->r < 0) {
+		log_err("cannot read %s%s/%s: %s (%s)", dr->history ?
+		    "the history of " : "", dr->collection, dr->id,
+		    strerror(-rd->r), rd->dberr);
+		srv_http_error(&dr->rq, 503, "storage error");
+	} else if (dr->history)
+		srv_http_history_reply(dr);
+	else
+		srv_http_doc_reply(dr);
+}
+
+/* Read a document (after >= 0: its history after that version). */
+static void
+srv_http_doc_read(struct srv_req *rq, const char *collection, const char *id,
+    int64_t after, int limit)
+{
+	struct srv_doc_read *dr;
+
+	if ((dr = calloc(1, sizeof *dr)) == NULL ||
+	    (dr->collection = strdup(collection)) == NULL ||
+	    (dr->id = strdup(id)) == NULL) {
+		if (dr != NULL)
+			free(dr->collection);
+		free(dr);
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	dr->rd.h = rq->h;
+	dr->rd.run = srv_http_doc_run;
+	dr->rd.answer = srv_http_doc_answer;
+	dr->rd.free = srv_http_doc_read_free;
+	dr->rq = *rq;
+	dr->history = after >= 0;
+	dr->after = after;
+	dr->c.limit = limit;
+	srv_http_read(&dr->rd);
+}
+
+static void
+srv_http_doc(struct srv_req *rq, const char *collection, const char *id)
+{
+	if (srv_http_params(rq, NULL, 0) < 0)
+		return;
+	srv_http_doc_read(rq, collection, id, -1, 0);
+}
+
+static void
 srv_http_history(struct srv_req *rq, const char *collection, const char *id)
 {
 	struct srv_param p[] = {
 		{ "after", 0, INT64_MAX, 0, false },
 		{ "limit", 1, SRV_HTTP_LIMIT_MAX, SRV_HTTP_LIMIT_MAX, false },
 	};
-	struct srv_history_ctx c;
-	json_t *obj;
-	int r;
 
 	if (srv_http_params(rq, p, 2) < 0)
 		return;
-	memset(&c, 0, sizeof c);
-	c.keys = rq->h->keys;
-	c.limit = (int)p[1].value;
-	if ((c.entries = json_array()) == NULL) {
-		srv_http_error(rq, 500, "out of memory");
-		return;
-	}
-	r = srv_db_history(rq->h->db, collection, id, p[0].value, c.limit + 1,
-	    srv_http_history_cb, &c);
-	if (r < 0 && r != SRV_HTTP_STOP) {
-		log_err("cannot read the history of %s/%s: %s (%s)", collection,
-		    id, strerror(-r), srv_db_errmsg(rq->h->db));
-		json_decref(c.entries);
-		srv_http_error(rq, 503, "storage error");
-		return;
-	}
-	if (c.n == 0 && p[0].value == 0) {
-		json_decref(c.entries);
-		srv_http_error(rq, 404, "no such document");
-		return;
-	}
-	obj = json_pack("{s:o}", "entries", c.entries);
-	if (obj != NULL && c.more &&
-	    json_object_set_new(obj, "next", json_integer(c.last)) != 0) {
-		json_decref(obj);
-		obj = NULL;
-	}
-	srv_http_reply(rq->req, 200, obj);
+	srv_http_doc_read(rq, collection, id, p[0].value, (int)p[1].value);
 }
 
 /*
