@@ -60,6 +60,7 @@
 #define SRV_PG_KEYS_CHANNEL	"ferry_keys"
 #define SRV_PG_CONNECT_TIMEOUT	"5"	/* seconds */
 #define SRV_PG_MIGRATE_LOCK	"7366657272790001"	/* advisory lock */
+#define SRV_PG_STMT_MAX		48	/* statements prepared per connection */
 
 /* What every handle of one database shares; the loop's handle owns it. */
 struct srv_pg_shared {
@@ -77,6 +78,10 @@ struct srv_pg {
 	bool			 in_batch;
 	int64_t			 batch_n;	/* changes inserted */
 	char			 errmsg[256];
+	/* Statements prepared on conn, by their text's address (every
+	 * statement here is a literal): "f<index>". */
+	const char		*prepared[SRV_PG_STMT_MAX];
+	int			 nprepared;
 
 	/* The loop's handle only: the listener. */
 	struct event_base	*evbase;
@@ -198,6 +203,43 @@ srv_pg_fail(struct srv_pg *db, const PGresult *res)
 	return -EIO;
 }
 
+/* Reconnect a connection that broke; its prepared statements are gone. */
+static void
+srv_pg_reset(struct srv_pg *db)
+{
+	PQreset(db->conn);
+	db->nprepared = 0;
+}
+
+/*
+ * Execute sql (a literal: it is prepared once per connection, by its
+ * address, and executed by name from then on).  libpq's result, or NULL.
+ */
+static PGresult *
+srv_pg_exec(struct srv_pg *db, const char *sql, int n,
+    const char *const *vals, const int *lens, const int *fmts, bool binary)
+{
+	PGresult *res;
+	char name[16];
+	int i;
+
+	for (i = 0; i < db->nprepared && db->prepared[i] != sql; i++)
+		continue;
+	if (i == SRV_PG_STMT_MAX)
+		return PQexecParams(db->conn, sql, n, NULL, vals, lens, fmts,
+		    binary ? 1 : 0);
+	snprintf(name, sizeof name, "f%d", i);
+	if (i == db->nprepared) {
+		res = PQprepare(db->conn, name, sql, n, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		db->prepared[db->nprepared++] = sql;
+	}
+	return PQexecPrepared(db->conn, name, n, vals, lens, fmts,
+	    binary ? 1 : 0);
+}
+
 /*
  * Run sql with n parameters (text, or binary where lens[i] > 0) and give
  * back its result when it succeeded; rows come in binary when binary.
@@ -214,8 +256,7 @@ srv_pg_run(struct srv_pg *db, const char *sql, int n,
 
 	for (i = 0; i < n && i < 16; i++)
 		fmts[i] = lens != NULL && lens[i] > 0 ? 1 : 0;
-	res = PQexecParams(db->conn, sql, n, NULL, vals, lens, fmts,
-	    binary ? 1 : 0);
+	res = srv_pg_exec(db, sql, n, vals, lens, fmts, binary);
 	st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 	    !db->in_batch && PQstatus(db->conn) == CONNECTION_BAD) {
@@ -225,9 +266,8 @@ srv_pg_run(struct srv_pg *db, const char *sql, int n,
 		 * the statement again on a new one, once.
 		 */
 		PQclear(res);
-		PQreset(db->conn);
-		res = PQexecParams(db->conn, sql, n, NULL, vals, lens, fmts,
-		    binary ? 1 : 0);
+		srv_pg_reset(db);
+		res = srv_pg_exec(db, sql, n, vals, lens, fmts, binary);
 		st = PQresultStatus(res);
 	}
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -301,7 +341,7 @@ srv_pg_ready(struct srv_pg *db)
 	if (db->conn == NULL)
 		db->conn = srv_pg_connect(db->sh->conninfo, false);
 	else if (PQstatus(db->conn) != CONNECTION_OK)
-		PQreset(db->conn);
+		srv_pg_reset(db);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
 		return srv_pg_fail(db, NULL);
 	return 0;
@@ -635,37 +675,37 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 	char seq[24];
 	const char *vals[2] = { device, seq };
 	PGresult *res;
-	int r = 0;
+	int i, r = 0;
 
 	if ((r = srv_pg_read_ready(db)) < 0)
 		return r;
 	snprintf(seq, sizeof seq, "%" PRId64, dseq);
 	memset(&c, 0, sizeof c);
-	if ((res = srv_pg_run(db, "SELECT version, record FROM changes"
-	    " WHERE device = $1 AND dseq = $2::bigint", 2, vals, NULL, true,
-	    &r)) == NULL)
+	/* Applied (a changes row) or answered "conflict": one round trip. */
+	if ((res = srv_pg_run(db, "SELECT 1::bigint, version, record"
+	    " FROM changes WHERE device = $1 AND dseq = $2::bigint"
+	    " UNION ALL SELECT 0::bigint, 0::bigint, NULL::bytea"
+	    " FROM conflicts WHERE device = $1 AND dseq = $2::bigint", 2, vals,
+	    NULL, true, &r)) == NULL)
 		return r;
-	if (PQntuples(res) == 1) {
+	for (i = 0; i < PQntuples(res); i++) {
+		if (srv_pg_int8(res, i, 0) == 0) {
+			if (c.outcome == SRV_OUTCOME_NONE)
+				c.outcome = SRV_OUTCOME_CONFLICT;
+			continue;
+		}
 		c.outcome = SRV_OUTCOME_APPLIED;
-		c.version = srv_pg_int8(res, 0, 0);
-		c.record_len = (size_t)PQgetlength(res, 0, 1);
+		c.version = srv_pg_int8(res, i, 1);
+		c.record_len = (size_t)PQgetlength(res, i, 2);
 		if ((c.record = malloc(c.record_len + 1)) == NULL) {
 			PQclear(res);
 			return -ENOMEM;
 		}
-		memcpy(c.record, PQgetvalue(res, 0, 1), c.record_len);
+		memcpy(c.record, PQgetvalue(res, i, 2), c.record_len);
 		c.record[c.record_len] = '\0';
+		break;
 	}
 	PQclear(res);
-	if (c.outcome == SRV_OUTCOME_NONE) {
-		if ((res = srv_pg_run(db, "SELECT 1 FROM conflicts"
-		    " WHERE device = $1 AND dseq = $2::bigint", 2, vals, NULL,
-		    false, &r)) == NULL)
-			return r;
-		if (PQntuples(res) == 1)
-			c.outcome = SRV_OUTCOME_CONFLICT;
-		PQclear(res);
-	}
 	*ret = c;
 	return 0;
 }
