@@ -21,10 +21,15 @@ wait_line() {
 	done
 }
 
-# start_server: ferry-server on 127.0.0.1:$port; its PID in $spid.
+# start_server: ferry-server on 127.0.0.1:$port; its PID in $spid.  Its
+# store is SQLite in $tmp/srv, or the PostgreSQL database named by
+# $BENCH_SERVER_DB (a postgresql:// URL of an empty database: the
+# benchmark does not clear it).
 start_server() {
-	"$build/ferry-server" --listen "127.0.0.1:$port" \
-	    --data-dir "$tmp/srv" --open </dev/null >"$tmp/s.log" 2>&1 &
+	set -- --data-dir "$tmp/srv" --open
+	[ -n "${BENCH_SERVER_DB:-}" ] && set -- "$@" --db "$BENCH_SERVER_DB"
+	"$build/ferry-server" --listen "127.0.0.1:$port" "$@" \
+	    </dev/null >"$tmp/s.log" 2>&1 &
 	spid=$!
 	pids="$pids $spid"
 	wait_line "$tmp/s.log" "ready: listening"

@@ -3,12 +3,14 @@
  * "Remote protocol v1"; "ferryd and ferry-server").
  *
  *   ferry-server [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
- *                [--open] [--debug] [--max-waiters N] [--max-wait S]
+ *                [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] [--max-wait S]
  *                [--max-connections N] [--max-inflight-mib N]
- *   ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY [NAME]
+ *   ferry-server [--data-dir DIR | --keys FILE | --db URL] allow PUBKEY [NAME]
  *
- * One process, one libevent loop: evhttp in front (srv_http), SQLite
- * behind (srv_db, <data-dir>/server.db), push signatures checked on a pool
+ * One process, one libevent loop: evhttp in front (srv_http), the store
+ * behind (srv_db: SQLite in <data-dir>/server.db, another file with --db
+ * FILE, or PostgreSQL with --db postgresql://..., shared by any number of
+ * instances), push signatures checked on a pool
  * of worker threads (lib/jobq), the authorized keys in memory
  * (srv_keys, <data-dir>/authorized_keys unless --keys; reread on SIGHUP,
  * keeping the old set if the new file is bad).  The data directory is
@@ -20,7 +22,10 @@
  * moment to be written, then the database is closed.
  *
  * `allow` validates the key, appends "<key> [NAME]" to the keys file
- * (created 0600) and exits; a running server takes it on SIGHUP.
+ * (created 0600) and exits; a running server takes it on SIGHUP.  With
+ * --db postgresql://... the key goes into the database instead, and every
+ * instance on it takes it at once (a notification); an instance's keys
+ * are then its keys file (if any) and the database's list.
  */
 #include "autoconfig.h"
 
@@ -57,6 +62,7 @@ struct options {
 	const char	*listen;
 	const char	*data_dir;
 	const char	*keys;
+	const char	*db;
 	bool		 open;
 	bool		 debug;
 	int		 max_waiters;
@@ -84,11 +90,11 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: ferry-server [--listen ADDR:PORT] [--data-dir DIR] "
 	    "[--keys FILE]\n"
-	    "                    [--open] [--debug] [--max-waiters N] "
+	    "                    [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] "
 	    "[--max-wait SECONDS]\n"
 	    "                    [--max-connections N] [--max-inflight-mib N]\n"
-	    "       ferry-server [--data-dir DIR | --keys FILE] allow PUBKEY "
-	    "[NAME]\n"
+	    "       ferry-server [--data-dir DIR | --keys FILE | --db URL] allow "
+	    "PUBKEY [NAME]\n"
 	    "       ferry-server --help | --version\n"
 	    "\n"
 	    "  --listen ADDR:PORT  address to serve on (default "
@@ -98,6 +104,9 @@ usage(FILE *f)
 	    "$XDG_DATA_HOME/ferry-server)\n"
 	    "  --keys FILE         authorized keys (default "
 	    "DIR/authorized_keys)\n"
+	    "  --db FILE|URL       the store: a SQLite file (default "
+	    "DIR/server.db) or\n"
+	    "                      postgresql://... shared by many instances\n"
 	    "  --open              accept any well-formed key (local trials "
 	    "only)\n"
 	    "  --debug             log debug messages\n"
@@ -111,7 +120,10 @@ usage(FILE *f)
 	    "\n"
 	    "  allow PUBKEY [NAME] add a device key to the keys file; send "
 	    "SIGHUP to a\n"
-	    "                      running server to apply it\n",
+	    "                      running server to apply it (with --db URL: "
+	    "to the\n"
+	    "                      database, applied by every instance at "
+	    "once)\n",
 	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT, SRV_CONN_MAX_DEFAULT,
 	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_CONN_INFLIGHT_MIB);
 }
@@ -158,6 +170,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "keys", required_argument, NULL, 'k' },
+		{ "db", required_argument, NULL, 'B' },
 		{ "open", no_argument, NULL, 'o' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "max-waiters", required_argument, NULL, 'W' },
@@ -183,6 +196,9 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'k':
 			o->keys = optarg;
+			break;
+		case 'B':
+			o->db = optarg;
 			break;
 		case 'o':
 			o->open = true;
@@ -288,6 +304,35 @@ parse_listen(struct server *s, const char *spec)
 	return 0;
 }
 
+/* `ferry-server --db URL allow PUBKEY [NAME]`: exit status. */
+static int
+cmd_allow_db(struct server *s, const char *key, const char *name)
+{
+	struct srv_db *db = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = srv_db_open(s->opt.db, &db, &err)) < 0) {
+		fprintf(stderr, "ferry-server: cannot open the database: %s\n",
+		    err != NULL ? err : strerror(-r));
+		free(err);
+		return 1;
+	}
+	r = srv_db_allow(db, key, name);
+	if (r == -EEXIST)
+		printf("key %s is already allowed in the database; nothing "
+		    "changed\n", key);
+	else if (r < 0)
+		fprintf(stderr, "ferry-server: cannot allow %s: %s (%s)\n", key,
+		    strerror(-r), srv_db_errmsg(db));
+	else
+		printf("allowed %s%s%s in the database (every instance applies "
+		    "it now)\n", key, name != NULL ? " as " : "",
+		    name != NULL ? name : "");
+	srv_db_close(db);
+	return r < 0 && r != -EEXIST ? 1 : 0;
+}
+
 /* `ferry-server allow PUBKEY [NAME]`: exit status. */
 static int
 cmd_allow(struct server *s, int argc, char **argv)
@@ -311,6 +356,8 @@ cmd_allow(struct server *s, int argc, char **argv)
 		fprintf(stderr, "ferry-server: the name '%s' %s\n", name, why);
 		return 1;
 	}
+	if (s->opt.db != NULL && srv_db_is_url(s->opt.db))
+		return cmd_allow_db(s, key, name);
 	if (resolve_paths(s) < 0)
 		return 1;
 	if (s->opt.keys == NULL &&
@@ -367,38 +414,71 @@ out:
 	return r;
 }
 
+static int
+merge_key_cb(const char *key, const char *name, void *arg)
+{
+	int r;
+
+	/* A malformed row is skipped, said, and harms no other key. */
+	if ((r = srv_keys_merge(arg, key, name)) == -EINVAL)
+		log_warn("allowed_keys in the database: ignoring the malformed "
+		    "key %.64s", key);
+	return r == -ENOMEM ? r : 0;
+}
+
 /*
- * Load the keys file.  At start a missing file is an empty set (with a
- * warning); at reload any failure keeps the set in use.
+ * Load the keys file, and the database's keys where it keeps some.  At
+ * start a missing file is an empty set (with a warning if nothing else
+ * allows a key); at reload any failure keeps the set in use.
  */
 static int
 load_keys(struct server *s, bool reload)
 {
 	struct srv_keys *ks = NULL;
 	char *err = NULL;
+	bool in_db, no_file = false;
 	int r;
 
+	/* With PostgreSQL the keys file is optional, at reload too. */
+	in_db = s->opt.db != NULL && srv_db_is_url(s->opt.db);
 	r = srv_keys_load(s->keys_path, &ks, &err);
-	if (r == -ENOENT && !reload) {
+	if (r == -ENOENT && (!reload || in_db)) {
 		free(err);
 		if ((r = srv_keys_empty(&ks)) < 0)
 			return r;
-		if (!s->opt.open)
-			log_warn("no keys file %s: every request will be "
-			    "refused until keys are added with `ferry-server "
-			    "allow PUBKEY NAME` (then SIGHUP)", s->keys_path);
+		no_file = true;
 	} else if (r < 0) {
 		log_err("%s%s", err != NULL ? err : strerror(-r),
 		    reload ? "; keeping the keys in use" : "");
 		free(err);
 		return r;
 	}
+	if (in_db && (r = srv_db_keys(s->db, merge_key_cb, ks)) < 0) {
+		log_err("cannot read the allowed keys from the database: %s "
+		    "(%s)%s", strerror(-r), srv_db_errmsg(s->db), reload ?
+		    "; keeping the keys in use" : "");
+		srv_keys_free(ks);
+		return r;
+	}
+	if (no_file && !reload && srv_keys_count(ks) == 0 && !s->opt.open)
+		log_warn("no keys file %s%s: every request will be refused "
+		    "until keys are added with `ferry-server allow PUBKEY "
+		    "NAME`%s", s->keys_path, in_db ? " and no keys in the "
+		    "database" : "", in_db ? " (with --db)" : " (then SIGHUP)");
 	srv_http_set_keys(s->http, ks);
 	if (reload || srv_keys_count(ks) > 0)
-		log_notice("%s %zu authorized key%s from %s", reload ?
+		log_notice("%s %zu authorized key%s from %s%s", reload ?
 		    "reloaded" : "loaded", srv_keys_count(ks),
-		    srv_keys_count(ks) == 1 ? "" : "s", s->keys_path);
+		    srv_keys_count(ks) == 1 ? "" : "s", s->keys_path,
+		    in_db ? " and the database" : "");
 	return 0;
+}
+
+/* Another instance allowed a key: reread (keeping the set on failure). */
+static void
+keys_changed_cb(void *arg)
+{
+	(void)load_keys(arg, true);
 }
 
 /*
@@ -483,11 +563,15 @@ serve(struct server *s)
 	}
 	if ((r = lock_data_dir(s)) < 0)
 		return r;
-	if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
+	if (s->opt.db != NULL)
+		path = strdup(s->opt.db);
+	else if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
+		path = NULL;
+	if (path == NULL)
 		return -ENOMEM;
 	if ((r = srv_db_open(path, &s->db, &err)) < 0) {
-		log_err("cannot open database %s: %s", path,
-		    err != NULL ? err : strerror(-r));
+		log_err("cannot open database %s: %s", srv_db_is_url(path) ?
+		    "(PostgreSQL)" : path, err != NULL ? err : strerror(-r));
 		free(err);
 		goto out;
 	}
@@ -508,7 +592,8 @@ serve(struct server *s)
 		log_err("cannot start the HTTP server: %s", strerror(-r));
 		goto out;
 	}
-	if ((r = load_keys(s, false)) < 0)
+	if ((r = load_keys(s, false)) < 0 ||
+	    (r = srv_db_watch_keys(s->db, keys_changed_cb, s)) < 0)
 		goto out;
 	warn_max_connections(s->opt.max_connections);
 	if (s->opt.open)
@@ -530,7 +615,8 @@ serve(struct server *s)
 	log_notice(strchr(s->addr, ':') != NULL ?
 	    "ready: listening on [%s]:%d, database %s, head %lld" :
 	    "ready: listening on %s:%d, database %s, head %lld", s->addr,
-	    port, path, (long long)srv_db_head(s->db));
+	    port, srv_db_is_url(path) ? "PostgreSQL" : path,
+	    (long long)srv_db_head(s->db));
 
 	if (event_base_dispatch(s->base) < 0) {
 		log_err("event loop failed");

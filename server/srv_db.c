@@ -1,346 +1,137 @@
 /*
- * srv_db: the server's SQLite store; see srv_db.h for the contract.
- *
- * Invariants kept here:
- * - a document row's version is the version of its latest change-log row,
- *   and (collection, id, version) is unique in the log: versions of one
- *   document go 1, 2, 3... without gaps;
- * - a change id (device, dseq) appears at most once in the log (unique
- *   index): applying one twice fails the batch rather than doubling it;
- * - devices.max_seq only grows (MAX() in the upsert);
- * - head is the committed head; the open batch's head is kept apart and
- *   published by srv_db_commit.
+ * srv_db: the seam over ferry-server's storage backends; see srv_db.h for
+ * the contract and srv_db_impl.h for what a backend provides.  This file
+ * only chooses the backend (a URL is PostgreSQL, anything else a SQLite
+ * file), checks what is the same for every backend, and calls through.
  */
 #include "autoconfig.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
-#include "dberr.h"
 #include "srv_db.h"
-#include "util.h"
+#include "srv_db_impl.h"
 
-enum {
-	SQ_BEGIN,
-	SQ_COMMIT,
-	SQ_ROLLBACK,
-	SQ_DOC_GET,
-	SQ_DOC_STATE,
-	SQ_DOC_UPSERT,
-	SQ_CHANGE_ADD,
-	SQ_APPLIED_GET,
-	SQ_CONFLICT_GET,
-	SQ_CONFLICT_ADD,
-	SQ_CONFLICT_DEL,
-	SQ_MAXSEQ_GET,
-	SQ_MAXSEQ_SET,
-	SQ_CHANGES,
-	SQ_HISTORY,
-	SQ_COUNT
-};
-
-struct srv_db {
-	sqlite3		*db;
-	sqlite3_stmt	*st[SQ_COUNT];
-	bool		 in_batch;
-	int64_t		 head;		/* committed */
-	int64_t		 batch_head;	/* inside the open batch */
-	char		 errmsg[256];
-};
-
-/*
- * Schema migrations, applied in order; migration i brings user_version
- * from i to i + 1.  Never edit a released entry: add a new one.
- */
-static const char *srv_db_migrations[] = {
-	/* 0 -> 1: the initial schema. */
-	"CREATE TABLE docs ("
-	"  collection TEXT NOT NULL,"
-	"  id TEXT NOT NULL,"
-	"  version INTEGER NOT NULL,"
-	"  deleted INTEGER NOT NULL,"
-	"  body TEXT,"
-	"  PRIMARY KEY (collection, id)"
-	") WITHOUT ROWID;"
-	"CREATE TABLE changes ("
-	"  seq INTEGER PRIMARY KEY,"
-	"  collection TEXT NOT NULL,"
-	"  id TEXT NOT NULL,"
-	"  version INTEGER NOT NULL,"
-	"  op TEXT NOT NULL,"
-	"  device TEXT NOT NULL,"
-	"  dseq INTEGER NOT NULL,"
-	"  ts INTEGER NOT NULL,"
-	"  received_ms INTEGER NOT NULL,"
-	"  record BLOB NOT NULL,"
-	"  sig TEXT NOT NULL"
-	");"
-	"CREATE UNIQUE INDEX changes_doc ON changes(collection, id, version);"
-	"CREATE UNIQUE INDEX changes_id ON changes(device, dseq);"
-	"CREATE TABLE devices ("
-	"  device TEXT PRIMARY KEY,"
-	"  max_seq INTEGER NOT NULL"
-	") WITHOUT ROWID;"
-	"CREATE TABLE conflicts ("
-	"  device TEXT NOT NULL,"
-	"  dseq INTEGER NOT NULL,"
-	"  PRIMARY KEY (device, dseq)"
-	") WITHOUT ROWID;",
-};
-
-#define SRV_DB_NMIGRATIONS \
-	(sizeof srv_db_migrations / sizeof srv_db_migrations[0])
-
-#define SRV_DB_ROW_COLS \
-	"seq, collection, id, version, op, device, dseq, ts, received_ms," \
-	" record, sig"
-
-static const char *const srv_db_sql[SQ_COUNT] = {
-	[SQ_BEGIN] = "BEGIN IMMEDIATE",
-	[SQ_COMMIT] = "COMMIT",
-	[SQ_ROLLBACK] = "ROLLBACK",
-	[SQ_DOC_GET] =
-	    "SELECT version, deleted, body FROM docs"
-	    " WHERE collection = ?1 AND id = ?2",
-	[SQ_DOC_STATE] =
-	    "SELECT version, deleted FROM docs"
-	    " WHERE collection = ?1 AND id = ?2",
-	[SQ_DOC_UPSERT] =
-	    "INSERT INTO docs (collection, id, version, deleted, body)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)"
-	    " ON CONFLICT (collection, id) DO UPDATE SET"
-	    " version = excluded.version, deleted = excluded.deleted,"
-	    " body = excluded.body",
-	[SQ_CHANGE_ADD] =
-	    "INSERT INTO changes (collection, id, version, op, device, dseq,"
-	    " ts, received_ms, record, sig)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[SQ_APPLIED_GET] =
-	    "SELECT version, record FROM changes"
-	    " WHERE device = ?1 AND dseq = ?2",
-	[SQ_CONFLICT_GET] =
-	    "SELECT 1 FROM conflicts WHERE device = ?1 AND dseq = ?2",
-	[SQ_CONFLICT_ADD] =
-	    "INSERT OR IGNORE INTO conflicts (device, dseq) VALUES (?1, ?2)",
-	[SQ_CONFLICT_DEL] =
-	    "DELETE FROM conflicts WHERE device = ?1 AND dseq = ?2",
-	[SQ_MAXSEQ_GET] = "SELECT max_seq FROM devices WHERE device = ?1",
-	[SQ_MAXSEQ_SET] =
-	    "INSERT INTO devices (device, max_seq) VALUES (?1, ?2)"
-	    " ON CONFLICT (device) DO UPDATE SET"
-	    " max_seq = max(max_seq, excluded.max_seq)",
-	[SQ_CHANGES] =
-	    "SELECT " SRV_DB_ROW_COLS " FROM changes"
-	    " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-	[SQ_HISTORY] =
-	    "SELECT " SRV_DB_ROW_COLS " FROM changes"
-	    " WHERE collection = ?1 AND id = ?2 AND version > ?3"
-	    " ORDER BY version LIMIT ?4",
-};
-
-/* Map an SQLite result code to -errno and remember the message. */
-static int
-srv_db_fail(struct srv_db *db, int rc)
+bool
+srv_db_is_url(const char *path)
 {
-	snprintf(db->errmsg, sizeof db->errmsg, "%s",
-	    db->db != NULL ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc));
-	return dberr_errno(rc);
-}
-
-const char *
-srv_db_errmsg(const struct srv_db *db)
-{
-	return db->errmsg;
-}
-
-int64_t
-srv_db_head(const struct srv_db *db)
-{
-	return db->head;
-}
-
-static int
-srv_db_exec(struct srv_db *db, const char *sql)
-{
-	int rc;
-
-	rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return srv_db_fail(db, rc);
-	return 0;
-}
-
-/* A one-integer query, for set-up. */
-static int
-srv_db_query_int(struct srv_db *db, const char *sql, int64_t *ret)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, r;
-
-	rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		r = srv_db_fail(db, rc);
-		goto out;
-	}
-	*ret = sqlite3_column_int64(st, 0);
-	r = 0;
-out:
-	sqlite3_finalize(st);
-	return r;
-}
-
-static int
-srv_db_migrate(struct srv_db *db)
-{
-	int64_t version;
-	size_t i;
-	int r;
-
-	if ((r = srv_db_query_int(db, "PRAGMA user_version", &version)) < 0)
-		return r;
-	if (version < 0 || version > (int64_t)SRV_DB_NMIGRATIONS) {
-		snprintf(db->errmsg, sizeof db->errmsg,
-		    "schema version %lld is newer than this ferry-server "
-		    "knows (%zu)", (long long)version, SRV_DB_NMIGRATIONS);
-		return -EPROTONOSUPPORT;
-	}
-	for (i = (size_t)version; i < SRV_DB_NMIGRATIONS; i++) {
-		char bump[64];
-
-		snprintf(bump, sizeof bump, "PRAGMA user_version = %zu", i + 1);
-		if ((r = srv_db_exec(db, "BEGIN IMMEDIATE")) < 0)
-			return r;
-		if ((r = srv_db_exec(db, srv_db_migrations[i])) < 0 ||
-		    (r = srv_db_exec(db, bump)) < 0 ||
-		    (r = srv_db_exec(db, "COMMIT")) < 0) {
-			sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
-			return r;
-		}
-	}
-	return 0;
+	return strncmp(path, "postgresql://", 13) == 0 ||
+	    strncmp(path, "postgres://", 11) == 0;
 }
 
 int
 srv_db_open(const char *path, struct srv_db **ret, char **ret_error)
 {
-	struct srv_db *db;
-	int i, rc, r;
-
-	if ((db = calloc(1, sizeof *db)) == NULL)
-		return -ENOMEM;
-	rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		r = srv_db_fail(db, rc);
-		goto fail;
-	}
-	sqlite3_extended_result_codes(db->db, 1);
-	/* Only an outside reader can hold a lock: wait briefly, not long. */
-	sqlite3_busy_timeout(db->db, 2000);
-	if ((r = srv_db_exec(db, "PRAGMA journal_mode = WAL")) < 0 ||
-	    (r = srv_db_exec(db, "PRAGMA synchronous = FULL")) < 0 ||
-	    (r = srv_db_exec(db, "PRAGMA cache_size = -16384")) < 0 ||
-	    (r = srv_db_exec(db, "PRAGMA temp_store = MEMORY")) < 0)
-		goto fail;
-	/* Check the file really is a database before migrating it. */
-	if ((r = srv_db_exec(db, "SELECT count(*) FROM sqlite_master")) < 0 ||
-	    (r = srv_db_migrate(db)) < 0)
-		goto fail;
-	for (i = 0; i < SQ_COUNT; i++) {
-		rc = sqlite3_prepare_v3(db->db, srv_db_sql[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL);
-		if (rc != SQLITE_OK) {
-			r = srv_db_fail(db, rc);
-			goto fail;
-		}
-	}
-	if ((r = srv_db_query_int(db,
-	    "SELECT coalesce(max(seq), 0) FROM changes", &db->head)) < 0)
-		goto fail;
-	db->batch_head = db->head;
-	*ret = db;
-	return 0;
-fail:
+	if (!srv_db_is_url(path))
+		return srv_db_sqlite_open(path, ret, ret_error);
+#ifdef HAVE_LIBPQ
+	return srv_db_pg_open(path, ret, ret_error);
+#else
 	if (ret_error != NULL)
-		*ret_error = strdup(db->errmsg);
-	srv_db_close(db);
-	return r;
+		*ret_error = strdup("this ferry-server was built without "
+		    "PostgreSQL support (configure --with-postgresql, "
+		    "Debian package libpq-dev)");
+	return -EPROTONOSUPPORT;
+#endif
 }
 
 void
 srv_db_close(struct srv_db *db)
 {
-	int i;
-
-	if (db == NULL)
-		return;
-	if (db->in_batch)
-		srv_db_rollback(db);
-	for (i = 0; i < SQ_COUNT; i++)
-		sqlite3_finalize(db->st[i]);
-	/* Closing the last connection checkpoints the WAL into the file. */
-	sqlite3_close(db->db);
-	free(db);
+	if (db != NULL)
+		db->ops->close(db);
 }
 
-/* Run a statement that returns no rows, then reset it. */
-static int
-srv_db_step_done(struct srv_db *db, sqlite3_stmt *st)
+const char *
+srv_db_errmsg(const struct srv_db *db)
 {
-	int rc;
+	return db->ops->errmsg(db);
+}
 
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return srv_db_fail(db, rc);
-	return 0;
+int64_t
+srv_db_head(const struct srv_db *db)
+{
+	return db->ops->head(db);
+}
+
+int
+srv_db_worker(struct srv_db *db, struct srv_db **ret)
+{
+	if (db->ops->worker == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->worker(db, ret);
+}
+
+bool
+srv_db_has_workers(const struct srv_db *db)
+{
+	return db->ops->worker != NULL;
+}
+
+int
+srv_db_watch(struct srv_db *db, struct event_base *base, srv_db_wake_cb cb,
+    void *arg)
+{
+	if (db->ops->watch == NULL)
+		return 0;
+	return db->ops->watch(db, base, cb, arg);
+}
+
+int
+srv_db_keys(struct srv_db *db, srv_db_key_cb cb, void *arg)
+{
+	if (db->ops->keys == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->keys(db, cb, arg);
+}
+
+int
+srv_db_allow(struct srv_db *db, const char *key, const char *name)
+{
+	if (db->ops->allow == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->allow(db, key, name);
+}
+
+int
+srv_db_watch_keys(struct srv_db *db, srv_db_wake_cb cb, void *arg)
+{
+	if (db->ops->watch_keys == NULL)
+		return 0;
+	return db->ops->watch_keys(db, cb, arg);
 }
 
 int
 srv_db_begin(struct srv_db *db)
 {
-	int r;
-
-	if (db->in_batch)
-		return -EALREADY;
-	if ((r = srv_db_step_done(db, db->st[SQ_BEGIN])) < 0)
-		return r;
-	db->in_batch = true;
-	db->batch_head = db->head;
-	return 0;
+	return db->ops->begin(db);
 }
 
 int
 srv_db_commit(struct srv_db *db)
 {
-	int r;
-
-	if (!db->in_batch)
-		return -EINVAL;
-	if ((r = srv_db_step_done(db, db->st[SQ_COMMIT])) < 0) {
-		/* A failed COMMIT may leave the transaction open: end it. */
-		srv_db_rollback(db);
-		return r;
-	}
-	db->in_batch = false;
-	db->head = db->batch_head;
-	return 0;
+	return db->ops->commit(db);
 }
 
 void
 srv_db_rollback(struct srv_db *db)
 {
-	if (!sqlite3_get_autocommit(db->db))
-		srv_db_step_done(db, db->st[SQ_ROLLBACK]);
-	db->in_batch = false;
-	db->batch_head = db->head;
+	db->ops->rollback(db);
+}
+
+int
+srv_db_doc_get(struct srv_db *db, const char *collection, const char *id,
+    struct srv_doc *ret)
+{
+	return db->ops->doc_read(db, collection, id, true, ret);
+}
+
+int
+srv_db_doc_state(struct srv_db *db, const char *collection, const char *id,
+    struct srv_doc *ret)
+{
+	return db->ops->doc_read(db, collection, id, false, ret);
 }
 
 void
@@ -352,52 +143,11 @@ srv_doc_clear(struct srv_doc *d)
 	memset(d, 0, sizeof *d);
 }
 
-static int
-srv_db_doc_read(struct srv_db *db, const char *collection, const char *id,
-    bool with_body, struct srv_doc *ret)
-{
-	sqlite3_stmt *st = db->st[with_body ? SQ_DOC_GET : SQ_DOC_STATE];
-	struct srv_doc d;
-	const unsigned char *body;
-	int rc, r;
-
-	memset(&d, 0, sizeof d);
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		d.version = sqlite3_column_int64(st, 0);
-		d.deleted = sqlite3_column_int(st, 1) != 0;
-		body = with_body ? sqlite3_column_text(st, 2) : NULL;
-		if (body != NULL && !d.deleted &&
-		    (d.body = strdup((const char *)body)) == NULL) {
-			r = -ENOMEM;
-			goto out;
-		}
-	} else if (rc != SQLITE_DONE) {
-		r = srv_db_fail(db, rc);
-		goto out;
-	}
-	*ret = d;
-	r = 0;
-out:
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
-}
-
 int
-srv_db_doc_get(struct srv_db *db, const char *collection, const char *id,
-    struct srv_doc *ret)
+srv_db_change_id_get(struct srv_db *db, const char *device, int64_t dseq,
+    struct srv_change_id *ret)
 {
-	return srv_db_doc_read(db, collection, id, true, ret);
-}
-
-int
-srv_db_doc_state(struct srv_db *db, const char *collection, const char *id,
-    struct srv_doc *ret)
-{
-	return srv_db_doc_read(db, collection, id, false, ret);
+	return db->ops->change_id_get(db, device, dseq, ret);
 }
 
 void
@@ -410,212 +160,45 @@ srv_change_id_clear(struct srv_change_id *c)
 }
 
 int
-srv_db_change_id_get(struct srv_db *db, const char *device, int64_t dseq,
-    struct srv_change_id *ret)
-{
-	sqlite3_stmt *st = db->st[SQ_APPLIED_GET];
-	struct srv_change_id c;
-	const void *blob;
-	int rc, r;
-
-	memset(&c, 0, sizeof c);
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, dseq);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		c.outcome = SRV_OUTCOME_APPLIED;
-		c.version = sqlite3_column_int64(st, 0);
-		blob = sqlite3_column_blob(st, 1);
-		c.record_len = (size_t)sqlite3_column_bytes(st, 1);
-		if ((c.record = malloc(c.record_len + 1)) == NULL) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (c.record_len > 0)
-			memcpy(c.record, blob, c.record_len);
-		c.record[c.record_len] = '\0';
-	} else if (rc != SQLITE_DONE) {
-		r = srv_db_fail(db, rc);
-		goto out;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-
-	if (c.outcome == SRV_OUTCOME_NONE) {
-		st = db->st[SQ_CONFLICT_GET];
-		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, dseq);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			c.outcome = SRV_OUTCOME_CONFLICT;
-		else if (rc != SQLITE_DONE) {
-			r = srv_db_fail(db, rc);
-			goto out;
-		}
-	}
-	*ret = c;
-	memset(&c, 0, sizeof c);
-	r = 0;
-out:
-	srv_change_id_clear(&c);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
-}
-
-int
 srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret)
 {
-	sqlite3_stmt *st = db->st[SQ_MAXSEQ_GET];
-	int rc, r = 0;
-
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*ret = sqlite3_column_int64(st, 0);
-	else if (rc == SQLITE_DONE)
-		*ret = 0;
-	else
-		r = srv_db_fail(db, rc);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
-}
-
-int
-srv_db_set_max_seq(struct srv_db *db, const char *device, int64_t dseq)
-{
-	sqlite3_stmt *st = db->st[SQ_MAXSEQ_SET];
-
-	if (!db->in_batch)
-		return -EINVAL;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, dseq);
-	return srv_db_step_done(db, st);
+	return db->ops->max_seq(db, device, ret);
 }
 
 int
 srv_db_apply(struct srv_db *db, const struct srv_apply *a, int64_t *ret_seq)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	if (!db->in_batch)
-		return -EINVAL;
-
-	st = db->st[SQ_DOC_UPSERT];
-	sqlite3_bind_text(st, 1, a->collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, a->version);
-	sqlite3_bind_int(st, 4, a->body == NULL);
-	if (a->body != NULL)
-		sqlite3_bind_text64(st, 5, a->body, a->body_len, SQLITE_STATIC,
-		    SQLITE_UTF8);
-	else
-		sqlite3_bind_null(st, 5);
-	if ((r = srv_db_step_done(db, st)) < 0)
-		return r;
-
-	st = db->st[SQ_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, a->collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, a->version);
-	sqlite3_bind_text(st, 4, a->op, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, a->device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, a->dseq);
-	sqlite3_bind_int64(st, 7, a->ts);
-	sqlite3_bind_int64(st, 8, util_now_ms());
-	sqlite3_bind_blob64(st, 9, a->record, a->record_len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, a->sig, -1, SQLITE_STATIC);
-	if ((r = srv_db_step_done(db, st)) < 0)
-		return r;
-	db->batch_head = sqlite3_last_insert_rowid(db->db);
-	*ret_seq = db->batch_head;
-	return 0;
-}
-
-int
-srv_db_forget_conflict(struct srv_db *db, const char *device, int64_t dseq)
-{
-	sqlite3_stmt *st = db->st[SQ_CONFLICT_DEL];
-
-	if (!db->in_batch)
-		return -EINVAL;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, dseq);
-	return srv_db_step_done(db, st);
+	return db->ops->apply(db, a, ret_seq);
 }
 
 int
 srv_db_note_conflict(struct srv_db *db, const char *device, int64_t dseq)
 {
-	sqlite3_stmt *st = db->st[SQ_CONFLICT_ADD];
-
-	if (!db->in_batch)
-		return -EINVAL;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, dseq);
-	return srv_db_step_done(db, st);
+	return db->ops->note_conflict(db, device, dseq);
 }
 
-/* Step a row query, handing each row to cb.  n rows or -errno. */
-static int
-srv_db_rows(struct srv_db *db, sqlite3_stmt *st, srv_change_cb cb, void *arg)
+int
+srv_db_forget_conflict(struct srv_db *db, const char *device, int64_t dseq)
 {
-	struct srv_change_row row;
-	int rc, r, n = 0;
+	return db->ops->forget_conflict(db, device, dseq);
+}
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		memset(&row, 0, sizeof row);
-		row.seq = sqlite3_column_int64(st, 0);
-		row.collection = (const char *)sqlite3_column_text(st, 1);
-		row.id = (const char *)sqlite3_column_text(st, 2);
-		row.version = sqlite3_column_int64(st, 3);
-		row.op = (const char *)sqlite3_column_text(st, 4);
-		row.device = (const char *)sqlite3_column_text(st, 5);
-		row.dseq = sqlite3_column_int64(st, 6);
-		row.ts = sqlite3_column_int64(st, 7);
-		row.received_ms = sqlite3_column_int64(st, 8);
-		row.record = sqlite3_column_blob(st, 9);
-		row.record_len = (size_t)sqlite3_column_bytes(st, 9);
-		row.sig = (const char *)sqlite3_column_text(st, 10);
-		if (row.collection == NULL || row.id == NULL ||
-		    row.op == NULL || row.device == NULL ||
-		    row.record == NULL || row.sig == NULL) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if ((r = cb(&row, arg)) < 0)
-			goto out;
-		n++;
-	}
-	r = rc == SQLITE_DONE ? n : srv_db_fail(db, rc);
-out:
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
+int
+srv_db_set_max_seq(struct srv_db *db, const char *device, int64_t dseq)
+{
+	return db->ops->set_max_seq(db, device, dseq);
 }
 
 int
 srv_db_changes(struct srv_db *db, int64_t since, int limit, srv_change_cb cb,
     void *arg)
 {
-	sqlite3_stmt *st = db->st[SQ_CHANGES];
-
-	sqlite3_bind_int64(st, 1, since);
-	sqlite3_bind_int(st, 2, limit);
-	return srv_db_rows(db, st, cb, arg);
+	return db->ops->changes(db, since, limit, cb, arg);
 }
 
 int
 srv_db_history(struct srv_db *db, const char *collection, const char *id,
     int64_t after, int limit, srv_change_cb cb, void *arg)
 {
-	sqlite3_stmt *st = db->st[SQ_HISTORY];
-
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, after);
-	sqlite3_bind_int(st, 4, limit);
-	return srv_db_rows(db, st, cb, arg);
+	return db->ops->history(db, collection, id, after, limit, cb, arg);
 }

@@ -1,7 +1,11 @@
 /*
- * srv_db: ferry-server's SQLite store (DESIGN "Remote protocol v1": "The
+ * srv_db: ferry-server's store (DESIGN "Remote protocol v1": "The
  * server stores documents, the full signed change log, and per device the
- * highest applied seq").
+ * highest applied seq"), one interface over two backends: SQLite (a file,
+ * the embedded default, srv_db_sqlite.c) and PostgreSQL (a postgresql://
+ * URL, many ferry-server instances on one database, srv_db_pg.c).  What
+ * follows is the contract both keep; where the SQLite text names a
+ * mechanism, PostgreSQL keeps the same promise its own way (srv_db_pg.c).
  *
  * Tables: docs (current version, tombstone flag and body of every
  * document), changes (the global change log: one row per accepted change,
@@ -17,10 +21,12 @@
  * that did not commit left nothing.  srv_db_head is the committed head
  * only; changes made in an open batch show in it after COMMIT.
  *
- * One connection, used from the event loop's thread only.  Every call is a
- * short statement or transaction; nothing here logs.  Errors are -errno
- * (SQLite codes mapped as in lib/store.c) with the SQLite message in
- * srv_db_errmsg.  Strings handed to callbacks are valid during the
+ * A handle is one connection, used from one thread only: the handle
+ * srv_db_open gives from the event loop's, a srv_db_worker handle from its
+ * worker's.  Every call is a short statement or transaction; nothing here
+ * logs.  Errors are -errno (SQLite codes mapped as in lib/store.c;
+ * PostgreSQL's connection failures -ENOTCONN, serialisation failures
+ * -EAGAIN) with the backend's message in srv_db_errmsg.  Strings handed to callbacks are valid during the
  * callback only.
  */
 #ifndef FERRY_SRV_DB_H
@@ -29,6 +35,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <event2/event.h>
 
 struct srv_db;
 
@@ -85,19 +93,61 @@ struct srv_change_row {
 
 /* Return < 0 to stop the iteration with that value. */
 typedef int (*srv_change_cb)(const struct srv_change_row *row, void *arg);
+/* The head may have moved (another instance committed), or the keys. */
+typedef void (*srv_db_wake_cb)(void *arg);
+/* One allowed key (name may be NULL); < 0 stops the iteration. */
+typedef int (*srv_db_key_cb)(const char *key, const char *name, void *arg);
 
 /*
- * Open (creating or migrating) the database at path.  0, or -errno with a
+ * Open (creating or migrating) the database at path: a file for SQLite, a
+ * postgresql:// or postgres:// URL for PostgreSQL.  0, or -errno with a
  * malloc'd message in *ret_error (if not NULL); -EPROTONOSUPPORT for a
- * schema newer than this server knows.
+ * schema newer than this server knows or a URL when this ferry-server was
+ * built without libpq.
  */
 int	srv_db_open(const char *path, struct srv_db **ret, char **ret_error);
+/* Whether path names a PostgreSQL database rather than a file. */
+bool	srv_db_is_url(const char *path);
 /* Roll back an open batch, close (checkpointing the WAL).  NULL is fine. */
 void	srv_db_close(struct srv_db *db);
 const char *srv_db_errmsg(const struct srv_db *db);
 
-/* Highest committed change-log seq (0: empty). */
+/* Highest committed change-log seq (0: empty).  Never blocks: with
+ * PostgreSQL it is the highest this instance has seen, from its own
+ * commits, its reads and other instances' notifications. */
 int64_t	srv_db_head(const struct srv_db *db);
+
+/*
+ * The handle the calling worker thread (lib/jobq) applies push batches
+ * on: begin, srv_push_apply, commit there instead of on the loop, many
+ * batches at once.  The handle is the thread's own (made on first use,
+ * freed when the thread exits); srv_db_head of db sees what it commits.
+ * -EOPNOTSUPP when the backend applies batches on the loop only (SQLite),
+ * or -errno when it cannot connect.
+ */
+int	srv_db_worker(struct srv_db *db, struct srv_db **ret);
+/* Whether srv_db_worker gives handles (else batches go on the loop). */
+bool	srv_db_has_workers(const struct srv_db *db);
+/*
+ * Call cb(arg) on base's loop whenever another writer of the store may
+ * have moved the head (long-poll wake-ups across instances).  A no-op (0)
+ * for a backend that only this process writes.  0 or -errno.
+ */
+int	srv_db_watch(struct srv_db *db, struct event_base *base,
+	    srv_db_wake_cb cb, void *arg);
+
+/*
+ * Allowed keys kept in the store, so that `ferry-server allow` on any
+ * instance is seen by all (PostgreSQL).  srv_db_keys calls cb for each
+ * (n or -errno); srv_db_allow adds one and tells every instance (0,
+ * -EEXIST when it is listed already, -errno); after srv_db_watch,
+ * srv_db_watch_keys has cb(arg) called on the loop when the list may have
+ * changed.  -EOPNOTSUPP (watch: 0) for a backend that keeps no keys: with
+ * SQLite the keys file is the list.
+ */
+int	srv_db_keys(struct srv_db *db, srv_db_key_cb cb, void *arg);
+int	srv_db_allow(struct srv_db *db, const char *key, const char *name);
+int	srv_db_watch_keys(struct srv_db *db, srv_db_wake_cb cb, void *arg);
 
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */
@@ -121,8 +171,12 @@ void	srv_change_id_clear(struct srv_change_id *c);
 int	srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret);
 
 /*
- * Inside a batch: store an accepted change (document and change log).
- * *ret_seq gets its change-log seq.  0 or -errno.  The caller raises the
+ * Inside a batch: store an accepted change (document and change log),
+ * only if the document is still at version a->version - 1: -ESTALE if
+ * another writer moved it since it was read (a lost race: answer
+ * "conflict", never overwrite).  *ret_seq gets its change-log seq, or 0
+ * when the backend assigns seqs at commit (PostgreSQL: seq order is commit
+ * order).  0 or -errno.  The caller raises the
  * device's max_seq (srv_db_set_max_seq) before the batch commits, and
  * forgets an earlier "conflict" answer for the change id.
  */
@@ -139,7 +193,12 @@ int	srv_db_forget_conflict(struct srv_db *db, const char *device,
 int	srv_db_set_max_seq(struct srv_db *db, const char *device,
 	    int64_t dseq);
 
-/* Change-log rows with seq > since, in order, at most limit.  n or -errno. */
+/*
+ * Change-log rows with seq > since, in order, at most limit.  n or -errno.
+ * When there is none and since is beyond the head this handle knows, the
+ * head is read again from the store (another instance may have moved it),
+ * so srv_db_head() after it is not behind since for a since that exists.
+ */
 int	srv_db_changes(struct srv_db *db, int64_t since, int limit,
 	    srv_change_cb cb, void *arg);
 /* The document's rows with version > after, in version order. */

@@ -131,6 +131,12 @@ struct srv_push_req {
 	int			 code;		/* != 0: answer this error */
 	char			 msg[256];
 	bool			 checked;
+	/* Stored (srv_http_push_store): */
+	int64_t			 head;		/* the head before */
+	json_t			*results;
+	struct srv_push_stats	 st;
+	int			 r;		/* < 0: nothing was applied */
+	char			 dberr[256];
 };
 
 static void srv_http_waiter_answer(struct srv_waiter *w);
@@ -450,6 +456,7 @@ srv_http_push_free(struct srv_push_req *pr)
 		srv_push_item_clear(&pr->items[i]);
 	free(pr->items);
 	json_decref(pr->root);
+	json_decref(pr->results);
 	free(pr);
 }
 
@@ -498,55 +505,104 @@ srv_http_push_check(void *arg, size_t i)
 	    &pr->items[i]);
 }
 
-/* Apply a checked push in one transaction and answer it. */
+/*
+ * Apply a checked push in one transaction on db: the loop's handle, or a
+ * worker thread's (srv_db_worker).  The outcome stays in pr, for
+ * srv_http_push_answer on the loop.
+ */
 static void
-srv_http_push_finish(struct srv_push_req *pr)
+srv_http_push_store(struct srv_push_req *pr, struct srv_db *db)
+{
+	int r;
+
+	if (pr->code != 0 || pr->n == 0)
+		return;
+	if ((r = srv_db_begin(db)) < 0 ||
+	    (r = srv_push_apply(db, pr->rq.key, pr->items, pr->n,
+	    &pr->results, &pr->st)) < 0 ||
+	    (r = srv_db_commit(db)) < 0) {
+		srv_db_rollback(db);
+		snprintf(pr->dberr, sizeof pr->dberr, "%s", srv_db_errmsg(db));
+		json_decref(pr->results);
+		pr->results = NULL;
+		pr->r = r;
+	}
+}
+
+/* Loop thread: answer a stored push, then wake the watchers. */
+static void
+srv_http_push_answer(struct srv_push_req *pr)
 {
 	struct srv_req *rq = &pr->rq;
 	struct srv_http *h = rq->h;
-	struct srv_push_stats st;
-	json_t *results = NULL;
-	int64_t head;
-	int r;
+	json_t *results;
 
 	if (pr->code != 0) {
 		srv_http_error(rq, pr->code, "%s", pr->msg);
 		return;
 	}
-	head = srv_db_head(h->db);
-	memset(&st, 0, sizeof st);
-	if (pr->n == 0) {
-		if ((results = json_array()) == NULL) {
-			srv_http_error(rq, 500, "out of memory");
-			return;
-		}
-	} else {
-		if ((r = srv_db_begin(h->db)) < 0 ||
-		    (r = srv_push_apply(h->db, rq->key, pr->items, pr->n,
-		    &results, &st)) < 0 ||
-		    (r = srv_db_commit(h->db)) < 0) {
-			srv_db_rollback(h->db);
-			log_err("push from %s failed, nothing applied: %s (%s)",
-			    rq->key, strerror(-r), srv_db_errmsg(h->db));
-			srv_http_error(rq, 503, "storage error, nothing was "
-			    "applied: %s", strerror(-r));
-			json_decref(results);
-			return;
-		}
+	if (pr->r < 0) {
+		log_err("push from %s failed, nothing applied: %s (%s)",
+		    rq->key, strerror(-pr->r), pr->dberr);
+		srv_http_error(rq, 503, "storage error, nothing was "
+		    "applied: %s", strerror(-pr->r));
+		return;
+	}
+	if (pr->n == 0 && (pr->results = json_array()) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
 	}
 	log_debug("push from %s: %zu changes: %zu applied, %zu duplicate, "
-	    "%zu conflict, %zu rejected", rq->key, pr->n, st.applied,
-	    st.duplicate, st.conflict, st.rejected);
-	if (st.rejected > 0)
+	    "%zu conflict, %zu rejected", rq->key, pr->n, pr->st.applied,
+	    pr->st.duplicate, pr->st.conflict, pr->st.rejected);
+	if (pr->st.rejected > 0)
 		log_info("push from %s: %zu of %zu changes rejected", rq->key,
-		    st.rejected, pr->n);
+		    pr->st.rejected, pr->n);
+	results = pr->results;
+	pr->results = NULL;
 	srv_http_reply(rq->req, 200, json_pack("{s:o}", "results", results));
 	/* Reply first, then wake the watchers. */
-	if (srv_db_head(h->db) != head)
+	if (srv_db_head(h->db) != pr->head)
 		srv_http_wake(h);
 }
 
-/* Loop thread: a push is checked; answer those at the head, in order. */
+/* Worker thread: apply a push on this thread's own store handle. */
+static void
+srv_http_push_store_item(void *arg, size_t i)
+{
+	struct srv_push_req *pr = arg;
+	struct srv_db *db;
+	int r;
+
+	if ((r = srv_db_worker(pr->rq.h->db, &db)) < 0) {
+		snprintf(pr->dberr, sizeof pr->dberr, "no store handle");
+		pr->r = r;
+		return;
+	}
+	srv_http_push_store(pr, db);
+}
+
+/* Loop thread: a push was stored on a worker. */
+static void
+srv_http_push_stored(void *arg)
+{
+	struct srv_push_req *pr = arg;
+
+	srv_http_push_answer(pr);
+	srv_http_push_free(pr);
+}
+
+static void
+srv_http_push_drop(void *arg)
+{
+	srv_http_push_free(arg);
+}
+
+/*
+ * Loop thread: a push is checked; store those at the head, in order: on
+ * the loop (SQLite), or handed to a worker thread when the store takes
+ * batches there (PostgreSQL), so the loop never waits for the database.
+ */
 static void
 srv_http_push_checked(void *arg)
 {
@@ -556,7 +612,17 @@ srv_http_push_checked(void *arg)
 	pr->checked = true;
 	while ((first = TAILQ_FIRST(&h->pushes)) != NULL && first->checked) {
 		TAILQ_REMOVE(&h->pushes, first, entry);
-		srv_http_push_finish(first);
+		first->head = srv_db_head(h->db);
+		if (srv_db_has_workers(h->db) && first->code == 0 &&
+		    first->n > 0) {
+			if (jobq_submit(h->pool, NULL, srv_http_push_store_item,
+			    srv_http_push_stored, srv_http_push_drop,
+			    first) == 0)
+				continue;
+			srv_http_push_fail(first, 500, "out of memory");
+		}
+		srv_http_push_store(first, h->db);
+		srv_http_push_answer(first);
 		srv_http_push_free(first);
 	}
 }
@@ -750,7 +816,7 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
  * or -errno (out then holds garbage).
  */
 static int
-srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
+srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
     struct evbuffer *out)
 {
 	struct srv_changes_ctx c;
@@ -761,11 +827,11 @@ srv_http_changes_text(struct srv_http *h, int64_t since, int limit,
 	c.last = since;
 	if (evbuffer_add(out, "{\"changes\":[", 12) < 0)
 		return -ENOMEM;
-	r = srv_db_changes(h->db, since, limit, srv_http_change_cb, &c);
+	r = srv_db_changes(db, since, limit, srv_http_change_cb, &c);
 	if (r < 0 && r != SRV_HTTP_STOP)
 		return r;
 	if (evbuffer_add_printf(out, "],\"head\":%" PRId64 ",\"last_seq\":%"
-	    PRId64 "}", srv_db_head(h->db), c.last) < 0)
+	    PRId64 "}", srv_db_head(db), c.last) < 0)
 		return -ENOMEM;
 	return c.n;
 }
@@ -818,33 +884,161 @@ srv_http_waiter_gone_cb(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_free(evcon);
 }
 
+/*
+ * A read of the store for a request or a waiter: run on a worker thread's
+ * own store handle when the backend has them (srv_db_worker: the loop
+ * never waits for a database server), else on the loop; answered on the
+ * loop either way.  struct srv_read is the first member of each kind.
+ */
+struct srv_read {
+	struct srv_http	*h;
+	void		 (*run)(struct srv_read *, struct srv_db *);
+	void		 (*answer)(struct srv_read *);
+	void		 (*free)(struct srv_read *);
+	int		 r;		/* >= 0, or -errno */
+	char		 dberr[256];
+};
+
+/* Worker thread: read on this thread's own store handle. */
+static void
+srv_http_read_item(void *arg, size_t i)
+{
+	struct srv_read *rd = arg;
+	struct srv_db *db;
+	int r;
+
+	if ((r = srv_db_worker(rd->h->db, &db)) < 0) {
+		snprintf(rd->dberr, sizeof rd->dberr, "no store handle");
+		rd->r = r;
+		return;
+	}
+	rd->run(rd, db);
+}
+
+static void
+srv_http_read_done(void *arg)
+{
+	struct srv_read *rd = arg;
+
+	rd->answer(rd);
+	rd->free(rd);
+}
+
+static void
+srv_http_read_drop(void *arg)
+{
+	struct srv_read *rd = arg;
+
+	rd->free(rd);
+}
+
+/* Read and answer rd (which this takes). */
+static void
+srv_http_read(struct srv_read *rd)
+{
+	struct srv_http *h = rd->h;
+
+	/* Stopping: read on the loop, so waiters are answered in time. */
+	if (srv_db_has_workers(h->db) && !h->shutting_down &&
+	    jobq_submit(h->pool, NULL, srv_http_read_item, srv_http_read_done,
+	    srv_http_read_drop, rd) == 0)
+		return;
+	rd->run(rd, h->db);
+	srv_http_read_done(rd);
+}
+
+/* A read of the change log, for GET /v1/changes or a waiter. */
+struct srv_changes_read {
+	struct srv_read		 rd;		/* first */
+	struct srv_req		 rq;		/* the request, or ... */
+	struct srv_waiter	*w;		/* ... a waiter, unlinked */
+	int64_t			 since;
+	int			 limit;
+	int			 wait;
+	struct evbuffer		*buf;
+};
+
+static void srv_http_changes_answer(struct srv_read *rd);
+
+static void
+srv_http_changes_read_free(struct srv_read *rd)
+{
+	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
+
+	if (cr->buf != NULL)
+		evbuffer_free(cr->buf);
+	free(cr->w);
+	free(cr);
+}
+
+static void
+srv_http_changes_run(struct srv_read *rd, struct srv_db *db)
+{
+	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
+
+	rd->r = cr->buf != NULL ? srv_http_changes_text(db, cr->since,
+	    cr->limit, cr->buf) : -ENOMEM;
+	if (rd->r < 0)
+		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
+}
+
+/* A new read of the change log; NULL when out of memory. */
+static struct srv_changes_read *
+srv_http_changes_read_new(struct srv_http *h)
+{
+	struct srv_changes_read *cr;
+
+	if ((cr = calloc(1, sizeof *cr)) == NULL)
+		return NULL;
+	if ((cr->buf = evbuffer_new()) == NULL) {
+		free(cr);
+		return NULL;
+	}
+	cr->rd.h = h;
+	cr->rd.run = srv_http_changes_run;
+	cr->rd.answer = srv_http_changes_answer;
+	cr->rd.free = srv_http_changes_read_free;
+	return cr;
+}
+
 /* Answer a waiting long-poll with what there is now, and forget it. */
 static void
 srv_http_waiter_answer(struct srv_waiter *w)
 {
-	struct srv_http *h = w->h;
-	struct evbuffer *buf;
+	struct srv_changes_read *cr;
 	json_t *obj;
-	int r;
 
 	srv_http_waiter_unlink(w);
-	buf = evbuffer_new();
-	r = buf != NULL ? srv_http_changes_text(h, w->since, w->limit, buf) :
-	    -ENOMEM;
+	if ((cr = srv_http_changes_read_new(w->h)) == NULL) {
+		obj = json_pack("{s:s}", "error", "out of memory");
+		srv_http_reply(w->req, 500, obj);
+		free(w);
+		return;
+	}
+	cr->w = w;
+	cr->since = w->since;
+	cr->limit = w->limit;
+	srv_http_read(&cr->rd);
+}
+
+/* A waiter's read is done: answer it. */
+static void
+srv_http_waiter_reply(struct srv_changes_read *cr)
+{
+	struct srv_waiter *w = cr->w;
+	json_t *obj;
+
 	log_debug("changes: long-poll since=%" PRId64 " answered with %d "
-	    "changes (%d waiting)", w->since, r, h->nwaiters);
-	if (r < 0) {
-		log_err("cannot read the change log: %s (%s)", strerror(-r),
-		    srv_db_errmsg(h->db));
+	    "changes (%d waiting)", w->since, cr->rd.r, cr->rd.h->nwaiters);
+	if (cr->rd.r < 0) {
+		log_err("cannot read the change log: %s (%s)",
+		    strerror(-cr->rd.r), cr->rd.dberr);
 		evhttp_add_header(evhttp_request_get_output_headers(w->req),
 		    "Retry-After", "1");
 		obj = json_pack("{s:s}", "error", "storage error");
 		srv_http_reply(w->req, 503, obj);
 	} else
-		srv_http_reply_buf(w->req, buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
-	free(w);
+		srv_http_reply_buf(w->req, cr->buf);
 }
 
 /* Answer every long-poll that waits for something older than the head. */
@@ -858,6 +1052,12 @@ srv_http_wake(struct srv_http *h)
 		if (w->since < srv_db_head(h->db))
 			srv_http_waiter_answer(w);
 	}
+}
+
+static void
+srv_http_wake_cb(void *arg)
+{
+	srv_http_wake(arg);
 }
 
 /* Park rq until a push commits something newer or wait seconds pass. */
@@ -915,89 +1115,75 @@ srv_http_changes(struct srv_req *rq)
 		    false },
 		{ "wait", 0, h->cfg.max_wait, 0, false },
 	};
-	struct evbuffer *buf;
-	int64_t head;
-	int r;
+	struct srv_changes_read *cr;
 
 	if (srv_http_params(rq, p, 3) < 0)
 		return;
-	if (p[0].value > (head = srv_db_head(h->db))) {
+	if ((cr = srv_http_changes_read_new(h)) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	cr->rq = *rq;
+	cr->since = p[0].value;
+	cr->limit = (int)p[1].value;
+	cr->wait = (int)p[2].value;
+	srv_http_read(&cr->rd);
+}
+
+/* The read for GET /v1/changes is done: answer, or wait for changes. */
+static void
+srv_http_changes_answer(struct srv_read *rd)
+{
+	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
+	struct srv_http *h = rd->h;
+	struct srv_req *rq = &cr->rq;
+
+	int64_t head;
+
+	if (cr->w != NULL) {
+		srv_http_waiter_reply(cr);
+		return;
+	}
+	if (rd->r < 0) {
+		log_err("cannot read the change log: %s (%s)",
+		    strerror(-rd->r), rd->dberr);
+		srv_http_error(rq, 503, "storage error");
+		return;
+	}
+	/* Checked after the read: with several instances this one's head
+	 * may lag, and a read that found nothing after since refreshed it
+	 * from the database (srv_db.h). */
+	if (cr->since > (head = srv_db_head(h->db))) {
 		/* Pages after it would be empty until the log grew past it,
 		 * and then skip what came in between: refuse it. */
 		srv_http_error(rq, 409, "since %" PRId64 " is beyond this "
 		    "server's head %" PRId64 ": the cursor comes from another "
 		    "server, or from before this server's data was restored "
 		    "from a backup; pull again from a since of at most the "
-		    "head", p[0].value, head);
+		    "head", cr->since, head);
 		return;
 	}
-	if ((buf = evbuffer_new()) == NULL) {
-		srv_http_error(rq, 500, "out of memory");
-		return;
-	}
-	if ((r = srv_http_changes_text(h, p[0].value, (int)p[1].value,
-	    buf)) < 0) {
-		log_err("cannot read the change log: %s (%s)", strerror(-r),
-		    srv_db_errmsg(h->db));
-		srv_http_error(rq, 503, "storage error");
-		goto out;
-	}
-	if (r == 0 && p[2].value > 0 && !h->shutting_down) {
+	if (rd->r == 0 && cr->wait > 0 && !h->shutting_down) {
 		if (h->nwaiters >= h->cfg.max_waiters) {
 			srv_http_error(rq, 429, "too many waiting requests "
 			    "(%d); retry later", h->nwaiters);
-			goto out;
+			return;
 		}
-		if (srv_http_wait(rq, p[0].value, (int)p[1].value,
-		    (int)p[2].value) < 0)
+		if (srv_http_wait(rq, cr->since, cr->limit, cr->wait) < 0) {
 			srv_http_error(rq, 500, "out of memory");
-		goto out;
+			return;
+		}
+		/* Read on a worker: a commit may have come meanwhile. */
+		if (srv_db_head(h->db) > cr->since)
+			srv_http_wake(h);
+		return;
 	}
-	srv_http_reply_buf(rq->req, buf);
-out:
-	evbuffer_free(buf);
+	srv_http_reply_buf(rq->req, cr->buf);
 }
 
 /* --- GET /v1/docs/{collection}/{id}[/history] --- */
 
-static void
-srv_http_doc(struct srv_req *rq, const char *collection, const char *id)
-{
-	struct srv_doc d;
-	json_t *obj, *body;
-	int r;
-
-	if (srv_http_params(rq, NULL, 0) < 0)
-		return;
-	memset(&d, 0, sizeof d);
-	if ((r = srv_db_doc_get(rq->h->db, collection, id, &d)) < 0) {
-		log_err("cannot read %s/%s: %s (%s)", collection, id,
-		    strerror(-r), srv_db_errmsg(rq->h->db));
-		srv_http_error(rq, 503, "storage error");
-		return;
-	}
-	if (d.version == 0) {
-		srv_http_error(rq, 404, "no such document");
-		goto out;
-	}
-	obj = json_pack("{s:I, s:b}", "version", (json_int_t)d.version,
-	    "deleted", d.deleted);
-	if (obj != NULL && !d.deleted) {
-		body = json_loads(d.body != NULL ? d.body : "",
-		    JSON_REJECT_DUPLICATES, NULL);
-		if (body == NULL || json_object_set_new(obj, "body", body)
-		    != 0) {
-			json_decref(obj);
-			obj = NULL;
-		}
-	}
-	srv_http_reply(rq->req, 200, obj);
-out:
-	srv_doc_clear(&d);
-}
-
 struct srv_history_ctx {
-	struct srv_keys	*keys;
 	json_t		*entries;
 	size_t		 bytes;
 	int64_t		 last;
@@ -1006,11 +1192,24 @@ struct srv_history_ctx {
 	bool		 more;
 };
 
+/* A read of one document or of its history. */
+struct srv_doc_read {
+	struct srv_read		 rd;		/* first */
+	struct srv_req		 rq;
+	char			*collection;	/* our own copies */
+	char			*id;
+	bool			 history;
+	int64_t			 after;
+	struct srv_doc		 doc;
+	struct srv_history_ctx	 c;
+};
+
+/* One history entry; device_name is filled in on the loop (the keys are
+ * the loop's). */
 static int
 srv_http_history_cb(const struct srv_change_row *row, void *arg)
 {
 	struct srv_history_ctx *c = arg;
-	const char *name;
 	json_t *entry, *record;
 	char change[KEYS_PUB_B64_LEN + 32];
 
@@ -1023,11 +1222,9 @@ srv_http_history_cb(const struct srv_change_row *row, void *arg)
 	if ((record = json_stringn(row->record, row->record_len)) == NULL)
 		return -EIO;
 	snprintf(change, sizeof change, "%s:%" PRId64, row->device, row->dseq);
-	name = srv_keys_name(c->keys, row->device);
-	entry = json_pack("{s:I, s:s, s:s, s:o, s:I, s:s, s:o, s:s, s:I}",
+	entry = json_pack("{s:I, s:s, s:s, s:n, s:I, s:s, s:o, s:s, s:I}",
 	    "version", (json_int_t)row->version, "change", change,
-	    "device", row->device,
-	    "device_name", name != NULL ? json_string(name) : json_null(),
+	    "device", row->device, "device_name",
 	    "ts", (json_int_t)row->ts, "op", row->op, "record", record,
 	    "sig", row->sig, "seq", (json_int_t)row->seq);
 	if (entry == NULL || json_array_append_new(c->entries, entry) != 0)
@@ -1039,46 +1236,154 @@ srv_http_history_cb(const struct srv_change_row *row, void *arg)
 }
 
 static void
+srv_http_doc_read_free(struct srv_read *rd)
+{
+	struct srv_doc_read *dr = (struct srv_doc_read *)rd;
+
+	free(dr->collection);
+	free(dr->id);
+	srv_doc_clear(&dr->doc);
+	json_decref(dr->c.entries);
+	free(dr);
+}
+
+static void
+srv_http_doc_run(struct srv_read *rd, struct srv_db *db)
+{
+	struct srv_doc_read *dr = (struct srv_doc_read *)rd;
+
+	if (!dr->history)
+		rd->r = srv_db_doc_get(db, dr->collection, dr->id, &dr->doc);
+	else if ((dr->c.entries = json_array()) == NULL)
+		rd->r = -ENOMEM;
+	else {
+		rd->r = srv_db_history(db, dr->collection, dr->id, dr->after,
+		    dr->c.limit + 1, srv_http_history_cb, &dr->c);
+		if (rd->r == SRV_HTTP_STOP)
+			rd->r = 0;
+	}
+	if (rd->r < 0)
+		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
+}
+
+/* The document's reply. */
+static void
+srv_http_doc_reply(struct srv_doc_read *dr)
+{
+	struct srv_doc *d = &dr->doc;
+	json_t *obj, *body;
+
+	if (d->version == 0) {
+		srv_http_error(&dr->rq, 404, "no such document");
+		return;
+	}
+	obj = json_pack("{s:I, s:b}", "version", (json_int_t)d->version,
+	    "deleted", d->deleted);
+	if (obj != NULL && !d->deleted) {
+		body = json_loads(d->body != NULL ? d->body : "",
+		    JSON_REJECT_DUPLICATES, NULL);
+		if (body == NULL || json_object_set_new(obj, "body", body)
+		    != 0) {
+			json_decref(obj);
+			obj = NULL;
+		}
+	}
+	srv_http_reply(dr->rq.req, 200, obj);
+}
+
+/* The history's reply, each entry with its device's name. */
+static void
+srv_http_history_reply(struct srv_doc_read *dr)
+{
+	struct srv_history_ctx *c = &dr->c;
+	const char *name;
+	json_t *obj, *entry;
+	size_t i;
+
+	if (c->n == 0 && dr->after == 0) {
+		srv_http_error(&dr->rq, 404, "no such document");
+		return;
+	}
+	json_array_foreach(c->entries, i, entry) {
+		name = srv_keys_name(dr->rd.h->keys, json_string_value(
+		    json_object_get(entry, "device")));
+		if (name != NULL && json_object_set_new(entry, "device_name",
+		    json_string(name)) != 0) {
+			srv_http_error(&dr->rq, 500, "out of memory");
+			return;
+		}
+	}
+	obj = json_pack("{s:O}", "entries", c->entries);
+	if (obj != NULL && c->more &&
+	    json_object_set_new(obj, "next", json_integer(c->last)) != 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	srv_http_reply(dr->rq.req, 200, obj);
+}
+
+static void
+srv_http_doc_answer(struct srv_read *rd)
+{
+	struct srv_doc_read *dr = (struct srv_doc_read *)rd;
+
+	if (rd->r < 0) {
+		log_err("cannot read %s%s/%s: %s (%s)", dr->history ?
+		    "the history of " : "", dr->collection, dr->id,
+		    strerror(-rd->r), rd->dberr);
+		srv_http_error(&dr->rq, 503, "storage error");
+	} else if (dr->history)
+		srv_http_history_reply(dr);
+	else
+		srv_http_doc_reply(dr);
+}
+
+/* Read a document (after >= 0: its history after that version). */
+static void
+srv_http_doc_read(struct srv_req *rq, const char *collection, const char *id,
+    int64_t after, int limit)
+{
+	struct srv_doc_read *dr;
+
+	if ((dr = calloc(1, sizeof *dr)) == NULL ||
+	    (dr->collection = strdup(collection)) == NULL ||
+	    (dr->id = strdup(id)) == NULL) {
+		if (dr != NULL)
+			free(dr->collection);
+		free(dr);
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	dr->rd.h = rq->h;
+	dr->rd.run = srv_http_doc_run;
+	dr->rd.answer = srv_http_doc_answer;
+	dr->rd.free = srv_http_doc_read_free;
+	dr->rq = *rq;
+	dr->history = after >= 0;
+	dr->after = after;
+	dr->c.limit = limit;
+	srv_http_read(&dr->rd);
+}
+
+static void
+srv_http_doc(struct srv_req *rq, const char *collection, const char *id)
+{
+	if (srv_http_params(rq, NULL, 0) < 0)
+		return;
+	srv_http_doc_read(rq, collection, id, -1, 0);
+}
+
+static void
 srv_http_history(struct srv_req *rq, const char *collection, const char *id)
 {
 	struct srv_param p[] = {
 		{ "after", 0, INT64_MAX, 0, false },
 		{ "limit", 1, SRV_HTTP_LIMIT_MAX, SRV_HTTP_LIMIT_MAX, false },
 	};
-	struct srv_history_ctx c;
-	json_t *obj;
-	int r;
 
 	if (srv_http_params(rq, p, 2) < 0)
 		return;
-	memset(&c, 0, sizeof c);
-	c.keys = rq->h->keys;
-	c.limit = (int)p[1].value;
-	if ((c.entries = json_array()) == NULL) {
-		srv_http_error(rq, 500, "out of memory");
-		return;
-	}
-	r = srv_db_history(rq->h->db, collection, id, p[0].value, c.limit + 1,
-	    srv_http_history_cb, &c);
-	if (r < 0 && r != SRV_HTTP_STOP) {
-		log_err("cannot read the history of %s/%s: %s (%s)", collection,
-		    id, strerror(-r), srv_db_errmsg(rq->h->db));
-		json_decref(c.entries);
-		srv_http_error(rq, 503, "storage error");
-		return;
-	}
-	if (c.n == 0 && p[0].value == 0) {
-		json_decref(c.entries);
-		srv_http_error(rq, 404, "no such document");
-		return;
-	}
-	obj = json_pack("{s:o}", "entries", c.entries);
-	if (obj != NULL && c.more &&
-	    json_object_set_new(obj, "next", json_integer(c.last)) != 0) {
-		json_decref(obj);
-		obj = NULL;
-	}
-	srv_http_reply(rq->req, 200, obj);
+	srv_http_doc_read(rq, collection, id, p[0].value, (int)p[1].value);
 }
 
 /*
@@ -1311,6 +1616,9 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 		    JOBQ_MAX_THREADS : (int)ncpu;
 	}
 	if ((r = jobq_new(base, h->cfg.threads, &h->pool)) < 0)
+		goto fail;
+	/* Other instances' pushes wake our long-polls too. */
+	if ((r = srv_db_watch(db, base, srv_http_wake_cb, h)) < 0)
 		goto fail;
 	if ((h->http = evhttp_new(base)) == NULL) {
 		r = -ENOMEM;

@@ -182,6 +182,17 @@ srv_keys_add(struct srv_keys *ks, const char *key, const char *name)
 	return 0;
 }
 
+int
+srv_keys_merge(struct srv_keys *ks, const char *key, const char *name)
+{
+	if (srv_keys_check_key(key, NULL) < 0 ||
+	    (name != NULL && srv_keys_check_name(name, NULL) < 0))
+		return -EINVAL;
+	if (srv_keys_allowed(ks, key))
+		return 0;
+	return srv_keys_add(ks, key, name);
+}
+
 /*
  * Parse one line (no newline) into ks.  -EBADMSG with a reason, -EEXIST
  * for a key listed before, -ENOMEM.

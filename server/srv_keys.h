@@ -56,4 +56,12 @@ int	srv_keys_check_name(const char *name, const char **ret_reason);
 int	srv_keys_append(const char *path, const char *key, const char *name,
 	    char **ret_error);
 
+/*
+ * Add to ks, while it is being built and before anyone looks it up, a key
+ * the store keeps (srv_db_keys: PostgreSQL's allowed_keys, shared by all
+ * instances).  A key ks lists already keeps its entry.  0, -EINVAL for a
+ * malformed key or name, -ENOMEM.
+ */
+int	srv_keys_merge(struct srv_keys *ks, const char *key, const char *name);
+
 #endif

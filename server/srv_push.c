@@ -224,6 +224,7 @@ srv_push_judge(struct srv_push_ctx *c, const struct srv_push_item *it,
 		goto out;
 	}
 	if (f->base != cur.version) {
+conflict:
 		/* The conflict answer carries the current body. */
 		if ((r = srv_db_doc_get(c->db, f->collection, f->id,
 		    &cur)) < 0 ||
@@ -246,7 +247,13 @@ srv_push_judge(struct srv_push_ctx *c, const struct srv_push_item *it,
 	a.record = it->text;
 	a.record_len = it->len;
 	a.sig = it->sig;
-	if ((r = srv_db_apply(c->db, &a, &seq)) < 0)
+	if ((r = srv_db_apply(c->db, &a, &seq)) == -ESTALE) {
+		/* Another instance moved the document since it was read:
+		 * a lost race is a conflict, never an overwrite. */
+		srv_doc_clear(&cur);
+		goto conflict;
+	}
+	if (r < 0)
 		goto out;
 	/* It conflicted before and applies now: no longer a conflict. */
 	if (was_conflict &&

@@ -28,11 +28,12 @@
  * Steps 1 and 2 need no store and are most of the CPU (Ed25519 verify,
  * parsing the record): srv_push_check does them for one change and is
  * safe to run on many threads at once, each on its own item.  Steps 3 and
- * 4 run in order on the store's thread (srv_push_apply), on the checked
- * items.  A put's body is stored as the record's own bytes when the record
+ * 4 run in order on the store's handle (srv_push_apply), on the checked
+ * items: the loop's with SQLite, a worker thread's with PostgreSQL (where
+ * the device's row lock orders batches of one device across instances).  A put's body is stored as the record's own bytes when the record
  * has record_make's layout (record_body_span), so it is never dumped again.
  *
- * srv_push_apply blocks on SQLite only; nothing logs (the caller logs the
+ * srv_push_apply blocks on the store only; nothing logs (the caller logs the
  * stats).
  */
 #ifndef FERRY_SRV_PUSH_H

@@ -12,17 +12,19 @@ set -eu
 # Building: the autotools, the compiler, the libraries configure asks for.
 build="autoconf automake libtool pkg-config make gcc libc6-dev
 libsqlite3-dev libevent-dev libcurl4-openssl-dev libsodium-dev
-libjansson-dev libinih-dev libcmocka-dev libsystemd-dev"
+libjansson-dev libinih-dev libcmocka-dev libsystemd-dev libpq-dev"
 # Programs the tests and benchmarks run that minbase lacks or may drop:
 # sqlite3 (t2005 alters a server record behind its back), bc (bench/push.sh,
 # bench/pull.sh), strace (bench/idle.sh), git (bench/run.sh names the
 # revision it measured), util-linux (setpriv, prlimit: t0003, t0007),
 # procps, systemd (systemd-analyze verify and security: t6001), Go with
 # Debian's varlink/go (t4001 builds a varlink client on an implementation
-# independent of ferry's, offline, from /usr/share/gocode), and python3
+# independent of ferry's, offline, from /usr/share/gocode), python3
 # with python3-nacl (t4002: a protocol client written from
-# docs/protocol.md in another language).
-run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl"
+# docs/protocol.md in another language), and postgresql (15 in bookworm:
+# initdb, pg_ctl and psql for the throwaway database of the
+# t5xxx-pg-*.sh tests, tests/t/pg-lib.sh).
+run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl postgresql"
 run="$run $*"
 missing=""
 for p in $build $run; do

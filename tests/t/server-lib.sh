@@ -11,6 +11,12 @@
 # the kernel's ephemeral range, apart from test-lib's test_port range).
 # Readiness is the "ready: listening on" log line, polled with a bound.  Keys live in $TEST_DIR/keys/KEY (srvclient makes them).
 #
+# The store is SQLite in the data directory, unless FERRY_TEST_DB is
+# "postgresql": then each NAME gets its own database srv_NAME on a
+# throwaway PostgreSQL cluster of this script (pg-lib.sh), so the same
+# tests run against the PostgreSQL backend (t5xxx-pg-*.sh set it and
+# source a t1xxx or t2xxx script).  A --db given to server_start wins.
+#
 # Requests go through tests/tools/srvclient, whose output is the status
 # code on the first line and the body after it:
 #     req SERVER KEY [SRVCLIENT-OPTIONS] METHOD PATH [BODYFILE] >out
@@ -26,6 +32,7 @@
 # request to show it changed nothing.
 
 . "$(dirname "$0")/test-lib.sh"
+. "$FERRY_SRC_DIR/tests/t/pg-lib.sh"
 
 FERRY_SERVER=$FERRY_BUILD_DIR/ferry-server
 SRVCLIENT=$FERRY_BUILD_DIR/tests/tools/srvclient
@@ -108,8 +115,17 @@ server_start() {
 	# restart, or a server whose port a ferryd was given before it
 	# started, keeps the port it has.
 	eval "_port=\${server_port_$_name:-0}"
+	set -- --debug "$@"
+	if [ "${FERRY_TEST_DB:-sqlite}" = postgresql ]; then
+		eval "_made=\${server_db_$_name:-}"
+		if [ -z "$_made" ]; then
+			pg_createdb "srv_$_name" || return 1
+			eval "server_db_$_name=1"
+		fi
+		set -- --db "$(pg_url "srv_$_name")" "$@"
+	fi
 	"$FERRY_SERVER" --data-dir "$(server_datadir "$_name")" \
-	    --listen "127.0.0.1:$_port" --debug "$@" </dev/null >"$_log" 2>&1 &
+	    --listen "127.0.0.1:$_port" "$@" </dev/null >"$_log" 2>&1 &
 	_pid=$!
 	test_track "$_pid"
 	eval "server_pid_$_name=$_pid"

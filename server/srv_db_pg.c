@@ -1,0 +1,1154 @@
+/*
+ * srv_db_pg: the PostgreSQL backend of srv_db, for many ferry-server
+ * instances on one database (issue 10); see srv_db.h for the contract and
+ * srv_db_impl.h for the seam.
+ *
+ * How the promises of srv_db.h hold across instances:
+ * - exactly once: a push batch first locks its device's row (INSERT ... ON
+ *   CONFLICT DO NOTHING, then SELECT ... FOR UPDATE), so one device's
+ *   batches run one after another whichever instance has them, and a
+ *   retry that lands on another instance waits for the first transaction,
+ *   then finds the change id applied ("duplicate");
+ * - never overwrite: a change applies with a conditional upsert on the
+ *   version it was judged against; a lost race is -ESTALE, which the
+ *   caller answers "conflict";
+ * - a feed that never skips: changes are inserted with seq NULL and get
+ *   their seqs at the end of the transaction from the single head row
+ *   (UPDATE head SET seq = seq + n RETURNING seq), whose row lock is held
+ *   to COMMIT: seq order is commit order, without gaps, so a reader at
+ *   since=N never misses a row that commits later with a smaller number;
+ * - wake-ups: after COMMIT (not inside the transaction) the new head is
+ *   sent with pg_notify; the loop's handle LISTENs on a second,
+ *   nonblocking connection registered in the event loop, and re-reads the
+ *   head once a second in case a notification was lost;
+ * - allowed keys: the table allowed_keys; `allow` notifies ferry_keys and
+ *   every instance rereads its keys (and does so whenever its listener
+ *   reconnects, in case it missed one).
+ *
+ * Handles: the one srv_db_pg_open returns is the loop's (reads, and the
+ * listener); each worker thread gets its own connection on first use
+ * (srv_db_worker, a thread-specific handle freed when the thread exits).
+ * The committed head this instance knows is shared by all of them through
+ * an atomic.  A connection that broke is reset before its next use; while
+ * the database is away calls fail with -ENOTCONN (the caller answers 503
+ * with Retry-After) and nothing half-done is left: a batch whose COMMIT
+ * did not return is rolled back by the server.
+ *
+ * Requests are read on the workers' handles too (srv_http); the loop's
+ * handle is read synchronously only at start, while stopping, and for the
+ * allowed keys (at start, on SIGHUP and on a ferry_keys notification):
+ * short statements, but blocking round trips.
+ */
+#include "autoconfig.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "srv_db.h"
+#include "srv_db_impl.h"
+#include "util.h"
+
+#define SRV_PG_CHANNEL		"ferry_head"
+#define SRV_PG_KEYS_CHANNEL	"ferry_keys"
+#define SRV_PG_CONNECT_TIMEOUT	"5"	/* seconds */
+#define SRV_PG_MIGRATE_LOCK	"7366657272790001"	/* advisory lock */
+#define SRV_PG_STMT_MAX		48	/* statements prepared per connection */
+
+/* What every handle of one database shares; the loop's handle owns it. */
+struct srv_pg_shared {
+	char		*conninfo;
+	int64_t		 head;		/* atomic: highest committed seen */
+	pthread_key_t	 worker_key;
+	bool		 key_made;
+};
+
+struct srv_pg {
+	struct srv_db		 base;		/* first: the seam's handle */
+	struct srv_pg_shared	*sh;
+	bool			 owner;		/* the loop's handle */
+	PGconn			*conn;
+	bool			 in_batch;
+	int64_t			 batch_n;	/* changes inserted */
+	char			 errmsg[256];
+	/* Statements prepared on conn, by their text's address (every
+	 * statement here is a literal): "f<index>". */
+	const char		*prepared[SRV_PG_STMT_MAX];
+	int			 nprepared;
+
+	/* The loop's handle only: the listener. */
+	struct event_base	*evbase;
+	PGconn			*listen;
+	struct event		*listen_ev;
+	struct event		*tick;
+	bool			 listen_up;	/* connected, LISTEN sent */
+	bool			 busy;		/* a query is in flight */
+	bool			 relisten;	/* the listener was dropped */
+	srv_db_wake_cb		 wake;
+	void			*wake_arg;
+	srv_db_wake_cb		 keys_changed;
+	void			*keys_arg;
+};
+
+static const struct srv_db_ops srv_pg_ops;
+
+/*
+ * Schema migrations, applied in order under an advisory lock (two
+ * instances starting at once); migration i brings schema_version from i
+ * to i + 1.  Never edit a released entry: add a new one.
+ */
+static const char *srv_pg_migrations[] = {
+	/* 0 -> 1: the initial schema. */
+	"CREATE TABLE docs ("
+	"  collection text NOT NULL,"
+	"  id text NOT NULL,"
+	"  version bigint NOT NULL,"
+	"  deleted boolean NOT NULL,"
+	"  body text,"
+	"  PRIMARY KEY (collection, id));"
+	"CREATE TABLE changes ("
+	"  rid bigserial PRIMARY KEY,"
+	"  seq bigint UNIQUE,"
+	"  collection text NOT NULL,"
+	"  id text NOT NULL,"
+	"  version bigint NOT NULL,"
+	"  op text NOT NULL,"
+	"  device text NOT NULL,"
+	"  dseq bigint NOT NULL,"
+	"  ts bigint NOT NULL,"
+	"  received_ms bigint NOT NULL,"
+	"  record bytea NOT NULL,"
+	"  sig text NOT NULL);"
+	"CREATE UNIQUE INDEX changes_doc ON changes (collection, id, version);"
+	"CREATE UNIQUE INDEX changes_id ON changes (device, dseq);"
+	"CREATE INDEX changes_unsequenced ON changes (rid) WHERE seq IS NULL;"
+	"CREATE TABLE devices ("
+	"  device text PRIMARY KEY,"
+	"  max_seq bigint NOT NULL);"
+	"CREATE TABLE conflicts ("
+	"  device text NOT NULL,"
+	"  dseq bigint NOT NULL,"
+	"  PRIMARY KEY (device, dseq));"
+	"CREATE TABLE head ("
+	"  one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+	"  seq bigint NOT NULL);"
+	"INSERT INTO head (seq) VALUES (0);",
+	/* 1 -> 2: the allowed keys, shared by every instance. */
+	"CREATE TABLE allowed_keys ("
+	"  key text PRIMARY KEY,"
+	"  name text,"
+	"  added_ms bigint NOT NULL);",
+};
+
+#define SRV_PG_NMIGRATIONS \
+	(sizeof srv_pg_migrations / sizeof srv_pg_migrations[0])
+
+#define SRV_PG_ROW_COLS \
+	"seq, collection, id, version, op, device, dseq, ts, received_ms," \
+	" record, sig"
+
+static void	srv_pg_close(struct srv_db *);
+static void	srv_pg_rollback(struct srv_db *);
+
+static int64_t
+srv_pg_head_get(const struct srv_pg_shared *sh)
+{
+	return __atomic_load_n(&sh->head, __ATOMIC_ACQUIRE);
+}
+
+/* Raise the shared head to at least seq; true if it moved. */
+static bool
+srv_pg_head_raise(struct srv_pg_shared *sh, int64_t seq)
+{
+	int64_t cur = __atomic_load_n(&sh->head, __ATOMIC_ACQUIRE);
+
+	while (seq > cur) {
+		if (__atomic_compare_exchange_n(&sh->head, &cur, seq, false,
+		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return true;
+	}
+	return false;
+}
+
+/* Remember the connection's message; the -errno for what happened. */
+static int
+srv_pg_fail(struct srv_pg *db, const PGresult *res)
+{
+	const char *state, *msg;
+
+	msg = res != NULL ? PQresultErrorMessage(res) : "";
+	if (msg == NULL || msg[0] == '\0')
+		msg = db->conn != NULL ? PQerrorMessage(db->conn) :
+		    "no connection";
+	snprintf(db->errmsg, sizeof db->errmsg, "%s", msg);
+	db->errmsg[strcspn(db->errmsg, "\n")] = '\0';
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return -ENOTCONN;
+	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (state == NULL)
+		return -EIO;
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+		return -EAGAIN;
+	if (strcmp(state, "23505") == 0)
+		return -EEXIST;
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+		return -ENOTCONN;
+	return -EIO;
+}
+
+/* Reconnect a connection that broke; its prepared statements are gone. */
+static void
+srv_pg_reset(struct srv_pg *db)
+{
+	PQreset(db->conn);
+	db->nprepared = 0;
+}
+
+/*
+ * Execute sql (a literal: it is prepared once per connection, by its
+ * address, and executed by name from then on).  libpq's result, or NULL.
+ */
+static PGresult *
+srv_pg_exec(struct srv_pg *db, const char *sql, int n,
+    const char *const *vals, const int *lens, const int *fmts, bool binary)
+{
+	PGresult *res;
+	char name[16];
+	int i;
+
+	for (i = 0; i < db->nprepared && db->prepared[i] != sql; i++)
+		continue;
+	if (i == SRV_PG_STMT_MAX)
+		return PQexecParams(db->conn, sql, n, NULL, vals, lens, fmts,
+		    binary ? 1 : 0);
+	snprintf(name, sizeof name, "f%d", i);
+	if (i == db->nprepared) {
+		res = PQprepare(db->conn, name, sql, n, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		db->prepared[db->nprepared++] = sql;
+	}
+	return PQexecPrepared(db->conn, name, n, vals, lens, fmts,
+	    binary ? 1 : 0);
+}
+
+/*
+ * Run sql with n parameters (text, or binary where lens[i] > 0) and give
+ * back its result when it succeeded; rows come in binary when binary.
+ * NULL with *ret_err set otherwise.
+ */
+static PGresult *
+srv_pg_run(struct srv_pg *db, const char *sql, int n,
+    const char *const *vals, const int *lens, bool binary, int *ret_err)
+{
+	int fmts[16];
+	PGresult *res;
+	ExecStatusType st;
+	int i;
+
+	for (i = 0; i < n && i < 16; i++)
+		fmts[i] = lens != NULL && lens[i] > 0 ? 1 : 0;
+	res = srv_pg_exec(db, sql, n, vals, lens, fmts, binary);
+	st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+	    !db->in_batch && PQstatus(db->conn) == CONNECTION_BAD) {
+		/*
+		 * The connection died since its last use (the database
+		 * restarted): outside a batch nothing is lost by running
+		 * the statement again on a new one, once.
+		 */
+		PQclear(res);
+		srv_pg_reset(db);
+		res = srv_pg_exec(db, sql, n, vals, lens, fmts, binary);
+		st = PQresultStatus(res);
+	}
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	*ret_err = srv_pg_fail(db, res);
+	PQclear(res);
+	return NULL;
+}
+
+/* A statement whose result is not needed.  0 or -errno. */
+static int
+srv_pg_do(struct srv_pg *db, const char *sql, int n, const char *const *vals,
+    const int *lens)
+{
+	PGresult *res;
+	int r = 0;
+
+	if ((res = srv_pg_run(db, sql, n, vals, lens, false, &r)) == NULL)
+		return r;
+	PQclear(res);
+	return 0;
+}
+
+/* A binary int8 column. */
+static int64_t
+srv_pg_int8(const PGresult *res, int row, int col)
+{
+	uint64_t v;
+
+	if (PQgetlength(res, row, col) != 8)
+		return 0;
+	memcpy(&v, PQgetvalue(res, row, col), 8);
+	return (int64_t)be64toh(v);
+}
+
+/* A text int8 column (text-format results). */
+static int64_t
+srv_pg_text_int(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/*
+ * Connect to conninfo, blocking up to the connect timeout, or (nonblock)
+ * start connecting, for PQconnectPoll.  Later values win: the URL may set
+ * its own timeout and application name.
+ */
+static PGconn *
+srv_pg_connect(const char *conninfo, bool nonblock)
+{
+	static const char *const keys[] = {
+		"connect_timeout", "application_name", "dbname", NULL,
+	};
+	const char *vals[] = {
+		SRV_PG_CONNECT_TIMEOUT, "ferry-server", conninfo, NULL,
+	};
+
+	if (nonblock)
+		return PQconnectStartParams(keys, vals, 1);
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/*
+ * Make sure the handle has a working connection: reset one that broke
+ * (the database restarted or failed over).  Blocks up to the connect
+ * timeout.  0 or -ENOTCONN.
+ */
+static int
+srv_pg_ready(struct srv_pg *db)
+{
+	if (db->conn == NULL)
+		db->conn = srv_pg_connect(db->sh->conninfo, false);
+	else if (PQstatus(db->conn) != CONNECTION_OK)
+		srv_pg_reset(db);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return srv_pg_fail(db, NULL);
+	return 0;
+}
+
+static const char *
+srv_pg_errmsg(const struct srv_db *base)
+{
+	return ((const struct srv_pg *)base)->errmsg;
+}
+
+static int64_t
+srv_pg_head(const struct srv_db *base)
+{
+	return srv_pg_head_get(((const struct srv_pg *)base)->sh);
+}
+
+static int
+srv_pg_migrate(struct srv_pg *db)
+{
+	PGresult *res;
+	int64_t version;
+	size_t i;
+	char bump[96];
+	int r = 0;
+
+	if ((r = srv_pg_do(db, "BEGIN", 0, NULL, NULL)) < 0)
+		return r;
+	if ((r = srv_pg_do(db, "SELECT pg_advisory_xact_lock(x'"
+	    SRV_PG_MIGRATE_LOCK "'::bigint)", 0, NULL, NULL)) < 0 ||
+	    (r = srv_pg_do(db, "CREATE TABLE IF NOT EXISTS schema_version "
+	    "(version integer NOT NULL)", 0, NULL, NULL)) < 0)
+		goto fail;
+	if ((res = srv_pg_run(db, "SELECT coalesce(max(version), 0) FROM "
+	    "schema_version", 0, NULL, NULL, false, &r)) == NULL)
+		goto fail;
+	version = srv_pg_text_int(res, 0, 0);
+	PQclear(res);
+	if (version < 0 || version > (int64_t)SRV_PG_NMIGRATIONS) {
+		snprintf(db->errmsg, sizeof db->errmsg,
+		    "schema version %" PRId64 " is newer than this "
+		    "ferry-server knows (%zu)", version, SRV_PG_NMIGRATIONS);
+		r = -EPROTONOSUPPORT;
+		goto fail;
+	}
+	for (i = (size_t)version; i < SRV_PG_NMIGRATIONS; i++) {
+		snprintf(bump, sizeof bump, "DELETE FROM schema_version; "
+		    "INSERT INTO schema_version VALUES (%zu)", i + 1);
+		res = PQexec(db->conn, srv_pg_migrations[i]);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			r = srv_pg_fail(db, res);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+		res = PQexec(db->conn, bump);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			r = srv_pg_fail(db, res);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+	}
+	return srv_pg_do(db, "COMMIT", 0, NULL, NULL);
+fail:
+	PQclear(PQexec(db->conn, "ROLLBACK"));
+	return r;
+}
+
+/* Read the committed head into the shared head. */
+static int
+srv_pg_head_read(struct srv_pg *db)
+{
+	PGresult *res;
+	int r = 0;
+
+	if ((res = srv_pg_run(db, "SELECT seq FROM head", 0, NULL, NULL,
+	    false, &r)) == NULL)
+		return r;
+	if (PQntuples(res) == 1)
+		srv_pg_head_raise(db->sh, srv_pg_text_int(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+static void
+srv_pg_worker_free(void *arg)
+{
+	struct srv_pg *db = arg;
+
+	if (db->in_batch)
+		srv_pg_rollback(&db->base);
+	PQfinish(db->conn);
+	free(db);
+}
+
+int
+srv_db_pg_open(const char *conninfo, struct srv_db **ret, char **ret_error)
+{
+	struct srv_pg *db;
+	int r;
+
+	if ((db = calloc(1, sizeof *db)) == NULL ||
+	    (db->sh = calloc(1, sizeof *db->sh)) == NULL ||
+	    (db->sh->conninfo = strdup(conninfo)) == NULL) {
+		if (db != NULL)
+			free(db->sh);
+		free(db);
+		return -ENOMEM;
+	}
+	db->base.ops = &srv_pg_ops;
+	db->owner = true;
+	if (pthread_key_create(&db->sh->worker_key, srv_pg_worker_free) != 0) {
+		r = -EAGAIN;
+		snprintf(db->errmsg, sizeof db->errmsg, "out of thread keys");
+		goto fail;
+	}
+	db->sh->key_made = true;
+	if ((r = srv_pg_ready(db)) < 0 ||
+	    (r = srv_pg_migrate(db)) < 0 ||
+	    (r = srv_pg_head_read(db)) < 0)
+		goto fail;
+	*ret = &db->base;
+	return 0;
+fail:
+	if (ret_error != NULL)
+		*ret_error = strdup(db->errmsg);
+	srv_pg_close(&db->base);
+	return r;
+}
+
+static void
+srv_pg_unlisten(struct srv_pg *db)
+{
+	if (db->listen_ev != NULL)
+		event_free(db->listen_ev);
+	db->listen_ev = NULL;
+	if (db->listen_up)
+		db->relisten = true;
+	PQfinish(db->listen);
+	db->listen = NULL;
+	db->listen_up = false;
+	db->busy = false;
+}
+
+static void
+srv_pg_close(struct srv_db *base)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+
+	if (db == NULL)
+		return;
+	if (db->in_batch)
+		srv_pg_rollback(base);
+	PQfinish(db->conn);
+	if (db->owner) {
+		srv_pg_unlisten(db);
+		if (db->tick != NULL)
+			event_free(db->tick);
+		/* Worker threads have exited (jobq_free) before this. */
+		if (db->sh->key_made)
+			pthread_key_delete(db->sh->worker_key);
+		free(db->sh->conninfo);
+		free(db->sh);
+	}
+	free(db);
+}
+
+static int
+srv_pg_worker(struct srv_db *base, struct srv_db **ret)
+{
+	struct srv_pg *db = (struct srv_pg *)base, *w;
+
+	w = pthread_getspecific(db->sh->worker_key);
+	if (w == NULL) {
+		if ((w = calloc(1, sizeof *w)) == NULL)
+			return -ENOMEM;
+		w->base.ops = &srv_pg_ops;
+		w->sh = db->sh;
+		if (pthread_setspecific(db->sh->worker_key, w) != 0) {
+			free(w);
+			return -ENOMEM;
+		}
+	}
+	/* Not connected yet: srv_db_begin connects, or says why not. */
+	*ret = &w->base;
+	return 0;
+}
+
+static int
+srv_pg_begin(struct srv_db *base)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	int r;
+
+	if (db->in_batch)
+		return -EALREADY;
+	if ((r = srv_pg_ready(db)) < 0 ||
+	    (r = srv_pg_do(db, "BEGIN", 0, NULL, NULL)) < 0)
+		return r;
+	db->in_batch = true;
+	db->batch_n = 0;
+	return 0;
+}
+
+/*
+ * Give the batch's changes their seqs from the head row, in insertion
+ * order: the head row stays locked until COMMIT, so the next batch gets
+ * the next numbers only once this one is visible.  0 or -errno.
+ */
+static int
+srv_pg_sequence(struct srv_pg *db, int64_t *ret_head)
+{
+	char n[24];
+	const char *vals[1] = { n };
+	PGresult *res;
+	int64_t head = 0;
+	int i, r = 0;
+
+	snprintf(n, sizeof n, "%" PRId64, db->batch_n);
+	res = srv_pg_run(db,
+	    "WITH h AS (UPDATE head SET seq = seq + $1::bigint RETURNING seq),"
+	    " s AS (SELECT rid, row_number() OVER (ORDER BY rid) AS rn"
+	    "  FROM changes WHERE seq IS NULL)"
+	    " UPDATE changes c SET seq = (SELECT seq FROM h) - $1::bigint + s.rn"
+	    " FROM s WHERE c.rid = s.rid RETURNING c.seq", 1, vals, NULL,
+	    false, &r);
+	if (res == NULL)
+		return r;
+	if (PQntuples(res) != db->batch_n) {
+		snprintf(db->errmsg, sizeof db->errmsg, "sequenced %d changes "
+		    "of %" PRId64, PQntuples(res), db->batch_n);
+		PQclear(res);
+		return -EIO;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (srv_pg_text_int(res, i, 0) > head)
+			head = srv_pg_text_int(res, i, 0);
+	PQclear(res);
+	*ret_head = head;
+	return 0;
+}
+
+static int
+srv_pg_commit(struct srv_db *base)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char payload[24];
+	const char *vals[1] = { payload };
+	int64_t head = 0;
+	int r;
+
+	if (!db->in_batch)
+		return -EINVAL;
+	if ((db->batch_n > 0 && (r = srv_pg_sequence(db, &head)) < 0) ||
+	    (r = srv_pg_do(db, "COMMIT", 0, NULL, NULL)) < 0) {
+		srv_pg_rollback(base);
+		return r;
+	}
+	db->in_batch = false;
+	if (head == 0)
+		return 0;
+	srv_pg_head_raise(db->sh, head);
+	/* After COMMIT: a failed notification is covered by the re-check. */
+	snprintf(payload, sizeof payload, "%" PRId64, head);
+	(void)srv_pg_do(db, "SELECT pg_notify('" SRV_PG_CHANNEL "', $1)", 1,
+	    vals, NULL);
+	return 0;
+}
+
+static void
+srv_pg_rollback(struct srv_db *base)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	db->in_batch = false;
+	db->batch_n = 0;
+}
+
+/* Reads outside a batch reconnect first; inside one they must not. */
+static int
+srv_pg_read_ready(struct srv_pg *db)
+{
+	return db->in_batch ? 0 : srv_pg_ready(db);
+}
+
+static int
+srv_pg_doc_read(struct srv_db *base, const char *collection, const char *id,
+    bool with_body, struct srv_doc *ret)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	const char *vals[2] = { collection, id };
+	struct srv_doc d;
+	PGresult *res;
+	int r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	/* In a batch the row is locked: judged and written as one. */
+	res = srv_pg_run(db, db->in_batch ?
+	    "SELECT version, deleted, body FROM docs"
+	    " WHERE collection = $1 AND id = $2 FOR UPDATE" :
+	    "SELECT version, deleted, body FROM docs"
+	    " WHERE collection = $1 AND id = $2", 2, vals, NULL, false, &r);
+	if (res == NULL)
+		return r;
+	memset(&d, 0, sizeof d);
+	if (PQntuples(res) == 1) {
+		d.version = srv_pg_text_int(res, 0, 0);
+		d.deleted = PQgetvalue(res, 0, 1)[0] == 't';
+		if (with_body && !d.deleted && !PQgetisnull(res, 0, 2) &&
+		    (d.body = strdup(PQgetvalue(res, 0, 2))) == NULL) {
+			PQclear(res);
+			return -ENOMEM;
+		}
+	}
+	PQclear(res);
+	*ret = d;
+	return 0;
+}
+
+static int
+srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
+    struct srv_change_id *ret)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	struct srv_change_id c;
+	char seq[24];
+	const char *vals[2] = { device, seq };
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	snprintf(seq, sizeof seq, "%" PRId64, dseq);
+	memset(&c, 0, sizeof c);
+	/* Applied (a changes row) or answered "conflict": one round trip. */
+	if ((res = srv_pg_run(db, "SELECT 1::bigint, version, record"
+	    " FROM changes WHERE device = $1 AND dseq = $2::bigint"
+	    " UNION ALL SELECT 0::bigint, 0::bigint, NULL::bytea"
+	    " FROM conflicts WHERE device = $1 AND dseq = $2::bigint", 2, vals,
+	    NULL, true, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++) {
+		if (srv_pg_int8(res, i, 0) == 0) {
+			if (c.outcome == SRV_OUTCOME_NONE)
+				c.outcome = SRV_OUTCOME_CONFLICT;
+			continue;
+		}
+		c.outcome = SRV_OUTCOME_APPLIED;
+		c.version = srv_pg_int8(res, i, 1);
+		c.record_len = (size_t)PQgetlength(res, i, 2);
+		if ((c.record = malloc(c.record_len + 1)) == NULL) {
+			PQclear(res);
+			return -ENOMEM;
+		}
+		memcpy(c.record, PQgetvalue(res, i, 2), c.record_len);
+		c.record[c.record_len] = '\0';
+		break;
+	}
+	PQclear(res);
+	*ret = c;
+	return 0;
+}
+
+static int
+srv_pg_max_seq(struct srv_db *base, const char *device, int64_t *ret)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	const char *vals[1] = { device };
+	PGresult *res;
+	int r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	/* In a batch: take the device's row lock, making it if need be. */
+	if (db->in_batch && (r = srv_pg_do(db, "INSERT INTO devices"
+	    " (device, max_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", 1,
+	    vals, NULL)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, db->in_batch ?
+	    "SELECT max_seq FROM devices WHERE device = $1 FOR UPDATE" :
+	    "SELECT max_seq FROM devices WHERE device = $1", 1, vals, NULL,
+	    false, &r)) == NULL)
+		return r;
+	*ret = PQntuples(res) == 1 ? srv_pg_text_int(res, 0, 0) : 0;
+	PQclear(res);
+	return 0;
+}
+
+static int
+srv_pg_set_max_seq(struct srv_db *base, const char *device, int64_t dseq)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char seq[24];
+	const char *vals[2] = { device, seq };
+
+	if (!db->in_batch)
+		return -EINVAL;
+	snprintf(seq, sizeof seq, "%" PRId64, dseq);
+	return srv_pg_do(db, "INSERT INTO devices (device, max_seq)"
+	    " VALUES ($1, $2::bigint) ON CONFLICT (device) DO UPDATE SET"
+	    " max_seq = greatest(devices.max_seq, excluded.max_seq)", 2, vals,
+	    NULL);
+}
+
+static int
+srv_pg_apply(struct srv_db *base, const struct srv_apply *a, int64_t *ret_seq)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char version[24], dseq[24], ts[24], now[24];
+	const char *dvals[5], *cvals[10];
+	int dlens[5], clens[10];
+	PGresult *res;
+	int r = 0;
+
+	if (!db->in_batch)
+		return -EINVAL;
+	snprintf(version, sizeof version, "%" PRId64, a->version);
+	snprintf(dseq, sizeof dseq, "%" PRId64, a->dseq);
+	snprintf(ts, sizeof ts, "%" PRId64, a->ts);
+	snprintf(now, sizeof now, "%" PRId64, util_now_ms());
+
+	/* The body as bytes (binary text): it is a slice of the record. */
+	memset(dlens, 0, sizeof dlens);
+	dvals[0] = a->collection;
+	dvals[1] = a->id;
+	dvals[2] = version;
+	dvals[3] = a->body == NULL ? "t" : "f";
+	dvals[4] = a->body;
+	dlens[4] = a->body != NULL ? (int)a->body_len : 0;
+	if ((res = srv_pg_run(db, "INSERT INTO docs AS d (collection, id,"
+	    " version, deleted, body) VALUES ($1, $2, $3::bigint,"
+	    " $4::boolean, $5::text) ON CONFLICT (collection, id) DO UPDATE"
+	    " SET version = excluded.version, deleted = excluded.deleted,"
+	    " body = excluded.body WHERE d.version = excluded.version - 1"
+	    " RETURNING 1", 5, dvals, dlens, false, &r)) == NULL)
+		return r;
+	if (PQntuples(res) != 1) {
+		/* Another instance moved the document since it was read. */
+		PQclear(res);
+		snprintf(db->errmsg, sizeof db->errmsg, "%s/%s moved",
+		    a->collection, a->id);
+		return -ESTALE;
+	}
+	PQclear(res);
+
+	memset(clens, 0, sizeof clens);
+	cvals[0] = a->collection;
+	cvals[1] = a->id;
+	cvals[2] = version;
+	cvals[3] = a->op;
+	cvals[4] = a->device;
+	cvals[5] = dseq;
+	cvals[6] = ts;
+	cvals[7] = now;
+	cvals[8] = a->record;
+	clens[8] = (int)a->record_len;
+	cvals[9] = a->sig;
+	if ((r = srv_pg_do(db, "INSERT INTO changes (collection, id, version,"
+	    " op, device, dseq, ts, received_ms, record, sig) VALUES ($1, $2,"
+	    " $3::bigint, $4, $5, $6::bigint, $7::bigint, $8::bigint,"
+	    " $9::bytea, $10)", 10, cvals, clens)) < 0)
+		return r;
+	db->batch_n++;
+	*ret_seq = 0;
+	return 0;
+}
+
+/* note_conflict (add) and forget_conflict (!add). */
+static int
+srv_pg_conflict(struct srv_db *base, const char *device, int64_t dseq,
+    bool add)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char seq[24];
+	const char *vals[2] = { device, seq };
+
+	if (!db->in_batch)
+		return -EINVAL;
+	snprintf(seq, sizeof seq, "%" PRId64, dseq);
+	return srv_pg_do(db, add ?
+	    "INSERT INTO conflicts (device, dseq) VALUES ($1, $2::bigint)"
+	    " ON CONFLICT DO NOTHING" :
+	    "DELETE FROM conflicts WHERE device = $1 AND dseq = $2::bigint", 2,
+	    vals, NULL);
+}
+
+static int
+srv_pg_note_conflict(struct srv_db *base, const char *device, int64_t dseq)
+{
+	return srv_pg_conflict(base, device, dseq, true);
+}
+
+static int
+srv_pg_forget_conflict(struct srv_db *base, const char *device, int64_t dseq)
+{
+	return srv_pg_conflict(base, device, dseq, false);
+}
+
+/*
+ * Run a query of SRV_PG_ROW_COLS (n text parameters) and hand each row to
+ * cb, in order.  n rows or -errno.
+ */
+static int
+srv_pg_rows(struct srv_pg *db, const char *sql, int n,
+    const char *const *vals, srv_change_cb cb, void *arg)
+{
+	struct srv_change_row row;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, sql, n, vals, NULL, true, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++) {
+		memset(&row, 0, sizeof row);
+		row.seq = srv_pg_int8(res, i, 0);
+		row.collection = PQgetvalue(res, i, 1);
+		row.id = PQgetvalue(res, i, 2);
+		row.version = srv_pg_int8(res, i, 3);
+		row.op = PQgetvalue(res, i, 4);
+		row.device = PQgetvalue(res, i, 5);
+		row.dseq = srv_pg_int8(res, i, 6);
+		row.ts = srv_pg_int8(res, i, 7);
+		row.received_ms = srv_pg_int8(res, i, 8);
+		row.record = PQgetvalue(res, i, 9);
+		row.record_len = (size_t)PQgetlength(res, i, 9);
+		row.sig = PQgetvalue(res, i, 10);
+		srv_pg_head_raise(db->sh, row.seq);
+		if ((r = cb(&row, arg)) < 0)
+			break;
+	}
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+static int
+srv_pg_changes(struct srv_db *base, int64_t since, int limit,
+    srv_change_cb cb, void *arg)
+{
+	char s[24], l[24];
+	const char *vals[2] = { s, l };
+
+	struct srv_pg *db = (struct srv_pg *)base;
+	int r;
+
+	snprintf(s, sizeof s, "%" PRId64, since);
+	snprintf(l, sizeof l, "%d", limit);
+	r = srv_pg_rows(db, "SELECT " SRV_PG_ROW_COLS
+	    " FROM changes WHERE seq > $1::bigint ORDER BY seq"
+	    " LIMIT $2::bigint", 2, vals, cb, arg);
+	/* Nothing after since, and since beyond the head this instance has
+	 * seen: another instance may have committed it; read the head, so
+	 * that a cursor from it is not taken for one from the future. */
+	if (r == 0 && since > srv_pg_head_get(db->sh))
+		r = srv_pg_head_read(db);
+	return r;
+}
+
+static int
+srv_pg_history(struct srv_db *base, const char *collection, const char *id,
+    int64_t after, int limit, srv_change_cb cb, void *arg)
+{
+	char s[24], l[24];
+	const char *vals[4] = { collection, id, s, l };
+
+	snprintf(s, sizeof s, "%" PRId64, after);
+	snprintf(l, sizeof l, "%d", limit);
+	/* Only committed rows have a seq (belt and braces: the loop's
+	 * handle never has a batch open). */
+	return srv_pg_rows((struct srv_pg *)base, "SELECT " SRV_PG_ROW_COLS
+	    " FROM changes WHERE collection = $1 AND id = $2"
+	    " AND version > $3::bigint AND seq IS NOT NULL ORDER BY version"
+	    " LIMIT $4::bigint", 4, vals, cb, arg);
+}
+
+/* --- the listener (loop's handle) --- */
+
+/* The head moved to seq (or was read as seq): wake if it moved. */
+static void
+srv_pg_head_seen(struct srv_pg *db, int64_t seq)
+{
+	if (srv_pg_head_raise(db->sh, seq) && db->wake != NULL)
+		db->wake(db->wake_arg);
+}
+
+/* Read what the listener has: notifications and query results. */
+static void
+srv_pg_listen_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_pg *db = arg;
+	PGnotify *n;
+	PGresult *res;
+
+	if (PQconsumeInput(db->listen) == 0) {
+		/* Dropped: the tick reconnects. */
+		srv_pg_unlisten(db);
+		return;
+	}
+	while ((n = PQnotifies(db->listen)) != NULL) {
+		if (strcmp(n->relname, SRV_PG_KEYS_CHANNEL) == 0) {
+			if (db->keys_changed != NULL)
+				db->keys_changed(db->keys_arg);
+		} else
+			srv_pg_head_seen(db, strtoll(n->extra, NULL, 10));
+		PQfreemem(n);
+	}
+	/* LISTEN's results, or the head re-read's row. */
+	while (db->busy && PQisBusy(db->listen) == 0) {
+		if ((res = PQgetResult(db->listen)) == NULL) {
+			db->busy = false;
+			break;
+		}
+		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQntuples(res) == 1)
+			srv_pg_head_seen(db, srv_pg_text_int(res, 0, 0));
+		PQclear(res);
+	}
+}
+
+/* Wait for the listener's socket (what) to call cb.  0 or -ENOMEM. */
+static int
+srv_pg_listen_arm(struct srv_pg *db, short what, event_callback_fn cb)
+{
+	if (db->listen_ev != NULL)
+		event_free(db->listen_ev);
+	db->listen_ev = event_new(db->evbase, PQsocket(db->listen), what, cb,
+	    db);
+	if (db->listen_ev == NULL || event_add(db->listen_ev, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * One step of the listener's nonblocking connect (PQconnectPoll); once
+ * connected, send LISTEN and read from then on with srv_pg_listen_cb.
+ * A failure leaves the listener down: the tick tries again.
+ */
+static void
+srv_pg_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_pg *db = arg;
+
+	switch (PQconnectPoll(db->listen)) {
+	case PGRES_POLLING_READING:
+		if (srv_pg_listen_arm(db, EV_READ, srv_pg_connect_cb) < 0)
+			srv_pg_unlisten(db);
+		return;
+	case PGRES_POLLING_WRITING:
+		if (srv_pg_listen_arm(db, EV_WRITE, srv_pg_connect_cb) < 0)
+			srv_pg_unlisten(db);
+		return;
+	case PGRES_POLLING_OK:
+		break;
+	default:
+		srv_pg_unlisten(db);
+		return;
+	}
+	if (PQsetnonblocking(db->listen, 1) != 0 ||
+	    PQsendQuery(db->listen, "LISTEN " SRV_PG_CHANNEL "; LISTEN "
+	    SRV_PG_KEYS_CHANNEL) == 0 ||
+	    srv_pg_listen_arm(db, EV_READ | EV_PERSIST, srv_pg_listen_cb) < 0) {
+		srv_pg_unlisten(db);
+		return;
+	}
+	(void)PQflush(db->listen);
+	db->busy = true;
+	db->listen_up = true;
+	/* Back after a drop: a key may have come meanwhile. */
+	if (db->relisten && db->keys_changed != NULL)
+		db->keys_changed(db->keys_arg);
+	db->relisten = false;
+}
+
+/*
+ * Start connecting the listener without blocking the loop (a host name in
+ * the URL is still resolved synchronously by libpq: use a Unix socket or
+ * an address for the database).
+ */
+static void
+srv_pg_listen_start(struct srv_pg *db)
+{
+	db->listen = srv_pg_connect(db->sh->conninfo, true);
+	if (db->listen == NULL || PQstatus(db->listen) == CONNECTION_BAD ||
+	    srv_pg_listen_arm(db, EV_WRITE, srv_pg_connect_cb) < 0)
+		srv_pg_unlisten(db);
+}
+
+/* Once a second: re-read the head (a lost notification), or reconnect. */
+static void
+srv_pg_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_pg *db = arg;
+
+	if (db->listen == NULL) {
+		srv_pg_listen_start(db);
+		return;
+	}
+	if (!db->listen_up || db->busy)
+		return;
+	if (PQsendQuery(db->listen, "SELECT seq FROM head") == 0) {
+		srv_pg_unlisten(db);
+		return;
+	}
+	db->busy = true;
+	(void)PQflush(db->listen);
+}
+
+static int
+srv_pg_watch(struct srv_db *base, struct event_base *evbase,
+    srv_db_wake_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	struct timeval tv = { 1, 0 };
+
+	if (!db->owner || db->evbase != NULL)
+		return -EINVAL;
+	db->evbase = evbase;
+	db->wake = cb;
+	db->wake_arg = arg;
+	if ((db->tick = event_new(evbase, -1, EV_PERSIST, srv_pg_tick_cb,
+	    db)) == NULL || event_add(db->tick, &tv) < 0)
+		return -ENOMEM;
+	srv_pg_listen_start(db);
+	return 0;
+}
+
+static int
+srv_pg_keys(struct srv_db *base, srv_db_key_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, "SELECT key, name FROM allowed_keys"
+	    " ORDER BY key", 0, NULL, NULL, false, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++)
+		if ((r = cb(PQgetvalue(res, i, 0), PQgetisnull(res, i, 1) ?
+		    NULL : PQgetvalue(res, i, 1), arg)) < 0)
+			break;
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+static int
+srv_pg_allow(struct srv_db *base, const char *key, const char *name)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char now[24];
+	const char *vals[3] = { key, name, now };
+	PGresult *res;
+	int added, r = 0;
+
+	if ((r = srv_pg_ready(db)) < 0)
+		return r;
+	snprintf(now, sizeof now, "%" PRId64, util_now_ms());
+	if ((res = srv_pg_run(db, "INSERT INTO allowed_keys (key, name,"
+	    " added_ms) VALUES ($1, $2, $3::bigint) ON CONFLICT DO NOTHING"
+	    " RETURNING 1", 3, vals, NULL, false, &r)) == NULL)
+		return r;
+	added = PQntuples(res);
+	PQclear(res);
+	if (added == 0)
+		return -EEXIST;
+	/* Committed (autocommit): now tell the instances. */
+	(void)srv_pg_do(db, "SELECT pg_notify('" SRV_PG_KEYS_CHANNEL "', '')",
+	    0, NULL, NULL);
+	return 0;
+}
+
+static int
+srv_pg_watch_keys(struct srv_db *base, srv_db_wake_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+
+	db->keys_changed = cb;
+	db->keys_arg = arg;
+	return 0;
+}
+
+static const struct srv_db_ops srv_pg_ops = {
+	.close = srv_pg_close,
+	.errmsg = srv_pg_errmsg,
+	.head = srv_pg_head,
+	.begin = srv_pg_begin,
+	.commit = srv_pg_commit,
+	.rollback = srv_pg_rollback,
+	.doc_read = srv_pg_doc_read,
+	.change_id_get = srv_pg_change_id_get,
+	.max_seq = srv_pg_max_seq,
+	.set_max_seq = srv_pg_set_max_seq,
+	.apply = srv_pg_apply,
+	.note_conflict = srv_pg_note_conflict,
+	.forget_conflict = srv_pg_forget_conflict,
+	.changes = srv_pg_changes,
+	.history = srv_pg_history,
+	.worker = srv_pg_worker,
+	.watch = srv_pg_watch,
+	.keys = srv_pg_keys,
+	.allow = srv_pg_allow,
+	.watch_keys = srv_pg_watch_keys,
+};
