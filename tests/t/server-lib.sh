@@ -6,9 +6,9 @@
 # in $TEST_DIR/NAME/data, its log in $TEST_DIR/NAME/ferry-server.log and
 # --debug, on 127.0.0.1 and a port the kernel picks (--listen
 # 127.0.0.1:0; the ready line names it), kept across restarts of NAME.  A
-# port asked for before NAME's first start is a fixed one instead: 20000 +
-# 10 * the script's number + the NAME's index (t1003 -> 30030..30039; below
-# the kernel's ephemeral range, apart from test-lib's test_port range).
+# port asked for before NAME's first start (a ferryd told where its server
+# will be) is one the kernel reports free at that moment
+# (tests/tools/freeport); no test uses a fixed port.
 # Readiness is the "ready: listening on" log line, polled with a bound.  Keys live in $TEST_DIR/keys/KEY (srvclient makes them).
 #
 # The store is SQLite in the data directory, unless FERRY_TEST_DB is
@@ -38,11 +38,11 @@ FERRY_SERVER=$FERRY_BUILD_DIR/ferry-server
 SRVCLIENT=$FERRY_BUILD_DIR/tests/tools/srvclient
 RAWHTTP=$FERRY_BUILD_DIR/tests/tools/rawhttp
 
-for _bin in "$FERRY_SERVER" "$SRVCLIENT" "$RAWHTTP"; do
+for _bin in "$FERRY_SERVER" "$SRVCLIENT" "$RAWHTTP" \
+    "$FERRY_BUILD_DIR/tests/tools/freeport"; do
 	[ -x "$_bin" ] || skip_all "$_bin is not built (run make check)"
 done
 
-server_nports=0
 
 # On failure, show the servers' logs too.
 test_dump_logs() {
@@ -67,14 +67,13 @@ server_pid() {
 
 # server_port NAME: NAME's port: the one the kernel gave its first start
 # (port 0), or, asked before NAME ever started (a ferryd told where a
-# server will be), a fixed one from the script's number, which its start
-# then uses.
+# server will be), one the kernel says is free now (tests/tools/freeport),
+# which its start then uses.  No port is fixed, so two runs of one test
+# on a machine do not collide.
 server_port() {
 	eval "_p=\${server_port_$1:-}"
 	if [ -z "$_p" ]; then
-		_num=$(echo "$TEST_NAME" | sed -n 's/^t0*\([0-9][0-9]*\).*/\1/p')
-		_p=$(( 20000 + ${_num:-0} * 10 + server_nports ))
-		server_nports=$((server_nports + 1))
+		_p=$("$FERRY_BUILD_DIR/tests/tools/freeport") || return 1
 		eval "server_port_$1=$_p"
 	fi
 	echo "$_p"

@@ -21,21 +21,6 @@
 
 . "$(dirname "$0")/server-lib.sh"
 
-# server_port NAME (replacing server-lib's): 31000 + 10 * (the script's
-# number mod 1000) + the NAME's index (t2001 -> 31010..31019): below the
-# kernel's ephemeral range (32768 up), which server-lib's 20000 + 10 * the
-# number would reach for t2xxx, and apart from t1xxx's 30010..30990.
-server_port() {
-	eval "_p=\${server_port_$1:-}"
-	if [ -z "$_p" ]; then
-		_num=$(echo "$TEST_NAME" | sed -n 's/^t0*\([0-9][0-9]*\).*/\1/p')
-		_p=$(( 31000 + (${_num:-0} % 1000) * 10 + server_nports ))
-		server_nports=$((server_nports + 1))
-		eval "server_port_$1=$_p"
-	fi
-	echo "$_p"
-}
-
 # syncd_start NAME SERVER [ARGS...]: ferryd NAME syncing with SERVER (whose
 # port is assigned now if it was not: the server may start later).
 syncd_start() {

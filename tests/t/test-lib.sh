@@ -338,12 +338,6 @@ test_equal() {
 	return 0
 }
 
-# test_port N: a TCP port on 127.0.0.1 for this script (from its number).
-test_port() {
-	_num=$(echo "$TEST_NAME" | sed -n 's/^t\([0-9]*\).*/\1/p')
-	echo $(( 20000 + (${_num:-0} % 1000) * 10 + $1 ))
-}
-
 # --- JSON scraping (replies are compact: "key":value, no spaces) ---
 
 # json_int KEY [FILE]: the first integer value of "KEY" in the input.
