@@ -304,10 +304,17 @@ static const struct {
 	/* What pending counts (documents with a local change the remote
 	 * has not taken) is in the outbox, queued or rejected, or, for a
 	 * document in conflict, whose outbox row is gone, in conflicts. */
+	/*
+	 * The oldest pending change: the first outbox row (any state) or
+	 * open conflict, each found by its primary key, never by a scan:
+	 * Status and every batch's status ask for it.
+	 */
 	[ST_OLDEST_R] = { 1,
-	    "SELECT min(t) FROM (SELECT min(created_ms) AS t FROM outbox"
-	    " UNION ALL SELECT min(created_ms) FROM conflicts"
-	    " WHERE resolved_ms IS NULL)" },
+	    "SELECT min(t) FROM ("
+	    "SELECT * FROM (SELECT created_ms AS t FROM outbox"
+	    " ORDER BY seq LIMIT 1)"
+	    " UNION ALL SELECT * FROM (SELECT created_ms FROM conflicts"
+	    " WHERE resolved_ms IS NULL ORDER BY conflict_id LIMIT 1))" },
 	[ST_META_GET] = { 0, "SELECT value FROM meta WHERE key = ?1" },
 	[ST_META_SET] = { 0,
 	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
