@@ -1723,8 +1723,6 @@ store_doc_changes(struct store *s, const char *collection, const char *id,
 	return store_walk_end(s, st, rc, r, n);
 }
 
-/* --- savepoints: one change of a batch, undone alone --- */
-
 /* --- our own change pulled back --- */
 
 int
