@@ -41,8 +41,8 @@ test_expect_success 'the quickstart runs: server first, then ferryd, synced' '
 test_expect_success 'nothing misleading: no unreachable remote, no refusal' '
 	cat "$demo/ferryd.log" &&
 	test_grep ! "cannot reach" "$demo/ferryd.log" &&
-	test_grep ! "401\|paused\|refused" "$demo/ferryd.log" &&
-	test_grep ! "cannot reach\|401\|paused" out &&
+	test_grep ! "answered 401\|paused\|refused" "$demo/ferryd.log" &&
+	test_grep ! "cannot reach\|answered 401\|paused" out &&
 	test ! -s err &&
 	ctl_sock=$demo/ferryd.sock &&
 	"$FERRYCTL" --socket "$ctl_sock" --json get notes welcome >doc &&
