@@ -50,9 +50,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "toolutil.h"
 
 #define IN_MAX		(64u * 1024 * 1024)
 #define STDIN_MAX	(64u * 1024 * 1024)
@@ -289,25 +290,14 @@ pipeline_reply_ok(const struct opts *o, long i, const char *reply)
 	return strstr(reply, want) != NULL;
 }
 
+/* Connect (tool_connect says why and exits if it cannot); non-blocking. */
 static int
 connect_to(const char *path)
 {
-	struct sockaddr_un sun;
 	int fd;
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path) {
-		printf("CONNECT-ERROR path too long\n");
-		exit(3);
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		die("socket");
-	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
-		printf("CONNECT-ERROR %s\n", strerror(errno));
-		exit(3);
-	}
+	tool_name = "vlsend";
+	fd = tool_connect(path);
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
 		die("fcntl");
 	return fd;
