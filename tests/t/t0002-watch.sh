@@ -128,12 +128,14 @@ test_expect_success 'Watch since=head replays nothing, then goes live' '
 '
 
 test_expect_success 'replay then live: no gap, no duplicate, writes racing' '
-	"$VLSEND" "$sock" --pipeline 4000 --prefix pre >pre.out &&
+	"$VLSEND" "$sock" --pipeline 4000 --prefix pre --timeout 60000 \
+	    >pre.out &&
 	test_grep "^ok 4000 replies in order$" pre.out &&
 	fcall A Status >st &&
 	head=$(json_int seq st) &&
 	test "$head" = 2008 &&
-	test_bg "$VLSEND" "$sock" --pipeline 3000 --prefix race >race.out &&
+	test_bg "$VLSEND" "$sock" --pipeline 3000 --prefix race \
+	    --timeout 60000 >race.out &&
 	writer=$test_bg_pid &&
 	watch_bg w.out $((1 + 2008 + 1500 - 5)) "{\"since\":5}" &&
 	watch_done w.out &&

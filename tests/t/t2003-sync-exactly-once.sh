@@ -11,7 +11,11 @@
 # FERRY_SYNC_ROUNDS (default 30) daemon kills and FERRY_SYNC_SERVER_ROUNDS
 # (default 6) server kills; FERRY_SYNC_SEED (default 2003) picks the
 # moments, so a failing run can be repeated.  The sleeps below are the
-# fault injection (when to kill), never synchronisation.
+# fault injection (when to kill), never synchronisation.  The write bursts
+# may take up to 60 s: they time nothing here, and alternating Put/Get
+# (one commit per Put, read-your-writes) took over vlsend's default 10 s
+# on a loaded 2-core CI machine, which failed a round with the server
+# left down.
 
 . "$(dirname "$0")/sync-lib.sh"
 
@@ -126,12 +130,16 @@ test_expect_success "ferry-server killed (SIGKILL) $srounds times mid-batch" '
 	r=1 &&
 	while [ $r -le $srounds ]; do
 		server_kill9 s &&
+		t0=$(now_ms) &&
 		"$VLSEND" "$(ferryd_sock A)" --pipeline 3000 --collection eo \
-		    --prefix "s$r-" >burst.$r &&
+		    --prefix "s$r-" --timeout 60000 >burst.$r &&
 		test_grep "^ok 3000 replies in order$" burst.$r &&
 		calls $((1000 + r)) 200 60 >calls.s$r &&
-		"$VLSEND" "$(ferryd_sock A)" -n 200 <calls.s$r >w.s$r &&
+		"$VLSEND" "$(ferryd_sock A)" -n 200 --timeout 60000 \
+		    <calls.s$r >w.s$r &&
 		test "$(grep -c "^{\"parameters\":{\"doc\":" w.s$r)" -ge 190 &&
+		echo "# round $r: 3200 calls with the server down in" \
+		    "$(($(now_ms) - t0)) ms" &&
 		ms=$(sed -n "$((rounds + r))p" "$TEST_DIR/delays") &&
 		server_start s --open &&
 		fcall A Sync "{}" >sync.$r &&
@@ -139,8 +147,11 @@ test_expect_success "ferry-server killed (SIGKILL) $srounds times mid-batch" '
 		sleep_ms "$ms" &&
 		server_kill9 s &&
 		server_start s --open &&
-		sync_wait A 60 || {
+		t0=$(now_ms) &&
+		sync_wait A 60 &&
+		echo "# round $r: drained in $(($(now_ms) - t0)) ms" || {
 			echo "server round $r (kill after $ms ms) failed"
+			status_of A
 			return 1
 		}
 		r=$((r + 1))
