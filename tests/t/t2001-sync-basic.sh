@@ -79,7 +79,10 @@ test_expect_success 'A'"'"'s own change is not echoed back to it as a remote eve
 	test_equal "version on A" 1 "$(json_int version a.out)"
 '
 
+# The marker of the test above is on its way to B: settle it first, or
+# B's watcher may see it instead of the delete.
 test_expect_success 'a delete on A arrives on B as a tombstone' '
+	sync_all A B &&
 	watch_bg B w.out 2 &&
 	del A notes n1 >del.out &&
 	test_grep "\"deleted\":true" del.out &&
