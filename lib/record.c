@@ -336,6 +336,24 @@ record_fields_clear(struct record_fields *f)
  * record's own top-level keys and nothing but the body value (not even
  * whitespace, given the braces) fits between "body": and the tail.
  */
+/*
+ * The text record_make writes after the body (or after "base" for a
+ * delete): the names need no escaping (names.c allows none that would).
+ * The length written, or -1 if it does not fit.
+ */
+static int
+record_tail(char *buf, size_t size, const char *collection,
+    const char *device, const char *id, const char *op, int64_t seq,
+    int64_t ts)
+{
+	int	n;
+
+	n = snprintf(buf, size, ",\"collection\":\"%s\",\"device\":\"%s\","
+	    "\"id\":\"%s\",\"op\":\"%s\",\"seq\":%" PRId64 ",\"ts\":%" PRId64
+	    ",\"v\":1}", collection, device, id, op, seq, ts);
+	return (n < 0 || (size_t)n >= size ? -1 : n);
+}
+
 int
 record_body_span(const char *text, size_t len, int64_t base,
     const char *collection, const char *device, const char *id, int64_t seq,
@@ -348,12 +366,10 @@ record_body_span(const char *text, size_t len, int64_t base,
 		return (-EINVAL);
 	hn = snprintf(head, sizeof(head), "{\"base\":%" PRId64 ",\"body\":",
 	    base);
-	tn = snprintf(tail, sizeof(tail), ",\"collection\":\"%s\","
-	    "\"device\":\"%s\",\"id\":\"%s\",\"op\":\"put\","
-	    "\"seq\":%" PRId64 ",\"ts\":%" PRId64 ",\"v\":1}",
-	    collection, device, id, seq, ts);
+	tn = record_tail(tail, sizeof(tail), collection, device, id, "put",
+	    seq, ts);
 	if (hn < 0 || (size_t)hn >= sizeof(head) || tn < 0 ||
-	    (size_t)tn >= sizeof(tail) || len < (size_t)hn + (size_t)tn + 2)
+	    len < (size_t)hn + (size_t)tn + 2)
 		return (-ENOENT);
 	if (memcmp(text, head, hn) != 0 ||
 	    memcmp(text + len - tn, tail, tn) != 0 ||
@@ -361,6 +377,42 @@ record_body_span(const char *text, size_t len, int64_t base,
 		return (-ENOENT);
 	*ret_off = (size_t)hn;
 	*ret_len = len - (size_t)hn - (size_t)tn;
+	return (0);
+}
+
+int
+record_rebuild(int64_t base, const char *body, size_t body_len,
+    const char *collection, const char *device, const char *id, int64_t seq,
+    int64_t ts, char **ret_text, size_t *ret_len)
+{
+	char	tail[512], *text;
+	int	hn, tn;
+	size_t	len;
+
+	if (collection == NULL || device == NULL || id == NULL ||
+	    ret_text == NULL || ret_len == NULL)
+		return (-EINVAL);
+	tn = record_tail(tail, sizeof(tail), collection, device, id,
+	    body != NULL ? "put" : "delete", seq, ts);
+	if (tn < 0)
+		return (-EINVAL);
+	/* "{\"base\":" INT64 ",\"body\":" body: at most 40 + body_len. */
+	if (body_len > SIZE_MAX - (size_t)tn - 64)
+		return (-ENOMEM);
+	if ((text = malloc(40 + body_len + (size_t)tn + 1)) == NULL)
+		return (-ENOMEM);
+	hn = sprintf(text, "{\"base\":%" PRId64, base);
+	len = (size_t)hn;
+	if (body != NULL) {
+		memcpy(text + len, ",\"body\":", 8);
+		len += 8;
+		memcpy(text + len, body, body_len);
+		len += body_len;
+	}
+	memcpy(text + len, tail, (size_t)tn + 1);
+	len += (size_t)tn;
+	*ret_text = text;
+	*ret_len = len;
 	return (0);
 }
 

@@ -90,6 +90,18 @@ int	record_body_span(const char *text, size_t len, int64_t base,
 	    int64_t seq, int64_t ts, size_t *ret_off, size_t *ret_len);
 
 /*
+ * The text record_make writes for these values: a put's around body (its
+ * canonical text, body_len bytes), a delete's with body NULL.  A reader of
+ * /v1/changes rebuilds an entry's record this way when the entry carries
+ * no "record" (docs/protocol.md), then checks its signature.  0 with a
+ * malloc'd NUL-terminated text, or -EINVAL (a NULL name, a name too long
+ * for a record) or -ENOMEM.
+ */
+int	record_rebuild(int64_t base, const char *body, size_t body_len,
+	    const char *collection, const char *device, const char *id,
+	    int64_t seq, int64_t ts, char **ret_text, size_t *ret_len);
+
+/*
  * Ed25519 detached signature of prefix||msg, as a new malloc'd base64url
  * string.  prefix separates the uses of one key (RECORD_SIG_PREFIX for
  * changes; HTTP requests use their own).  0, -EINVAL, -ENOMEM

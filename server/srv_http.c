@@ -743,21 +743,25 @@ struct srv_changes_ctx {
 /*
  * Append the body a put carried, from its signed record: the record's own
  * bytes when it has record_make's layout (an applied put's base is its
- * version - 1), else parsed and dumped.  0 or -errno.
+ * version - 1; *exact is set), else parsed and dumped.  0 or -errno.
  */
 static int
-srv_http_change_body(struct evbuffer *out, const struct srv_change_row *row)
+srv_http_change_body(struct evbuffer *out, const struct srv_change_row *row,
+    bool *exact)
 {
 	json_t *rec, *body;
 	size_t off, blen;
 	char *text;
 	int r;
 
+	*exact = false;
 	if (record_body_span(row->record, row->record_len, row->version - 1,
 	    row->collection, row->device, row->id, row->dseq, row->ts, &off,
-	    &blen) == 0)
+	    &blen) == 0) {
+		*exact = true;
 		return evbuffer_add(out, row->record + off, blen) == 0 ? 0 :
 		    -ENOMEM;
+	}
 	rec = json_loadb(row->record, row->record_len, JSON_REJECT_DUPLICATES,
 	    NULL);
 	body = json_object_get(rec, "body");
@@ -773,16 +777,59 @@ srv_http_change_body(struct evbuffer *out, const struct srv_change_row *row)
 	return r;
 }
 
+/* Is a delete's record the text record_make writes for its fields? */
+static bool
+srv_http_delete_exact(const struct srv_change_row *row)
+{
+	char *text;
+	size_t len;
+	bool same;
+
+	if (record_rebuild(row->version - 1, NULL, 0, row->collection,
+	    row->device, row->id, row->dseq, row->ts, &text, &len) < 0)
+		return false;
+	same = len == row->record_len && memcmp(text, row->record, len) == 0;
+	free(text);
+	return same;
+}
+
+static int
+srv_http_evbuffer_dump_cb(const char *buf, size_t len, void *arg)
+{
+	return evbuffer_add(arg, buf, len) == 0 ? 0 : -1;
+}
+
+/* Append the record's text as a JSON string (the signed bytes, escaped). */
+static int
+srv_http_change_record(struct evbuffer *out, const struct srv_change_row *row)
+{
+	json_t *str;
+	int r;
+
+	if ((str = json_stringn(row->record, row->record_len)) == NULL)
+		return -EIO;	/* not UTF-8: never stored */
+	r = evbuffer_add(out, "\"record\":", 9) == 0 &&
+	    json_dump_callback(str, srv_http_evbuffer_dump_cb, out,
+	    JSON_ENCODE_ANY | JSON_COMPACT) == 0 &&
+	    evbuffer_add(out, ",", 1) == 0 ? 0 : -ENOMEM;
+	json_decref(str);
+	return r;
+}
+
 /*
  * One entry of /v1/changes, written as jansson would write it (compact,
- * keys sorted) without building it: the names and the device key come
- * from verified records and need no escaping.
+ * keys sorted) without building it: the names, the device key and the
+ * signature come from verified records and need no escaping.  Each entry
+ * carries its record's signature and ts, so that a reader can check it:
+ * it rebuilds the record from the entry (record_rebuild); an entry whose
+ * record has another layout than record_make's also carries "record", the
+ * signed text itself (docs/protocol.md).
  */
 static int
 srv_http_change_cb(const struct srv_change_row *row, void *arg)
 {
 	struct srv_changes_ctx *c = arg;
-	bool deleted;
+	bool deleted, exact;
 	int r;
 
 	if (c->n > 0 && c->bytes + row->record_len > SRV_HTTP_REPLY_BUDGET)
@@ -793,18 +840,26 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
 	if (!deleted) {
 		if (evbuffer_add(c->out, "\"body\":", 7) < 0)
 			return -ENOMEM;
-		if ((r = srv_http_change_body(c->out, row)) < 0)
+		if ((r = srv_http_change_body(c->out, row, &exact)) < 0)
 			return r;
 		if (evbuffer_add(c->out, ",", 1) < 0)
 			return -ENOMEM;
-	}
+	} else
+		exact = srv_http_delete_exact(row);
 	if (evbuffer_add_printf(c->out, "\"change\":\"%s:%" PRId64 "\","
-	    "\"collection\":\"%s\",\"deleted\":%s,\"id\":\"%s\","
-	    "\"seq\":%" PRId64 ",\"version\":%" PRId64 "}", row->device,
-	    row->dseq, row->collection, deleted ? "true" : "false", row->id,
-	    row->seq, row->version) < 0)
+	    "\"collection\":\"%s\",\"deleted\":%s,\"id\":\"%s\",",
+	    row->device, row->dseq, row->collection,
+	    deleted ? "true" : "false", row->id) < 0)
 		return -ENOMEM;
-	c->bytes += row->record_len;
+	if (!exact && (r = srv_http_change_record(c->out, row)) < 0)
+		return r;
+	if (evbuffer_add_printf(c->out, "\"seq\":%" PRId64 ",\"sig\":\"%s\","
+	    "\"ts\":%" PRId64 ",\"version\":%" PRId64 "}", row->seq, row->sig,
+	    row->ts, row->version) < 0)
+		return -ENOMEM;
+	/* What the page costs: the record (body included) once, or twice
+	 * when it travels as itself too. */
+	c->bytes += exact ? row->record_len : 2 * row->record_len;
 	c->last = row->seq;
 	c->n++;
 	return 0;

@@ -2,7 +2,9 @@
 # GET /v1/changes.  Promise: the change log pages without gaps or repeats
 # (since/limit, last_seq = the last seq in the reply, or since when there is
 # nothing newer), each entry carries the change's own version, body (none
-# when deleted) and change id; a since beyond the head is a 409 naming both
+# when deleted), change id, and its record's signature and ts, with which
+# a reader rebuilds and checks the record (issue 11: a puller could not
+# verify a pulled change); a since beyond the head is a 409 naming both
 # (it was answered as if nothing were newer, so a client whose cursor came
 # from another server or from before a restore silently missed changes); with wait > 0 and nothing newer the request
 # is held and answered as soon as a push commits (well before the wait runs
@@ -16,8 +18,9 @@ test_expect_success 'setup: five changes in one push' '
 	A=$(key_of alice) &&
 	server_allow s alice &&
 	server_start s &&
+	item alice put notes n1 0 1 "{\"i\":1}" >i1 &&
 	push s alice \
-	    "$(item alice put notes n1 0 1 "{\"i\":1}")" \
+	    "$(cat i1)" \
 	    "$(item alice put notes n2 0 2 "{\"i\":2}")" \
 	    "$(item alice put notes n3 0 3 "{\"i\":3}")" \
 	    "$(item alice put notes n4 0 4 "{\"i\":4}")" \
@@ -28,9 +31,23 @@ test_expect_success 'setup: five changes in one push' '
 test_expect_success 'an entry is the change itself: seq, version, body, change id' '
 	req s alice GET "/v1/changes?since=0&limit=1" >out &&
 	status_is 200 out &&
-	test_grep "^{\"changes\":\[{\"body\":{\"i\":1},\"change\":\"$A:1\",\"collection\":\"notes\",\"deleted\":false,\"id\":\"n1\",\"seq\":1,\"version\":1}\],\"head\":5,\"last_seq\":1}\$" out &&
+	changes_unsigned out >u &&
+	test_grep "^{\"changes\":\[{\"body\":{\"i\":1},\"change\":\"$A:1\",\"collection\":\"notes\",\"deleted\":false,\"id\":\"n1\",\"seq\":1,\"version\":1}\],\"head\":5,\"last_seq\":1}\$" u &&
 	req s alice GET "/v1/changes?since=4" >out &&
-	test_grep "\"body\":{\"i\":5},\"change\":\"$A:5\",\"collection\":\"notes\",\"deleted\":false,\"id\":\"n1\",\"seq\":5,\"version\":2}" out
+	changes_unsigned out >u &&
+	test_grep "\"body\":{\"i\":5},\"change\":\"$A:5\",\"collection\":\"notes\",\"deleted\":false,\"id\":\"n1\",\"seq\":5,\"version\":2}" u
+'
+
+# The record a reader rebuilds from an entry is the one pushed: the entry's
+# sig and ts are the pushed item's (t4002's client rebuilds and verifies).
+test_expect_success 'an entry carries its signature and ts, as pushed' '
+	sig=$(sed "s/.*,\"sig\":\"\([^\"]*\)\"}\$/\1/" i1) &&
+	ts=$(sed "s/.*,\\\\\"ts\\\\\":\([0-9]*\),.*/\1/" i1) &&
+	test -n "$sig" && test -n "$ts" && test "$ts" != "$(cat i1)" &&
+	req s alice GET "/v1/changes?since=0&limit=1" >out &&
+	status_is 200 out &&
+	test_grep -F "\"id\":\"n1\",\"seq\":1,\"sig\":\"$sig\",\"ts\":$ts,\"version\":1}" out &&
+	test_grep ! "\"record\":" out
 '
 
 test_expect_success 'paging with limit walks the log without gaps or repeats' '
@@ -64,7 +81,8 @@ test_expect_success 'a deleted document shows as deleted, without a body' '
 	push s alice "$(item alice delete notes n2 1 6)" >out &&
 	test_grep "\"status\":\"applied\",\"version\":2" out &&
 	req s alice GET "/v1/changes?since=5" >out &&
-	test_grep "^{\"changes\":\[{\"change\":\"$A:6\",\"collection\":\"notes\",\"deleted\":true,\"id\":\"n2\",\"seq\":6,\"version\":2}\]" out
+	changes_unsigned out >u &&
+	test_grep "^{\"changes\":\[{\"change\":\"$A:6\",\"collection\":\"notes\",\"deleted\":true,\"id\":\"n2\",\"seq\":6,\"version\":2}\]" u
 '
 
 test_expect_success 'bad parameters are 400; a large limit is lowered' '
@@ -95,7 +113,8 @@ test_expect_success 'a long-poll is answered as soon as a push commits' '
 	test_wait_exit "$lp" 10 &&
 	test_equal status 0 "$test_exit_status" &&
 	status_is 200 lp.out &&
-	test_grep "\"id\":\"n7\",\"seq\":7,\"version\":1}\],\"head\":7,\"last_seq\":7}" lp.out &&
+	changes_unsigned lp.out >u &&
+	test_grep "\"id\":\"n7\",\"seq\":7,\"version\":1}\],\"head\":7,\"last_seq\":7}" u &&
 	ms=$(sed -n "s/^elapsed_ms //p" lp.err) &&
 	[ "$ms" -lt 25000 ]
 '

@@ -5,7 +5,9 @@
 # code or constant of ferry's that the document does not state) signs
 # requests and records that a real ferry-server accepts, and gets from it
 # exactly the answers the document promises: applied, duplicate, conflict,
-# delete and tombstones, paged and long-polled pulls, the history, HEAD,
+# delete and tombstones, paged and long-polled pulls (every pulled entry's
+# signature checked, its record rebuilt from the entry or carried in it),
+# the history, HEAD,
 # percent-encoded names, a cursor above the head, and
 # each refusal (bad signature, unknown key, clock skew, malformed record,
 # wrong base type, too big a body) with its status and error body.  And
@@ -117,7 +119,8 @@ test_expect_success 'delete: a tombstone with its own version, no body' '
 	py $SEED_A request GET /v1/docs/notes/n1 >out &&
 	reply_is out 200 "{\"deleted\":true,\"version\":3}" &&
 	py $SEED_A request GET "/v1/changes?since=2" >out &&
-	reply_is out 200 "{\"changes\":[{\"change\":\"$A:3\",\"collection\":\"notes\",\"deleted\":true,\"id\":\"n1\",\"seq\":3,\"version\":3}],\"head\":3,\"last_seq\":3}"
+	changes_unsigned out >u &&
+	reply_is u 200 "{\"changes\":[{\"change\":\"$A:3\",\"collection\":\"notes\",\"deleted\":true,\"id\":\"n1\",\"seq\":3,\"version\":3}],\"head\":3,\"last_seq\":3}"
 '
 
 test_expect_success 'delete: a stale put onto a tombstone is a conflict saying deleted' '
@@ -137,10 +140,12 @@ test_expect_success 'pull: paging with limit walks the log without gaps or repea
 	test_equal applied 3 "$(grep -o "\"applied\"" out | wc -l)" &&
 	py $SEED_A --limit 1000 pull >all &&
 	test_grep "^pages 1\$" all &&
-	test_equal changes 7 "$(grep -c ":" all)" &&
+	test_grep "^verified 7 (0 with their record)\$" all &&
+	test_equal changes 7 "$(grep -c "^[^ ]*:" all)" &&
 	py $SEED_B --limit 3 pull >paged &&
 	test_grep "^pages 3\$" paged &&
-	test_equal "ids, paged and not" "$(sed 1d all)" "$(sed 1d paged)" &&
+	test_grep "^verified 7 " paged &&
+	test_equal "ids, paged and not" "$(sed 1,2d all)" "$(sed 1,2d paged)" &&
 	test_equal "the last change" "$A:6" "$(tail -n 1 paged)"
 '
 
@@ -154,7 +159,8 @@ test_expect_success 'pull: a long-poll is answered when another client pushes' '
 	reply_is out 200 "{\"results\":[{\"status\":\"applied\",\"version\":1}]}" &&
 	test_wait_exit "$lp" 25 &&
 	test_equal status 0 "$test_exit_status" &&
-	reply_is lp.out 200 "{\"changes\":[{\"body\":{\"from\":\"bob\"},\"change\":\"$B:6\",\"collection\":\"notes\",\"deleted\":false,\"id\":\"b1\",\"seq\":8,\"version\":1}],\"head\":8,\"last_seq\":8}" &&
+	changes_unsigned lp.out >u &&
+	reply_is u 200 "{\"changes\":[{\"body\":{\"from\":\"bob\"},\"change\":\"$B:6\",\"collection\":\"notes\",\"deleted\":false,\"id\":\"b1\",\"seq\":8,\"version\":1}],\"head\":8,\"last_seq\":8}" &&
 	ms=$(sed -n "s/^elapsed_ms //p" lp.err) &&
 	[ "$ms" -lt 25000 ]
 '
@@ -265,6 +271,19 @@ test_expect_success 'refused requests and records changed nothing; a refused seq
 	reply_is out 200 "{\"results\":[{\"error\":\"seq 7 of this device was already used by another record\",\"status\":\"rejected\"}]}" &&
 	py $SEED_B push "$(py $SEED_B item put notes r2 0 4 "{}")" >out &&
 	reply_is out 200 "{\"results\":[{\"error\":\"stale seq 4 (device is at 6): replay or reordered\",\"status\":\"rejected\"}]}"
+'
+
+# A record in another layout than ferryd's (a space, keys out of order)
+# is valid; its entry then carries the signed text itself, and a reader
+# verifies that instead of a rebuilt one.
+test_expect_success 'pull: a record in another layout travels as itself, verified' '
+	py $SEED_A push \
+	    "$(py $SEED_A sign-record "{\"v\":1,\"base\":0,\"body\": {\"b\":1,\"a\":2},\"collection\":\"notes\",\"device\":\"$A\",\"id\":\"lay\",\"op\":\"put\",\"seq\":8,\"ts\":5}")" \
+	    "$(py $SEED_A sign-record "{\"base\":1,\"collection\":\"notes\",\"device\":\"$A\",\"id\":\"lay\",\"op\":\"delete\",\"seq\":9,\"ts\":6,\"v\":1} ")" >out &&
+	reply_is out 200 "{\"results\":[{\"status\":\"applied\",\"version\":1},{\"status\":\"applied\",\"version\":2}]}" &&
+	py $SEED_B --limit 1000 pull >all &&
+	test_grep "^verified 11 (2 with their record)\$" all &&
+	test_grep "^$A:9\$" all
 '
 
 test_expect_success 'the server stopped for none of it' '

@@ -27,8 +27,10 @@ Commands (SEED is a device key's 32-byte seed in hex):
   push --url URL --seed SEED [request's options] ITEM|@FILE...
       POST /v1/push with these items, printed like request.
   pull --url URL --seed SEED --limit L
-      walk /v1/changes from 0, L entries a page, until a page is empty;
-      print "pages N" then the change ids in order, one a line.
+      walk /v1/changes from 0, L entries a page, until a page is empty,
+      checking every entry's signature (rebuilding its record from the
+      entry unless it carries one); print "pages N", "verified N (K with
+      their record)", then the change ids in order, one a line.
   verify-history FILE
       check a history reply offline as the document says: every record's
       signature over its exact bytes with the key it names, and the
@@ -233,6 +235,34 @@ def check_examples(path):
     return len(ex), bad
 
 
+def verify_entry(e):
+    """Check one /v1/changes entry as the document says: the record is the
+    entry's "record" if it has one, else rebuilt from the entry (base =
+    version - 1, the device and seq of its change id); its signature is
+    checked with the key the change id names, then the record must be the
+    entry's change."""
+    device, seq = e["change"].rsplit(":", 1)
+    key = nacl.signing.VerifyKey(unb64(device, 32))
+    if "record" in e:
+        text = e["record"]
+    else:
+        rec = {"v": 1, "op": "delete" if e["deleted"] else "put",
+               "collection": e["collection"], "id": e["id"],
+               "base": e["version"] - 1, "device": device, "seq": int(seq),
+               "ts": e["ts"]}
+        if not e["deleted"]:
+            rec["body"] = e["body"]
+        text = canonical(rec)
+    key.verify(RECORD_PREFIX + text.encode("utf-8"), unb64(e["sig"], 64))
+    rec = json.loads(text)
+    if (rec["device"] != device or rec["seq"] != int(seq) or
+            rec["collection"] != e["collection"] or rec["id"] != e["id"] or
+            rec["op"] != ("delete" if e["deleted"] else "put") or
+            rec["base"] + 1 != e["version"] or rec["ts"] != e["ts"] or
+            rec.get("body") != e.get("body")):
+        raise ValueError("entry %d is not its record" % e["seq"])
+
+
 def verify_history(path):
     reply = json.load(open(path, encoding="utf-8"))
     n = 0
@@ -291,7 +321,7 @@ def main(argv):
             print_reply(*send(o.url, dev, "POST", "/v1/push", body,
                               o.ts_offset, o.bad_sig, not o.no_sign))
         elif o.command == "pull" and dev and o.url:
-            since, pages, ids = 0, 0, []
+            since, pages, ids, kept = 0, 0, [], 0
             while pages < 1000:
                 status, reply = send(o.url, dev, "GET",
                                      "/v1/changes?since=%d&limit=%d" %
@@ -303,9 +333,13 @@ def main(argv):
                 if not page["changes"]:
                     break
                 pages += 1
-                ids += [c["change"] for c in page["changes"]]
+                for c in page["changes"]:
+                    verify_entry(c)
+                    ids.append(c["change"])
+                    kept += "record" in c
                 since = page["last_seq"]
             print("pages %d" % pages)
+            print("verified %d (%d with their record)" % (len(ids), kept))
             for i in ids:
                 print(i)
         elif o.command == "verify-history" and len(a) == 1:
