@@ -8,6 +8,9 @@
  *   unique index; later local writes coalesce into it);
  * - the change log's seq has no gaps: it is an INTEGER PRIMARY KEY assigned
  *   inside the same transaction as the document write;
+ * - each document's changes form a chain: docs.last_seq is the seq of its
+ *   latest change, and each change's prev the seq of the one before it
+ *   (NULL for the first), so one document's log is read by primary key;
  * - a document's base (the body last synced, for merges) is base_body,
  *   unless base_same is 1: then it is body itself and base_body is NULL.
  *   Every statement that changes body without making it the base clears
@@ -247,6 +250,23 @@ static const char *store_migrations[] = {
 	"  sig TEXT NOT NULL"
 	");"
 	"CREATE INDEX signed_doc ON signed(collection, id, rev);",
+	/*
+	 * 6 -> 7: the change log is chained per document instead of indexed
+	 * by name.  Each change row carries prev, the seq of the same
+	 * document's previous change (NULL for its first), and each document
+	 * row last_seq, its latest change: a write reads one and writes the
+	 * other in rows it writes anyway, where changes_doc cost every write
+	 * and every pulled change a third B-tree insert (bench/RESULTS.md,
+	 * session 8).  The index serves the backfill, then goes.
+	 */
+	"ALTER TABLE changes ADD COLUMN prev INTEGER;"
+	"ALTER TABLE docs ADD COLUMN last_seq INTEGER;"
+	"UPDATE changes SET prev = (SELECT max(p.seq) FROM changes p"
+	"  WHERE p.collection = changes.collection AND p.id = changes.id"
+	"  AND p.seq < changes.seq);"
+	"UPDATE docs SET last_seq = (SELECT max(c.seq) FROM changes c"
+	"  WHERE c.collection = docs.collection AND c.id = docs.id);"
+	"DROP INDEX changes_doc;",
 };
 
 #define STORE_NMIGRATIONS \
@@ -272,20 +292,23 @@ static const struct {
 	    "SELECT rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND id = ?2" },
 	[ST_DOC_UPSERT] = { 0,
-	    "INSERT INTO docs (collection, id, rev, deleted, pending, body)"
-	    " VALUES (?1, ?2, ?3, ?4, 1, ?5)"
+	    "INSERT INTO docs (collection, id, rev, deleted, pending, body,"
+	    " last_seq) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)"
 	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
 	    " deleted = excluded.deleted, pending = 1, body = excluded.body,"
 	    " base_body = CASE WHEN base_same THEN body ELSE base_body END,"
-	    " base_same = 0" },
+	    " base_same = 0, last_seq = excluded.last_seq" },
 	[ST_OUTBOX_ADD] = { 0,
 	    "INSERT INTO outbox (collection, id, rev, created_ms)"
 	    " VALUES (?1, ?2, ?3, ?4)"
 	    " ON CONFLICT (collection, id) WHERE record IS NULL"
 	    " DO UPDATE SET rev = excluded.rev" },
+	/* Chained to the document's previous change (migration 6 -> 7);
+	 * the document row written next takes the new seq as last_seq. */
 	[ST_CHANGE_ADD] = { 0,
-	    "INSERT INTO changes (collection, id, rev, origin, ts)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)" },
+	    "INSERT INTO changes (collection, id, rev, origin, ts, prev)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, (SELECT last_seq FROM docs"
+	    " WHERE collection = ?1 AND id = ?2))" },
 	[ST_LIST_R] = { 1,
 	    "SELECT id, rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND deleted = 0 ORDER BY id"
@@ -388,7 +411,7 @@ static const struct {
 	[ST_DOC_RESOLVE] = { 0,
 	    "UPDATE docs SET rev = ?3, body = ?4, deleted = ?5, version = ?6,"
 	    " base_body = ?7, base_deleted = ?8, base_same = 0, conflicted = 0,"
-	    " pending = ?9"
+	    " pending = ?9, last_seq = ?10"
 	    " WHERE collection = ?1 AND id = ?2" },
 	[ST_OUTBOX_DROP_DOC] = { 0,
 	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
@@ -396,12 +419,22 @@ static const struct {
 	[ST_REJECTED_R] = { 1,
 	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
 	    " ORDER BY seq LIMIT ?1" },
+	/*
+	 * One document's latest ?3 changes: the chain from the document's
+	 * last_seq back through prev, each step a primary-key lookup, then
+	 * in seq order.
+	 */
 	[ST_DOC_CHANGES_R] = { 1,
-	    "SELECT c.seq, c.rev, c.origin, c.ts, s.version, s.record, s.sig"
-	    " FROM changes c LEFT JOIN signed s ON s.collection = c.collection"
+	    "WITH RECURSIVE chain(seq) AS ("
+	    " SELECT last_seq FROM docs WHERE collection = ?1 AND id = ?2"
+	    " UNION ALL SELECT c.prev FROM chain JOIN changes c"
+	    " ON c.seq = chain.seq WHERE c.prev IS NOT NULL LIMIT ?3)"
+	    " SELECT c.seq, c.rev, c.origin, c.ts, s.version, s.record, s.sig"
+	    " FROM chain JOIN changes c ON c.seq = chain.seq"
+	    " LEFT JOIN signed s ON s.collection = c.collection"
 	    " AND s.id = c.id AND s.rev = c.rev"
 	    " AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */
-	    " WHERE c.collection = ?1 AND c.id = ?2 ORDER BY c.seq LIMIT ?3" },
+	    " ORDER BY c.seq" },
 	[ST_OUTBOX_APPLIED] = { 0,
 	    "DELETE FROM outbox WHERE seq = ?1 RETURNING rev, record, sig" },
 	[ST_SIGNED_ADD] = { 0,
@@ -411,12 +444,13 @@ static const struct {
 	 * body is the synced body, stored once. */
 	[ST_DOC_REMOTE] = { 0,
 	    "INSERT INTO docs (collection, id, rev, version, deleted, pending,"
-	    " body, base_body, base_deleted, base_same)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, NULL, ?5, 1)"
+	    " body, base_body, base_deleted, base_same, last_seq)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, NULL, ?5, 1, ?7)"
 	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
 	    " version = excluded.version, deleted = excluded.deleted,"
 	    " body = excluded.body, base_body = NULL,"
-	    " base_deleted = excluded.deleted, base_same = 1" },
+	    " base_deleted = excluded.deleted, base_same = 1,"
+	    " last_seq = excluded.last_seq" },
 	[ST_DOC_BASE_W] = { 0,
 	    "SELECT " STORE_BASE_BODY ", base_deleted FROM docs"
 	    " WHERE collection = ?1 AND id = ?2" },
@@ -938,6 +972,29 @@ out:
 	return r;
 }
 
+/*
+ * Append a change of collection/id to the log, chained to the document's
+ * previous change; *ret_seq is its seq, which the caller writes into the
+ * document row as last_seq in the same batch.
+ */
+static int
+store_change_add(struct store *s, const char *collection, const char *id,
+    int64_t rev, enum store_origin origin, int64_t now_ms, int64_t *ret_seq)
+{
+	sqlite3_stmt *st = s->st[ST_CHANGE_ADD];
+	int r;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int(st, 4, origin);
+	sqlite3_bind_int64(st, 5, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	*ret_seq = sqlite3_last_insert_rowid(s->w);
+	return 0;
+}
+
 int
 store_write_local(struct store *s, const struct store_doc *cur,
     const char *collection, const char *id, const char *body,
@@ -945,13 +1002,17 @@ store_write_local(struct store *s, const struct store_doc *cur,
     int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
-	int64_t rev;
+	int64_t rev, seq;
 	bool was_live, is_live;
 	int r;
 
 	if (!s->in_batch)
 		return -EINVAL;
 	rev = cur->rev + 1;
+
+	if ((r = store_change_add(s, collection, id, rev, origin, now_ms,
+	    &seq)) < 0)
+		return r;
 
 	st = s->st[ST_DOC_UPSERT];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
@@ -962,6 +1023,7 @@ store_write_local(struct store *s, const struct store_doc *cur,
 		sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, seq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 
@@ -973,22 +1035,13 @@ store_write_local(struct store *s, const struct store_doc *cur,
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 
-	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, origin);
-	sqlite3_bind_int64(st, 5, now_ms);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
-
 	was_live = cur->rev > 0 && !cur->deleted;
 	is_live = body != NULL;
 	s->delta.docs += (int)is_live - (int)was_live;
 	if (!cur->pending)
 		s->delta.pending++;
-	s->batch_head = sqlite3_last_insert_rowid(s->w);
-	*ret_seq = s->batch_head;
+	s->batch_head = seq;
+	*ret_seq = seq;
 	*ret_rev = rev;
 	return 0;
 }
@@ -1403,9 +1456,12 @@ store_apply_remote(struct store *s, const struct store_doc *cur,
     const char *body, int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
-	int64_t rev = cur->rev + 1;
+	int64_t rev = cur->rev + 1, seq;
 	int r;
 
+	if ((r = store_change_add(s, collection, id, rev, STORE_ORIGIN_REMOTE,
+	    now_ms, &seq)) < 0)
+		return r;
 	st = s->st[ST_DOC_REMOTE];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -1416,19 +1472,12 @@ store_apply_remote(struct store *s, const struct store_doc *cur,
 		sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 6);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
-	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, STORE_ORIGIN_REMOTE);
-	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_int64(st, 7, seq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 	s->delta.docs += (int)!deleted - (int)(cur->rev > 0 && !cur->deleted);
-	s->batch_head = sqlite3_last_insert_rowid(s->w);
-	*ret_seq = s->batch_head;
+	s->batch_head = seq;
+	*ret_seq = seq;
 	*ret_rev = rev;
 	return 0;
 }
@@ -1543,9 +1592,12 @@ store_rebase(struct store *s, const struct store_doc *cur,
     int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
-	int64_t rev = cur->rev + 1;
+	int64_t rev = cur->rev + 1, seq;
 	int r;
 
+	if ((r = store_change_add(s, collection, id, rev, origin, now_ms,
+	    &seq)) < 0)
+		return r;
 	/* A record in flight was made on an older base: it is obsolete (its
 	 * answer, if one comes, is ignored; see store_push_applied). */
 	st = s->st[push ? ST_OUTBOX_DROP_SENT : ST_OUTBOX_DROP_DOC];
@@ -1578,21 +1630,14 @@ store_rebase(struct store *s, const struct store_doc *cur,
 		sqlite3_bind_null(st, 7);
 	sqlite3_bind_int(st, 8, their_deleted);
 	sqlite3_bind_int(st, 9, push);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
-	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, origin);
-	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_int64(st, 10, seq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 	s->delta.pending += (int)push - (int)cur->pending;
 	s->delta.docs += (int)(body != NULL) -
 	    (int)(cur->rev > 0 && !cur->deleted);
-	s->batch_head = sqlite3_last_insert_rowid(s->w);
-	*ret_seq = s->batch_head;
+	s->batch_head = seq;
+	*ret_seq = seq;
 	*ret_rev = rev;
 	return 0;
 }

@@ -289,8 +289,8 @@ int	store_doc_base(struct store *s, const char *collection, const char *id,
 int	store_outbox_has(struct store *s, int64_t oseq);
 
 /*
- * One document's entries in the local change log, oldest first, at most
- * limit (reader): its own writes, pulled changes, merges and resolutions,
+ * One document's entries in the local change log, its latest limit ones,
+ * oldest first (reader): its own writes, pulled changes, merges and resolutions,
  * each with the rev it made and its time (Unix ms); for a change of this
  * device the remote applied, also the signed record sent and the version
  * it made (kept when its outbox row went).  Fields are valid during the
