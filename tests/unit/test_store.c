@@ -10,9 +10,12 @@
  * change of ours pulled back settles its record in flight (issue 8); one
  * change of a batch rolls back alone to its savepoint and a parked pulled
  * change is counted and listed; a replica from an older schema reads the
- * same per-document history after its migration.
+ * same per-document history after its migration; answering "applied"
+ * writes no second copy of the record.
  */
 #include "autoconfig.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -340,7 +343,8 @@ test_not_a_database(void **state)
  * A merge on top of the server's version 2 while the record made on
  * version 1 is in flight: the record is dropped, a new intent queued under
  * a new seq (never the dropped one's, even though it was the last row);
- * the late answers to the dropped record find nothing to change.
+ * the late answers to the dropped record find nothing to change, and the
+ * dropped record is not kept.
  */
 static void
 test_merge_replaces_inflight(void **state)
@@ -392,12 +396,18 @@ test_merge_replaces_inflight(void **state)
 	assert_int_equal(store_commit(f->st), 0);
 
 	assert_int_equal(sqlite3_prepare_v2(db,
-	    "SELECT seq, record IS NULL FROM outbox", -1, &st, NULL),
+	    "SELECT seq, change_seq IS NULL FROM outbox", -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_true(sqlite3_column_int64(st, 0) > oseq);
 	assert_int_equal(sqlite3_column_int(st, 1), 1);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	/* The dropped record is not kept: it was never applied. */
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "SELECT count(*) FROM signed", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 
@@ -414,6 +424,55 @@ test_merge_replaces_inflight(void **state)
 	assert_int_equal(store_counts(f->st, &n), 0);
 	assert_int_equal(n.pending, 1);
 	assert_int_equal(n.rejected, 0);
+}
+
+/* The size of the replica's WAL: it only grows while no checkpoint runs. */
+static off_t
+wal_size(const struct fixture *f)
+{
+	char path[160];
+	struct stat sb;
+
+	snprintf(path, sizeof path, "%s-wal", f->path);
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+/*
+ * Guards issue 8's push figure: answering "applied" must not write the
+ * record a second time (until 65165b6 it was copied from the outbox row
+ * into signed, ~1.3 KB more per pushed change).  A 64 KiB record, made
+ * and kept, then applied: that commit writes a few small pages, not the
+ * record's 16.
+ */
+static void
+test_applied_writes_once(void **state)
+{
+	struct fixture *f = *state;
+	char *rec;
+	off_t before;
+	int64_t frames;
+	size_t len = 64 * 1024;
+
+	put(f->st, "c", "a", "{\"x\":1}");
+	assert_non_null(rec = malloc(len));
+	memset(rec, 'r', len);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_outbox_set_record(f->st, 1, rec, len, "sig",
+	    1), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	free(rec);
+
+	before = wal_size(f);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_push_applied(f->st, 1, "c", "a", 1,
+	    "{\"x\":1}"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	/* A WAL frame: a 24-byte header and a page (4 KiB by default). */
+	frames = (int64_t)(wal_size(f) - before) / (24 + 4096);
+	print_message("the applied commit wrote %lld pages\n",
+	    (long long)frames);
+	assert_true(frames < 8);
 }
 
 /*
@@ -756,9 +815,9 @@ static const char replica_v6[] =
 	    " rev INTEGER NOT NULL, version INTEGER NOT NULL, record BLOB"
 	    " NOT NULL, sig TEXT NOT NULL);"
 	"INSERT INTO signed VALUES('notes','a',1,1,"
-	    "X'7b22726563223a226131227d','sig-a1');"
+	    "X'7b22726563223a226131222c22736571223a317d','sig-a1');"
 	"INSERT INTO signed VALUES('notes','a',2,2,"
-	    "X'7b22726563223a226132227d','sig-a2');"
+	    "X'7b22726563223a226132222c22736571223a327d','sig-a2');"
 	"DELETE FROM sqlite_sequence;"
 	"INSERT INTO sqlite_sequence VALUES('outbox',7);"
 	"CREATE UNIQUE INDEX docs_key ON docs(collection, id);"
@@ -819,6 +878,27 @@ check_changes(struct store *st, const char *id, int limit,
 	assert_int_equal(g.i, n);
 }
 
+/* The first sendable intent, copied for the test. */
+struct first_intent {
+	int64_t		 oseq, change_seq;
+	char		 record[64], sig[16];
+};
+
+static int
+first_intent_cb(const struct store_intent *in, void *arg)
+{
+	struct first_intent *fi = arg;
+
+	fi->oseq = in->oseq;
+	fi->change_seq = in->change_seq;
+	assert_non_null(in->record);
+	assert_true(in->record_len < sizeof fi->record);
+	memcpy(fi->record, in->record, in->record_len);
+	fi->record[in->record_len] = '\0';
+	snprintf(fi->sig, sizeof fi->sig, "%s", in->sig);
+	return -ECANCELED;
+}
+
 /* Count the rows of a query on the replica's file. */
 static int
 count_rows(const char *path, const char *sql)
@@ -843,16 +923,18 @@ count_rows(const char *path, const char *sql)
  * through each change's prev chain from schema 7 on, and an existing
  * replica's history must read the same after the backfill, the index
  * gone; a write after the migration extends the chain; with a limit, the
- * latest changes come, oldest first.
+ * latest changes come, oldest first.  The 7 -> 8 migration moves the
+ * records out of the outbox: the one in flight is sent again byte for
+ * byte, and the applied ones read the same.
  */
 static void
 test_migrate_v6_history(void **state)
 {
 	static const struct want_change a[] = {
-		{ 1, 1, 1001, 1, STORE_ORIGIN_LOCAL, "{\"rec\":\"a1\"}",
-		    "sig-a1" },
-		{ 3, 2, 1003, 2, STORE_ORIGIN_LOCAL, "{\"rec\":\"a2\"}",
-		    "sig-a2" },
+		{ 1, 1, 1001, 1, STORE_ORIGIN_LOCAL,
+		    "{\"rec\":\"a1\",\"seq\":1}", "sig-a1" },
+		{ 3, 2, 1003, 2, STORE_ORIGIN_LOCAL,
+		    "{\"rec\":\"a2\",\"seq\":2}", "sig-a2" },
 		{ 5, 3, 1005, 0, STORE_ORIGIN_REMOTE, NULL, NULL },
 		{ 7, 4, 1007, 0, STORE_ORIGIN_LOCAL, NULL, NULL },
 		{ 8, 5, 1008, 0, STORE_ORIGIN_MERGE, NULL, NULL },
@@ -863,7 +945,13 @@ test_migrate_v6_history(void **state)
 		{ 2, 1, 1002, 0, STORE_ORIGIN_REMOTE, NULL, NULL },
 		{ 6, 2, 1006, 0, STORE_ORIGIN_LOCAL, NULL, NULL },
 	};
+	static const struct want_change c[] = {
+		{ 4, 1, 1004, 1, STORE_ORIGIN_LOCAL, "{\"rec\":\"c1\"}",
+		    "sig-c1" },
+	};
 	struct fixture *f = *state;
+	struct first_intent fi;
+	struct store_counts n;
 	sqlite3 *db;
 
 	store_close(f->st);
@@ -884,6 +972,21 @@ test_migrate_v6_history(void **state)
 	put(f->st, "notes", "a", "{\"t\":\"a7\"}");
 	check_changes(f->st, "a", 100, a, 7);
 	check_changes(f->st, "b", 100, b, 2);
+
+	/* The record in flight, then applied: in c's history. */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_outbox_sendable(f->st, 1, first_intent_cb,
+	    &fi), -ECANCELED);
+	assert_int_equal(fi.oseq, 3);
+	assert_int_equal(fi.change_seq, 3);
+	assert_string_equal(fi.record, "{\"rec\":\"c1\"}");
+	assert_string_equal(fi.sig, "sig-c1");
+	assert_int_equal(store_push_applied(f->st, fi.oseq, "notes", "c", 1,
+	    "{\"t\":\"c1\"}"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	check_changes(f->st, "c", 100, c, 1);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.rejected, 1);
 	assert_int_equal(store_integrity_check(f->st), 0);
 }
 
@@ -920,6 +1023,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_savepoint_parked, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v6_history, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_applied_writes_once, setup,
 		    teardown),
 	};
 
