@@ -8,11 +8,11 @@
 # the one long-poll (answered every 30 s by the server when nothing
 # happens).
 #
-# usage: bench/idle.sh BUILD-DIR [SECONDS]   (needs strace; port 28797)
+# usage: bench/idle.sh BUILD-DIR [SECONDS]   (needs strace)
 set -eu
 build=${1:?usage: bench/idle.sh BUILD-DIR [SECONDS]}
 secs=${2:-30}
-port=${BENCH_IDLE_PORT:-28797}
+port=${BENCH_IDLE_PORT:-}
 . "$(dirname "$0")/sync-lib.sh"
 start_server
 start_ferryd d

@@ -5,11 +5,11 @@
 # Device A writes them and syncs first (not timed); then device B starts
 # and the time from its start to `sync --wait` returning is the pull.
 #
-# usage: bench/pull.sh BUILD-DIR [N]     (default 100000; port 28798)
+# usage: bench/pull.sh BUILD-DIR [N]     (default 100000)
 set -eu
 build=${1:?usage: bench/pull.sh BUILD-DIR [N]}
 n=${2:-100000}
-port=${BENCH_PULL_PORT:-28798}
+port=${BENCH_PULL_PORT:-}
 . "$(dirname "$0")/sync-lib.sh"
 start_server
 start_ferryd a

@@ -7,12 +7,13 @@
 # process spent.
 #
 # usage: bench/push.sh BUILD-DIR [N]      (default N = 100000)
-# Starts its own ferry-server (--open) and ferryd in a temp dir, on port
-# 28790, and stops both by PID.
+# Starts its own ferry-server (--open) and ferryd in a temp dir, on a port
+# tests/tools/freeport picks (see sync-lib.sh; BENCH_PUSH_PORT sets one),
+# and stops both by PID.
 set -eu
 build=${1:?usage: bench/push.sh BUILD-DIR [N]}
 n=${2:-100000}
-port=${BENCH_PUSH_PORT:-28790}
+port=${BENCH_PUSH_PORT:-}
 . "$(dirname "$0")/sync-lib.sh"
 start_ferryd d
 "$build/bench/bench_put" -s "$tmp/d.sock" -m pipe -c 16 -d 32 -n "$n" -w 0 \

@@ -6,11 +6,11 @@
 # and notifies).  Runs bench_watch with the writer on A and the watcher on
 # B (-S), one Put at a time.
 #
-# usage: bench/remote.sh BUILD-DIR [COUNT]     (default 2000; port 28799)
+# usage: bench/remote.sh BUILD-DIR [COUNT]     (default 2000)
 set -eu
 build=${1:?usage: bench/remote.sh BUILD-DIR [COUNT]}
 n=${2:-2000}
-port=${BENCH_REMOTE_PORT:-28799}
+port=${BENCH_REMOTE_PORT:-}
 . "$(dirname "$0")/sync-lib.sh"
 start_server
 for d in a b; do

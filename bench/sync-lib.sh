@@ -1,7 +1,20 @@
 # bench/sync-lib.sh: sourced by the sync benchmarks (push, pull, remote,
 # idle).  Gives each run a temp dir, starts ferry-server (--open) and
 # ferryds on 127.0.0.1, waits (bounded) for their ready lines, and at exit
-# stops only the processes it started, by PID.  Needs $build and $port.
+# stops only the processes it started, by PID.  Needs $build; $port, if
+# empty, is one the kernel says is free now, from tests/tools/freeport
+# ($BENCH_FREEPORT, else the one in $build: `make tests/tools/freeport`),
+# so that two runs at once never ask for the same fixed port.
+
+if [ -z "${port:-}" ]; then
+	freeport=${BENCH_FREEPORT:-$build/tests/tools/freeport}
+	if [ ! -x "$freeport" ]; then
+		echo "$0: $freeport is missing: build it (make" \
+		    "tests/tools/freeport) or set BENCH_FREEPORT" >&2
+		exit 2
+	fi
+	port=$("$freeport") || exit 1
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
 pids=
@@ -12,10 +25,11 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT INT TERM
 
-# wait_line LOG TEXT: until TEXT is in LOG (10 s at most).
+# wait_line LOG TEXT: until TEXT is in LOG (10 s at most); LOG may not
+# exist yet (the process started in the background creates it).
 wait_line() {
 	i=0
-	until grep -q "$2" "$1"; do
+	until grep -q "$2" "$1" 2>/dev/null; do
 		i=$((i + 1)); [ $i -le 200 ] || { cat "$1"; exit 1; }
 		sleep 0.05
 	done

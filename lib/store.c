@@ -8,6 +8,13 @@
  *   unique index; later local writes coalesce into it);
  * - the change log's seq has no gaps: it is an INTEGER PRIMARY KEY assigned
  *   inside the same transaction as the document write;
+ * - each document's changes form a chain: docs.last_seq is the seq of its
+ *   latest change, and each change's prev the seq of the one before it
+ *   (NULL for the first), so one document's log is read by primary key;
+ * - a signed record is written once, into signed, when the pusher makes
+ *   it: the outbox row names it by change_seq (NULL: not made yet), and
+ *   applied holds the version of each one the remote applied.  A record
+ *   whose outbox row is dropped unapplied is deleted with it;
  * - a document's base (the body last synced, for merges) is base_body,
  *   unless base_same is 1: then it is body itself and base_body is NULL.
  *   Every statement that changes body without making it the base clears
@@ -68,7 +75,10 @@ enum {
 	ST_REJECTED_R,
 	ST_DOC_CHANGES_R,
 	ST_OUTBOX_APPLIED,
+	ST_APPLIED_ADD,
 	ST_SIGNED_ADD,
+	ST_SIGNED_DROP_ROW,
+	ST_SIGNED_DROP_DOC,
 	ST_DOC_REMOTE,
 	ST_DOC_BASE_W,
 	ST_OUTBOX_HAS,
@@ -247,6 +257,68 @@ static const char *store_migrations[] = {
 	"  sig TEXT NOT NULL"
 	");"
 	"CREATE INDEX signed_doc ON signed(collection, id, rev);",
+	/*
+	 * 6 -> 7: the change log is chained per document instead of indexed
+	 * by name.  Each change row carries prev, the seq of the same
+	 * document's previous change (NULL for its first), and each document
+	 * row last_seq, its latest change: a write reads one and writes the
+	 * other in rows it writes anyway, where changes_doc cost every write
+	 * and every pulled change a third B-tree insert (bench/RESULTS.md,
+	 * session 8).  The index serves the backfill, then goes.
+	 */
+	"ALTER TABLE changes ADD COLUMN prev INTEGER;"
+	"ALTER TABLE docs ADD COLUMN last_seq INTEGER;"
+	"UPDATE changes SET prev = (SELECT max(p.seq) FROM changes p"
+	"  WHERE p.collection = changes.collection AND p.id = changes.id"
+	"  AND p.seq < changes.seq);"
+	"UPDATE docs SET last_seq = (SELECT max(c.seq) FROM changes c"
+	"  WHERE c.collection = docs.collection AND c.id = docs.id);"
+	"DROP INDEX changes_doc;",
+	/*
+	 * 7 -> 8: each signed record is written once, where it is made.
+	 * Until 7 the outbox row held the record and "applied" copied it
+	 * into signed, so every pushed change's ~1.3 KB was written twice
+	 * (bench/RESULTS.md, session 8).  Now signed, keyed by the
+	 * record's device seq, takes it when the pusher makes it; the
+	 * outbox row names it by change_seq (NULL: not made yet, what
+	 * record IS NULL meant), and "applied" adds a small row to
+	 * applied.  Records already applied keep theirs under the seq
+	 * they carry (one without a seq cannot be keyed, and is dropped).
+	 */
+	"CREATE TABLE signed2 ("
+	"  change_seq INTEGER PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  rev INTEGER NOT NULL,"
+	"  record BLOB NOT NULL,"
+	"  sig TEXT NOT NULL"
+	");"
+	"CREATE TABLE applied ("
+	"  change_seq INTEGER PRIMARY KEY,"
+	"  version INTEGER NOT NULL"
+	");"
+	"INSERT INTO signed2 SELECT change_seq, collection, id, rev, record,"
+	"  sig FROM outbox WHERE record IS NOT NULL AND change_seq IS NOT NULL;"
+	"CREATE TEMP TABLE signed_seq AS SELECT"
+	"  json_extract(CAST(record AS TEXT), '$.seq') AS change_seq, * FROM"
+	"  signed WHERE json_valid(CAST(record AS TEXT));"
+	"INSERT OR IGNORE INTO signed2 SELECT change_seq, collection, id, rev,"
+	"  record, sig FROM temp.signed_seq"
+	"  WHERE typeof(change_seq) = 'integer';"
+	"INSERT OR IGNORE INTO applied SELECT change_seq, version"
+	"  FROM temp.signed_seq WHERE typeof(change_seq) = 'integer';"
+	"DROP TABLE temp.signed_seq;"
+	"DROP TABLE signed;"
+	"ALTER TABLE signed2 RENAME TO signed;"
+	"CREATE INDEX signed_doc ON signed(collection, id, rev);"
+	"DROP INDEX outbox_unsent;"
+	"DROP INDEX outbox_inflight;"
+	"ALTER TABLE outbox DROP COLUMN record;"
+	"ALTER TABLE outbox DROP COLUMN sig;"
+	"CREATE UNIQUE INDEX outbox_unsent ON outbox(collection, id)"
+	"  WHERE change_seq IS NULL;"
+	"CREATE INDEX outbox_inflight ON outbox(change_seq)"
+	"  WHERE change_seq IS NOT NULL AND state = 'queued';",
 };
 
 #define STORE_NMIGRATIONS \
@@ -272,20 +344,23 @@ static const struct {
 	    "SELECT rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND id = ?2" },
 	[ST_DOC_UPSERT] = { 0,
-	    "INSERT INTO docs (collection, id, rev, deleted, pending, body)"
-	    " VALUES (?1, ?2, ?3, ?4, 1, ?5)"
+	    "INSERT INTO docs (collection, id, rev, deleted, pending, body,"
+	    " last_seq) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)"
 	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
 	    " deleted = excluded.deleted, pending = 1, body = excluded.body,"
 	    " base_body = CASE WHEN base_same THEN body ELSE base_body END,"
-	    " base_same = 0" },
+	    " base_same = 0, last_seq = excluded.last_seq" },
 	[ST_OUTBOX_ADD] = { 0,
 	    "INSERT INTO outbox (collection, id, rev, created_ms)"
 	    " VALUES (?1, ?2, ?3, ?4)"
-	    " ON CONFLICT (collection, id) WHERE record IS NULL"
+	    " ON CONFLICT (collection, id) WHERE change_seq IS NULL"
 	    " DO UPDATE SET rev = excluded.rev" },
+	/* Chained to the document's previous change (migration 6 -> 7);
+	 * the document row written next takes the new seq as last_seq. */
 	[ST_CHANGE_ADD] = { 0,
-	    "INSERT INTO changes (collection, id, rev, origin, ts)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)" },
+	    "INSERT INTO changes (collection, id, rev, origin, ts, prev)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, (SELECT last_seq FROM docs"
+	    " WHERE collection = ?1 AND id = ?2))" },
 	[ST_LIST_R] = { 1,
 	    "SELECT id, rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND deleted = 0 ORDER BY id"
@@ -328,23 +403,37 @@ static const struct {
 	 * document in flight).
 	 */
 	[ST_OUTBOX_INFLIGHT] = { 0,
-	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
-	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
+	    "SELECT o.seq, o.collection, o.id, s.record, s.sig, d.version,"
+	    " d.deleted, d.body, o.change_seq FROM outbox o"
+	    " JOIN signed s ON s.change_seq = o.change_seq JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
-	    " WHERE o.record IS NOT NULL AND o.state = 'queued'"
+	    " WHERE o.change_seq IS NOT NULL AND o.state = 'queued'"
 	    " AND d.conflicted = 0 ORDER BY o.change_seq LIMIT ?1" },
 	[ST_OUTBOX_SENDABLE] = { 0,
-	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
+	    "SELECT o.seq, o.collection, o.id, NULL, NULL, d.version,"
 	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
-	    " WHERE o.record IS NULL AND o.state = 'queued'"
+	    " WHERE o.change_seq IS NULL AND o.state = 'queued'"
 	    " AND d.conflicted = 0 AND NOT EXISTS (SELECT 1 FROM outbox o2"
 	    "  WHERE o2.collection = o.collection AND o2.id = o.id"
-	    "  AND o2.state = 'queued' AND o2.record IS NOT NULL)"
+	    "  AND o2.state = 'queued' AND o2.change_seq IS NOT NULL)"
 	    " ORDER BY o.seq LIMIT ?1" },
-	[ST_OUTBOX_SET_RECORD] = { 0,
-	    "UPDATE outbox SET record = ?2, sig = ?3, change_seq = ?4"
+	/* A record made: kept in signed, named by the outbox row. */
+	[ST_SIGNED_ADD] = { 0,
+	    "INSERT INTO signed (change_seq, collection, id, rev, record, sig)"
+	    " SELECT ?2, collection, id, rev, ?3, ?4 FROM outbox"
 	    " WHERE seq = ?1" },
+	[ST_OUTBOX_SET_RECORD] = { 0,
+	    "UPDATE outbox SET change_seq = ?2 WHERE seq = ?1" },
+	/* A record never applied goes with its outbox row (migration
+	 * 7 -> 8); the two statements below run before the rows go. */
+	[ST_SIGNED_DROP_ROW] = { 0,
+	    "DELETE FROM signed WHERE change_seq ="
+	    " (SELECT change_seq FROM outbox WHERE seq = ?1)" },
+	[ST_SIGNED_DROP_DOC] = { 0,
+	    "DELETE FROM signed WHERE change_seq IN (SELECT change_seq"
+	    " FROM outbox WHERE collection = ?1 AND id = ?2"
+	    " AND state = 'queued' AND change_seq IS NOT NULL)" },
 	[ST_OUTBOX_DELETE] = { 0, "DELETE FROM outbox WHERE seq = ?1" },
 	[ST_OUTBOX_REJECT] = { 0,
 	    "UPDATE outbox SET state = 'rejected', error = ?2 WHERE seq = ?1" },
@@ -388,7 +477,7 @@ static const struct {
 	[ST_DOC_RESOLVE] = { 0,
 	    "UPDATE docs SET rev = ?3, body = ?4, deleted = ?5, version = ?6,"
 	    " base_body = ?7, base_deleted = ?8, base_same = 0, conflicted = 0,"
-	    " pending = ?9"
+	    " pending = ?9, last_seq = ?10"
 	    " WHERE collection = ?1 AND id = ?2" },
 	[ST_OUTBOX_DROP_DOC] = { 0,
 	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
@@ -396,48 +485,63 @@ static const struct {
 	[ST_REJECTED_R] = { 1,
 	    "SELECT collection, id, error FROM outbox WHERE state = 'rejected'"
 	    " ORDER BY seq LIMIT ?1" },
+	/*
+	 * One document's latest ?3 changes: the chain from the document's
+	 * last_seq back through prev, each step a primary-key lookup, then
+	 * in seq order.
+	 */
 	[ST_DOC_CHANGES_R] = { 1,
-	    "SELECT c.seq, c.rev, c.origin, c.ts, s.version, s.record, s.sig"
-	    " FROM changes c LEFT JOIN signed s ON s.collection = c.collection"
+	    "WITH RECURSIVE chain(seq) AS ("
+	    " SELECT last_seq FROM docs WHERE collection = ?1 AND id = ?2"
+	    " UNION ALL SELECT c.prev FROM chain JOIN changes c"
+	    " ON c.seq = chain.seq WHERE c.prev IS NOT NULL LIMIT ?3)"
+	    " SELECT c.seq, c.rev, c.origin, c.ts, a.version, s.record, s.sig"
+	    " FROM chain JOIN changes c ON c.seq = chain.seq"
+	    " LEFT JOIN signed s ON s.collection = c.collection"
 	    " AND s.id = c.id AND s.rev = c.rev"
 	    " AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */
-	    " WHERE c.collection = ?1 AND c.id = ?2 ORDER BY c.seq LIMIT ?3" },
+	    " AND EXISTS (SELECT 1 FROM applied x"
+	    "  WHERE x.change_seq = s.change_seq)"
+	    " LEFT JOIN applied a ON a.change_seq = s.change_seq"
+	    " ORDER BY c.seq" },
 	[ST_OUTBOX_APPLIED] = { 0,
-	    "DELETE FROM outbox WHERE seq = ?1 RETURNING rev, record, sig" },
-	[ST_SIGNED_ADD] = { 0,
-	    "INSERT INTO signed (collection, id, rev, version, record, sig)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
+	    "DELETE FROM outbox WHERE seq = ?1 RETURNING change_seq" },
+	[ST_APPLIED_ADD] = { 0,
+	    "INSERT INTO applied (change_seq, version) VALUES (?1, ?2)"
+	    " ON CONFLICT (change_seq)"
+	    " DO UPDATE SET version = excluded.version" },
 	/* A remote change applied to a document with no local change: the
 	 * body is the synced body, stored once. */
 	[ST_DOC_REMOTE] = { 0,
 	    "INSERT INTO docs (collection, id, rev, version, deleted, pending,"
-	    " body, base_body, base_deleted, base_same)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, NULL, ?5, 1)"
+	    " body, base_body, base_deleted, base_same, last_seq)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, NULL, ?5, 1, ?7)"
 	    " ON CONFLICT (collection, id) DO UPDATE SET rev = excluded.rev,"
 	    " version = excluded.version, deleted = excluded.deleted,"
 	    " body = excluded.body, base_body = NULL,"
-	    " base_deleted = excluded.deleted, base_same = 1" },
+	    " base_deleted = excluded.deleted, base_same = 1,"
+	    " last_seq = excluded.last_seq" },
 	[ST_DOC_BASE_W] = { 0,
 	    "SELECT " STORE_BASE_BODY ", base_deleted FROM docs"
 	    " WHERE collection = ?1 AND id = ?2" },
 	[ST_OUTBOX_DROP_SENT] = { 0,
 	    "DELETE FROM outbox WHERE collection = ?1 AND id = ?2"
-	    " AND state = 'queued' AND record IS NOT NULL" },
+	    " AND state = 'queued' AND change_seq IS NOT NULL" },
 	[ST_OUTBOX_HAS] = { 0,
 	    "SELECT 1 FROM outbox WHERE seq = ?1 AND state = 'queued'" },
 	/* Records made and not answered whose device seq is above ?2: those
 	 * not yet handed to a request, when the pusher prepares ahead. */
 	[ST_OUTBOX_INFLIGHT_AFTER] = { 0,
-	    "SELECT o.seq, o.collection, o.id, o.record, o.sig, d.version,"
-	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
+	    "SELECT o.seq, o.collection, o.id, s.record, s.sig, d.version,"
+	    " d.deleted, d.body, o.change_seq FROM outbox o"
+	    " JOIN signed s ON s.change_seq = o.change_seq JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
-	    " WHERE o.record IS NOT NULL AND o.state = 'queued'"
-	    " AND o.change_seq > ?2"
+	    " WHERE o.change_seq > ?2 AND o.state = 'queued'"
 	    " AND d.conflicted = 0 ORDER BY o.change_seq LIMIT ?1" },
 	/* The record in flight that a device seq names (a change of ours
 	 * the pull brought back). */
 	[ST_OUTBOX_BY_CHANGE] = { 0,
-	    "SELECT seq FROM outbox WHERE change_seq = ?3 AND record IS NOT NULL"
+	    "SELECT seq FROM outbox WHERE change_seq = ?3"
 	    " AND state = 'queued' AND collection = ?1 AND id = ?2" },
 	[ST_PARKED_ADD] = { 0,
 	    "INSERT INTO parked (collection, id, version, change, reason,"
@@ -938,6 +1042,29 @@ out:
 	return r;
 }
 
+/*
+ * Append a change of collection/id to the log, chained to the document's
+ * previous change; *ret_seq is its seq, which the caller writes into the
+ * document row as last_seq in the same batch.
+ */
+static int
+store_change_add(struct store *s, const char *collection, const char *id,
+    int64_t rev, enum store_origin origin, int64_t now_ms, int64_t *ret_seq)
+{
+	sqlite3_stmt *st = s->st[ST_CHANGE_ADD];
+	int r;
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	sqlite3_bind_int(st, 4, origin);
+	sqlite3_bind_int64(st, 5, now_ms);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	*ret_seq = sqlite3_last_insert_rowid(s->w);
+	return 0;
+}
+
 int
 store_write_local(struct store *s, const struct store_doc *cur,
     const char *collection, const char *id, const char *body,
@@ -945,13 +1072,17 @@ store_write_local(struct store *s, const struct store_doc *cur,
     int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
-	int64_t rev;
+	int64_t rev, seq;
 	bool was_live, is_live;
 	int r;
 
 	if (!s->in_batch)
 		return -EINVAL;
 	rev = cur->rev + 1;
+
+	if ((r = store_change_add(s, collection, id, rev, origin, now_ms,
+	    &seq)) < 0)
+		return r;
 
 	st = s->st[ST_DOC_UPSERT];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
@@ -962,6 +1093,7 @@ store_write_local(struct store *s, const struct store_doc *cur,
 		sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, seq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 
@@ -973,22 +1105,13 @@ store_write_local(struct store *s, const struct store_doc *cur,
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 
-	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, origin);
-	sqlite3_bind_int64(st, 5, now_ms);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
-
 	was_live = cur->rev > 0 && !cur->deleted;
 	is_live = body != NULL;
 	s->delta.docs += (int)is_live - (int)was_live;
 	if (!cur->pending)
 		s->delta.pending++;
-	s->batch_head = sqlite3_last_insert_rowid(s->w);
-	*ret_seq = s->batch_head;
+	s->batch_head = seq;
+	*ret_seq = seq;
 	*ret_rev = rev;
 	return 0;
 }
@@ -1227,12 +1350,24 @@ int
 store_outbox_set_record(struct store *s, int64_t oseq, const char *record,
     size_t len, const char *sig, int64_t change_seq)
 {
-	sqlite3_stmt *st = s->st[ST_OUTBOX_SET_RECORD];
+	sqlite3_stmt *st = s->st[ST_SIGNED_ADD];
+	int r;
 
+	/* Written once, here: the outbox row only names it. */
 	sqlite3_bind_int64(st, 1, oseq);
-	sqlite3_bind_text(st, 2, record, (int)len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, sig, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, change_seq);
+	sqlite3_bind_int64(st, 2, change_seq);
+	sqlite3_bind_blob(st, 3, record, (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, sig, -1, SQLITE_STATIC);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
+	if (sqlite3_changes(s->w) != 1) {
+		snprintf(store_errbuf, sizeof store_errbuf,
+		    "outbox row %lld is gone", (long long)oseq);
+		return -ENOENT;
+	}
+	st = s->st[ST_OUTBOX_SET_RECORD];
+	sqlite3_bind_int64(st, 1, oseq);
+	sqlite3_bind_int64(st, 2, change_seq);
 	return store_step_done(s, st);
 }
 
@@ -1240,33 +1375,21 @@ int
 store_push_applied(struct store *s, int64_t oseq, const char *collection,
     const char *id, int64_t version, const char *body)
 {
-	sqlite3_stmt *st, *add = s->st[ST_SIGNED_ADD];
+	sqlite3_stmt *st;
+	int64_t change_seq = 0;
 	bool deleted;
 	int rc, r;
 
-	/* The row goes; its signed record stays, for the local history. */
+	/* The row goes; its signed record stays, marked applied, for the
+	 * local history. */
 	st = s->st[ST_OUTBOX_APPLIED];
 	sqlite3_bind_int64(st, 1, oseq);
 	rc = sqlite3_step(st);
 	deleted = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL &&
-	    sqlite3_column_type(st, 2) != SQLITE_NULL) {
-		sqlite3_bind_text(add, 1, collection, -1, SQLITE_STATIC);
-		sqlite3_bind_text(add, 2, id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(add, 3, sqlite3_column_int64(st, 0));
-		sqlite3_bind_int64(add, 4, version);
-		sqlite3_bind_blob(add, 5, sqlite3_column_blob(st, 1),
-		    sqlite3_column_bytes(st, 1), SQLITE_TRANSIENT);
-		sqlite3_bind_text(add, 6,
-		    (const char *)sqlite3_column_text(st, 2), -1,
-		    SQLITE_TRANSIENT);
-		if ((r = store_step_done(s, add)) < 0) {
-			sqlite3_reset(st);
-			return r;
-		}
-	}
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
+		change_seq = sqlite3_column_int64(st, 0);
 		rc = sqlite3_step(st);
+	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
@@ -1275,6 +1398,13 @@ store_push_applied(struct store *s, int64_t oseq, const char *collection,
 	 * document has moved on. */
 	if (!deleted)
 		return 0;
+	if (change_seq > 0) {
+		st = s->st[ST_APPLIED_ADD];
+		sqlite3_bind_int64(st, 1, change_seq);
+		sqlite3_bind_int64(st, 2, version);
+		if ((r = store_step_done(s, st)) < 0)
+			return r;
+	}
 	st = s->st[ST_DOC_SYNCED];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -1322,6 +1452,10 @@ store_conflict_add(struct store *s, int64_t oseq, const char *collection,
 
 	/* The record sent is obsolete: resolving makes a new one. */
 	if (oseq > 0) {
+		st = s->st[ST_SIGNED_DROP_ROW];
+		sqlite3_bind_int64(st, 1, oseq);
+		if ((r = store_step_done(s, st)) < 0)
+			return r;
 		st = s->st[ST_OUTBOX_DELETE];
 		sqlite3_bind_int64(st, 1, oseq);
 		if ((r = store_step_done(s, st)) < 0)
@@ -1403,9 +1537,12 @@ store_apply_remote(struct store *s, const struct store_doc *cur,
     const char *body, int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
-	int64_t rev = cur->rev + 1;
+	int64_t rev = cur->rev + 1, seq;
 	int r;
 
+	if ((r = store_change_add(s, collection, id, rev, STORE_ORIGIN_REMOTE,
+	    now_ms, &seq)) < 0)
+		return r;
 	st = s->st[ST_DOC_REMOTE];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -1416,19 +1553,12 @@ store_apply_remote(struct store *s, const struct store_doc *cur,
 		sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 6);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
-	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, STORE_ORIGIN_REMOTE);
-	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_int64(st, 7, seq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 	s->delta.docs += (int)!deleted - (int)(cur->rev > 0 && !cur->deleted);
-	s->batch_head = sqlite3_last_insert_rowid(s->w);
-	*ret_seq = s->batch_head;
+	s->batch_head = seq;
+	*ret_seq = seq;
 	*ret_rev = rev;
 	return 0;
 }
@@ -1543,11 +1673,19 @@ store_rebase(struct store *s, const struct store_doc *cur,
     int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
-	int64_t rev = cur->rev + 1;
+	int64_t rev = cur->rev + 1, seq;
 	int r;
 
+	if ((r = store_change_add(s, collection, id, rev, origin, now_ms,
+	    &seq)) < 0)
+		return r;
 	/* A record in flight was made on an older base: it is obsolete (its
 	 * answer, if one comes, is ignored; see store_push_applied). */
+	st = s->st[ST_SIGNED_DROP_DOC];
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	if ((r = store_step_done(s, st)) < 0)
+		return r;
 	st = s->st[push ? ST_OUTBOX_DROP_SENT : ST_OUTBOX_DROP_DOC];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -1578,21 +1716,14 @@ store_rebase(struct store *s, const struct store_doc *cur,
 		sqlite3_bind_null(st, 7);
 	sqlite3_bind_int(st, 8, their_deleted);
 	sqlite3_bind_int(st, 9, push);
-	if ((r = store_step_done(s, st)) < 0)
-		return r;
-	st = s->st[ST_CHANGE_ADD];
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
-	sqlite3_bind_int(st, 4, origin);
-	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_int64(st, 10, seq);
 	if ((r = store_step_done(s, st)) < 0)
 		return r;
 	s->delta.pending += (int)push - (int)cur->pending;
 	s->delta.docs += (int)(body != NULL) -
 	    (int)(cur->rev > 0 && !cur->deleted);
-	s->batch_head = sqlite3_last_insert_rowid(s->w);
-	*ret_seq = s->batch_head;
+	s->batch_head = seq;
+	*ret_seq = seq;
 	*ret_rev = rev;
 	return 0;
 }

@@ -209,7 +209,10 @@ int	store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
 int	store_outbox_sendable_after(struct store *s, int64_t after, int limit,
 	    store_intent_cb cb, void *arg);
 /* Keep the record made for an intent: from now on exactly these bytes are
- * sent until a definitive answer. */
+ * sent until a definitive answer.  They are written once, into the local
+ * signed history, which keeps them when the remote applies them; a record
+ * dropped unapplied (a merge, a conflict) goes with its outbox row.
+ * -ENOENT if the outbox row is gone. */
 int	store_outbox_set_record(struct store *s, int64_t oseq,
 	    const char *record, size_t len, const char *sig, int64_t change_seq);
 /* The server applied (or had applied) the intent's record at version;
@@ -289,11 +292,11 @@ int	store_doc_base(struct store *s, const char *collection, const char *id,
 int	store_outbox_has(struct store *s, int64_t oseq);
 
 /*
- * One document's entries in the local change log, oldest first, at most
- * limit (reader): its own writes, pulled changes, merges and resolutions,
- * each with the rev it made and its time (Unix ms); for a change of this
- * device the remote applied, also the signed record sent and the version
- * it made (kept when its outbox row went).  Fields are valid during the
+ * One document's entries in the local change log, its latest limit ones,
+ * oldest first (reader): its own writes, pulled changes, merges and
+ * resolutions, each with the rev it made and its time (Unix ms); for a
+ * change of this device the remote applied, also the signed record sent
+ * and the version it made.  Fields are valid during the
  * callback only.  Count given to cb, or -errno.
  */
 struct store_doc_change {

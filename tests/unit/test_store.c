@@ -9,9 +9,13 @@
  * pulled body stored once is still the base after local writes on top; a
  * change of ours pulled back settles its record in flight (issue 8); one
  * change of a batch rolls back alone to its savepoint and a parked pulled
- * change is counted and listed.
+ * change is counted and listed; a replica from an older schema reads the
+ * same per-document history after its migration; answering "applied"
+ * writes no second copy of the record.
  */
 #include "autoconfig.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -339,7 +343,8 @@ test_not_a_database(void **state)
  * A merge on top of the server's version 2 while the record made on
  * version 1 is in flight: the record is dropped, a new intent queued under
  * a new seq (never the dropped one's, even though it was the last row);
- * the late answers to the dropped record find nothing to change.
+ * the late answers to the dropped record find nothing to change, and the
+ * dropped record is not kept.
  */
 static void
 test_merge_replaces_inflight(void **state)
@@ -391,12 +396,18 @@ test_merge_replaces_inflight(void **state)
 	assert_int_equal(store_commit(f->st), 0);
 
 	assert_int_equal(sqlite3_prepare_v2(db,
-	    "SELECT seq, record IS NULL FROM outbox", -1, &st, NULL),
+	    "SELECT seq, change_seq IS NULL FROM outbox", -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_true(sqlite3_column_int64(st, 0) > oseq);
 	assert_int_equal(sqlite3_column_int(st, 1), 1);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	/* The dropped record is not kept: it was never applied. */
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "SELECT count(*) FROM signed", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 
@@ -413,6 +424,55 @@ test_merge_replaces_inflight(void **state)
 	assert_int_equal(store_counts(f->st, &n), 0);
 	assert_int_equal(n.pending, 1);
 	assert_int_equal(n.rejected, 0);
+}
+
+/* The size of the replica's WAL: it only grows while no checkpoint runs. */
+static off_t
+wal_size(const struct fixture *f)
+{
+	char path[160];
+	struct stat sb;
+
+	snprintf(path, sizeof path, "%s-wal", f->path);
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+/*
+ * Guards issue 8's push figure: answering "applied" must not write the
+ * record a second time (until 65165b6 it was copied from the outbox row
+ * into signed, ~1.3 KB more per pushed change).  A 64 KiB record, made
+ * and kept, then applied: that commit writes a few small pages, not the
+ * record's 16.
+ */
+static void
+test_applied_writes_once(void **state)
+{
+	struct fixture *f = *state;
+	char *rec;
+	off_t before;
+	int64_t frames;
+	size_t len = 64 * 1024;
+
+	put(f->st, "c", "a", "{\"x\":1}");
+	assert_non_null(rec = malloc(len));
+	memset(rec, 'r', len);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_outbox_set_record(f->st, 1, rec, len, "sig",
+	    1), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	free(rec);
+
+	before = wal_size(f);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_push_applied(f->st, 1, "c", "a", 1,
+	    "{\"x\":1}"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	/* A WAL frame: a 24-byte header and a page (4 KiB by default). */
+	frames = (int64_t)(wal_size(f) - before) / (24 + 4096);
+	print_message("the applied commit wrote %lld pages\n",
+	    (long long)frames);
+	assert_true(frames < 8);
 }
 
 /*
@@ -698,6 +758,238 @@ test_savepoint_parked(void **state)
 	assert_int_equal(n.parked, 1);
 	assert_int_equal(n.docs, 1);
 }
+/*
+ * A replica at schema 6, as 65165b6's store wrote it (store_write_local,
+ * store_push_applied, store_apply_remote, store_merged, then one record in
+ * flight and one rejected; dumped with sqlite3 .dump): document notes/a has
+ * six changes (two of them pushed and applied, one pulled, one merge)
+ * interleaved with notes/b's and notes/c's.
+ */
+static const char replica_v6[] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+	    " WITHOUT ROWID;"
+	"CREATE TABLE docs (collection TEXT NOT NULL, id TEXT NOT NULL,"
+	    " rev INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 0,"
+	    " deleted INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL"
+	    " DEFAULT 0, conflicted INTEGER NOT NULL DEFAULT 0, body TEXT,"
+	    " base_body TEXT, base_deleted INTEGER NOT NULL DEFAULT 0,"
+	    " base_same INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO docs VALUES('notes','a',6,4,0,1,0,'{\"t\":\"a6\"}',"
+	    "'{\"t\":\"x\"}',0,0);"
+	"INSERT INTO docs VALUES('notes','b',2,1,0,1,0,'{\"t\":\"b2\"}',"
+	    "'{\"t\":\"b1\"}',0,0);"
+	"INSERT INTO docs VALUES('notes','c',1,0,0,1,0,'{\"t\":\"c1\"}',NULL,"
+	    "0,0);"
+	"CREATE TABLE changes (seq INTEGER PRIMARY KEY, collection TEXT"
+	    " NOT NULL, id TEXT NOT NULL, rev INTEGER NOT NULL, origin"
+	    " INTEGER NOT NULL, ts INTEGER NOT NULL);"
+	"INSERT INTO changes VALUES(1,'notes','a',1,0,1001);"
+	"INSERT INTO changes VALUES(2,'notes','b',1,1,1002);"
+	"INSERT INTO changes VALUES(3,'notes','a',2,0,1003);"
+	"INSERT INTO changes VALUES(4,'notes','c',1,0,1004);"
+	"INSERT INTO changes VALUES(5,'notes','a',3,1,1005);"
+	"INSERT INTO changes VALUES(6,'notes','b',2,0,1006);"
+	"INSERT INTO changes VALUES(7,'notes','a',4,0,1007);"
+	"INSERT INTO changes VALUES(8,'notes','a',5,2,1008);"
+	"INSERT INTO changes VALUES(9,'notes','a',6,0,1009);"
+	"CREATE TABLE conflicts (conflict_id INTEGER PRIMARY KEY,"
+	    " collection TEXT NOT NULL, id TEXT NOT NULL, paths TEXT NOT"
+	    " NULL, base TEXT, mine TEXT, theirs TEXT, their_version INTEGER"
+	    " NOT NULL, their_deleted INTEGER NOT NULL DEFAULT 0, created_ms"
+	    " INTEGER NOT NULL, resolved_ms INTEGER);"
+	"CREATE TABLE IF NOT EXISTS \"outbox\" (seq INTEGER PRIMARY KEY"
+	    " AUTOINCREMENT, collection TEXT NOT NULL, id TEXT NOT NULL, rev"
+	    " INTEGER NOT NULL, created_ms INTEGER NOT NULL, record BLOB,"
+	    " sig TEXT, change_seq INTEGER, state TEXT NOT NULL DEFAULT"
+	    " 'queued', error TEXT);"
+	"INSERT INTO outbox VALUES(3,'notes','c',1,1004,'{\"rec\":\"c1\"}',"
+	    "'sig-c1',3,'queued',NULL);"
+	"INSERT INTO outbox VALUES(4,'notes','b',2,1006,'{\"rec\":\"b2\"}',"
+	    "'sig-b2',4,'rejected','too large');"
+	"INSERT INTO outbox VALUES(5,'notes','a',6,1007,NULL,NULL,NULL,"
+	    "'queued',NULL);"
+	"CREATE TABLE parked (seq INTEGER PRIMARY KEY, collection TEXT"
+	    " NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, change"
+	    " TEXT, reason TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+	"CREATE TABLE signed (collection TEXT NOT NULL, id TEXT NOT NULL,"
+	    " rev INTEGER NOT NULL, version INTEGER NOT NULL, record BLOB"
+	    " NOT NULL, sig TEXT NOT NULL);"
+	"INSERT INTO signed VALUES('notes','a',1,1,"
+	    "X'7b22726563223a226131222c22736571223a317d','sig-a1');"
+	"INSERT INTO signed VALUES('notes','a',2,2,"
+	    "X'7b22726563223a226132222c22736571223a327d','sig-a2');"
+	"DELETE FROM sqlite_sequence;"
+	"INSERT INTO sqlite_sequence VALUES('outbox',7);"
+	"CREATE UNIQUE INDEX docs_key ON docs(collection, id);"
+	"CREATE INDEX conflicts_doc ON conflicts(collection, id);"
+	"CREATE UNIQUE INDEX outbox_unsent ON outbox(collection, id)"
+	    " WHERE record IS NULL;"
+	"CREATE INDEX outbox_doc ON outbox(collection, id);"
+	"CREATE INDEX outbox_inflight ON outbox(change_seq) WHERE record"
+	    " IS NOT NULL AND state = 'queued';"
+	"CREATE INDEX changes_doc ON changes(collection, id, seq);"
+	"CREATE INDEX signed_doc ON signed(collection, id, rev);"
+	"PRAGMA user_version = 6;";
+
+/* One entry of store_doc_changes, as the test expects it. */
+struct want_change {
+	int64_t		 seq, rev, ts, version;
+	enum store_origin origin;
+	const char	*record, *sig;
+};
+
+struct got_changes {
+	const struct want_change *want;
+	size_t		 n, i;
+};
+
+static int
+check_change_cb(const struct store_doc_change *c, void *arg)
+{
+	struct got_changes *g = arg;
+	const struct want_change *w;
+
+	assert_true(g->i < g->n);
+	w = &g->want[g->i++];
+	assert_int_equal(c->seq, w->seq);
+	assert_int_equal(c->rev, w->rev);
+	assert_int_equal(c->origin, w->origin);
+	assert_int_equal(c->ts_ms, w->ts);
+	assert_int_equal(c->version, w->version);
+	if (w->record == NULL) {
+		assert_null(c->record);
+		return 0;
+	}
+	assert_non_null(c->record);
+	assert_int_equal(c->record_len, strlen(w->record));
+	assert_memory_equal(c->record, w->record, c->record_len);
+	assert_string_equal(c->sig, w->sig);
+	return 0;
+}
+
+static void
+check_changes(struct store *st, const char *id, int limit,
+    const struct want_change *want, size_t n)
+{
+	struct got_changes g = { want, n, 0 };
+
+	assert_int_equal(store_doc_changes(st, "notes", id, limit,
+	    check_change_cb, &g), (int)n);
+	assert_int_equal(g.i, n);
+}
+
+/* The first sendable intent, copied for the test. */
+struct first_intent {
+	int64_t		 oseq, change_seq;
+	char		 record[64], sig[16];
+};
+
+static int
+first_intent_cb(const struct store_intent *in, void *arg)
+{
+	struct first_intent *fi = arg;
+
+	fi->oseq = in->oseq;
+	fi->change_seq = in->change_seq;
+	assert_non_null(in->record);
+	assert_true(in->record_len < sizeof fi->record);
+	memcpy(fi->record, in->record, in->record_len);
+	fi->record[in->record_len] = '\0';
+	snprintf(fi->sig, sizeof fi->sig, "%s", in->sig);
+	return -ECANCELED;
+}
+
+/* Count the rows of a query on the replica's file. */
+static int
+count_rows(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = 0;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		n++;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * Guards the 6 -> 7 migration (issue 8's bench check): the per-document
+ * change log, read through the changes_doc index until schema 6, is read
+ * through each change's prev chain from schema 7 on, and an existing
+ * replica's history must read the same after the backfill, the index
+ * gone; a write after the migration extends the chain; with a limit, the
+ * latest changes come, oldest first.  The 7 -> 8 migration moves the
+ * records out of the outbox: the one in flight is sent again byte for
+ * byte, and the applied ones read the same.
+ */
+static void
+test_migrate_v6_history(void **state)
+{
+	static const struct want_change a[] = {
+		{ 1, 1, 1001, 1, STORE_ORIGIN_LOCAL,
+		    "{\"rec\":\"a1\",\"seq\":1}", "sig-a1" },
+		{ 3, 2, 1003, 2, STORE_ORIGIN_LOCAL,
+		    "{\"rec\":\"a2\",\"seq\":2}", "sig-a2" },
+		{ 5, 3, 1005, 0, STORE_ORIGIN_REMOTE, NULL, NULL },
+		{ 7, 4, 1007, 0, STORE_ORIGIN_LOCAL, NULL, NULL },
+		{ 8, 5, 1008, 0, STORE_ORIGIN_MERGE, NULL, NULL },
+		{ 9, 6, 1009, 0, STORE_ORIGIN_LOCAL, NULL, NULL },
+		{ 10, 7, 1000, 0, STORE_ORIGIN_LOCAL, NULL, NULL },
+	};
+	static const struct want_change b[] = {
+		{ 2, 1, 1002, 0, STORE_ORIGIN_REMOTE, NULL, NULL },
+		{ 6, 2, 1006, 0, STORE_ORIGIN_LOCAL, NULL, NULL },
+	};
+	static const struct want_change c[] = {
+		{ 4, 1, 1004, 1, STORE_ORIGIN_LOCAL, "{\"rec\":\"c1\"}",
+		    "sig-c1" },
+	};
+	struct fixture *f = *state;
+	struct first_intent fi;
+	struct store_counts n;
+	sqlite3 *db;
+
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, replica_v6, NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->path, &f->st, NULL), 0);
+	check_changes(f->st, "a", 100, a, 6);
+	check_changes(f->st, "b", 100, b, 2);
+	check_changes(f->st, "a", 2, a + 4, 2);
+	assert_int_equal(count_rows(f->path, "SELECT 1 FROM sqlite_master"
+	    " WHERE name = 'changes_doc'"), 0);
+
+	put(f->st, "notes", "a", "{\"t\":\"a7\"}");
+	check_changes(f->st, "a", 100, a, 7);
+	check_changes(f->st, "b", 100, b, 2);
+
+	/* The record in flight, then applied: in c's history. */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_outbox_sendable(f->st, 1, first_intent_cb,
+	    &fi), -ECANCELED);
+	assert_int_equal(fi.oseq, 3);
+	assert_int_equal(fi.change_seq, 3);
+	assert_string_equal(fi.record, "{\"rec\":\"c1\"}");
+	assert_string_equal(fi.sig, "sig-c1");
+	assert_int_equal(store_push_applied(f->st, fi.oseq, "notes", "c", 1,
+	    "{\"t\":\"c1\"}"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	check_changes(f->st, "c", 100, c, 1);
+	assert_int_equal(store_counts(f->st, &n), 0);
+	assert_int_equal(n.rejected, 1);
+	assert_int_equal(store_integrity_check(f->st), 0);
+}
+
 int
 main(void)
 {
@@ -729,6 +1021,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_savepoint_nested, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_savepoint_parked, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v6_history, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_applied_writes_once, setup,
 		    teardown),
 	};
 
