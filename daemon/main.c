@@ -417,7 +417,7 @@ reload(struct daemon *d)
 
 /*
  * The writer's batch hook: after each op of a batch was answered by its
- * own completion, what follows the batch as a whole.  A committed batch
+ * own completion, what follows the batch as a whole.  What it committed
  * is told to live watchers, Status subscribers and, if it changed the
  * replica, the sync engine (push soon); then the calls held behind it run.
  */
@@ -426,13 +426,13 @@ daemon_batch_done(struct writer_batch *b, void *arg)
 {
 	struct daemon *d = arg;
 
-	if (b->err == 0) {
-		watch_notify(d->watch, &b->events, b->head);
-		if (d->ctl != NULL)
-			control_status_changed(d->ctl);
-		if (d->sync != NULL && b->events.n > 0)
-			sync_kick(d->sync);
-	}
+	/* The events are those of committed ops only (writer.h), even when
+	 * a transaction of the batch failed. */
+	watch_notify(d->watch, &b->events, b->head);
+	if (d->ctl != NULL)
+		control_status_changed(d->ctl);
+	if (d->sync != NULL && b->events.n > 0)
+		sync_kick(d->sync);
 	if (d->ctl != NULL)
 		control_run_held(d->ctl);
 }

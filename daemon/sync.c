@@ -194,6 +194,23 @@ sync_retry_cb(evutil_socket_t fd, short what, void *arg)
 	sync_update(sy, "retry");
 }
 
+/*
+ * The pipelines' steps are large (a page of up to 1000 changes, a push's
+ * answers or its next batch): each runs alone, so it fails alone without
+ * a savepoint around it (writer.h).
+ */
+int
+sync_writer_add(struct sync *sy, writer_run_fn run, writer_op_done_fn done,
+    void *arg)
+{
+	struct writer_op *op;
+
+	if ((op = writer_add(sy->writer, run, arg, done, arg, NULL)) == NULL)
+		return -ENOMEM;
+	op->alone = true;
+	return 0;
+}
+
 /* Start a request to the remote through the transport. */
 int
 sync_send(struct sync *sy, const char *method, const char *path_query,

@@ -170,6 +170,10 @@ void	sync_transient(struct sync *sy);
 void	sync_ok(struct sync *sy);
 /* A definitive refusal: stop until Sync or reload. */
 void	sync_pause(struct sync *sy);
+/* Queue a pipeline's step on the writer, in a transaction of its own
+ * (writer.h "alone"): arg is both the op's and done's.  0 or -ENOMEM. */
+int	sync_writer_add(struct sync *sy, writer_run_fn run,
+	    writer_op_done_fn done, void *arg);
 /* Start a request through the transport (see struct sync_transport). */
 int	sync_send(struct sync *sy, const char *method, const char *path_query,
 	    const char *body, size_t len, long timeout_ms, long connect_ms,

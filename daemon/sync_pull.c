@@ -469,8 +469,8 @@ pull_encoded(void *arg)
 		pull_dropped(sy, p);
 		return;
 	}
-	if (p->bad[0] != '\0' || writer_add(sy->writer, pull_apply_run, p,
-	    pull_applied_done, p, NULL) == NULL) {
+	if (p->bad[0] != '\0' || sync_writer_add(sy, pull_apply_run,
+	    pull_applied_done, p) < 0) {
 		sy->pull_applying--;
 		pull_step_free(p);
 		sync_error(sy, "pull: out of memory");

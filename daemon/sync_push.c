@@ -392,8 +392,8 @@ push_answered(struct push_step *p, const struct http_result *res)
 	json_decref(p->results);
 	p->results = results;
 	sy->push_inflight = NULL;
-	if (writer_add(sy->writer, push_apply_run, p, push_applied_done, p,
-	    NULL) == NULL) {
+	if (sync_writer_add(sy, push_apply_run, push_applied_done, p) <
+	    0) {
 		push_abort(sy, p);
 		sync_error(sy, "push: out of memory");
 		sync_transient(sy);
@@ -523,8 +523,8 @@ push_prepare(struct sync *sy)
 	p->limit = sy->push_limit;
 	p->after = sy->push_handed;
 	p->gen = sy->push_gen;
-	if (writer_add(sy->writer, push_prepare_run, p, push_prepared_done, p,
-	    NULL) == NULL) {
+	if (sync_writer_add(sy, push_prepare_run, push_prepared_done, p) <
+	    0) {
 		push_step_free(p);
 		return;
 	}

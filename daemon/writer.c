@@ -63,8 +63,10 @@ writer_op_fail(struct writer_op *op, int err, const char *reason)
 }
 
 /*
- * The transaction failed: nothing of the batch is durable, so every op
- * fails, with its own reason if it had one.
+ * The open transaction failed: nothing of it is durable, so every op from
+ * the first it holds to the end of the batch fails, with its own reason
+ * if it had one, and their watch events go.  Ops that ran alone before it
+ * (writer_op alone) are committed and keep their outcome.
  */
 static void
 batch_fail(struct writer_batch *b, int err, const char *reason)
@@ -73,8 +75,9 @@ batch_fail(struct writer_batch *b, int err, const char *reason)
 
 	b->err = err < 0 ? err : -EIO;
 	snprintf(b->reason, sizeof b->reason, "%s", reason);
-	for (i = 0; i < b->n; i++)
+	for (i = b->txn_op; i < b->n; i++)
 		writer_op_fail(&b->ops[i], b->err, b->reason);
+	watch_events_truncate(&b->events, b->txn_ev);
 }
 
 /* The same, when the store says why: what, then SQLite's message. */
@@ -143,26 +146,88 @@ op_run(struct writer_batch *b, struct writer_op *op)
 	return true;
 }
 
-/* The writer thread's work on one batch. */
-static void
-writer_run(struct writer_batch *b)
+/* Begin the transaction the next ops run in. */
+static bool
+txn_begin(struct writer_batch *b, size_t i)
 {
-	size_t i;
+	int r;
+
+	b->txn_op = i;
+	b->txn_ev = b->events.n;
+	if ((r = store_begin(b->st)) < 0) {
+		batch_fail_store(b, r, "");
+		return false;
+	}
+	return true;
+}
+
+static bool
+txn_commit(struct writer_batch *b)
+{
+	int r;
+
+	if ((r = store_commit(b->st)) < 0) {
+		batch_fail_store(b, r, "commit failed: ");
+		store_rollback(b->st);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * An op that runs alone: in a transaction of its own and without a
+ * savepoint, committed if it succeeds, rolled back if it fails (which
+ * undoes nothing else).  A failure of its transaction fails it alone.
+ */
+static void
+op_run_alone(struct writer_batch *b, struct writer_op *op)
+{
+	size_t nev = b->events.n;
 	int r;
 
 	if ((r = store_begin(b->st)) < 0) {
-		batch_fail_store(b, r, "");
+		writer_op_fail(op, r, store_errmsg(b->st));
 		return;
 	}
-	for (i = 0; i < b->n; i++)
+	op->run(b, op);
+	if (op->err == 0 && (r = store_commit(b->st)) < 0)
+		writer_op_fail(op, r, store_errmsg(b->st));
+	if (op->err != 0) {
+		watch_events_truncate(&b->events, nev);
+		store_rollback(b->st);
+	}
+}
+
+/*
+ * The writer thread's work on one batch: its ops in order, in one
+ * transaction, except that each op that runs alone ends the transaction
+ * before it and has one of its own.  A failed transaction fails the ops
+ * from its first to the end of the batch.
+ */
+static void
+writer_run(struct writer_batch *b)
+{
+	bool open = false;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if (b->ops[i].alone) {
+			if (open && !txn_commit(b))
+				goto out;
+			open = false;
+			op_run_alone(b, &b->ops[i]);
+			continue;
+		}
+		if (!open && !(open = txn_begin(b, i)))
+			goto out;
 		if (!op_run(b, &b->ops[i])) {
 			store_rollback(b->st);
-			return;
+			goto out;
 		}
-	if ((r = store_commit(b->st)) < 0) {
-		batch_fail_store(b, r, "commit failed: ");
-		return;
 	}
+	if (open)
+		(void)txn_commit(b);
+out:
 	b->head = store_head(b->st);
 }
 

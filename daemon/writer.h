@@ -33,7 +33,19 @@
  * Delete and Resolve, which check everything first.  If such an op fails
  * having written nothing, it fails alone as above; if it fails after it
  * wrote (a store failure, or out of memory), its writes cannot be undone
- * alone and the batch fails as a whole.  Sync steps keep their savepoints.
+ * alone and the batch fails as a whole.
+ *
+ * Inside a savepoint every statement's journal is truncated back to where
+ * it began by walking SQLite's in-memory journal from its start, so a
+ * large op pays for each statement in proportion to what it wrote before
+ * (18% of ferryd's CPU in a push drain).  So a large op that must fail
+ * alone (a sync step: a pulled page, a push's answers) may set alone: the
+ * ops before it commit, it runs in a transaction of its own with no
+ * savepoint (its failure rolls back that transaction, holding nothing
+ * else), and the ops after it begin another.  A transaction that fails
+ * fails the ops from its first to the end of the batch; the ones
+ * committed before keep their outcome, and only committed ops' watch
+ * events stay in the batch (b->err then says why the rest failed).
  */
 #ifndef FERRY_WRITER_H
 #define FERRY_WRITER_H
@@ -77,6 +89,9 @@ struct writer_op {
 	/* Set by the maker after writer_add: run without a savepoint (see
 	 * above); only for an op that fails before writing, or by the store. */
 	bool		 no_savepoint;
+	/* Set by the maker after writer_add: run in a transaction of its
+	 * own, with no savepoint (see above). */
+	bool		 alone;
 };
 
 struct writer_batch {
@@ -87,8 +102,10 @@ struct writer_batch {
 	size_t			 n;
 	size_t			 cap;
 	struct watch_events	 events;	/* filled by ops */
-	int			 err;		/* 0, or why the whole batch failed */
+	int			 err;		/* 0, or why a transaction failed */
 	char			 reason[256];
+	size_t			 txn_op;	/* the open transaction's first op */
+	size_t			 txn_ev;	/* and its first event */
 	int64_t			 head;		/* committed head seq */
 };
 
