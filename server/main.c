@@ -279,11 +279,16 @@ default_data_dir(char **ret)
 	return n < 0 ? -ENOMEM : 0;
 }
 
+/* Idempotent: the commands may ask more than once. */
 static int
 resolve_paths(struct server *s)
 {
 	int r;
 
+	if (s->data_dir != NULL && s->keys_path != NULL)
+		return 0;
+	free(s->data_dir);
+	s->data_dir = NULL;
 	if (s->opt.data_dir != NULL) {
 		if ((s->data_dir = strdup(s->opt.data_dir)) == NULL)
 			return -ENOMEM;
