@@ -65,6 +65,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "keys.h"
 #include "log.h"
 #include "srv_access.h"
 #include "srv_conn.h"
@@ -542,17 +543,19 @@ cmd_revoke(struct server *s, int argc, char **argv)
 	char words[512];
 	int i, r;
 
+	/* A key may begin with '-' (base64url): one of key length is one. */
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
 			reason = argv[++i];
 		else if (strncmp(argv[i], "--reason=", 9) == 0)
 			reason = argv[i] + 9;
-		else if (argv[i][0] != '-' && key == NULL)
+		else if (key == NULL && (argv[i][0] != '-' ||
+		    strlen(argv[i]) == KEYS_PUB_B64_LEN))
 			key = argv[i];
 		else
-			key = NULL, i = argc + 1;
+			break;
 	}
-	if (key == NULL || i > argc) {
+	if (key == NULL || i < argc) {
 		fprintf(stderr, "usage: ferry-server [--data-dir DIR | --db "
 		    "FILE|URL] revoke PUBKEY [--reason TEXT]\n");
 		return 2;

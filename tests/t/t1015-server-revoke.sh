@@ -92,6 +92,16 @@ test_expect_success 'bad input to revoke, unrevoke and keys is refused, clearly'
 	req s bob GET /v1/info >out && status_is 200 out
 '
 
+# One key in 64 begins with "-" (base64url): it is a key, not an option.
+test_expect_success 'a key that begins with - is revoked like any other' '
+	K=-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA &&
+	server_admin s revoke "$K" --reason dash >out &&
+	test_grep "revoked $K: dash" out &&
+	server_admin s revoke --reason dash "$K" >out &&
+	test_grep "already; nothing changed" out &&
+	server_admin s unrevoke "$K" >out && test_grep "is lifted" out
+'
+
 # `allow` into the keys file records when in server.db: under PostgreSQL
 # (keys file, database elsewhere) "added" is not known.
 if [ "${FERRY_TEST_DB:-sqlite}" = postgresql ]; then
