@@ -12,8 +12,10 @@
  * with its exact record bytes and signature, seq = INTEGER PRIMARY KEY with
  * no gaps), devices (per device the highest seq that was applied or
  * answered "conflict") and conflicts (change ids last answered "conflict",
- * so a resent one is judged again instead of refused as stale).  An applied
- * change id is found through changes' unique (device, dseq) index.
+ * so a resent one is judged again instead of refused as stale),
+ * revoked_keys (key, when, why) and key_info (when a key was added to the
+ * keys file and last seen).  An applied change id is found through
+ * changes' unique (device, dseq) index.
  *
  * Writes happen only between srv_db_begin and srv_db_commit: one
  * transaction per push batch, journal_mode=WAL and synchronous=FULL, so a

@@ -17,7 +17,10 @@
  *   index): applying one twice fails the batch rather than doubling it;
  * - devices.max_seq only grows (MAX() in the upsert);
  * - head is the committed head; the open batch's head is kept apart and
- *   published by srv_sqlite_commit.
+ *   published by srv_sqlite_commit;
+ * - data_version is the one read at open or at the last
+ *   srv_sqlite_outside_change: a commit by another connection (a
+ *   `ferry-server revoke`) after it is told at the next call.
  */
 #include "autoconfig.h"
 
@@ -74,6 +77,7 @@ static const struct srv_db_ops srv_sqlite_ops;
 
 static void	srv_sqlite_close(struct srv_db *);
 static void	srv_sqlite_rollback(struct srv_db *);
+static bool	srv_sqlite_outside_change(struct srv_db *);
 
 /*
  * Schema migrations, applied in order; migration i brings user_version
@@ -320,6 +324,9 @@ srv_db_sqlite_open(const char *path, struct srv_db **ret, char **ret_error)
 	    "SELECT coalesce(max(seq), 0) FROM changes", &db->head)) < 0)
 		goto fail;
 	db->batch_head = db->head;
+	/* The baseline: a revocation after this open is told, even one
+	 * that comes before the first request. */
+	(void)srv_sqlite_outside_change(&db->base);
 	*ret = &db->base;
 	return 0;
 fail:

@@ -127,6 +127,19 @@ test_expect_success 'the revocation survives a restart' '
 	req s bob GET /v1/info >out && status_is 200 out
 '
 
+test_expect_success 'revoked after a start, before any request: the first one is refused' '
+	server_allow s carol >/dev/null && C=$(key_of carol) &&
+	server_stop s && server_start s &&
+	server_admin s revoke "$C" --reason "never used" >/dev/null &&
+	if [ "${FERRY_TEST_DB:-sqlite}" = postgresql ]; then
+		test_wait_until 10 "req s carol GET /v1/info >out && \
+		    head -n 1 out | grep -q 401"
+	else
+		req s carol GET /v1/info >out
+	fi &&
+	status_is 401 out && test_grep "never used" out
+'
+
 test_expect_success 'unrevoke lifts it, from the next request on' '
 	server_admin s unrevoke "$A" >out &&
 	test_grep "is lifted" out &&
