@@ -674,6 +674,10 @@ status_print(const json_t *st)
 	} else
 		printf("%-16s%s\n", "last sync:", "never");
 	printf("%-16s%s\n", "last error:", get_str(st, "last_error", "-"));
+	/* Said last and whole: the user has something to do. */
+	if (get_str(st, "key_problem", NULL) != NULL)
+		printf("%-16s%s\n", "key problem:", get_str(st, "key_problem",
+		    ""));
 	printf("%-16s%s\n", "version:", get_str(st, "version", "?"));
 	return 0;
 }
@@ -1741,6 +1745,10 @@ log_page(const json_t *reply, size_t *unverified)
 		log_paths(&t, json_object_get(e, "changed_paths"),
 		    t.width > fixed + 20 ? t.width - fixed : 20,
 		    isatty(STDOUT_FILENO));
+		/* Signed before the revocation: still verified, but said. */
+		if (json_is_object(json_object_get(e, "revoked")))
+			print_cell(&t, "  (by a revoked device)", SIZE_MAX,
+			    SGR_YELLOW, 0);
 		putchar('\n');
 	}
 }

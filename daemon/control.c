@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bodylimit.h"
 #include "control.h"
@@ -68,6 +69,7 @@ struct control {
 	char			*device;
 	char			*device_name;
 	char			*remote;
+	char			*data_dir;
 	struct call_list	 held;
 	struct call_list	 status_subs;
 	json_t			*last_status;
@@ -684,12 +686,48 @@ parked_one(const struct store_parked *p, void *arg)
 	return json_array_append_new(arg, o) < 0 ? -ENOMEM : 0;
 }
 
+/*
+ * What is wrong with this device's key, in words a user can act on, into
+ * buf: revoked by the server (the engine keeps when and why from the
+ * 401), or a key file whose owner or mode ferryd would refuse at its next
+ * start.  false when nothing is.
+ */
+static bool
+key_problem(struct control *c, char *buf, size_t size)
+{
+	const char *reason = NULL;
+	char when[64];
+	int64_t ms;
+	time_t t;
+	struct tm tm;
+
+	if (c->sync != NULL && sync_key_revoked(c->sync, &ms, &reason)) {
+		t = (time_t)(ms / 1000);
+		if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof when,
+		    "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+			snprintf(when, sizeof when, "?");
+		snprintf(buf, size, "this device's key was revoked by the "
+		    "server on %s%s%s%s; nothing is sent or pulled until that "
+		    "changes: ask the server's admin (ferry-server unrevoke "
+		    "%s), or make this device a new key (stop ferryd, move "
+		    "%s/device.key aside, start ferryd) and have the admin "
+		    "allow the new one (ferryctl key)", when,
+		    reason != NULL ? " (" : "", reason != NULL ? reason : "",
+		    reason != NULL ? ")" : "", c->device,
+		    c->data_dir != NULL ? c->data_dir : "the data directory");
+		return true;
+	}
+	return c->data_dir != NULL &&
+	    keys_file_problem(c->data_dir, buf, size) == 1;
+}
+
 static json_t *
 status_json(struct control *c)
 {
 	struct store_counts n;
-	int64_t now = util_now_ms(), last = 0;
-	const char *state = "unconfigured", *err = NULL;
+	int64_t now = util_now_ms(), last = 0, rv_ms;
+	const char *state = "unconfigured", *err = NULL, *rv_why;
+	char problem[1024];
 	json_t *s;
 
 	if (store_counts(c->st, &n) < 0)
@@ -717,6 +755,11 @@ status_json(struct control *c)
 		return NULL;
 	json_object_set_new(s, "last_sync_ms", last > 0 ? json_integer(last) :
 	    json_null());
+	if (key_problem(c, problem, sizeof problem))
+		json_object_set_new(s, "key_problem", json_string(problem));
+	if (c->sync != NULL && sync_key_revoked(c->sync, &rv_ms, &rv_why))
+		json_object_set_new(s, "key_revoked", json_pack("{s:I,s:s?}",
+		    "time", (json_int_t)rv_ms, "reason", rv_why));
 	json_object_set_new(s, "oldest_pending_ms", n.oldest_pending_ms > 0 ?
 	    json_integer(now - n.oldest_pending_ms) : json_null());
 	if (n.rejected > 0) {
@@ -1529,6 +1572,13 @@ control_set_info(struct control *c, const struct control_info *info)
 		free(name);
 		return -ENOMEM;
 	}
+	if (c->data_dir == NULL && info->data_dir != NULL &&
+	    (c->data_dir = strdup(info->data_dir)) == NULL) {
+		free(device);
+		free(name);
+		free(remote);
+		return -ENOMEM;
+	}
 	free(c->device);
 	free(c->device_name);
 	free(c->remote);
@@ -1623,6 +1673,7 @@ control_free(struct control *c)
 	free(c->held.v);
 	free(c->device);
 	free(c->device_name);
+	free(c->data_dir);
 	free(c->remote);
 	free(c);
 }

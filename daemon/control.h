@@ -32,6 +32,9 @@ struct control_info {
 	const struct keys *keys;	/* the device key (borrowed) */
 	const char	*device_name;
 	const char	*remote;	/* NULL: unconfigured */
+	const char	*data_dir;	/* where device.key is (kept from
+					 * the first call: a new one applies
+					 * at restart) */
 	int		 backoff_max;	/* seconds */
 };
 

@@ -330,7 +330,7 @@ static int
 history_entry(struct history_req *hr, json_t *e)
 {
 	struct record_fields f;
-	json_t *v, *name, *paths, *out;
+	json_t *v, *name, *paths, *out, *rv, *revoked = NULL;
 	const char *device, *change, *op;
 	int64_t version, ts;
 	size_t size;
@@ -349,12 +349,25 @@ history_entry(struct history_req *hr, json_t *e)
 		return -EBADMSG;
 	version = json_integer_value(v);
 	ts = json_integer_value(json_object_get(e, "ts"));
+	rv = json_object_get(e, "revoked");
+	if (rv != NULL && !json_is_null(rv) && (!json_is_object(rv) ||
+	    !json_is_integer(json_object_get(rv, "time")) ||
+	    (json_object_get(rv, "reason") != NULL &&
+	    !json_is_string(json_object_get(rv, "reason")) &&
+	    !json_is_null(json_object_get(rv, "reason")))))
+		return -EBADMSG;
 	hr->cursor = version;
 	memset(&f, 0, sizeof f);
 	if ((verified = entry_verify(hr, e, device, change, op, ts, &f)) < 0)
 		return verified;
 	if (version > hr->after) {
+		/* Only the members the interface knows (KeyRevocation). */
+		if (json_is_object(rv))
+			revoked = json_pack("{s:O,s:O?}", "time",
+			    json_object_get(rv, "time"), "reason",
+			    json_object_get(rv, "reason"));
 		if ((paths = entry_paths(hr, verified, f.body)) == NULL) {
+			json_decref(revoked);
 			record_fields_clear(&f);
 			return -ENOMEM;
 		}
@@ -364,6 +377,15 @@ history_entry(struct history_req *hr, json_t *e)
 		    "device_name", name != NULL ? name : json_null(),
 		    "ts", (json_int_t)ts, "op", op, "verified", verified,
 		    "changed_paths", paths);
+		/* Marked by the remote: the writer's key is revoked now
+		 * (set_new takes revoked, even when it fails). */
+		if (out == NULL)
+			json_decref(revoked);
+		else if (revoked != NULL &&
+		    json_object_set_new(out, "revoked", revoked) < 0) {
+			json_decref(out);
+			out = NULL;
+		}
 		if (out == NULL) {
 			record_fields_clear(&f);
 			return -ENOMEM;

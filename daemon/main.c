@@ -360,6 +360,7 @@ control_info_from(struct daemon *d, struct control_info *ci)
 	ci->keys = d->keys;
 	ci->device_name = d->cfg.device_name;
 	ci->remote = d->cfg.remote_url;
+	ci->data_dir = d->cfg.data_dir;
 	ci->backoff_max = d->cfg.backoff_max;
 }
 

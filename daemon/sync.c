@@ -153,6 +153,7 @@ sync_ok(struct sync *sy)
 		sync_run(sy, "the remote answered");
 	sy->last_ok_ms = util_now_ms();
 	sy->last_error[0] = '\0';
+	sy->revoked_ms = 0;
 	backoff_reset(&sy->backoff);
 	if (was)
 		log_notice("sync: connected to %s", sy->remote);
@@ -228,6 +229,38 @@ sync_cancel(struct sync *sy, struct sync_req *req)
 		sy->tr.cancel(sy->tr.ctx, req);
 }
 
+/*
+ * A 401: keep the revocation it carries ({"time","reason"}), or forget an
+ * old one (refused for another reason now).
+ */
+static void
+note_revoked(struct sync *sy, json_t *rv)
+{
+	json_t *t = json_object_get(rv, "time");
+	const char *why = json_string_value(json_object_get(rv, "reason"));
+
+	if (!json_is_object(rv) || !json_is_integer(t) ||
+	    json_integer_value(t) <= 0) {
+		sy->revoked_ms = 0;
+		return;
+	}
+	sy->revoked_ms = json_integer_value(t);
+	snprintf(sy->revoked_reason, sizeof sy->revoked_reason, "%s",
+	    why != NULL ? why : "");
+}
+
+bool
+sync_key_revoked(const struct sync *sy, int64_t *ret_ms,
+    const char **ret_reason)
+{
+	if (sy->revoked_ms <= 0)
+		return false;
+	*ret_ms = sy->revoked_ms;
+	*ret_reason = sy->revoked_reason[0] != '\0' ? sy->revoked_reason :
+	    NULL;
+	return true;
+}
+
 /* Classify an HTTP answer: 1 ok (200), 0 transient, -1 definitive. */
 int
 sync_classify(struct sync *sy, const struct http_result *res,
@@ -247,6 +280,8 @@ sync_classify(struct sync *sy, const struct http_result *res,
 	body = json_loadb(res->body, res->len, 0, &jerr);
 	if (body != NULL)
 		why = json_string_value(json_object_get(body, "error"));
+	if (res->status == 401)
+		note_revoked(sy, json_object_get(body, "revoked"));
 	sync_error(sy, "%s: %s answered %ld%s%s", what, sy->remote,
 	    res->status, why != NULL ? ": " : "", why != NULL ? why : "");
 	json_decref(body);

@@ -156,6 +156,14 @@ const char *sync_state(const struct sync *sy);
 enum sync_state_id sync_state_id(const struct sync *sy);
 /* The last error in words, or NULL. */
 const char *sync_last_error(const struct sync *sy);
+/*
+ * Whether the remote said this device's key is revoked (a 401 with a
+ * "revoked" member, docs/protocol.md); then *ret_ms gets when (Unix ms)
+ * and *ret_reason the reason or NULL.  The engine is paused then: it tries
+ * again only on Sync or reload, never on a backoff.
+ */
+bool	sync_key_revoked(const struct sync *sy, int64_t *ret_ms,
+	    const char **ret_reason);
 /* Unix ms of the last successful exchange with the remote, 0 if none. */
 int64_t	sync_last_ok_ms(const struct sync *sy);
 

@@ -113,6 +113,10 @@ struct sync {
 	bool			 cursor_known;	/* read at start */
 	char			 last_error[512];
 	int64_t			 last_ok_ms;
+	/* The remote answered 401 "revoked" (its "revoked" member): when
+	 * and why, until an exchange succeeds again.  0: not revoked. */
+	int64_t			 revoked_ms;
+	char			 revoked_reason[256];
 
 	enum push_stage		 push_stage;	/* push_stage_set only */
 	struct push_step	*push_inflight;	/* while its request runs */

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,47 @@ out:
 	if (r < 0)
 		sodium_memzero(k, sizeof(*k));
 	return (r);
+}
+
+int
+keys_file_problem(const char *data_dir, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir,
+	    KEYS_FILE) >= sizeof(path))
+		return (-ENAMETOOLONG);
+	if (lstat(path, &st) == -1) {
+		if (errno != ENOENT)
+			return (-errno);
+		snprintf(buf, size, "the device key file %s is missing: this "
+		    "device signs with the key it loaded at start, and the next "
+		    "start makes a new key the server does not know; put the "
+		    "file back from a backup before restarting ferryd", path);
+		return (1);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(buf, size, "the device key file %s is not a regular "
+		    "file (a link or another kind): ferryd will refuse to start "
+		    "with it; put the real key file back there", path);
+		return (1);
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(buf, size, "the device key file %s belongs to uid %lu, "
+		    "not to you (uid %lu): ferryd will refuse to start with it; "
+		    "run: chown %lu %s", path, (unsigned long)st.st_uid,
+		    (unsigned long)geteuid(), (unsigned long)geteuid(), path);
+		return (1);
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(buf, size, "the device key file %s is open to group or "
+		    "others (mode %04o): whoever can read it can write as this "
+		    "device, and ferryd will refuse to start with it; run: chmod "
+		    "600 %s", path, (unsigned int)(st.st_mode & 07777), path);
+		return (1);
+	}
+	return (0);
 }
 
 int

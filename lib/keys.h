@@ -46,6 +46,15 @@ int	keys_load_or_create(const char *data_dir, struct keys **ret,
 	    bool *ret_created);
 void	keys_free(struct keys *k);
 
+/*
+ * Whether <data_dir>/device.key is still as keys_load_or_create wants it
+ * (it may have been chmod'ed or chown'ed since the daemon started): 0 if
+ * it is, 1 with a sentence a user can act on in buf (what is wrong and
+ * the command that fixes it), or -errno when it cannot be looked at.
+ * One lstat; never logs.
+ */
+int	keys_file_problem(const char *data_dir, char *buf, size_t size);
+
 /* base64url (no padding) encode/decode helpers over libsodium. */
 /* Encode len bytes into a new malloc'd string.  0, -EINVAL or -ENOMEM. */
 int	keys_b64_encode(const unsigned char *bin, size_t len, char **ret);

@@ -6,6 +6,9 @@
  *                [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] [--max-wait S]
  *                [--max-connections N] [--max-inflight-mib N]
  *   ferry-server [--data-dir DIR | --keys FILE | --db URL] allow PUBKEY [NAME]
+ *   ferry-server [--data-dir DIR | --db FILE|URL] revoke PUBKEY [--reason TEXT]
+ *   ferry-server [--data-dir DIR | --db FILE|URL] unrevoke PUBKEY
+ *   ferry-server [--data-dir DIR | --keys FILE | --db FILE|URL] keys [--json]
  *
  * One process, one libevent loop: evhttp in front (srv_http), the store
  * behind (srv_db: SQLite in <data-dir>/server.db, another file with --db
@@ -26,6 +29,18 @@
  * --db postgresql://... the key goes into the database instead, and every
  * instance on it takes it at once (a notification); an instance's keys
  * are then its keys file (if any) and the database's list.
+ *
+ * `revoke` records the key as revoked, with the time and the reason, in
+ * the store (either backend): from the next request on, a running server
+ * refuses the key with 401 saying when and why (SQLite: the server asks
+ * the store, cheaply, whether another process wrote it, before each
+ * request; PostgreSQL: every instance is notified), rejects any record
+ * it signed, and marks the history it signed before.  A revoked key stays
+ * refused even though the keys file lists it, and `allow` refuses it;
+ * only `unrevoke` lifts a revocation, on purpose, never as a side effect.
+ * `keys` lists every key known (the keys file, the database): name, when
+ * added (where known), last seen (written by the server every few
+ * seconds) and revoked.
  */
 #include "autoconfig.h"
 
@@ -42,13 +57,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <jansson.h>
 #include <sodium.h>
 
+#include "keys.h"
 #include "log.h"
+#include "srv_access.h"
 #include "srv_conn.h"
 #include "srv_db.h"
 #include "srv_http.h"
@@ -95,6 +114,12 @@ usage(FILE *f)
 	    "                    [--max-connections N] [--max-inflight-mib N]\n"
 	    "       ferry-server [--data-dir DIR | --keys FILE | --db URL] allow "
 	    "PUBKEY [NAME]\n"
+	    "       ferry-server [--data-dir DIR | --db FILE|URL] revoke PUBKEY "
+	    "[--reason TEXT]\n"
+	    "       ferry-server [--data-dir DIR | --db FILE|URL] unrevoke "
+	    "PUBKEY\n"
+	    "       ferry-server [--data-dir DIR | --keys FILE | --db FILE|URL] "
+	    "keys [--json]\n"
 	    "       ferry-server --help | --version\n"
 	    "\n"
 	    "  --listen ADDR:PORT  address to serve on (default "
@@ -123,7 +148,14 @@ usage(FILE *f)
 	    "                      running server to apply it (with --db URL: "
 	    "to the\n"
 	    "                      database, applied by every instance at "
-	    "once)\n",
+	    "once)\n"
+	    "  revoke PUBKEY       refuse the key from now on, on a running "
+	    "server too,\n"
+	    "    [--reason TEXT]   saying when and why; its records are "
+	    "rejected\n"
+	    "  unrevoke PUBKEY     lift a revocation (allow does not)\n"
+	    "  keys [--json]       every key: name, added, last seen, "
+	    "revoked\n",
 	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT, SRV_CONN_MAX_DEFAULT,
 	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_CONN_INFLIGHT_MIB);
 }
@@ -248,11 +280,16 @@ default_data_dir(char **ret)
 	return n < 0 ? -ENOMEM : 0;
 }
 
+/* Idempotent: the commands may ask more than once. */
 static int
 resolve_paths(struct server *s)
 {
 	int r;
 
+	if (s->data_dir != NULL && s->keys_path != NULL)
+		return 0;
+	free(s->data_dir);
+	s->data_dir = NULL;
 	if (s->opt.data_dir != NULL) {
 		if ((s->data_dir = strdup(s->opt.data_dir)) == NULL)
 			return -ENOMEM;
@@ -304,20 +341,122 @@ parse_listen(struct server *s, const char *spec)
 	return 0;
 }
 
-/* `ferry-server --db URL allow PUBKEY [NAME]`: exit status. */
-static int
-cmd_allow_db(struct server *s, const char *key, const char *name)
+/* The store's path or URL: --db, else DIR/server.db.  NULL: ENOMEM. */
+static char *
+store_path(struct server *s)
 {
-	struct srv_db *db = NULL;
-	char *err = NULL;
+	char *path;
+
+	if (s->opt.db != NULL)
+		return strdup(s->opt.db);
+	if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
+		return NULL;
+	return path;
+}
+
+/*
+ * Open the store the commands read and write: --db, else
+ * DIR/server.db (the directory made if need be).  0 or -errno, said.
+ */
+static int
+open_store(struct server *s, struct srv_db **ret)
+{
+	char *path = NULL, *err = NULL;
 	int r;
 
-	if ((r = srv_db_open(s->opt.db, &db, &err)) < 0) {
-		fprintf(stderr, "ferry-server: cannot open the database: %s\n",
-		    err != NULL ? err : strerror(-r));
-		free(err);
-		return 1;
+	if (s->opt.db == NULL || !srv_db_is_url(s->opt.db)) {
+		if ((r = resolve_paths(s)) < 0)
+			return r;
+		if (s->opt.db == NULL && (r = util_mkdir_p(s->data_dir,
+		    0700)) < 0) {
+			fprintf(stderr, "ferry-server: cannot create %s: %s\n",
+			    s->data_dir, strerror(-r));
+			return r;
+		}
 	}
+	if ((path = store_path(s)) == NULL)
+		return -ENOMEM;
+	if ((r = srv_db_open(path, ret, &err)) < 0)
+		fprintf(stderr, "ferry-server: cannot open the database %s: "
+		    "%s\n", srv_db_is_url(path) ? "(PostgreSQL)" : path,
+		    err != NULL ? err : strerror(-r));
+	free(err);
+	free(path);
+	return r;
+}
+
+/* Find one key's revocation (srv_db_revocations callback). */
+struct find_revoked {
+	const char	*key;
+	struct srv_revoked *rv;
+};
+
+static int
+find_revoked_cb(const char *key, int64_t ms, const char *reason, void *arg)
+{
+	struct find_revoked *fr = arg;
+
+	if (fr->key != NULL && strcmp(key, fr->key) != 0)
+		return 0;
+	return srv_revoked_add(fr->rv, key, ms, reason);
+}
+
+/*
+ * The store's revocations (of key only, unless NULL), sealed, into *ret.
+ * 0 or -errno.
+ */
+static int
+read_revoked(struct srv_db *db, const char *key, struct srv_revoked **ret)
+{
+	struct find_revoked fr;
+	int r;
+
+	fr.key = key;
+	if ((r = srv_revoked_new(&fr.rv)) < 0)
+		return r;
+	if ((r = srv_db_revocations(db, find_revoked_cb, &fr)) < 0) {
+		srv_revoked_free(fr.rv);
+		return r;
+	}
+	srv_revoked_seal(fr.rv);
+	*ret = fr.rv;
+	return 0;
+}
+
+/*
+ * 1 (said) if key is revoked, 0 if not, -errno (said).  `allow` never
+ * lifts a revocation by the way.
+ */
+static int
+check_not_revoked(struct srv_db *db, const char *key)
+{
+	const struct srv_revocation *rv;
+	struct srv_revoked *set = NULL;
+	char words[512];
+	int r;
+
+	if ((r = read_revoked(db, key, &set)) < 0) {
+		fprintf(stderr, "ferry-server: cannot read the revoked keys: "
+		    "%s (%s)\n", strerror(-r), srv_db_errmsg(db));
+		return r;
+	}
+	if ((rv = srv_revoked_find(set, key)) != NULL) {
+		srv_revocation_words(rv, words, sizeof words);
+		fprintf(stderr, "ferry-server: key %s was %s; it stays "
+		    "refused. To allow it again on purpose: ferry-server "
+		    "unrevoke %s\n", key, words, key);
+		r = 1;
+	}
+	srv_revoked_free(set);
+	return r;
+}
+
+/* `ferry-server --db URL allow PUBKEY [NAME]`: exit status. */
+static int
+cmd_allow_db(struct srv_db *db, const char *key, const char *name)
+{
+	int r;
+
 	r = srv_db_allow(db, key, name);
 	if (r == -EEXIST)
 		printf("key %s is already allowed in the database; nothing "
@@ -329,7 +468,6 @@ cmd_allow_db(struct server *s, const char *key, const char *name)
 		printf("allowed %s%s%s in the database (every instance applies "
 		    "it now)\n", key, name != NULL ? " as " : "",
 		    name != NULL ? name : "");
-	srv_db_close(db);
 	return r < 0 && r != -EEXIST ? 1 : 0;
 }
 
@@ -338,6 +476,7 @@ static int
 cmd_allow(struct server *s, int argc, char **argv)
 {
 	const char *key, *name, *why;
+	struct srv_db *db = NULL;
 	char *err = NULL;
 	int r;
 
@@ -356,33 +495,315 @@ cmd_allow(struct server *s, int argc, char **argv)
 		fprintf(stderr, "ferry-server: the name '%s' %s\n", name, why);
 		return 1;
 	}
-	if (s->opt.db != NULL && srv_db_is_url(s->opt.db))
-		return cmd_allow_db(s, key, name);
-	if (resolve_paths(s) < 0)
+	if (open_store(s, &db) < 0)
 		return 1;
-	if (s->opt.keys == NULL &&
-	    (r = util_mkdir_p(s->data_dir, 0700)) < 0) {
-		fprintf(stderr, "ferry-server: cannot create %s: %s\n",
-		    s->data_dir, strerror(-r));
+	if ((r = check_not_revoked(db, key)) != 0) {
+		srv_db_close(db);
 		return 1;
+	}
+	if (s->opt.db != NULL && srv_db_is_url(s->opt.db)) {
+		r = cmd_allow_db(db, key, name);
+		srv_db_close(db);
+		return r;
 	}
 	r = srv_keys_append(s->keys_path, key, name, &err);
 	if (r == -EEXIST) {
 		printf("%s; nothing changed\n", err != NULL ? err :
 		    "the key is already allowed");
 		free(err);
+		srv_db_close(db);
 		return 0;
 	}
 	if (r < 0) {
 		fprintf(stderr, "ferry-server: %s\n", err != NULL ? err :
 		    strerror(-r));
 		free(err);
+		srv_db_close(db);
 		return 1;
 	}
+	/* When, for `keys`; the keys file itself has no room for it. */
+	if (srv_db_note_added(db, key, util_now_ms()) < 0)
+		fprintf(stderr, "ferry-server: warning: cannot record when %s "
+		    "was added: %s\n", key, srv_db_errmsg(db));
+	srv_db_close(db);
 	printf("allowed %s%s%s in %s (send SIGHUP to a running ferry-server "
 	    "to apply)\n", key, name != NULL ? " as " : "",
 	    name != NULL ? name : "", s->keys_path);
 	return 0;
+}
+
+/* `ferry-server revoke PUBKEY [--reason TEXT]`: exit status. */
+static int
+cmd_revoke(struct server *s, int argc, char **argv)
+{
+	const char *key = NULL, *reason = NULL, *why;
+	struct srv_revoked *set = NULL;
+	const struct srv_revocation *rv;
+	struct srv_db *db = NULL;
+	char words[512];
+	int i, r;
+
+	/* A key may begin with '-' (base64url): one of key length is one. */
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
+			reason = argv[++i];
+		else if (strncmp(argv[i], "--reason=", 9) == 0)
+			reason = argv[i] + 9;
+		else if (key == NULL && (argv[i][0] != '-' ||
+		    strlen(argv[i]) == KEYS_PUB_B64_LEN))
+			key = argv[i];
+		else
+			break;
+	}
+	if (key == NULL || i < argc) {
+		fprintf(stderr, "usage: ferry-server [--data-dir DIR | --db "
+		    "FILE|URL] revoke PUBKEY [--reason TEXT]\n");
+		return 2;
+	}
+	if (srv_keys_check_key(key, &why) < 0) {
+		fprintf(stderr, "ferry-server: '%s' %s\n", key, why);
+		return 1;
+	}
+	if (reason != NULL && srv_access_check_reason(reason, &why) < 0) {
+		fprintf(stderr, "ferry-server: the reason '%s' %s\n", reason,
+		    why);
+		return 1;
+	}
+	if (open_store(s, &db) < 0)
+		return 1;
+	r = srv_db_revoke(db, key, util_now_ms(), reason);
+	if (r == -EEXIST && read_revoked(db, key, &set) == 0 &&
+	    (rv = srv_revoked_find(set, key)) != NULL) {
+		srv_revocation_words(rv, words, sizeof words);
+		printf("key %s was %s already; nothing changed\n", key, words);
+	} else if (r < 0 && r != -EEXIST)
+		fprintf(stderr, "ferry-server: cannot revoke %s: %s (%s)\n",
+		    key, strerror(-r), srv_db_errmsg(db));
+	else if (r == 0)
+		printf("revoked %s%s%s: refused from its next request on, by "
+		    "every server on this database\n", key, reason != NULL ?
+		    ": " : "", reason != NULL ? reason : "");
+	srv_revoked_free(set);
+	srv_db_close(db);
+	return r < 0 && r != -EEXIST ? 1 : 0;
+}
+
+/* `ferry-server unrevoke PUBKEY`: exit status. */
+static int
+cmd_unrevoke(struct server *s, int argc, char **argv)
+{
+	struct srv_db *db = NULL;
+	const char *why;
+	int r;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: ferry-server [--data-dir DIR | --db "
+		    "FILE|URL] unrevoke PUBKEY\n");
+		return 2;
+	}
+	if (srv_keys_check_key(argv[1], &why) < 0) {
+		fprintf(stderr, "ferry-server: '%s' %s\n", argv[1], why);
+		return 1;
+	}
+	if (open_store(s, &db) < 0)
+		return 1;
+	r = srv_db_unrevoke(db, argv[1]);
+	if (r == -ENOENT)
+		printf("key %s is not revoked; nothing changed\n", argv[1]);
+	else if (r < 0)
+		fprintf(stderr, "ferry-server: cannot unrevoke %s: %s (%s)\n",
+		    argv[1], strerror(-r), srv_db_errmsg(db));
+	else
+		printf("the revocation of %s is lifted: it is accepted again "
+		    "wherever it is allowed\n", argv[1]);
+	srv_db_close(db);
+	return r < 0 && r != -ENOENT ? 1 : 0;
+}
+
+/* `keys`: one object per key, by key, gathered from every source. */
+static json_t *
+keys_entry(json_t *all, const char *key)
+{
+	json_t *e;
+
+	if ((e = json_object_get(all, key)) != NULL)
+		return e;
+	e = json_pack("{s:s, s:n, s:[], s:n, s:n, s:n}", "key", key, "name",
+	    "sources", "added_ms", "seen_ms", "revoked");
+	if (e == NULL || json_object_set_new(all, key, e) != 0)
+		return NULL;
+	return e;
+}
+
+static int
+keys_add(json_t *all, const char *key, const char *name, const char *source)
+{
+	json_t *e;
+
+	if ((e = keys_entry(all, key)) == NULL)
+		return -ENOMEM;
+	if (name != NULL && json_is_null(json_object_get(e, "name")))
+		json_object_set_new(e, "name", json_string(name));
+	json_array_append_new(json_object_get(e, "sources"),
+	    json_string(source));
+	return 0;
+}
+
+static int
+keys_file_cb(const char *key, const char *name, void *arg)
+{
+	return keys_add(arg, key, name, "file");
+}
+
+static int
+keys_db_cb(const char *key, const char *name, void *arg)
+{
+	return keys_add(arg, key, name, "database");
+}
+
+static int
+keys_times_cb(const char *key, int64_t added_ms, int64_t seen_ms, void *arg)
+{
+	json_t *e;
+
+	if ((e = keys_entry(arg, key)) == NULL)
+		return -ENOMEM;
+	if (added_ms > 0)
+		json_object_set_new(e, "added_ms", json_integer(added_ms));
+	if (seen_ms > 0)
+		json_object_set_new(e, "seen_ms", json_integer(seen_ms));
+	return 0;
+}
+
+static int
+keys_revoked_cb(const char *key, int64_t ms, const char *reason, void *arg)
+{
+	json_t *e;
+
+	if ((e = keys_entry(arg, key)) == NULL)
+		return -ENOMEM;
+	return json_object_set_new(e, "revoked", json_pack("{s:I, s:s?}",
+	    "time", (json_int_t)ms, "reason", reason));
+}
+
+/* A time column: "2026-12-03 10:40:00" (UTC), or "-". */
+static const char *
+keys_time(json_t *ms, char *buf, size_t size)
+{
+	time_t t;
+	struct tm tm;
+
+	if (!json_is_integer(ms))
+		return "-";
+	t = (time_t)(json_integer_value(ms) / 1000);
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		return "?";
+	return buf;
+}
+
+static void
+keys_print(json_t *list)
+{
+	char added[32], seen[32], revoked[32];
+	json_t *e, *rv;
+	const char *name, *reason;
+	size_t i;
+
+	printf("%-43s  %-16s  %-19s  %-19s  %s\n", "KEY", "NAME",
+	    "ADDED (UTC)", "LAST SEEN (UTC)", "REVOKED (UTC)");
+	json_array_foreach(list, i, e) {
+		rv = json_object_get(e, "revoked");
+		name = json_string_value(json_object_get(e, "name"));
+		reason = json_string_value(json_object_get(rv, "reason"));
+		printf("%-43s  %-16s  %-19s  %-19s  %s%s%s%s\n",
+		    json_string_value(json_object_get(e, "key")),
+		    name != NULL ? name : "-",
+		    keys_time(json_object_get(e, "added_ms"), added,
+		    sizeof added),
+		    keys_time(json_object_get(e, "seen_ms"), seen, sizeof seen),
+		    keys_time(json_object_get(rv, "time"), revoked,
+		    sizeof revoked), reason != NULL ? " (" : "",
+		    reason != NULL ? reason : "", reason != NULL ? ")" : "");
+	}
+	if (json_array_size(list) == 0)
+		printf("(no keys: add one with ferry-server allow PUBKEY "
+		    "NAME)\n");
+}
+
+static int
+keys_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* `ferry-server keys [--json]`: exit status. */
+static int
+cmd_keys(struct server *s, int argc, char **argv)
+{
+	struct srv_keys *ks = NULL;
+	struct srv_db *db = NULL;
+	json_t *all = NULL, *list = NULL, *e;
+	const char *k, **names = NULL;
+	char *err = NULL;
+	bool json = false;
+	size_t i, n = 0;
+	int r, rc = 1;
+
+	if (argc == 2 && strcmp(argv[1], "--json") == 0)
+		json = true;
+	else if (argc != 1) {
+		fprintf(stderr, "usage: ferry-server [--data-dir DIR | --keys "
+		    "FILE | --db FILE|URL] keys [--json]\n");
+		return 2;
+	}
+	if (resolve_paths(s) < 0 || (all = json_object()) == NULL ||
+	    (list = json_array()) == NULL)
+		goto out;
+	r = srv_keys_load(s->keys_path, &ks, &err);
+	if (r < 0 && r != -ENOENT) {
+		fprintf(stderr, "ferry-server: %s\n", err != NULL ? err :
+		    strerror(-r));
+		goto out;
+	}
+	if (ks != NULL && srv_keys_foreach(ks, keys_file_cb, all) < 0)
+		goto out;
+	if (open_store(s, &db) < 0)
+		goto out;
+	r = srv_db_keys(db, keys_db_cb, all);
+	if ((r < 0 && r != -EOPNOTSUPP) ||
+	    (r = srv_db_key_times(db, keys_times_cb, all)) < 0 ||
+	    (r = srv_db_revocations(db, keys_revoked_cb, all)) < 0) {
+		fprintf(stderr, "ferry-server: cannot read the keys from the "
+		    "database: %s (%s)\n", strerror(-r), srv_db_errmsg(db));
+		goto out;
+	}
+	/* Sorted by key: a stable list whatever the sources' order. */
+	if ((names = calloc(json_object_size(all) + 1, sizeof *names)) == NULL)
+		goto out;
+	json_object_foreach(all, k, e)
+		names[n++] = k;
+	qsort(names, n, sizeof *names, keys_name_cmp);
+	for (i = 0; i < n; i++)
+		json_array_append(list, json_object_get(all, names[i]));
+	if (json) {
+		char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
+
+		if (text == NULL)
+			goto out;
+		printf("{\"keys\":%s}\n", text);
+		free(text);
+	} else
+		keys_print(list);
+	rc = 0;
+out:
+	free(names);
+	free(err);
+	srv_keys_free(ks);
+	srv_db_close(db);
+	json_decref(all);
+	json_decref(list);
+	return rc;
 }
 
 /* One server per data directory: an exclusive lock for our lifetime. */
@@ -412,6 +833,29 @@ lock_data_dir(struct server *s)
 out:
 	free(path);
 	return r;
+}
+
+/*
+ * Load the store's revocations; on failure the set in use is kept (a
+ * revocation read once is not forgotten because the database hiccuped).
+ */
+static int
+load_revoked(struct server *s)
+{
+	struct srv_revoked *rv;
+	int r;
+
+	if ((r = read_revoked(s->db, NULL, &rv)) < 0) {
+		log_err("cannot read the revoked keys from the database: %s "
+		    "(%s); keeping the revocations in use", strerror(-r),
+		    srv_db_errmsg(s->db));
+		return r;
+	}
+	if (srv_revoked_count(rv) > 0)
+		log_info("%zu revoked key%s", srv_revoked_count(rv),
+		    srv_revoked_count(rv) == 1 ? "" : "s");
+	srv_http_set_revoked(s->http, rv);
+	return 0;
 }
 
 static int
@@ -474,11 +918,26 @@ load_keys(struct server *s, bool reload)
 	return 0;
 }
 
-/* Another instance allowed a key: reread (keeping the set on failure). */
+/*
+ * Another instance or process allowed, revoked or unrevoked a key: reread
+ * (keeping each set on failure).
+ */
 static void
 keys_changed_cb(void *arg)
 {
 	(void)load_keys(arg, true);
+	(void)load_revoked(arg);
+}
+
+/*
+ * Another process wrote the SQLite store (revoke, unrevoke; allow noting
+ * when): reread the revocations only.  The keys file is still taken on
+ * SIGHUP, as before.
+ */
+static void
+revoked_changed_cb(void *arg)
+{
+	(void)load_revoked(arg);
 }
 
 /*
@@ -539,7 +998,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct server *s = arg;
 
 	if (sig == SIGHUP) {
-		(void)load_keys(s, true);
+		keys_changed_cb(s);
 		return;
 	}
 	stop(s, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -563,11 +1022,7 @@ serve(struct server *s)
 	}
 	if ((r = lock_data_dir(s)) < 0)
 		return r;
-	if (s->opt.db != NULL)
-		path = strdup(s->opt.db);
-	else if (asprintf(&path, "%s/server.db", s->data_dir) < 0)
-		path = NULL;
-	if (path == NULL)
+	if ((path = store_path(s)) == NULL)
 		return -ENOMEM;
 	if ((r = srv_db_open(path, &s->db, &err)) < 0) {
 		log_err("cannot open database %s: %s", srv_db_is_url(path) ?
@@ -588,11 +1043,13 @@ serve(struct server *s)
 	hc.max_wait = s->opt.max_wait;
 	hc.max_connections = s->opt.max_connections;
 	hc.max_inflight = (size_t)s->opt.max_inflight_mib * 1024 * 1024;
+	hc.reload = revoked_changed_cb;
+	hc.reload_arg = s;
 	if ((r = srv_http_new(s->base, s->db, &hc, &s->http)) < 0) {
 		log_err("cannot start the HTTP server: %s", strerror(-r));
 		goto out;
 	}
-	if ((r = load_keys(s, false)) < 0 ||
+	if ((r = load_keys(s, false)) < 0 || (r = load_revoked(s)) < 0 ||
 	    (r = srv_db_watch_keys(s->db, keys_changed_cb, s)) < 0)
 		goto out;
 	warn_max_connections(s->opt.max_connections);
@@ -651,8 +1108,24 @@ main(int argc, char **argv)
 		log_err("cannot initialise libsodium");
 		return 1;
 	}
-	if (optind < argc && strcmp(argv[optind], "allow") == 0) {
-		r = cmd_allow(&s, argc - optind, argv + optind);
+	if (optind < argc && (strcmp(argv[optind], "allow") == 0 ||
+	    strcmp(argv[optind], "revoke") == 0 ||
+	    strcmp(argv[optind], "unrevoke") == 0 ||
+	    strcmp(argv[optind], "keys") == 0)) {
+		switch (argv[optind][0]) {
+		case 'a':
+			r = cmd_allow(&s, argc - optind, argv + optind);
+			break;
+		case 'r':
+			r = cmd_revoke(&s, argc - optind, argv + optind);
+			break;
+		case 'u':
+			r = cmd_unrevoke(&s, argc - optind, argv + optind);
+			break;
+		default:
+			r = cmd_keys(&s, argc - optind, argv + optind);
+			break;
+		}
 		free(s.data_dir);
 		free(s.keys_path);
 		return r;

@@ -103,6 +103,51 @@ srv_db_watch_keys(struct srv_db *db, srv_db_wake_cb cb, void *arg)
 }
 
 int
+srv_db_revoke(struct srv_db *db, const char *key, int64_t ms,
+    const char *reason)
+{
+	return db->ops->revoke(db, key, ms, reason);
+}
+
+int
+srv_db_unrevoke(struct srv_db *db, const char *key)
+{
+	return db->ops->unrevoke(db, key);
+}
+
+int
+srv_db_revocations(struct srv_db *db, srv_db_revoked_cb cb, void *arg)
+{
+	return db->ops->revocations(db, cb, arg);
+}
+
+int
+srv_db_key_times(struct srv_db *db, srv_db_times_cb cb, void *arg)
+{
+	return db->ops->key_times(db, cb, arg);
+}
+
+int
+srv_db_note_added(struct srv_db *db, const char *key, int64_t ms)
+{
+	return db->ops->note_added(db, key, ms);
+}
+
+int
+srv_db_seen_write(struct srv_db *db, const struct srv_key_seen *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	return db->ops->seen_write(db, v, n);
+}
+
+bool
+srv_db_outside_change(struct srv_db *db)
+{
+	return db->ops->outside_change != NULL && db->ops->outside_change(db);
+}
+
+int
 srv_db_begin(struct srv_db *db)
 {
 	return db->ops->begin(db);

@@ -12,8 +12,10 @@
  * with its exact record bytes and signature, seq = INTEGER PRIMARY KEY with
  * no gaps), devices (per device the highest seq that was applied or
  * answered "conflict") and conflicts (change ids last answered "conflict",
- * so a resent one is judged again instead of refused as stale).  An applied
- * change id is found through changes' unique (device, dseq) index.
+ * so a resent one is judged again instead of refused as stale),
+ * revoked_keys (key, when, why) and key_info (when a key was added to the
+ * keys file and last seen).  An applied change id is found through
+ * changes' unique (device, dseq) index.
  *
  * Writes happen only between srv_db_begin and srv_db_commit: one
  * transaction per push batch, journal_mode=WAL and synchronous=FULL, so a
@@ -148,6 +150,49 @@ int	srv_db_watch(struct srv_db *db, struct event_base *base,
 int	srv_db_keys(struct srv_db *db, srv_db_key_cb cb, void *arg);
 int	srv_db_allow(struct srv_db *db, const char *key, const char *name);
 int	srv_db_watch_keys(struct srv_db *db, srv_db_wake_cb cb, void *arg);
+
+/*
+ * Revocations and key times (issue 13), kept in the store by both
+ * backends: SQLite in tables of server.db, which `ferry-server revoke`
+ * writes while the server runs (WAL); PostgreSQL in tables every instance
+ * shares, told with the keys' notification (srv_db_watch_keys).
+ *
+ * srv_db_revoke records key as revoked at ms with reason (NULL: none): 0,
+ * or -EEXIST when it is revoked already (the first revocation stays).
+ * srv_db_unrevoke lifts it: 0, or -ENOENT when it was not revoked.  Both
+ * tell every instance.  srv_db_revocations calls cb for each revoked key
+ * (n or -errno).  srv_db_key_times calls cb for each key the store has a
+ * time for, 0 where it has none: added (`allow`) and last seen (n or
+ * -errno).  srv_db_note_added records when `allow` added key to the keys
+ * file (only the first time).  srv_db_seen_write raises the last-seen time
+ * of n keys, in one transaction of its own (never inside a batch).
+ *
+ * srv_db_outside_change says whether another process may have changed the
+ * store since the last call (SQLite: PRAGMA data_version, a few
+ * microseconds, asked before every request is authenticated); always false
+ * for PostgreSQL, which is told by notification instead (it reads what
+ * its listener has received, without waiting, and calls the keys
+ * callback for a change of the keys there and then).
+ */
+typedef int (*srv_db_revoked_cb)(const char *key, int64_t revoked_ms,
+	    const char *reason, void *arg);
+typedef int (*srv_db_times_cb)(const char *key, int64_t added_ms,
+	    int64_t seen_ms, void *arg);
+
+struct srv_key_seen {
+	const char	*key;
+	int64_t		 ms;
+};
+
+int	srv_db_revoke(struct srv_db *db, const char *key, int64_t ms,
+	    const char *reason);
+int	srv_db_unrevoke(struct srv_db *db, const char *key);
+int	srv_db_revocations(struct srv_db *db, srv_db_revoked_cb cb, void *arg);
+int	srv_db_key_times(struct srv_db *db, srv_db_times_cb cb, void *arg);
+int	srv_db_note_added(struct srv_db *db, const char *key, int64_t ms);
+int	srv_db_seen_write(struct srv_db *db, const struct srv_key_seen *v,
+	    size_t n);
+bool	srv_db_outside_change(struct srv_db *db);
 
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */

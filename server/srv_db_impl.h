@@ -7,7 +7,9 @@
  * function of the same name in srv_db.h.  worker and watch may be NULL:
  * then the backend is used from the loop's thread only, and nothing but
  * this process writes its store; keys, allow and watch_keys may be NULL:
- * then the keys file is the only list.
+ * then the keys file is the only list; outside_change may be NULL (never:
+ * the backend notifies instead).  Every backend keeps revocations and key
+ * times (revoke ... seen_write).
  */
 #ifndef FERRY_SRV_DB_IMPL_H
 #define FERRY_SRV_DB_IMPL_H
@@ -42,6 +44,15 @@ struct srv_db_ops {
 	int	 (*keys)(struct srv_db *, srv_db_key_cb, void *);
 	int	 (*allow)(struct srv_db *, const char *, const char *);
 	int	 (*watch_keys)(struct srv_db *, srv_db_wake_cb, void *);
+	int	 (*revoke)(struct srv_db *, const char *, int64_t,
+		    const char *);
+	int	 (*unrevoke)(struct srv_db *, const char *);
+	int	 (*revocations)(struct srv_db *, srv_db_revoked_cb, void *);
+	int	 (*key_times)(struct srv_db *, srv_db_times_cb, void *);
+	int	 (*note_added)(struct srv_db *, const char *, int64_t);
+	int	 (*seen_write)(struct srv_db *, const struct srv_key_seen *,
+		    size_t);
+	bool	 (*outside_change)(struct srv_db *);
 };
 
 struct srv_db {

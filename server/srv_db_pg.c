@@ -23,7 +23,11 @@
  *   head once a second in case a notification was lost;
  * - allowed keys: the table allowed_keys; `allow` notifies ferry_keys and
  *   every instance rereads its keys (and does so whenever its listener
- *   reconnects, in case it missed one).
+ *   reconnects, in case it missed one); revoked_keys likewise, `revoke`
+ *   and `unrevoke` notifying the same channel, so a revocation is seen by
+ *   every instance as soon as the notification arrives;
+ * - last seen: each instance keeps it in memory and writes what moved
+ *   every few seconds on a worker (key_info, only ever raised).
  *
  * Handles: the one srv_db_pg_open returns is the loop's (reads, and the
  * listener); each worker thread gets its own connection on first use
@@ -52,6 +56,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "keys.h"
 #include "srv_db.h"
 #include "srv_db_impl.h"
 #include "util.h"
@@ -145,6 +150,15 @@ static const char *srv_pg_migrations[] = {
 	"  key text PRIMARY KEY,"
 	"  name text,"
 	"  added_ms bigint NOT NULL);",
+	/* 2 -> 3: revoked keys, and when keys were added and last seen. */
+	"CREATE TABLE revoked_keys ("
+	"  key text PRIMARY KEY,"
+	"  revoked_ms bigint NOT NULL,"
+	"  reason text);"
+	"CREATE TABLE key_info ("
+	"  key text PRIMARY KEY,"
+	"  added_ms bigint,"
+	"  seen_ms bigint);",
 };
 
 #define SRV_PG_NMIGRATIONS \
@@ -1130,6 +1144,182 @@ srv_pg_watch_keys(struct srv_db *base, srv_db_wake_cb cb, void *arg)
 	return 0;
 }
 
+/* Committed (autocommit): tell every instance the keys changed. */
+static void
+srv_pg_keys_notify(struct srv_pg *db)
+{
+	(void)srv_pg_do(db, "SELECT pg_notify('" SRV_PG_KEYS_CHANNEL "', '')",
+	    0, NULL, NULL);
+}
+
+/* A statement that changes at most one row: 1 if it did, 0, -errno. */
+static int
+srv_pg_change_one(struct srv_pg *db, const char *sql, int n,
+    const char *const *vals)
+{
+	PGresult *res;
+	int changed, r = 0;
+
+	if ((r = srv_pg_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, sql, n, vals, NULL, false, &r)) == NULL)
+		return r;
+	changed = PQntuples(res) > 0;
+	PQclear(res);
+	return changed;
+}
+
+static int
+srv_pg_revoke(struct srv_db *base, const char *key, int64_t ms,
+    const char *reason)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char when[24];
+	const char *vals[3] = { key, when, reason };
+	int r;
+
+	snprintf(when, sizeof when, "%" PRId64, ms);
+	if ((r = srv_pg_change_one(db, "INSERT INTO revoked_keys (key,"
+	    " revoked_ms, reason) VALUES ($1, $2::bigint, $3)"
+	    " ON CONFLICT DO NOTHING RETURNING 1", 3, vals)) <= 0)
+		return r < 0 ? r : -EEXIST;
+	srv_pg_keys_notify(db);
+	return 0;
+}
+
+static int
+srv_pg_unrevoke(struct srv_db *base, const char *key)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	const char *vals[1] = { key };
+	int r;
+
+	if ((r = srv_pg_change_one(db, "DELETE FROM revoked_keys"
+	    " WHERE key = $1 RETURNING 1", 1, vals)) <= 0)
+		return r < 0 ? r : -ENOENT;
+	srv_pg_keys_notify(db);
+	return 0;
+}
+
+static int
+srv_pg_revocations(struct srv_db *base, srv_db_revoked_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, "SELECT key, revoked_ms, reason FROM"
+	    " revoked_keys ORDER BY key", 0, NULL, NULL, false, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++)
+		if ((r = cb(PQgetvalue(res, i, 0), srv_pg_text_int(res, i, 1),
+		    PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+		    arg)) < 0)
+			break;
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+static int
+srv_pg_key_times(struct srv_db *base, srv_db_times_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, "SELECT key, coalesce(max(added), 0),"
+	    " coalesce(max(seen), 0) FROM (SELECT key, added_ms AS added,"
+	    " NULL::bigint AS seen FROM allowed_keys UNION ALL SELECT key,"
+	    " added_ms, seen_ms FROM key_info) AS t GROUP BY key ORDER BY key",
+	    0, NULL, NULL, false, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++)
+		if ((r = cb(PQgetvalue(res, i, 0), srv_pg_text_int(res, i, 1),
+		    srv_pg_text_int(res, i, 2), arg)) < 0)
+			break;
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+static int
+srv_pg_note_added(struct srv_db *base, const char *key, int64_t ms)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char when[24];
+	const char *vals[2] = { key, when };
+	int r;
+
+	snprintf(when, sizeof when, "%" PRId64, ms);
+	r = srv_pg_change_one(db, "INSERT INTO key_info (key, added_ms)"
+	    " VALUES ($1, $2::bigint) ON CONFLICT (key) DO UPDATE SET"
+	    " added_ms = coalesce(key_info.added_ms, excluded.added_ms)"
+	    " RETURNING 1", 2, vals);
+	return r < 0 ? r : 0;
+}
+
+/* One statement for the n keys: unnest of two arrays, raised only. */
+static int
+srv_pg_seen_write(struct srv_db *base, const struct srv_key_seen *v,
+    size_t n)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	const char *vals[2];
+	char *keys = NULL, *ms = NULL;
+	size_t kcap, mcap, ko = 0, mo = 0, i;
+	int r;
+
+	if (db->in_batch)
+		return -EBUSY;
+	kcap = n * (KEYS_PUB_B64_LEN + 1) + 3;
+	mcap = n * 21 + 3;
+	if ((keys = malloc(kcap)) == NULL || (ms = malloc(mcap)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	keys[ko++] = '{';
+	ms[mo++] = '{';
+	for (i = 0; i < n; i++) {
+		ko += (size_t)snprintf(keys + ko, kcap - ko, "%s%s",
+		    i > 0 ? "," : "", v[i].key);
+		mo += (size_t)snprintf(ms + mo, mcap - mo, "%s%" PRId64,
+		    i > 0 ? "," : "", v[i].ms);
+	}
+	snprintf(keys + ko, kcap - ko, "}");
+	snprintf(ms + mo, mcap - mo, "}");
+	vals[0] = keys;
+	vals[1] = ms;
+	if ((r = srv_pg_ready(db)) < 0)
+		goto out;
+	r = srv_pg_do(db, "INSERT INTO key_info (key, seen_ms)"
+	    " SELECT * FROM unnest($1::text[], $2::bigint[])"
+	    " ON CONFLICT (key) DO UPDATE SET seen_ms ="
+	    " greatest(key_info.seen_ms, excluded.seen_ms)", 2, vals, NULL);
+out:
+	free(keys);
+	free(ms);
+	return r;
+}
+
+/*
+ * Before a request is authenticated: read what the listener has already
+ * received (nonblocking, one recv), so a revocation whose notification
+ * came before the request is applied to it.  Never says "changed": what
+ * changed was handled by the keys callback.
+ */
+static bool
+srv_pg_outside_change(struct srv_db *base)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+
+	if (db->owner && db->listen_up && db->listen != NULL)
+		srv_pg_listen_cb(PQsocket(db->listen), EV_READ, db);
+	return false;
+}
+
 static const struct srv_db_ops srv_pg_ops = {
 	.close = srv_pg_close,
 	.errmsg = srv_pg_errmsg,
@@ -1151,4 +1341,11 @@ static const struct srv_db_ops srv_pg_ops = {
 	.keys = srv_pg_keys,
 	.allow = srv_pg_allow,
 	.watch_keys = srv_pg_watch_keys,
+	.revoke = srv_pg_revoke,
+	.unrevoke = srv_pg_unrevoke,
+	.revocations = srv_pg_revocations,
+	.key_times = srv_pg_key_times,
+	.note_added = srv_pg_note_added,
+	.seen_write = srv_pg_seen_write,
+	.outside_change = srv_pg_outside_change,
 };

@@ -17,7 +17,10 @@
  *   index): applying one twice fails the batch rather than doubling it;
  * - devices.max_seq only grows (MAX() in the upsert);
  * - head is the committed head; the open batch's head is kept apart and
- *   published by srv_sqlite_commit.
+ *   published by srv_sqlite_commit;
+ * - data_version is the one read at open or at the last
+ *   srv_sqlite_outside_change: a commit by another connection (a
+ *   `ferry-server revoke`) after it is told at the next call.
  */
 #include "autoconfig.h"
 
@@ -49,6 +52,13 @@ enum {
 	SQ_MAXSEQ_SET,
 	SQ_CHANGES,
 	SQ_HISTORY,
+	SQ_DATA_VERSION,
+	SQ_REVOKE,
+	SQ_UNREVOKE,
+	SQ_REVOKED,
+	SQ_KEY_TIMES,
+	SQ_ADDED,
+	SQ_SEEN,
 	SQ_COUNT
 };
 
@@ -59,6 +69,7 @@ struct srv_sqlite {
 	bool		 in_batch;
 	int64_t		 head;		/* committed */
 	int64_t		 batch_head;	/* inside the open batch */
+	int64_t		 data_version;	/* others' commits; -1: not read */
 	char		 errmsg[256];
 };
 
@@ -66,6 +77,7 @@ static const struct srv_db_ops srv_sqlite_ops;
 
 static void	srv_sqlite_close(struct srv_db *);
 static void	srv_sqlite_rollback(struct srv_db *);
+static bool	srv_sqlite_outside_change(struct srv_db *);
 
 /*
  * Schema migrations, applied in order; migration i brings user_version
@@ -104,6 +116,17 @@ static const char *srv_db_migrations[] = {
 	"  device TEXT NOT NULL,"
 	"  dseq INTEGER NOT NULL,"
 	"  PRIMARY KEY (device, dseq)"
+	") WITHOUT ROWID;",
+	/* 1 -> 2: revoked keys, and when keys were added and last seen. */
+	"CREATE TABLE revoked_keys ("
+	"  key TEXT PRIMARY KEY,"
+	"  revoked_ms INTEGER NOT NULL,"
+	"  reason TEXT"
+	") WITHOUT ROWID;"
+	"CREATE TABLE key_info ("
+	"  key TEXT PRIMARY KEY,"
+	"  added_ms INTEGER,"
+	"  seen_ms INTEGER"
 	") WITHOUT ROWID;",
 };
 
@@ -155,6 +178,24 @@ static const char *const srv_db_sql[SQ_COUNT] = {
 	    "SELECT " SRV_DB_ROW_COLS " FROM changes"
 	    " WHERE collection = ?1 AND id = ?2 AND version > ?3"
 	    " ORDER BY version LIMIT ?4",
+	[SQ_DATA_VERSION] = "PRAGMA data_version",
+	[SQ_REVOKE] =
+	    "INSERT INTO revoked_keys (key, revoked_ms, reason)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+	[SQ_UNREVOKE] = "DELETE FROM revoked_keys WHERE key = ?1",
+	[SQ_REVOKED] =
+	    "SELECT key, revoked_ms, reason FROM revoked_keys ORDER BY key",
+	[SQ_KEY_TIMES] =
+	    "SELECT key, coalesce(added_ms, 0), coalesce(seen_ms, 0)"
+	    " FROM key_info ORDER BY key",
+	[SQ_ADDED] =
+	    "INSERT INTO key_info (key, added_ms) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET"
+	    " added_ms = coalesce(added_ms, excluded.added_ms)",
+	[SQ_SEEN] =
+	    "INSERT INTO key_info (key, seen_ms) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET"
+	    " seen_ms = max(coalesce(seen_ms, 0), excluded.seen_ms)",
 };
 
 /* Map an SQLite result code to -errno and remember the message. */
@@ -252,6 +293,7 @@ srv_db_sqlite_open(const char *path, struct srv_db **ret, char **ret_error)
 	if ((db = calloc(1, sizeof *db)) == NULL)
 		return -ENOMEM;
 	db->base.ops = &srv_sqlite_ops;
+	db->data_version = -1;
 	rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -282,6 +324,9 @@ srv_db_sqlite_open(const char *path, struct srv_db **ret, char **ret_error)
 	    "SELECT coalesce(max(seq), 0) FROM changes", &db->head)) < 0)
 		goto fail;
 	db->batch_head = db->head;
+	/* The baseline: a revocation after this open is told, even one
+	 * that comes before the first request. */
+	(void)srv_sqlite_outside_change(&db->base);
 	*ret = &db->base;
 	return 0;
 fail:
@@ -622,6 +667,137 @@ srv_sqlite_history(struct srv_db *base, const char *collection, const char *id,
 	return srv_sqlite_rows(db, st, cb, arg);
 }
 
+/* --- revocations and key times --- */
+
+static int
+srv_sqlite_revoke(struct srv_db *base, const char *key, int64_t ms,
+    const char *reason)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_REVOKE];
+	int r;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, ms);
+	if (reason != NULL)
+		sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	if ((r = srv_sqlite_step_done(db, st)) < 0)
+		return r;
+	return sqlite3_changes(db->db) == 0 ? -EEXIST : 0;
+}
+
+static int
+srv_sqlite_unrevoke(struct srv_db *base, const char *key)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_UNREVOKE];
+	int r;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if ((r = srv_sqlite_step_done(db, st)) < 0)
+		return r;
+	return sqlite3_changes(db->db) == 0 ? -ENOENT : 0;
+}
+
+/* Rows of (key TEXT, a INTEGER, b INTEGER|TEXT) to one of two callbacks. */
+static int
+srv_sqlite_key_rows(struct srv_sqlite *db, sqlite3_stmt *st,
+    srv_db_revoked_cb revoked, srv_db_times_cb times, void *arg)
+{
+	const char *key;
+	int rc, r, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((key = (const char *)sqlite3_column_text(st, 0)) == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = revoked != NULL ? revoked(key, sqlite3_column_int64(st, 1),
+		    (const char *)sqlite3_column_text(st, 2), arg) :
+		    times(key, sqlite3_column_int64(st, 1),
+		    sqlite3_column_int64(st, 2), arg);
+		if (r < 0)
+			goto out;
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : srv_sqlite_fail(db, rc);
+out:
+	sqlite3_reset(st);
+	return r;
+}
+
+static int
+srv_sqlite_revocations(struct srv_db *base, srv_db_revoked_cb cb, void *arg)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+
+	return srv_sqlite_key_rows(db, db->st[SQ_REVOKED], cb, NULL, arg);
+}
+
+static int
+srv_sqlite_key_times(struct srv_db *base, srv_db_times_cb cb, void *arg)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+
+	return srv_sqlite_key_rows(db, db->st[SQ_KEY_TIMES], NULL, cb, arg);
+}
+
+static int
+srv_sqlite_note_added(struct srv_db *base, const char *key, int64_t ms)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_ADDED];
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, ms);
+	return srv_sqlite_step_done(db, st);
+}
+
+static int
+srv_sqlite_seen_write(struct srv_db *base, const struct srv_key_seen *v,
+    size_t n)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_SEEN];
+	size_t i;
+	int r;
+
+	if (db->in_batch)
+		return -EBUSY;
+	if ((r = srv_sqlite_begin(base)) < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(st, 1, v[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, v[i].ms);
+		if ((r = srv_sqlite_step_done(db, st)) < 0) {
+			srv_sqlite_rollback(base);
+			return r;
+		}
+	}
+	return srv_sqlite_commit(base);
+}
+
+/* Another connection (`ferry-server revoke`) committed since last time. */
+static bool
+srv_sqlite_outside_change(struct srv_db *base)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_DATA_VERSION];
+	int64_t v;
+	bool changed;
+
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		/* Cannot tell: say changed, the caller rereads. */
+		sqlite3_reset(st);
+		return true;
+	}
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	changed = db->data_version != -1 && v != db->data_version;
+	db->data_version = v;
+	return changed;
+}
+
 static const struct srv_db_ops srv_sqlite_ops = {
 	.close = srv_sqlite_close,
 	.errmsg = srv_sqlite_errmsg,
@@ -638,4 +814,11 @@ static const struct srv_db_ops srv_sqlite_ops = {
 	.forget_conflict = srv_sqlite_forget_conflict,
 	.changes = srv_sqlite_changes,
 	.history = srv_sqlite_history,
+	.revoke = srv_sqlite_revoke,
+	.unrevoke = srv_sqlite_unrevoke,
+	.revocations = srv_sqlite_revocations,
+	.key_times = srv_sqlite_key_times,
+	.note_added = srv_sqlite_note_added,
+	.seen_write = srv_sqlite_seen_write,
+	.outside_change = srv_sqlite_outside_change,
 };

@@ -40,8 +40,10 @@
 #include "jobq.h"
 #include "keys.h"
 #include "log.h"
+#include "util.h"
 #include "names.h"
 #include "record.h"
+#include "srv_access.h"
 #include "srv_conn.h"
 #include "srv_db.h"
 #include "srv_http.h"
@@ -58,6 +60,8 @@
 #define SRV_HTTP_OPEN_SEEN_MAX	1024	/* open mode: keys remembered */
 #define SRV_HTTP_STOP		(-ECANCELED) /* row callbacks: enough */
 #define SRV_HTTP_SEGMENTS_MAX	6	/* more: no such endpoint */
+#define SRV_HTTP_SEEN_MAX	4096	/* keys whose last request is kept */
+#define SRV_HTTP_SEEN_FLUSH_S	5	/* last-seen writes, at most so often */
 
 struct srv_waiter {
 	TAILQ_ENTRY(srv_waiter)	 entry;
@@ -89,6 +93,14 @@ struct srv_http {
 	char				(*seen)[KEYS_PUB_B64_LEN + 1];
 	size_t				 nseen;
 	bool				 shutting_down;
+	struct srv_revoked		*revoked;	/* srv_http_set_revoked */
+	/* Last seen: noted per request, written by seen_ev's timer. */
+	struct srv_seen			*lastseen;
+	struct event			*seen_ev;
+	bool				 seen_writing;	/* on a worker */
+	const struct srv_key_seen	*seen_rows;
+	size_t				 seen_n;
+	int				 seen_r;
 };
 
 /* One request being handled. */
@@ -235,22 +247,27 @@ srv_http_reply_buf(struct evhttp_request *req, struct evbuffer *buf)
 	srv_http_send(req, 200);
 }
 
-/* Reply {"error": <printf>} with code, and log the refusal. */
+/*
+ * Reply {"error": <printf>} with code, and the members of extra (an
+ * object, stolen; may be NULL), and log the refusal.
+ */
+static void
+srv_http_error_extra(struct srv_req *rq, int code, json_t *extra,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void
 srv_http_error(struct srv_req *rq, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
-srv_http_error(struct srv_req *rq, int code, const char *fmt, ...)
+srv_http_verror(struct srv_req *rq, int code, json_t *extra, const char *fmt,
+    va_list ap)
 {
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(rq->req);
 	char msg[512], *peer = NULL;
 	ev_uint16_t port = 0;
-	va_list ap;
+	json_t *obj;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	srv_http_printable(msg);
 	if (code == 401)
 		evhttp_add_header(hdr, "WWW-Authenticate", AUTH_SCHEME);
@@ -261,7 +278,32 @@ srv_http_error(struct srv_req *rq, int code, const char *fmt, ...)
 	log_info("%s %.200s from %s:%u: %d %s", rq->method != NULL ?
 	    rq->method : "?", rq->target != NULL ? rq->target : "?",
 	    peer != NULL ? peer : "?", (unsigned int)port, code, msg);
-	srv_http_reply(rq->req, code, json_pack("{s:s}", "error", msg));
+	obj = json_pack("{s:s}", "error", msg);
+	if (obj != NULL && extra != NULL)
+		json_object_update(obj, extra);
+	json_decref(extra);
+	srv_http_reply(rq->req, code, obj);
+}
+
+static void
+srv_http_error(struct srv_req *rq, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	srv_http_verror(rq, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+static void
+srv_http_error_extra(struct srv_req *rq, int code, json_t *extra,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	srv_http_verror(rq, code, extra, fmt, ap);
+	va_end(ap);
 }
 
 /* --- authentication --- */
@@ -297,13 +339,36 @@ srv_http_admit_key(void *arg, const char *key)
 	return h->cfg.open || srv_keys_allowed(h->keys, key);
 }
 
-/* 0 if the request is signed by an authorized key; else it is answered. */
+/*
+ * A revoked key's request: 401 saying so, when and why, with the same in
+ * a "revoked" member for programs (docs/protocol.md).
+ */
+static void
+srv_http_refuse_revoked(struct srv_req *rq, const struct srv_revocation *rv)
+{
+	char words[512];
+
+	srv_revocation_words(rv, words, sizeof words);
+	srv_http_error_extra(rq, 401, json_pack("{s:o}", "revoked",
+	    srv_revocation_json(rv)), "key %s was %s: this server refuses it; "
+	    "ask the server's admin", rq->key, words);
+}
+
+/*
+ * 0 if the request is signed by an authorized key that is not revoked;
+ * else it is answered.  Another process may have revoked a key (SQLite):
+ * asked of the store first, cheaply, so a revocation holds from the next
+ * request on.
+ */
 static int
 srv_http_authenticate(struct srv_req *rq)
 {
 	struct evkeyvalq *hdr = evhttp_request_get_input_headers(rq->req);
+	struct srv_http *h = rq->h;
+	const struct srv_revocation *rv;
 	struct evkeyval *kv;
 	const char *value = NULL, *reason = "";
+	struct timeval now;
 	int n = 0;
 
 	TAILQ_FOREACH(kv, hdr, next) {
@@ -323,15 +388,22 @@ srv_http_authenticate(struct srv_req *rq)
 		srv_http_error(rq, 401, "%s", reason);
 		return -EACCES;
 	}
-	if (rq->h->cfg.open) {
-		srv_http_open_seen(rq->h, rq->key);
-		return 0;
+	if (srv_db_outside_change(h->db) && h->cfg.reload != NULL)
+		h->cfg.reload(h->cfg.reload_arg);
+	if ((rv = srv_revoked_find(h->revoked, rq->key)) != NULL) {
+		srv_http_refuse_revoked(rq, rv);
+		return -EACCES;
 	}
-	if (!srv_keys_allowed(rq->h->keys, rq->key)) {
+	if (h->cfg.open)
+		srv_http_open_seen(h, rq->key);
+	else if (!srv_keys_allowed(h->keys, rq->key)) {
 		srv_http_error(rq, 401, "key %s is not authorized on this "
 		    "server", rq->key);
 		return -EACCES;
 	}
+	if (event_base_gettimeofday_cached(h->base, &now) == 0)
+		srv_seen_note(h->lastseen, rq->key, (int64_t)now.tv_sec * 1000 +
+		    now.tv_usec / 1000);
 	return 0;
 }
 
@@ -599,6 +671,29 @@ srv_http_push_drop(void *arg)
 }
 
 /*
+ * Loop thread: records signed by a revoked key are rejected, whoever
+ * pushes them (the set is the loop's, so this runs here, just before the
+ * batch is stored).
+ */
+static void
+srv_http_push_revoked(struct srv_push_req *pr)
+{
+	const struct srv_revocation *rv;
+	char words[512];
+	size_t i;
+
+	if (pr->code != 0 || srv_revoked_count(pr->rq.h->revoked) == 0)
+		return;
+	for (i = 0; i < pr->n; i++) {
+		rv = srv_revoked_find(pr->rq.h->revoked, pr->items[i].signer);
+		if (rv == NULL)
+			continue;
+		srv_revocation_words(rv, words, sizeof words);
+		srv_push_item_revoked(&pr->items[i], words);
+	}
+}
+
+/*
  * Loop thread: a push is checked; store those at the head, in order: on
  * the loop (SQLite), or handed to a worker thread when the store takes
  * batches there (PostgreSQL), so the loop never waits for the database.
@@ -612,6 +707,7 @@ srv_http_push_checked(void *arg)
 	pr->checked = true;
 	while ((first = TAILQ_FIRST(&h->pushes)) != NULL && first->checked) {
 		TAILQ_REMOVE(&h->pushes, first, entry);
+		srv_http_push_revoked(first);
 		first->head = srv_db_head(h->db);
 		if (srv_db_has_workers(h->db) && first->code == 0 &&
 		    first->n > 0) {
@@ -1351,7 +1447,8 @@ static void
 srv_http_history_reply(struct srv_doc_read *dr)
 {
 	struct srv_history_ctx *c = &dr->c;
-	const char *name;
+	const struct srv_revocation *rv;
+	const char *name, *device;
 	json_t *obj, *entry;
 	size_t i;
 
@@ -1360,10 +1457,14 @@ srv_http_history_reply(struct srv_doc_read *dr)
 		return;
 	}
 	json_array_foreach(c->entries, i, entry) {
-		name = srv_keys_name(dr->rd.h->keys, json_string_value(
-		    json_object_get(entry, "device")));
-		if (name != NULL && json_object_set_new(entry, "device_name",
-		    json_string(name)) != 0) {
+		device = json_string_value(json_object_get(entry, "device"));
+		name = srv_keys_name(dr->rd.h->keys, device);
+		/* Signed before the revocation: verifiable, and marked. */
+		rv = srv_revoked_find(dr->rd.h->revoked, device);
+		if ((name != NULL && json_object_set_new(entry, "device_name",
+		    json_string(name)) != 0) || (rv != NULL &&
+		    json_object_set_new(entry, "revoked",
+		    srv_revocation_json(rv)) != 0)) {
 			srv_http_error(&dr->rq, 500, "out of memory");
 			return;
 		}
@@ -1641,6 +1742,72 @@ srv_http_request_cb(struct evhttp_request *req, void *arg)
 	srv_http_handle(arg, req);
 }
 
+/* --- last seen --- */
+
+/* Worker thread: write the taken rows on this thread's store handle. */
+static void
+srv_http_seen_item(void *arg, size_t i)
+{
+	struct srv_http *h = arg;
+	struct srv_db *db;
+
+	if ((h->seen_r = srv_db_worker(h->db, &db)) == 0)
+		h->seen_r = srv_db_seen_write(db, h->seen_rows, h->seen_n);
+}
+
+/* Loop thread: the rows are written, or go back to be tried again. */
+static void
+srv_http_seen_done(void *arg)
+{
+	struct srv_http *h = arg;
+
+	h->seen_writing = false;
+	if (h->seen_r < 0) {
+		log_warn("cannot write when keys were last seen: %s; trying "
+		    "again", strerror(-h->seen_r));
+		srv_seen_untake(h->lastseen, h->seen_rows, h->seen_n);
+	}
+}
+
+static void
+srv_http_seen_drop(void *arg)
+{
+	struct srv_http *h = arg;
+
+	h->seen_writing = false;
+}
+
+/*
+ * Write the keys seen since the last time: on a worker when the store has
+ * them (the loop never waits for PostgreSQL), else one short SQLite
+ * transaction here.  sync: on the loop's handle whatever the store
+ * (stopping).
+ */
+static void
+srv_http_seen_flush(struct srv_http *h, bool sync)
+{
+	if (h->seen_writing || h->lastseen == NULL)
+		return;
+	if ((h->seen_n = srv_seen_take(h->lastseen, &h->seen_rows)) == 0)
+		return;
+	if (!sync && srv_db_has_workers(h->db)) {
+		h->seen_writing = true;
+		if (jobq_submit(h->pool, NULL, srv_http_seen_item,
+		    srv_http_seen_done, srv_http_seen_drop, h) == 0)
+			return;
+		h->seen_writing = false;
+		h->seen_r = -ENOMEM;
+	} else
+		h->seen_r = srv_db_seen_write(h->db, h->seen_rows, h->seen_n);
+	srv_http_seen_done(h);
+}
+
+static void
+srv_http_seen_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_http_seen_flush(arg, false);
+}
+
 /* --- life cycle --- */
 
 int
@@ -1662,7 +1829,8 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 		h->cfg.max_wait = SRV_HTTP_MAX_WAIT;
 	TAILQ_INIT(&h->waiters);
 	TAILQ_INIT(&h->pushes);
-	if ((r = srv_keys_empty(&h->keys)) < 0)
+	if ((r = srv_keys_empty(&h->keys)) < 0 ||
+	    (r = srv_seen_new(SRV_HTTP_SEEN_MAX, &h->lastseen)) < 0)
 		goto fail;
 	if (h->cfg.threads <= 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1697,6 +1865,16 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 	cc.arg = h;
 	if ((r = srv_conns_new(base, h->http, &cc, &h->conns)) < 0)
 		goto fail;
+	{
+		struct timeval tv = { SRV_HTTP_SEEN_FLUSH_S, 0 };
+
+		if ((h->seen_ev = event_new(base, -1, EV_PERSIST,
+		    srv_http_seen_cb, h)) == NULL ||
+		    event_add(h->seen_ev, &tv) < 0) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	*ret = h;
 	return 0;
 fail:
@@ -1741,6 +1919,13 @@ srv_http_set_keys(struct srv_http *h, struct srv_keys *ks)
 }
 
 void
+srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv)
+{
+	srv_revoked_free(h->revoked);
+	h->revoked = rv;
+}
+
+void
 srv_http_shutdown(struct srv_http *h)
 {
 	h->shutting_down = true;
@@ -1764,6 +1949,10 @@ srv_http_free(struct srv_http *h)
 	/* Pushes not yet applied are dropped unanswered: nothing of them
 	 * was stored, and their connections close with evhttp. */
 	jobq_free(h->pool);
+	h->pool = NULL;
+	/* What was seen since the last write is not lost at a clean stop. */
+	if (h->db != NULL)
+		srv_http_seen_flush(h, true);
 	while ((pr = TAILQ_FIRST(&h->pushes)) != NULL) {
 		TAILQ_REMOVE(&h->pushes, pr, entry);
 		srv_http_push_free(pr);
@@ -1775,6 +1964,10 @@ srv_http_free(struct srv_http *h)
 		evhttp_free(h->http);
 	srv_conns_free(h->conns);
 	srv_keys_free(h->keys);
+	srv_revoked_free(h->revoked);
+	if (h->seen_ev != NULL)
+		event_free(h->seen_ev);
+	srv_seen_free(h->lastseen);
 	free(h->seen);
 	free(h);
 }

@@ -21,6 +21,14 @@
  * empty (400); a since beyond the head is 409.  Every answer is a compact
  * JSON object.
  *
+ * Keys: a request must be signed by a key of the allow list (or any, in
+ * open mode) that is not revoked; a revoked key's request gets 401 with
+ * a "revoked" member ({"time","reason"}), records it signed are rejected
+ * in any push, and history entries it signed carry the same member.  The
+ * time of each key's last authenticated request is kept in memory and
+ * written to the store every SRV_HTTP_SEEN_FLUSH_S seconds at most (and
+ * at a clean stop): never a write per request.
+ *
  * Bounds: request bodies over SRV_HTTP_BODY_MAX are refused by evhttp with
  * 413 before they are read into memory; a push of more than
  * SRV_PUSH_MAX_CHANGES changes gets 413; headers are capped at 64 KiB; at
@@ -55,6 +63,7 @@
 
 #include <event2/event.h>
 
+#include "srv_access.h"
 #include "srv_db.h"
 #include "srv_keys.h"
 
@@ -70,6 +79,10 @@ struct srv_http_config {
 	int	threads;	/* push checkers (0: one per CPU) */
 	int	max_connections; /* 0: srv_conn_default_max() */
 	size_t	max_inflight;	/* body bytes at once (0: default) */
+	/* Another process changed the store (`ferry-server revoke` on
+	 * SQLite): reread the revocations now.  May be NULL. */
+	void	(*reload)(void *arg);
+	void	*reload_arg;
 };
 
 struct srv_http;
@@ -85,6 +98,12 @@ int	srv_http_listen(struct srv_http *h, const char *addr, int port,
 	    int *ret_port);
 /* Use ks (ownership moves here) from now on; the old set is freed. */
 void	srv_http_set_keys(struct srv_http *h, struct srv_keys *ks);
+/*
+ * Refuse the keys of rv (sealed; ownership moves here) from now on: their
+ * requests get 401 saying when and why they were revoked, records they
+ * signed are rejected in any push, and history marks their entries.
+ */
+void	srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv);
 /*
  * Stop accepting connections and answer every waiting long-poll with
  * what there is now.  Requests already being read are still served.

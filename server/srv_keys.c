@@ -82,6 +82,19 @@ srv_keys_count(const struct srv_keys *ks)
 	return ks->n;
 }
 
+int
+srv_keys_foreach(const struct srv_keys *ks,
+    int (*cb)(const char *key, const char *name, void *arg), void *arg)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < ks->n; i++)
+		if ((r = cb(ks->v[i].key, ks->v[i].name, arg)) < 0)
+			return r;
+	return (int)ks->n;
+}
+
 static const struct srv_key *
 srv_keys_find(const struct srv_keys *ks, const char *key)
 {
@@ -128,8 +141,6 @@ srv_keys_check_key(const char *key, const char **ret_reason)
 int
 srv_keys_check_name(const char *name, const char **ret_reason)
 {
-	const unsigned char *p;
-	json_t *js;
 	size_t len;
 
 	len = strlen(name);
@@ -138,7 +149,18 @@ srv_keys_check_name(const char *name, const char **ret_reason)
 			*ret_reason = "must be 1-64 bytes";
 		return -EINVAL;
 	}
-	for (p = (const unsigned char *)name; *p != '\0'; p++)
+	return srv_keys_check_text(name, ret_reason);
+}
+
+int
+srv_keys_check_text(const char *text, const char **ret_reason)
+{
+	const unsigned char *p;
+	json_t *js;
+	size_t len;
+
+	len = strlen(text);
+	for (p = (const unsigned char *)text; *p != '\0'; p++)
 		if (*p < 0x20 || *p == 0x7f) {
 			if (ret_reason != NULL)
 				*ret_reason = "must not contain control "
@@ -146,13 +168,13 @@ srv_keys_check_name(const char *name, const char **ret_reason)
 			return -EINVAL;
 		}
 	/* It goes into JSON replies as it is: it must be UTF-8. */
-	if ((js = json_string(name)) == NULL) {
+	if ((js = json_string(text)) == NULL) {
 		if (ret_reason != NULL)
 			*ret_reason = "must be valid UTF-8";
 		return -EINVAL;
 	}
 	json_decref(js);
-	if (name[0] == ' ' || name[len - 1] == ' ') {
+	if (len > 0 && (text[0] == ' ' || text[len - 1] == ' ')) {
 		if (ret_reason != NULL)
 			*ret_reason = "must not start or end with a blank";
 		return -EINVAL;

@@ -37,6 +37,10 @@ int	srv_keys_empty(struct srv_keys **ret);
 void	srv_keys_free(struct srv_keys *ks);
 
 size_t	srv_keys_count(const struct srv_keys *ks);
+/* cb(key, name or NULL, arg) for each key in file order; < 0 stops with
+ * that value.  The number of keys, or cb's value. */
+int	srv_keys_foreach(const struct srv_keys *ks,
+	    int (*cb)(const char *key, const char *name, void *arg), void *arg);
 bool	srv_keys_allowed(const struct srv_keys *ks, const char *key);
 /* The key's NAME, or NULL when it is not listed or has none. */
 const char *srv_keys_name(const struct srv_keys *ks, const char *key);
@@ -45,6 +49,9 @@ const char *srv_keys_name(const struct srv_keys *ks, const char *key);
 int	srv_keys_check_key(const char *key, const char **ret_reason);
 /* 0 for a valid NAME, else -EINVAL and a reason. */
 int	srv_keys_check_name(const char *name, const char **ret_reason);
+/* The rules of a NAME but its length: UTF-8, no control characters, no
+ * blank at either end (also for a revocation's reason). */
+int	srv_keys_check_text(const char *text, const char **ret_reason);
 
 /*
  * Append "<key> [NAME]" to path, creating it with mode 0600 (and refusing

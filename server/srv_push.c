@@ -98,6 +98,18 @@ srv_push_item_clear(struct srv_push_item *it)
 	memset(it, 0, sizeof *it);
 }
 
+void
+srv_push_item_revoked(struct srv_push_item *it, const char *words)
+{
+	if (it->err < 0)
+		return;
+	json_decref(it->result);
+	it->result = srv_push_rejected("revoked: the record's device key %s "
+	    "was %s", it->signer, words);
+	if (it->result == NULL)
+		it->err = -ENOMEM;
+}
+
 /* The body's text: a slice of the record, or dumped if its layout is
  * not record_make's.  0 or -ENOMEM. */
 static int
@@ -166,6 +178,7 @@ srv_push_check(const char *key, json_t *item, struct srv_push_item *ret)
 		it->err = r;
 		return;
 	}
+	snprintf(it->signer, sizeof it->signer, "%s", it->f.device);
 	if (strcmp(it->f.device, key) != 0) {
 		record_fields_clear(&it->f);
 		it->result = srv_push_rejected("record device does not match "

@@ -6,7 +6,9 @@
  *  1. the item must be {"record":string,"sig":string} and the record at most
  *     SRV_PUSH_RECORD_MAX bytes, else "rejected";
  *  2. the signature is checked over the exact record bytes (record_verify)
- *     before anything in the record is believed; then the record's device
+ *     before anything in the record is believed; a record whose device
+ *     key is revoked is "rejected" saying so (srv_push_item_revoked, by the
+ *     caller, who holds the revocations); then the record's device
  *     must be the key that signed the request, and a put's body must be
  *     inside the one body limit (bodylimit.h: depth and size), else
  *     "rejected" with the reason: a body every reader can parse wrapped in
@@ -44,6 +46,7 @@
 #include <jansson.h>
 
 #include "bodylimit.h"
+#include "keys.h"
 #include "record.h"
 #include "srv_db.h"
 
@@ -70,6 +73,9 @@ struct srv_push_item {
 	const char		*body;		/* put: the body's JSON text */
 	size_t			 body_len;
 	char			*body_buf;	/* body, if it had to be dumped */
+	/* The key whose signature the record bears, once it verified
+	 * (even when it is not the requesting key); "" before. */
+	char			 signer[KEYS_PUB_B64_LEN + 1];
 };
 
 /*
@@ -80,6 +86,11 @@ struct srv_push_item {
 void	srv_push_check(const char *key, json_t *item,
 	    struct srv_push_item *ret);
 void	srv_push_item_clear(struct srv_push_item *it);
+/*
+ * The item's signer is revoked (words: "revoked on ... (why)"): it is
+ * rejected, saying so, whatever it was judged before.
+ */
+void	srv_push_item_revoked(struct srv_push_item *it, const char *words);
 
 /*
  * Judge and apply n checked changes of key, in order, inside an open

@@ -185,6 +185,20 @@ server_allow() {
 	fi
 }
 
+# server_admin NAME COMMAND...: a ferry-server command (revoke, keys...)
+# on NAME's store: its data directory (SQLite), or its PostgreSQL
+# database under FERRY_TEST_DB=postgresql.
+server_admin() {
+	_name=$1
+	shift
+	if [ "${FERRY_TEST_DB:-sqlite}" = postgresql ]; then
+		"$FERRY_SERVER" --data-dir "$(server_datadir "$_name")" \
+		    --db "$(pg_url "srv_$_name")" "$@"
+	else
+		"$FERRY_SERVER" --data-dir "$(server_datadir "$_name")" "$@"
+	fi
+}
+
 # req SERVER KEY [SRVCLIENT-OPTIONS] METHOD PATH [BODYFILE]
 req() {
 	_url=$(server_url "$1")
