@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "srv_db.h"
@@ -710,6 +711,47 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 	return 0;
 }
 
+/*
+ * Lock the batch's existing documents in (collection, id) order, in one
+ * round trip: the names go as one JSON array, and the sort sits under the
+ * row locking, so rows are locked in that order.  Without it two batches
+ * locking c1 then c2 and c2 then c1 deadlock, and PostgreSQL aborts one
+ * after deadlock_timeout (a 503 and a retry for its device).
+ */
+static int
+srv_pg_lock_docs(struct srv_db *base, const struct srv_doc_key *keys,
+    size_t n)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	json_t *arr, *k;
+	const char *vals[1];
+	char *text = NULL;
+	size_t i;
+	int r = -ENOMEM;
+
+	if (!db->in_batch)
+		return -EINVAL;
+	if ((arr = json_array()) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		k = json_pack("{s:s,s:s}", "c", keys[i].collection, "i",
+		    keys[i].id);
+		if (k == NULL || json_array_append_new(arr, k) < 0)
+			goto out;
+	}
+	if ((text = json_dumps(arr, JSON_COMPACT)) == NULL)
+		goto out;
+	vals[0] = text;
+	r = srv_pg_do(db, "SELECT 1 FROM docs d"
+	    " JOIN (SELECT DISTINCT c, i FROM json_to_recordset($1::json)"
+	    "  AS k(c text, i text)) k ON d.collection = k.c AND d.id = k.i"
+	    " ORDER BY d.collection, d.id FOR UPDATE OF d", 1, vals, NULL);
+out:
+	free(text);
+	json_decref(arr);
+	return r;
+}
+
 static int
 srv_pg_max_seq(struct srv_db *base, const char *device, int64_t *ret)
 {
@@ -1139,6 +1181,7 @@ static const struct srv_db_ops srv_pg_ops = {
 	.rollback = srv_pg_rollback,
 	.doc_read = srv_pg_doc_read,
 	.change_id_get = srv_pg_change_id_get,
+	.lock_docs = srv_pg_lock_docs,
 	.max_seq = srv_pg_max_seq,
 	.set_max_seq = srv_pg_set_max_seq,
 	.apply = srv_pg_apply,
