@@ -25,9 +25,6 @@
 FERRY_TEST_DB=postgresql
 . "$(dirname "$0")/sync-lib.sh"
 
-command -v haproxy >/dev/null 2>&1 ||
-    skip_all "haproxy is missing (Debian package haproxy; tests/deps.sh)"
-
 total=${FERRY_KILL9_CHANGES:-10000}
 half=$((total / 2))
 chunk=2500
@@ -83,6 +80,13 @@ drained() {
 }
 
 test_expect_success 'two instances behind haproxy (docs/deploy.md), two devices' '
+	# Missing, a failure naming the package (as pg-lib.sh does), not a
+	# skip that CI would not show.
+	if ! command -v haproxy >/dev/null 2>&1; then
+		echo "haproxy is not installed: Debian package haproxy" \
+		    "(tests/deps.sh installs it)"
+		return 1
+	fi &&
 	pg_createdb shared &&
 	server_start A --open --db "$(pg_url shared)" &&
 	server_start B --open --db "$(pg_url shared)" &&
