@@ -228,7 +228,8 @@ srv_config_load(struct srv_config *c, const char *path, bool must_exist,
 	int r;
 
 	if (srv_config_copy(&next, c) < 0) {
-		*ret_error = NULL;
+		if (ret_error != NULL)
+			*ret_error = NULL;
 		return -ENOMEM;
 	}
 	r = inifile_parse(path, must_exist, srv_config_key_cb, &next,

@@ -52,8 +52,8 @@ struct srv_config {
  * Read path into *c (which must start zeroed or hold an earlier file's
  * settings): the file is applied whole or not at all.  Returns 0, or
  * -EINVAL (a bad line or value) or the -errno of opening or reading, with
- * *ret_error a malloc'd "file:line: what" the caller frees (NULL for
- * -ENOMEM); a missing file is 0 unless must_exist.
+ * *ret_error (if ret_error is not NULL) a malloc'd "file:line: what" the
+ * caller frees (NULL for -ENOMEM); a missing file is 0 unless must_exist.
  */
 int	srv_config_load(struct srv_config *c, const char *path,
 	    bool must_exist, char **ret_error);
