@@ -1,5 +1,5 @@
 #!/bin/sh
-# t5022-pg-kill9-drain: exactly once while instances die (issue 10,
+# t5024-pg-kill9-drain: exactly once while instances die (issue 10,
 # "Exactly-once under kill -9 of an instance every 2 s while 100,000
 # changes drain").  Two ferry-server instances on one PostgreSQL database
 # behind haproxy, configured with the example of docs/deploy.md (read

@@ -1,5 +1,5 @@
 #!/bin/sh
-# t5021-pg-convergence: four devices on two ferry-server instances sharing
+# t5023-pg-convergence: four devices on two ferry-server instances sharing
 # one PostgreSQL database converge (issue 10, "Convergence").  Guards the
 # whole path across instances: pushes that conflict on one instance with
 # what another applied, merges, pulls woken by another instance's NOTIFY.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# t1015-server-http-close: a client that asks for the connection to be
+# t1016-server-http-close: a client that asks for the connection to be
 # closed gets its whole answer first (RFC 9112 section 9.6).  Bug
 # guarded: evhttp closed the connection as soon as the answer had left
 # the connection filter, shutting the socket down before the answer was
