@@ -5,11 +5,9 @@
  * unset, empty or not an absolute path is ignored, as the specification
  * says).  A file is parsed by libinih into a copy of the settings, and the
  * copy replaces them only when the whole file was valid, so a bad file
- * never leaves half of its values applied.  Parsing stops at the first
- * error, and the message names the file, the physical line, the key and
- * the value.  Lines are read here (libinih only sees them one at a time)
- * so the line number is known in the handler and a line too long for
- * libinih's fixed buffer is refused instead of being split in two.
+ * never leaves half of its values applied.  Reading the file, and the
+ * messages that name its line, key and value, are lib/inifile's (shared
+ * with ferry-server's configuration); this file says what each key means.
  *
  * Nothing here creates directories or checks that paths exist: that is
  * the daemon's business when it starts.
@@ -18,7 +16,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +26,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "config.h"
+#include "inifile.h"
 #include "log.h"
 #include "sockpath.h"
 
@@ -92,41 +88,6 @@ static const struct {
 	{ "info", LOG_INFO },
 	{ "debug", LOG_DEBUG },
 };
-
-/* State of one config_load(), shared by the reader and the handler. */
-struct config_parse {
-	FILE		*fp;
-	const char	*path;
-	struct config	 next;		/* the settings being built */
-	char		*line;		/* getline(3) buffer */
-	size_t		 linesz;
-	int		 lineno;	/* physical line being handled */
-	int		 error;		/* first error, -errno, or 0 */
-	int		 error_line;
-	char		*message;	/* malloc'd message for error */
-};
-
-static char	*config_format(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
-
-/* A malloc'd string built as printf would, or NULL without memory. */
-static char *
-config_format(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
-		return NULL;
-	va_start(ap, fmt);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	return s;
-}
 
 /* The value of an XDG variable if it is an absolute path, else NULL. */
 static const char *
@@ -198,10 +159,10 @@ config_default_path(void)
 	const char *v;
 
 	if ((v = config_xdg("XDG_CONFIG_HOME")) != NULL)
-		return config_format("%s/%s/%s", v, CONFIG_DIR_NAME,
+		return inifile_format("%s/%s/%s", v, CONFIG_DIR_NAME,
 		    CONFIG_FILE_NAME);
 	if ((v = config_home()) != NULL)
-		return config_format("%s/.config/%s/%s", v, CONFIG_DIR_NAME,
+		return inifile_format("%s/.config/%s/%s", v, CONFIG_DIR_NAME,
 		    CONFIG_FILE_NAME);
 	return NULL;
 }
@@ -239,67 +200,6 @@ config_copy(struct config *to, const struct config *from)
 	return 0;
 }
 
-/*
- * Parse a path value: "~" or "~/..." is relative to $HOME, anything else
- * must be absolute.  On -EINVAL *why says what is wrong.
- */
-static int
-config_parse_path(const char *value, char **ret, const char **why)
-{
-	const char *home;
-	char *s;
-
-	if (*value == '\0') {
-		*why = "empty";
-		return -EINVAL;
-	}
-	if (value[0] == '~' && (value[1] == '\0' || value[1] == '/')) {
-		if ((home = config_home()) == NULL) {
-			*why = "starts with ~ but HOME is not set";
-			return -EINVAL;
-		}
-		s = config_format("%s%s", home, value + 1);
-	} else if (value[0] != '/') {
-		*why = "not an absolute path";
-		return -EINVAL;
-	} else
-		s = strdup(value);
-	if (s == NULL)
-		return -ENOMEM;
-	*ret = s;
-	return 0;
-}
-
-/*
- * Parse a decimal integer in [min, max].  On -EINVAL *why says what is
- * wrong, in buf when it quotes the range.
- */
-static int
-config_parse_int(const char *value, int min, int max, int *ret,
-    char *buf, size_t bufsz, const char **why)
-{
-	char *end;
-	long long n;
-
-	if (*value == '\0' || (*value != '-' && (*value < '0' || *value > '9'))) {
-		*why = "not a number";
-		return -EINVAL;
-	}
-	errno = 0;
-	n = strtoll(value, &end, 10);
-	if (*end != '\0') {
-		*why = "not a number";
-		return -EINVAL;
-	}
-	if (errno == ERANGE || n < min || n > max) {
-		snprintf(buf, bufsz, "out of range %d-%d", min, max);
-		*why = buf;
-		return -EINVAL;
-	}
-	*ret = (int)n;
-	return 0;
-}
-
 /* Set one key of c from value.  0, -ENOMEM, or -EINVAL with *why set. */
 static int
 config_set(struct config *c, const struct config_key *k, const char *value,
@@ -315,7 +215,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 	switch (k->type) {
 	case CONFIG_T_PATH:
 	case CONFIG_T_SOCKET:
-		if ((r = config_parse_path(value, &s, why)) < 0)
+		if ((r = inifile_path(value, &s, why)) < 0)
 			return r;
 		if (k->type == CONFIG_T_SOCKET &&
 		    strlen(s) > CONFIG_SOCKET_PATH_MAX) {
@@ -360,7 +260,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 		}
 		break;
 	case CONFIG_T_INT:
-		return config_parse_int(value, k->min, k->max, ip, buf, bufsz,
+		return inifile_int(value, k->min, k->max, ip, buf, bufsz,
 		    why);
 	case CONFIG_T_LEVEL:
 		for (i = 0; i < sizeof config_levels / sizeof config_levels[0];
@@ -379,197 +279,58 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 }
 
 /*
- * Record the first error of a parse and take message (NULL: out of
- * memory); later errors are dropped.
+ * inifile callback: one "name = value" line of section, into the
+ * settings being built (arg).
  */
-static void
-config_fail(struct config_parse *p, int error, int line, char *message)
-{
-	if (p->error != 0) {
-		free(message);
-		return;
-	}
-	p->error = message == NULL ? -ENOMEM : error;
-	p->error_line = line;
-	p->message = message;
-}
-
-/* libinih handler: one "name = value" line of section. */
 static int
-config_handler(void *user, const char *section, const char *name,
-    const char *value)
+config_key_cb(void *arg, const char *section, const char *name,
+    const char *value, char *buf, size_t bufsz, const char **ret_why)
 {
-	struct config_parse *p = user;
 	const struct config_key *k = NULL;
-	const char *why = NULL;
-	char buf[64];
 	size_t i;
-	int r, section_known = 0;
+	bool section_known = false;
 
-	if (p->error != 0)
-		return 0;
-	if (name == NULL)
-		name = "";
-	if (value == NULL)
-		value = "";
 	for (i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
 		if (strcmp(section, config_keys[i].section) != 0)
 			continue;
-		section_known = 1;
+		section_known = true;
 		if (strcmp(name, config_keys[i].name) == 0) {
 			k = &config_keys[i];
 			break;
 		}
 	}
-	if (k == NULL) {
-		if (*section == '\0')
-			why = "outside any section ([ferryd] or [remote])";
-		else if (section_known)
-			snprintf(buf, sizeof buf, "unknown key in [%.40s]",
-			    section);
+	if (k != NULL)
+		return config_set(arg, k, value, buf, bufsz, ret_why);
+	if (*section == '\0')
+		*ret_why = "outside any section ([ferryd] or [remote])";
+	else {
+		if (section_known)
+			snprintf(buf, bufsz, "unknown key in [%.40s]", section);
 		else
-			snprintf(buf, sizeof buf, "in unknown section [%.30s]",
+			snprintf(buf, bufsz, "in unknown section [%.30s]",
 			    section);
-		r = -EINVAL;
-	} else
-		r = config_set(&p->next, k, value, buf, sizeof buf, &why);
-	if (r == -ENOMEM)
-		config_fail(p, r, p->lineno, NULL);
-	else if (r < 0)
-		config_fail(p, r, p->lineno, config_format("%s:%d: %s: %s: '%s'",
-		    p->path, p->lineno, name, why != NULL ? why : buf, value));
-	return r == 0;
-}
-
-/*
- * libinih reader: hand over one physical line, counting it.  Stops the
- * parse (returns NULL) at end of file, on a read error, after the first
- * error, and at a line too long for libinih's buffer.
- */
-static char *
-config_reader(char *str, int num, void *stream)
-{
-	struct config_parse *p = stream;
-	char *start;
-	ssize_t n;
-
-	if (p->error != 0)
-		return NULL;
-	errno = 0;
-	if ((n = getline(&p->line, &p->linesz, p->fp)) == -1) {
-		if (ferror(p->fp))
-			config_fail(p, errno != 0 ? -errno : -EIO, 0,
-			    config_format("%s: cannot read: %s", p->path,
-			    strerror(errno != 0 ? errno : EIO)));
-		return NULL;
+		*ret_why = buf;
 	}
-	p->lineno++;
-	/*
-	 * Leading blanks go: libinih would take an indented line for the
-	 * continuation of the previous value, and no key here has several
-	 * lines, so an indented key means what it says.
-	 */
-	for (start = p->line; *start == ' ' || *start == '\t'; start++)
-		n--;
-	/* The text, its newline and a NUL must fit libinih's num bytes. */
-	if (n - (n > 0 && start[n - 1] == '\n') > num - 2) {
-		config_fail(p, -EINVAL, p->lineno, config_format(
-		    "%s:%d: line longer than %d bytes", p->path, p->lineno,
-		    num - 2));
-		return NULL;
-	}
-	memcpy(str, start, (size_t)n + 1);
-	return str;
-}
-
-/*
- * libinih found a line it cannot parse at line.  Read that line again to
- * quote it, if the file can be rewound.
- */
-static void
-config_syntax_error(struct config_parse *p, int line)
-{
-	const char *start;
-	ssize_t n = -1;
-	int i;
-
-	if (fseek(p->fp, 0, SEEK_SET) == 0) {
-		for (i = 0; i < line; i++)
-			if ((n = getline(&p->line, &p->linesz, p->fp)) == -1)
-				break;
-	}
-	if (n == -1) {
-		config_fail(p, -EINVAL, line, config_format(
-		    "%s:%d: not a [section] or a 'key = value' line",
-		    p->path, line));
-		return;
-	}
-	while (n > 0 && (p->line[n - 1] == '\n' || p->line[n - 1] == '\r'))
-		p->line[--n] = '\0';
-	for (start = p->line; *start == ' ' || *start == '\t'; start++)
-		continue;
-	config_fail(p, -EINVAL, line, config_format(
-	    "%s:%d: not a [section] or a 'key = value' line: '%s'",
-	    p->path, line, start));
+	return -EINVAL;
 }
 
 int
 config_load(struct config *c, const char *path, bool must_exist,
     char **ret_error)
 {
-	struct config_parse p;
-	struct stat st;
-	int r, line;
+	struct config next;
+	int r;
 
-	memset(&p, 0, sizeof p);
-	p.path = path;
-	if ((p.fp = fopen(path, "re")) == NULL) {
-		r = -errno;
-		if (r == -ENOENT && !must_exist)
-			return 0;
-		config_fail(&p, r, 0, config_format("%s: cannot open: %s",
-		    path, strerror(-r)));
-		goto done;
+	if (config_copy(&next, c) < 0) {
+		if (ret_error != NULL)
+			*ret_error = NULL;
+		return -ENOMEM;
 	}
-	if (fstat(fileno(p.fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-		config_fail(&p, -EISDIR, 0, config_format("%s: cannot read: %s",
-		    path, strerror(EISDIR)));
-		goto done;
-	}
-	if (config_copy(&p.next, c) < 0) {
-		config_fail(&p, -ENOMEM, 0, NULL);
-		goto done;
-	}
-	line = ini_parse_stream(config_reader, &p, config_handler, &p);
-	/*
-	 * libinih returns the first line it found wrong: either the line the
-	 * handler refused (already reported) or an earlier malformed line.
-	 */
-	if (line > 0 && (p.error == 0 || (p.error_line > 0 &&
-	    line < p.error_line))) {
-		if (p.error != 0) {
-			free(p.message);
-			p.message = NULL;
-			p.error = 0;
-		}
-		config_syntax_error(&p, line);
-	} else if (line < 0 && p.error == 0)
-		config_fail(&p, -ENOMEM, 0, NULL);
-	if (p.error == 0) {
+	r = inifile_parse(path, must_exist, config_key_cb, &next, ret_error);
+	if (r == 0) {
 		config_free(c);
-		*c = p.next;
-		memset(&p.next, 0, sizeof p.next);
-	}
-
-done:
-	r = p.error;
-	if (r < 0 && ret_error != NULL)
-		*ret_error = p.message;
-	else
-		free(p.message);
-	config_free(&p.next);
-	free(p.line);
-	if (p.fp != NULL)
-		fclose(p.fp);
+		*c = next;
+	} else
+		config_free(&next);
 	return r;
 }

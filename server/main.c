@@ -2,13 +2,17 @@
  * ferry-server: the reference remote of remote protocol v1 (DESIGN
  * "Remote protocol v1"; "ferryd and ferry-server").
  *
- *   ferry-server [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
+ *   ferry-server [--config FILE] [--listen ADDR:PORT] [--data-dir DIR] [--keys FILE]
  *                [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] [--max-wait S]
  *                [--max-connections N] [--max-inflight-mib N]
  *   ferry-server [--data-dir DIR | --keys FILE | --db URL] allow PUBKEY [NAME]
  *   ferry-server [--data-dir DIR | --db FILE|URL] revoke PUBKEY [--reason TEXT]
  *   ferry-server [--data-dir DIR | --db FILE|URL] unrevoke PUBKEY
  *   ferry-server [--data-dir DIR | --keys FILE | --db FILE|URL] keys [--json]
+ *
+ * Settings come from the command line, then the configuration file
+ * (srv_config: --config FILE, or $XDG_CONFIG_HOME/ferry/ferry-server.conf
+ * if it exists) for what the command line left unsaid.
  *
  * One process, one libevent loop: evhttp in front (srv_http), the store
  * behind (srv_db: SQLite in <data-dir>/server.db, another file with --db
@@ -68,6 +72,7 @@
 #include "keys.h"
 #include "log.h"
 #include "srv_access.h"
+#include "srv_config.h"
 #include "srv_conn.h"
 #include "srv_db.h"
 #include "srv_http.h"
@@ -78,6 +83,7 @@
 #define SRV_STOP_GRACE_MS	200	/* to write replies already made */
 
 struct options {
+	const char	*config;
 	const char	*listen;
 	const char	*data_dir;
 	const char	*keys;
@@ -92,6 +98,7 @@ struct options {
 
 struct server {
 	struct options		 opt;
+	struct srv_config	 conf;		/* owns what opt takes from it */
 	char			*data_dir;
 	char			*keys_path;
 	char			 addr[256];
@@ -107,8 +114,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: ferry-server [--listen ADDR:PORT] [--data-dir DIR] "
-	    "[--keys FILE]\n"
+	    "usage: ferry-server [--config FILE] [--listen ADDR:PORT] "
+	    "[--data-dir DIR] [--keys FILE]\n"
 	    "                    [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] "
 	    "[--max-wait SECONDS]\n"
 	    "                    [--max-connections N] [--max-inflight-mib N]\n"
@@ -122,6 +129,10 @@ usage(FILE *f)
 	    "keys [--json]\n"
 	    "       ferry-server --help | --version\n"
 	    "\n"
+	    "  --config FILE       settings the options below leave unsaid "
+	    "(default\n"
+	    "                      $XDG_CONFIG_HOME/ferry/ferry-server.conf, "
+	    "if it exists)\n"
 	    "  --listen ADDR:PORT  address to serve on (default "
 	    SRV_DEFAULT_LISTEN ";\n"
 	    "                      IPv6 as [ADDR]:PORT; port 0 picks one)\n"
@@ -199,6 +210,7 @@ static int
 parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "keys", required_argument, NULL, 'k' },
@@ -220,6 +232,9 @@ parse_args(int argc, char **argv, struct options *o)
 	while ((ch = getopt_long(argc, argv, "+l:d:k:oDhV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
 		case 'l':
 			o->listen = optarg;
 			break;
@@ -306,38 +321,50 @@ resolve_paths(struct server *s)
 	return s->keys_path != NULL ? 0 : -ENOMEM;
 }
 
-/* "ADDR:PORT" or "[ADDR]:PORT" into s->addr, s->port. */
+/*
+ * The configuration file (the named one, or the default if it exists)
+ * fills in what the command line left unsaid.  0, or -1 after saying
+ * why.
+ */
 static int
-parse_listen(struct server *s, const char *spec)
+load_config(struct server *s)
 {
-	const char *colon, *host, *host_end;
-	char *end;
-	long port;
-	size_t len;
+	struct options *o = &s->opt;
+	struct srv_config *c = &s->conf;
+	char *path, *err = NULL;
+	int r;
 
-	if (spec[0] == '[') {
-		host = spec + 1;
-		if ((host_end = strchr(host, ']')) == NULL ||
-		    host_end[1] != ':')
-			return -EINVAL;
-		colon = host_end + 1;
-	} else {
-		host = spec;
-		if ((colon = strrchr(spec, ':')) == NULL)
-			return -EINVAL;
-		host_end = colon;
+	if (o->config != NULL)
+		path = strdup(o->config);
+	else if ((path = srv_config_default_path()) == NULL)
+		return 0;
+	if (path == NULL ||
+	    (r = srv_config_load(c, path, o->config != NULL, &err)) < 0) {
+		fprintf(stderr, "ferry-server: %s\n", err != NULL ? err :
+		    strerror(ENOMEM));
+		free(err);
+		free(path);
+		return -1;
 	}
-	len = (size_t)(host_end - host);
-	if (len == 0 || len >= sizeof s->addr)
-		return -EINVAL;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 ||
-	    port > 65535)
-		return -EINVAL;
-	memcpy(s->addr, host, len);
-	s->addr[len] = '\0';
-	s->port = (int)port;
+	free(path);
+	if (o->listen == NULL)
+		o->listen = c->listen;
+	if (o->data_dir == NULL)
+		o->data_dir = c->data_dir;
+	if (o->keys == NULL)
+		o->keys = c->keys;
+	if (o->db == NULL)
+		o->db = c->db;
+	o->open = o->open || c->open;
+	o->debug = o->debug || c->debug;
+	if (o->max_waiters == 0)
+		o->max_waiters = c->max_waiters;
+	if (o->max_wait == 0)
+		o->max_wait = c->max_wait;
+	if (o->max_connections == 0)
+		o->max_connections = c->max_connections;
+	if (o->max_inflight_mib == 0)
+		o->max_inflight_mib = c->max_inflight_mib;
 	return 0;
 }
 
@@ -1101,11 +1128,14 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_args(argc, argv, &s.opt) < 0)
 		return 2;
+	if (load_config(&s) < 0)
+		return 2;
 	if (s.opt.debug)
 		log_set_level(LOG_DEBUG);
 	event_set_log_callback(libevent_log_cb);
 	if (sodium_init() < 0) {
 		log_err("cannot initialise libsodium");
+		srv_config_free(&s.conf);
 		return 1;
 	}
 	if (optind < argc && (strcmp(argv[optind], "allow") == 0 ||
@@ -1128,18 +1158,21 @@ main(int argc, char **argv)
 		}
 		free(s.data_dir);
 		free(s.keys_path);
+		srv_config_free(&s.conf);
 		return r;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ferry-server: unknown command '%s'\n",
 		    argv[optind]);
 		usage(stderr);
+		srv_config_free(&s.conf);
 		return 2;
 	}
-	if (parse_listen(&s, s.opt.listen != NULL ? s.opt.listen :
-	    SRV_DEFAULT_LISTEN) < 0) {
+	if (srv_config_listen(s.opt.listen != NULL ? s.opt.listen :
+	    SRV_DEFAULT_LISTEN, s.addr, sizeof s.addr, &s.port) < 0) {
 		fprintf(stderr, "ferry-server: --listen wants ADDR:PORT or "
 		    "[ADDR]:PORT, not '%s'\n", s.opt.listen);
+		srv_config_free(&s.conf);
 		return 2;
 	}
 	r = serve(&s);
@@ -1151,6 +1184,7 @@ main(int argc, char **argv)
 		close(s.lock_fd);
 	free(s.data_dir);
 	free(s.keys_path);
+	srv_config_free(&s.conf);
 	if (r == 0)
 		log_notice("stopped");
 	return r < 0 ? 1 : 0;

@@ -68,6 +68,7 @@ struct srv_conn {
 	bool			 gone;
 	bool			 stuck;		/* output added while not writing */
 	bool			 lingering;	/* refused and answered: closing */
+	bool			 close_after;	/* the client asked for a close */
 };
 
 TAILQ_HEAD(srv_conn_list, srv_conn);
@@ -272,6 +273,9 @@ struct srv_conn_head {
 	bool		 te;
 	bool		 folded;
 	bool		 no_body;	/* HEAD, TRACE: evhttp reads none */
+	bool		 http10;
+	bool		 conn_close;	/* Connection: close */
+	bool		 conn_keep;	/* Connection: keep-alive */
 };
 
 static bool
@@ -314,10 +318,32 @@ srv_conn_parse_len(const char *s, size_t len)
 	return v;
 }
 
+/* Note the options of a Connection header value in *hd. */
+static void
+srv_conn_options(const char *v, size_t len, struct srv_conn_head *hd)
+{
+	size_t i = 0, start, n;
+
+	while (i < len) {
+		while (i < len && (v[i] == ',' || v[i] == ' ' || v[i] == '\t'))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		n = i - start;
+		if (n == 5 && strncasecmp(v + start, "close", 5) == 0)
+			hd->conn_close = true;
+		else if (n == 10 && strncasecmp(v + start, "keep-alive", 10) == 0)
+			hd->conn_keep = true;
+	}
+}
+
 /*
  * Copy the header block (len bytes, NUL-terminated copy in blk) to out
- * without any SRV_CONN_ADMISSION line and, if strip_body, without the
- * lines that announce a body; note what decides admission in *hd.
+ * without any SRV_CONN_ADMISSION line, without Connection lines (the
+ * close a client asks for is ours to make: srv_conn_head_done) and, if
+ * strip_body, without the lines that announce a body; note what decides
+ * admission, and the close, in *hd.
  */
 static void
 srv_conn_scan(char *blk, size_t len, struct evbuffer *out, bool strip_body,
@@ -343,10 +369,16 @@ srv_conn_scan(char *blk, size_t len, struct evbuffer *out, bool strip_body,
 			hd->no_body = (llen >= 5 && strncmp(line, "HEAD ", 5)
 			    == 0) || (llen >= 6 && strncmp(line, "TRACE ", 6)
 			    == 0);
+			hd->http10 = llen >= 9 &&
+			    strncmp(line + llen - 9, " HTTP/1.0", 9) == 0;
 			first = false;
 		} else if (line[0] == ' ' || line[0] == '\t') {
 			hd->folded = true;
 		} else if (srv_conn_is(line, llen, SRV_CONN_ADMISSION, &off)) {
+			drop = true;
+		} else if (srv_conn_is(line, llen, "Connection", &off)) {
+			srv_conn_value(line, llen, off, &v, &vlen);
+			srv_conn_options(v, vlen, hd);
 			drop = true;
 		} else if (srv_conn_is(line, llen, "Authorization", &off)) {
 			srv_conn_value(line, llen, off, &hd->auth,
@@ -622,6 +654,17 @@ srv_conn_head_done(struct srv_conn *c, struct evbuffer *src,
 	memset(&hd, 0, sizeof hd);
 	srv_conn_scan(blk, len, dst, code != 0, &hd);
 	free(blk);
+	/*
+	 * evhttp closes a connection the client wants closed as soon as the
+	 * reply has left the filter, before the socket has sent it (and
+	 * shuts the socket down first): HTTP/1.0 clients and "Connection:
+	 * close" (haproxy's health checks) got an empty reply.  evhttp is
+	 * told to keep the connection, and srv_conn_done_cb closes it the
+	 * way a refusal is closed, once the reply is out.
+	 */
+	c->close_after = hd.conn_close || (hd.http10 && !hd.conn_keep);
+	if (hd.http10)
+		evbuffer_add_printf(dst, "Connection: keep-alive\r\n");
 	if (code != 0) {
 		evbuffer_add_printf(dst, SRV_CONN_ADMISSION ": %d %s\r\n",
 		    code, why);
@@ -910,6 +953,15 @@ srv_conn_done_cb(struct evhttp_request *req, void *arg)
 	if (c->cs == NULL || c->gone)
 		return;
 	srv_conn_release(c);
+	if (c->close_after && c->state == SRV_CONN_BUSY) {
+		/* What follows a request that asked for the close is not
+		 * read: the reply goes out, then a FIN (srv_conn_fin). */
+		c->close_after = false;
+		c->state = SRV_CONN_DRAIN;
+		if (c->evcon != NULL)
+			evhttp_connection_set_timeout(c->evcon,
+			    SRV_CONN_LINGER_S);
+	}
 	if (c->state == SRV_CONN_DRAIN) {
 		c->lingering = true;
 		c->idle_us = util_mono_us();

@@ -211,6 +211,14 @@ srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret)
 }
 
 int
+srv_db_lock_docs(struct srv_db *db, const struct srv_doc_key *keys, size_t n)
+{
+	if (db->ops->lock_docs == NULL || n == 0)
+		return 0;
+	return db->ops->lock_docs(db, keys, n);
+}
+
+int
 srv_db_apply(struct srv_db *db, const struct srv_apply *a, int64_t *ret_seq)
 {
 	return db->ops->apply(db, a, ret_seq);

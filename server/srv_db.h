@@ -212,6 +212,22 @@ int	srv_db_change_id_get(struct srv_db *db, const char *device,
 	    int64_t dseq, struct srv_change_id *ret);
 void	srv_change_id_clear(struct srv_change_id *c);
 
+/* A document's name, for srv_db_lock_docs. */
+struct srv_doc_key {
+	const char	*collection;
+	const char	*id;
+};
+
+/*
+ * Inside a batch: lock the existing documents among keys (n of them,
+ * duplicates allowed) in one order every batch uses, before any is read,
+ * so two batches that touch the same documents in different orders wait
+ * for each other instead of deadlocking.  A backend whose batches run one
+ * at a time (SQLite) does nothing.  0 or -errno.
+ */
+int	srv_db_lock_docs(struct srv_db *db, const struct srv_doc_key *keys,
+	    size_t n);
+
 /* The device's highest applied-or-conflicted seq, 0 if unknown. */
 int	srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret);
 

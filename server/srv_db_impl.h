@@ -8,8 +8,9 @@
  * then the backend is used from the loop's thread only, and nothing but
  * this process writes its store; keys, allow and watch_keys may be NULL:
  * then the keys file is the only list; outside_change may be NULL (never:
- * the backend notifies instead).  Every backend keeps revocations and key
- * times (revoke ... seen_write).
+ * the backend notifies instead); lock_docs may be NULL: then batches
+ * never run at once.  Every backend keeps revocations and key times
+ * (revoke ... seen_write).
  */
 #ifndef FERRY_SRV_DB_IMPL_H
 #define FERRY_SRV_DB_IMPL_H
@@ -29,6 +30,8 @@ struct srv_db_ops {
 		    struct srv_doc *);
 	int	 (*change_id_get)(struct srv_db *, const char *, int64_t,
 		    struct srv_change_id *);
+	int	 (*lock_docs)(struct srv_db *, const struct srv_doc_key *,
+		    size_t);
 	int	 (*max_seq)(struct srv_db *, const char *, int64_t *);
 	int	 (*set_max_seq)(struct srv_db *, const char *, int64_t);
 	int	 (*apply)(struct srv_db *, const struct srv_apply *, int64_t *);

@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "keys.h"
@@ -724,6 +725,47 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 	return 0;
 }
 
+/*
+ * Lock the batch's existing documents in (collection, id) order, in one
+ * round trip: the names go as one JSON array, and the sort sits under the
+ * row locking, so rows are locked in that order.  Without it two batches
+ * locking c1 then c2 and c2 then c1 deadlock, and PostgreSQL aborts one
+ * after deadlock_timeout (a 503 and a retry for its device).
+ */
+static int
+srv_pg_lock_docs(struct srv_db *base, const struct srv_doc_key *keys,
+    size_t n)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	json_t *arr, *k;
+	const char *vals[1];
+	char *text = NULL;
+	size_t i;
+	int r = -ENOMEM;
+
+	if (!db->in_batch)
+		return -EINVAL;
+	if ((arr = json_array()) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		k = json_pack("{s:s,s:s}", "c", keys[i].collection, "i",
+		    keys[i].id);
+		if (k == NULL || json_array_append_new(arr, k) < 0)
+			goto out;
+	}
+	if ((text = json_dumps(arr, JSON_COMPACT)) == NULL)
+		goto out;
+	vals[0] = text;
+	r = srv_pg_do(db, "SELECT 1 FROM docs d"
+	    " JOIN (SELECT DISTINCT c, i FROM json_to_recordset($1::json)"
+	    "  AS k(c text, i text)) k ON d.collection = k.c AND d.id = k.i"
+	    " ORDER BY d.collection, d.id FOR UPDATE OF d", 1, vals, NULL);
+out:
+	free(text);
+	json_decref(arr);
+	return r;
+}
+
 static int
 srv_pg_max_seq(struct srv_db *base, const char *device, int64_t *ret)
 {
@@ -765,13 +807,18 @@ srv_pg_set_max_seq(struct srv_db *base, const char *device, int64_t dseq)
 	    NULL);
 }
 
+/*
+ * The document's conditional upsert and the change's log row in one
+ * statement, one round trip: the log row is inserted only if the upsert
+ * returned a row, so no row back means the document moved.
+ */
 static int
 srv_pg_apply(struct srv_db *base, const struct srv_apply *a, int64_t *ret_seq)
 {
 	struct srv_pg *db = (struct srv_pg *)base;
 	char version[24], dseq[24], ts[24], now[24];
-	const char *dvals[5], *cvals[10];
-	int dlens[5], clens[10];
+	const char *vals[12];
+	int lens[12];
 	PGresult *res;
 	int r = 0;
 
@@ -782,20 +829,32 @@ srv_pg_apply(struct srv_db *base, const struct srv_apply *a, int64_t *ret_seq)
 	snprintf(ts, sizeof ts, "%" PRId64, a->ts);
 	snprintf(now, sizeof now, "%" PRId64, util_now_ms());
 
-	/* The body as bytes (binary text): it is a slice of the record. */
-	memset(dlens, 0, sizeof dlens);
-	dvals[0] = a->collection;
-	dvals[1] = a->id;
-	dvals[2] = version;
-	dvals[3] = a->body == NULL ? "t" : "f";
-	dvals[4] = a->body;
-	dlens[4] = a->body != NULL ? (int)a->body_len : 0;
-	if ((res = srv_pg_run(db, "INSERT INTO docs AS d (collection, id,"
-	    " version, deleted, body) VALUES ($1, $2, $3::bigint,"
-	    " $4::boolean, $5::text) ON CONFLICT (collection, id) DO UPDATE"
-	    " SET version = excluded.version, deleted = excluded.deleted,"
-	    " body = excluded.body WHERE d.version = excluded.version - 1"
-	    " RETURNING 1", 5, dvals, dlens, false, &r)) == NULL)
+	/* The body and the record as bytes: the body is a slice of it. */
+	memset(lens, 0, sizeof lens);
+	vals[0] = a->collection;
+	vals[1] = a->id;
+	vals[2] = version;
+	vals[3] = a->body == NULL ? "t" : "f";
+	vals[4] = a->body;
+	lens[4] = a->body != NULL ? (int)a->body_len : 0;
+	vals[5] = a->op;
+	vals[6] = a->device;
+	vals[7] = dseq;
+	vals[8] = ts;
+	vals[9] = now;
+	vals[10] = a->record;
+	lens[10] = (int)a->record_len;
+	vals[11] = a->sig;
+	if ((res = srv_pg_run(db, "WITH d AS (INSERT INTO docs AS d"
+	    " (collection, id, version, deleted, body) VALUES ($1, $2,"
+	    " $3::bigint, $4::boolean, $5::text) ON CONFLICT (collection, id)"
+	    " DO UPDATE SET version = excluded.version, deleted ="
+	    " excluded.deleted, body = excluded.body"
+	    " WHERE d.version = excluded.version - 1 RETURNING 1)"
+	    " INSERT INTO changes (collection, id, version, op, device, dseq,"
+	    " ts, received_ms, record, sig) SELECT $1, $2, $3::bigint, $6,"
+	    " $7, $8::bigint, $9::bigint, $10::bigint, $11::bytea, $12"
+	    " FROM d RETURNING 1", 12, vals, lens, false, &r)) == NULL)
 		return r;
 	if (PQntuples(res) != 1) {
 		/* Another instance moved the document since it was read. */
@@ -805,24 +864,6 @@ srv_pg_apply(struct srv_db *base, const struct srv_apply *a, int64_t *ret_seq)
 		return -ESTALE;
 	}
 	PQclear(res);
-
-	memset(clens, 0, sizeof clens);
-	cvals[0] = a->collection;
-	cvals[1] = a->id;
-	cvals[2] = version;
-	cvals[3] = a->op;
-	cvals[4] = a->device;
-	cvals[5] = dseq;
-	cvals[6] = ts;
-	cvals[7] = now;
-	cvals[8] = a->record;
-	clens[8] = (int)a->record_len;
-	cvals[9] = a->sig;
-	if ((r = srv_pg_do(db, "INSERT INTO changes (collection, id, version,"
-	    " op, device, dseq, ts, received_ms, record, sig) VALUES ($1, $2,"
-	    " $3::bigint, $4, $5, $6::bigint, $7::bigint, $8::bigint,"
-	    " $9::bytea, $10)", 10, cvals, clens)) < 0)
-		return r;
 	db->batch_n++;
 	*ret_seq = 0;
 	return 0;
@@ -1329,6 +1370,7 @@ static const struct srv_db_ops srv_pg_ops = {
 	.rollback = srv_pg_rollback,
 	.doc_read = srv_pg_doc_read,
 	.change_id_get = srv_pg_change_id_get,
+	.lock_docs = srv_pg_lock_docs,
 	.max_seq = srv_pg_max_seq,
 	.set_max_seq = srv_pg_set_max_seq,
 	.apply = srv_pg_apply,

@@ -56,6 +56,7 @@
 #define SRV_HTTP_HEADERS_MAX	(SRV_CONN_HEADERS_MAX + 4096)
 #define SRV_HTTP_TIMEOUT	120	/* idle/read/write, seconds */
 #define SRV_HTTP_LIMIT_MAX	1000
+#define SRV_HTTP_PUSH_TRIES	3	/* a push the store aborted (-EAGAIN) */
 #define SRV_HTTP_CHANGES_LIMIT	100	/* default limit of /v1/changes */
 #define SRV_HTTP_OPEN_SEEN_MAX	1024	/* open mode: keys remembered */
 #define SRV_HTTP_STOP		(-ECANCELED) /* row callbacks: enough */
@@ -579,16 +580,20 @@ srv_http_push_check(void *arg, size_t i)
 
 /*
  * Apply a checked push in one transaction on db: the loop's handle, or a
- * worker thread's (srv_db_worker).  The outcome stays in pr, for
+ * worker thread's (srv_db_worker).  A transaction the store aborted to
+ * break a deadlock or a serialization failure (-EAGAIN: nothing of it was
+ * applied) is run again, up to SRV_HTTP_PUSH_TRIES times in all, before
+ * the device is told 503.  The outcome stays in pr, for
  * srv_http_push_answer on the loop.
  */
 static void
 srv_http_push_store(struct srv_push_req *pr, struct srv_db *db)
 {
-	int r;
+	int r, tries = 0;
 
 	if (pr->code != 0 || pr->n == 0)
 		return;
+again:
 	if ((r = srv_db_begin(db)) < 0 ||
 	    (r = srv_push_apply(db, pr->rq.key, pr->items, pr->n,
 	    &pr->results, &pr->st)) < 0 ||
@@ -597,6 +602,8 @@ srv_http_push_store(struct srv_push_req *pr, struct srv_db *db)
 		snprintf(pr->dberr, sizeof pr->dberr, "%s", srv_db_errmsg(db));
 		json_decref(pr->results);
 		pr->results = NULL;
+		if (r == -EAGAIN && ++tries < SRV_HTTP_PUSH_TRIES)
+			goto again;
 		pr->r = r;
 	}
 }

@@ -347,6 +347,36 @@ out:
 	return r;
 }
 
+/*
+ * Lock the documents the batch's verified changes touch, all at once and
+ * in the store's order, before judging any: on a shared store (several
+ * instances, or worker threads) batches of different devices touching
+ * the same documents then queue instead of deadlocking.  0 or -errno.
+ */
+static int
+srv_push_lock_docs(struct srv_db *db, const struct srv_push_item *items,
+    size_t n)
+{
+	struct srv_doc_key *keys;
+	size_t i, k = 0;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((keys = calloc(n, sizeof *keys)) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (items[i].err < 0 || items[i].result != NULL)
+			continue;
+		keys[k].collection = items[i].f.collection;
+		keys[k].id = items[i].f.id;
+		k++;
+	}
+	r = srv_db_lock_docs(db, keys, k);
+	free(keys);
+	return r;
+}
+
 int
 srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
     size_t n, json_t **ret_results, struct srv_push_stats *ret_stats)
@@ -358,7 +388,8 @@ srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
 
 	memset(&c, 0, sizeof c);
 	c.db = db;
-	if ((r = srv_db_max_seq(db, key, &c.max_seq)) < 0)
+	if ((r = srv_db_max_seq(db, key, &c.max_seq)) < 0 ||
+	    (r = srv_push_lock_docs(db, items, n)) < 0)
 		return r;
 	if ((results = json_array()) == NULL)
 		return -ENOMEM;

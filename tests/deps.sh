@@ -23,8 +23,9 @@ libjansson-dev libinih-dev libcmocka-dev libsystemd-dev libpq-dev"
 # with python3-nacl (t4002: a protocol client written from
 # docs/protocol.md in another language), and postgresql (15 in bookworm:
 # initdb, pg_ctl and psql for the throwaway database of the
-# t5xxx-pg-*.sh tests, tests/t/pg-lib.sh).
-run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl postgresql"
+# t5xxx-pg-*.sh tests, tests/t/pg-lib.sh), and haproxy (t5024 runs two
+# instances behind docs/deploy.md's example configuration).
+run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl postgresql haproxy"
 run="$run $*"
 missing=""
 for p in $build $run; do
