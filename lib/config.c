@@ -31,7 +31,6 @@
 #include "log.h"
 #include "sockpath.h"
 
-#define CONFIG_DIR_NAME		"ferry"
 #define CONFIG_FILE_NAME	"ferryd.conf"
 #define CONFIG_DEVICE_NAME_MAX	128
 /* A socket path must fit sockaddr_un.sun_path with its NUL. */
@@ -89,30 +88,6 @@ static const struct {
 	{ "debug", LOG_DEBUG },
 };
 
-/* The value of an XDG variable if it is an absolute path, else NULL. */
-static const char *
-config_xdg(const char *var)
-{
-	const char *v;
-
-	v = getenv(var);
-	if (v == NULL || v[0] != '/')
-		return NULL;
-	return v;
-}
-
-/* $HOME if set and not empty, else NULL. */
-static const char *
-config_home(void)
-{
-	const char *v;
-
-	v = getenv("HOME");
-	if (v == NULL || *v == '\0')
-		return NULL;
-	return v;
-}
-
 /* The host name, or "localhost" if it cannot be read. */
 static char *
 config_hostname(void)
@@ -156,15 +131,7 @@ fail:
 char *
 config_default_path(void)
 {
-	const char *v;
-
-	if ((v = config_xdg("XDG_CONFIG_HOME")) != NULL)
-		return inifile_format("%s/%s/%s", v, CONFIG_DIR_NAME,
-		    CONFIG_FILE_NAME);
-	if ((v = config_home()) != NULL)
-		return inifile_format("%s/.config/%s/%s", v, CONFIG_DIR_NAME,
-		    CONFIG_FILE_NAME);
-	return NULL;
+	return inifile_user_path(CONFIG_FILE_NAME);
 }
 
 void

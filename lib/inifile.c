@@ -56,6 +56,18 @@ inifile_format(const char *fmt, ...)
 	return s;
 }
 
+char *
+inifile_user_path(const char *name)
+{
+	const char *v;
+
+	if ((v = getenv("XDG_CONFIG_HOME")) != NULL && v[0] == '/')
+		return inifile_format("%s/ferry/%s", v, name);
+	if ((v = getenv("HOME")) != NULL && *v != '\0')
+		return inifile_format("%s/.config/ferry/%s", v, name);
+	return NULL;
+}
+
 int
 inifile_path(const char *value, char **ret, const char **ret_why)
 {

@@ -53,6 +53,13 @@ int	inifile_int(const char *value, int min, int max, int *ret, char *buf,
 	    size_t bufsz, const char **ret_why);
 int	inifile_path(const char *value, char **ret, const char **ret_why);
 
+/*
+ * Where a user's configuration file named name lives: under
+ * $XDG_CONFIG_HOME/ferry/ (only if absolute), else $HOME/.config/ferry/.
+ * A malloc'd path, or NULL when neither is set (or without memory).
+ */
+char	*inifile_user_path(const char *name);
+
 /* A malloc'd string built as printf would, or NULL without memory. */
 char	*inifile_format(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));

@@ -96,13 +96,7 @@ srv_config_listen(const char *spec, char *addr, size_t addrsz,
 char *
 srv_config_default_path(void)
 {
-	const char *v;
-
-	if ((v = getenv("XDG_CONFIG_HOME")) != NULL && v[0] == '/')
-		return inifile_format("%s/ferry/ferry-server.conf", v);
-	if ((v = getenv("HOME")) != NULL && *v != '\0')
-		return inifile_format("%s/.config/ferry/ferry-server.conf", v);
-	return NULL;
+	return inifile_user_path("ferry-server.conf");
 }
 
 void
