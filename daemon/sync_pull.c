@@ -244,17 +244,26 @@ out:
  * NULL if it can.  *ret_nomem is set when the sentence could not be made.
  */
 static char *
-pull_change_check(json_t *ch, size_t body_len, bool *ret_nomem)
+pull_change_check(json_t *ch, const char *body_text, size_t body_len,
+    bool *ret_nomem)
 {
 	const char *reason, *what = NULL;
 	char *why;
+	int r;
 
-	/* The shape (lib/wire), then the body limit every path enforces. */
-	if ((reason = wire_change_check(ch, &what)) == NULL &&
-	    !json_is_true(json_object_get(ch, "deleted")) &&
-	    bodylimit_check_text(json_object_get(ch, "body"), body_len,
-	    &reason) < 0)
-		what = "body";
+	/* The shape (lib/wire), then the body limit every path enforces.  A
+	 * body the scanner read is held apart, no deeper than the limit. */
+	reason = body_text != NULL && json_object_get(ch, "body") == NULL ?
+	    wire_change_check_apart(ch, true, &what) :
+	    wire_change_check(ch, &what);
+	if (reason == NULL && !json_is_true(json_object_get(ch, "deleted"))) {
+		r = json_object_get(ch, "body") == NULL ?
+		    bodylimit_check_size(body_len, 0, &reason) :
+		    bodylimit_check_text(json_object_get(ch, "body"),
+		    body_len, &reason);
+		if (r < 0)
+			what = "body";
+	}
 	if (reason == NULL)
 		return NULL;
 	if (asprintf(&why, "%s %s", what, reason) < 0) {
@@ -369,8 +378,14 @@ pull_parse_run(void *arg, size_t item)
 	struct pull_step *p = arg;
 	int r;
 
-	r = wire_changes_page_parse(p->text, p->len, &p->changes,
-	    &p->last_seq, p->bad, sizeof p->bad);
+	/* A page as ferry-server writes it needs no tree of its bodies. */
+	r = wire_changes_page_scan(p->text, p->len, &p->changes, &p->bodies,
+	    &p->last_seq);
+	if (r == -ENOTSUP)
+		r = wire_changes_page_parse(p->text, p->len, &p->changes,
+		    &p->last_seq, p->bad, sizeof p->bad);
+	else if (r < 0)
+		snprintf(p->bad, sizeof p->bad, "out of memory");
 	free(p->text);
 	p->text = NULL;
 	if (r == 0)
@@ -392,20 +407,24 @@ pull_encode_run(void *arg, size_t item)
 	struct pull_step *p = arg;
 	json_t *ch, *body;
 	char *text, *why;
-	bool nomem = false;
+	bool nomem = false, scanned;
 	size_t i;
 
-	if ((p->bodies = calloc(p->n ? p->n : 1, sizeof *p->bodies)) == NULL)
+	/* A page the parser scanned (wire_changes_page_scan) has its
+	 * bodies as text already. */
+	scanned = p->bodies != NULL;
+	if (!scanned && (p->bodies = calloc(p->n ? p->n : 1,
+	    sizeof *p->bodies)) == NULL)
 		goto nomem;
 	json_array_foreach(p->changes, i, ch) {
-		text = NULL;
+		text = scanned ? p->bodies[i] : NULL;
 		body = json_object_get(ch, "body");
-		if (!json_is_true(json_object_get(ch, "deleted")) &&
+		if (!scanned && !json_is_true(json_object_get(ch, "deleted")) &&
 		    json_is_object(body) &&
 		    (text = json_dumps(body, JSON_COMPACT)) == NULL)
 			goto nomem;
-		why = pull_change_check(ch, text != NULL ? strlen(text) : 0,
-		    &nomem);
+		why = pull_change_check(ch, text, text != NULL ? strlen(text) :
+		    0, &nomem);
 		if (why != NULL && p->why == NULL &&
 		    (p->why = calloc(p->n, sizeof *p->why)) == NULL) {
 			free(why);
@@ -413,6 +432,7 @@ pull_encode_run(void *arg, size_t item)
 		}
 		if (nomem) {
 			free(text);
+			p->bodies[i] = NULL;
 			goto nomem;
 		}
 		if (why != NULL) {

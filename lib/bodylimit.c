@@ -54,10 +54,19 @@ bodylimit_check_text(const json_t *body, size_t len,
 			*ret_reason = why;
 		return -EINVAL;
 	}
+	/* The size first: a body too large is not walked. */
+	return bodylimit_check_size(len, len > BODYLIMIT_MAX_BYTES ? 0 :
+	    bodylimit_depth(body, BODYLIMIT_MAX_DEPTH), ret_reason);
+}
+
+int
+bodylimit_check_size(size_t len, int depth, const char **ret_reason)
+{
+	const char *why;
+
 	if (len > BODYLIMIT_MAX_BYTES)
 		why = "is larger than 4194304 bytes of compact JSON";
-	else if (bodylimit_depth(body, BODYLIMIT_MAX_DEPTH) >
-	    BODYLIMIT_MAX_DEPTH)
+	else if (depth > BODYLIMIT_MAX_DEPTH)
 		why = "is nested deeper than 64 levels";
 	else
 		return 0;

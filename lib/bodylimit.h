@@ -41,6 +41,9 @@ int	bodylimit_check(const json_t *body, const char **ret_reason);
  * tree is body (the size is taken from len, not recomputed). */
 int	bodylimit_check_text(const json_t *body, size_t len,
 	    const char **ret_reason);
+/* The same for an object body of len bytes, depth levels deep, measured
+ * without a tree (lib/jscan). */
+int	bodylimit_check_size(size_t len, int depth, const char **ret_reason);
 /* The nesting depth of a JSON value: 0 for a scalar, 1 for an object or
  * array of scalars.  Stops counting past max (returns max + 1). */
 int	bodylimit_depth(const json_t *v, int max);

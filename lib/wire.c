@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bodylimit.h"
+#include "jscan.h"
 #include "names.h"
 #include "wire.h"
 
@@ -74,6 +76,15 @@ wire_push_results_check(json_t *results, size_t n)
 const char *
 wire_change_check(const json_t *ch, const char **ret_field)
 {
+	/* jansson's getters take non-const */
+	return wire_change_check_apart(ch, json_is_object(json_object_get(
+	    (json_t *)ch, "body")), ret_field);
+}
+
+const char *
+wire_change_check_apart(const json_t *ch, bool has_body,
+    const char **ret_field)
+{
 	const char *reason = NULL, *what = NULL;
 	json_t *c = (json_t *)ch;	/* jansson's getters take non-const */
 
@@ -92,8 +103,7 @@ wire_change_check(const json_t *ch, const char **ret_field)
 	else if (!json_is_integer(json_object_get(c, "version")) ||
 	    json_integer_value(json_object_get(c, "version")) < 1)
 		what = "version", reason = "is missing or not positive";
-	else if (!json_is_true(json_object_get(c, "deleted")) &&
-	    !json_is_object(json_object_get(c, "body")))
+	else if (!json_is_true(json_object_get(c, "deleted")) && !has_body)
 		what = "body", reason = "is missing or not an object";
 	if (what == NULL)
 		return NULL;
@@ -156,4 +166,174 @@ wire_last_seq_hint(const char *text, size_t len, int64_t *ret)
 		return -ENOENT;
 	*ret = strtoll(text + i, NULL, 10);
 	return 0;
+}
+
+/* Is the literal lit at text[*i]?  If so, step over it. */
+static bool
+scan_lit(const char *text, size_t len, size_t *i, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (len - *i < n || memcmp(text + *i, lit, n) != 0)
+		return false;
+	*i += n;
+	return true;
+}
+
+/* A string with no escape in it (names, change ids, signatures). */
+static bool
+scan_plain(const char *text, size_t len, size_t *i, const char **ret,
+    size_t *ret_n)
+{
+	size_t n;
+	int plain;
+
+	if (jscan_string(text + *i, len - *i, &n, &plain) < 0 || !plain)
+		return false;
+	*ret = text + *i + 1;
+	*ret_n = n - 2;
+	*i += n;
+	return true;
+}
+
+static bool
+scan_int(const char *text, size_t len, size_t *i, json_int_t *ret)
+{
+	long long v;
+	size_t n;
+
+	if (jscan_int(text + *i, len - *i, &n, &v) < 0)
+		return false;
+	*ret = (json_int_t)v;
+	*i += n;
+	return true;
+}
+
+/* One change of a page as ferry-server writes it; *ret_change is new. */
+static bool
+scan_change(const char *text, size_t len, size_t *i, json_t **ret_change,
+    size_t *ret_body_off, size_t *ret_body_len)
+{
+	const char *change, *collection, *id, *sig;
+	size_t nchange, ncollection, nid, nsig, boff = 0, blen = 0;
+	json_int_t seq, ts, version;
+	bool deleted;
+
+	if (!scan_lit(text, len, i, "{"))
+		return false;
+	if (scan_lit(text, len, i, "\"body\":")) {
+		boff = *i;
+		if (jscan_compact(text + *i, len - *i, BODYLIMIT_MAX_DEPTH,
+		    &blen, NULL) < 0 || text[boff] != '{')
+			return false;
+		*i += blen;
+		if (!scan_lit(text, len, i, ","))
+			return false;
+	}
+	if (!scan_lit(text, len, i, "\"change\":") ||
+	    !scan_plain(text, len, i, &change, &nchange) ||
+	    !scan_lit(text, len, i, ",\"collection\":") ||
+	    !scan_plain(text, len, i, &collection, &ncollection) ||
+	    !scan_lit(text, len, i, ",\"deleted\":"))
+		return false;
+	if (scan_lit(text, len, i, "true"))
+		deleted = true;
+	else if (scan_lit(text, len, i, "false"))
+		deleted = false;
+	else
+		return false;
+	if (!scan_lit(text, len, i, ",\"id\":") ||
+	    !scan_plain(text, len, i, &id, &nid) ||
+	    !scan_lit(text, len, i, ",\"seq\":") ||
+	    !scan_int(text, len, i, &seq) ||
+	    !scan_lit(text, len, i, ",\"sig\":") ||
+	    !scan_plain(text, len, i, &sig, &nsig) ||
+	    !scan_lit(text, len, i, ",\"ts\":") ||
+	    !scan_int(text, len, i, &ts) ||
+	    !scan_lit(text, len, i, ",\"version\":") ||
+	    !scan_int(text, len, i, &version) ||
+	    !scan_lit(text, len, i, "}"))
+		return false;
+	/* A put has its body, a delete none (else: jansson's path says). */
+	if (deleted == (blen > 0))
+		return false;
+	*ret_change = json_pack("{s:s%,s:s%,s:b,s:s%,s:I,s:s%,s:I,s:I}",
+	    "change", change, nchange, "collection", collection, ncollection,
+	    "deleted", deleted, "id", id, nid, "seq", seq, "sig", sig, nsig,
+	    "ts", ts, "version", version);
+	*ret_body_off = boff;
+	*ret_body_len = blen;
+	return *ret_change != NULL;
+}
+
+int
+wire_changes_page_scan(const char *text, size_t len, json_t **ret_changes,
+    char ***ret_bodies, int64_t *ret_last_seq)
+{
+	json_t *changes, *ch;
+	char **bodies = NULL, **v;
+	size_t i = 0, n = 0, cap = 0, boff, blen, k;
+	json_int_t head, last;
+	int r = -ENOTSUP;
+
+	if (text == NULL || ret_changes == NULL || ret_bodies == NULL ||
+	    ret_last_seq == NULL)
+		return -EINVAL;
+	if (!scan_lit(text, len, &i, "{\"changes\":["))
+		return -ENOTSUP;
+	if ((changes = json_array()) == NULL)
+		return -ENOMEM;
+	if (scan_lit(text, len, &i, "]"))
+		goto tail;
+	for (;;) {
+		if (!scan_change(text, len, &i, &ch, &boff, &blen))
+			goto fail;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((v = realloc(bodies, cap * sizeof *v)) == NULL) {
+				json_decref(ch);
+				r = -ENOMEM;
+				goto fail;
+			}
+			bodies = v;
+		}
+		bodies[n] = blen > 0 ? strndup(text + boff, blen) : NULL;
+		if ((blen > 0 && bodies[n] == NULL) ||
+		    json_array_append_new(changes, ch) < 0) {
+			free(bodies[n]);
+			r = -ENOMEM;
+			goto fail;
+		}
+		n++;
+		if (scan_lit(text, len, &i, "]"))
+			break;
+		if (!scan_lit(text, len, &i, ","))
+			goto fail;
+	}
+tail:
+	if (!scan_lit(text, len, &i, ",\"head\":") ||
+	    !scan_int(text, len, &i, &head) ||
+	    !scan_lit(text, len, &i, ",\"last_seq\":") ||
+	    !scan_int(text, len, &i, &last) || !scan_lit(text, len, &i, "}"))
+		goto fail;
+	/* White space may follow, as jansson allows; nothing else. */
+	while (i < len && strchr(" \t\r\n", text[i]) != NULL &&
+	    text[i] != '\0')
+		i++;
+	if (i != len)
+		goto fail;
+	if (n == 0 && (bodies = calloc(1, sizeof *bodies)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	*ret_changes = changes;
+	*ret_bodies = bodies;
+	*ret_last_seq = last;
+	return 0;
+fail:
+	for (k = 0; k < n; k++)
+		free(bodies[k]);
+	free(bodies);
+	json_decref(changes);
+	return r;
 }

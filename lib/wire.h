@@ -16,6 +16,7 @@
 #ifndef FERRY_WIRE_H
 #define FERRY_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,10 +57,32 @@ const char	*wire_push_results_check(json_t *results, size_t n);
  * reads as a sentence ("version is missing or not positive").
  */
 const char	*wire_change_check(const json_t *ch, const char **ret_field);
+/* The same for a change whose body is held apart (as text, see
+ * wire_changes_page_scan): has_body says whether it has one. */
+const char	*wire_change_check_apart(const json_t *ch, bool has_body,
+		    const char **ret_field);
 
 int	wire_changes_page_parse(const char *text, size_t len,
 	    json_t **ret_changes, int64_t *ret_last_seq, char *reason,
 	    size_t reason_size);
+
+/*
+ * The same page read without building its bodies, when it is laid out as
+ * ferry-server writes it (compact, keys sorted, each change with "sig"
+ * and "ts" and no "record") and each body is already in the form ferryd
+ * stores (lib/jscan: jansson's compact writing, at most
+ * BODYLIMIT_MAX_DEPTH deep).  Returns 0 with *ret_changes (as
+ * wire_changes_page_parse's, but no change has a "body"), *ret_bodies (a
+ * malloc'd array of as many malloc'd strings: each put's body as jansson
+ * would write it, NULL for a delete; the caller frees both) and
+ * *ret_last_seq; -ENOTSUP if the page is laid out otherwise (the caller
+ * then calls wire_changes_page_parse, which also says what is wrong with
+ * a page that is not valid); -ENOMEM.  What it accepts, it accepts as
+ * wire_changes_page_parse would, with the same changes and, written
+ * compact, the same bodies (tests/fuzz/fuzz_changes_page.c).
+ */
+int	wire_changes_page_scan(const char *text, size_t len,
+	    json_t **ret_changes, char ***ret_bodies, int64_t *ret_last_seq);
 
 /*
  * The last_seq of a page laid out as ferry-server writes it (compact, keys

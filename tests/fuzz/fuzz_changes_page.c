@@ -11,7 +11,11 @@
  * page's changes are an array the caller owns alone, each change with
  * valid names, an integer version >= 1 and, unless deleted, an object body
  * that jansson can write back (the encoder treats a failure there as out
- * of memory, so a page that passed must never cause one).
+ * of memory, so a page that passed must never cause one).  And the fast
+ * path (wire_changes_page_scan, lib/jscan) agrees with jansson: a page it
+ * accepts, wire_changes_page_parse accepts too, with the same last_seq,
+ * the same changes but for their bodies, and each body the scanner kept
+ * as text byte for byte what jansson writes compact of the parsed one.
  */
 #include "autoconfig.h"
 
@@ -46,6 +50,48 @@ check_change(json_t *ch)
 	free(text);
 }
 
+/* A page the scanner accepted must read the same through jansson. */
+static void
+check_scan(const char *text, size_t size)
+{
+	json_t *fast = NULL, *slow = NULL, *ch, *body;
+	int64_t fast_last = 0, slow_last = 0;
+	char **bodies = NULL, *dump, why[160];
+	size_t i, n;
+	int r;
+
+	r = wire_changes_page_scan(text, size, &fast, &bodies, &fast_last);
+	if (r < 0) {
+		FUZZ_ASSERT(r == -ENOTSUP || r == -ENOMEM);
+		FUZZ_ASSERT(fast == NULL);
+		return;
+	}
+	FUZZ_ASSERT(wire_changes_page_parse(text, size, &slow, &slow_last,
+	    why, sizeof why) == 0);
+	FUZZ_ASSERT(fast_last == slow_last);
+	n = json_array_size(fast);
+	FUZZ_ASSERT(n == json_array_size(slow));
+	for (i = 0; i < n; i++) {
+		ch = json_array_get(slow, i);
+		body = json_incref(json_object_get(ch, "body"));
+		json_object_del(ch, "body");
+		FUZZ_ASSERT(json_equal(ch, json_array_get(fast, i)));
+		if (bodies[i] == NULL) {
+			FUZZ_ASSERT(body == NULL);
+			continue;
+		}
+		FUZZ_ASSERT(json_is_object(body));
+		dump = json_dumps(body, JSON_COMPACT);
+		FUZZ_ASSERT(dump != NULL && strcmp(dump, bodies[i]) == 0);
+		free(dump);
+		json_decref(body);
+		free(bodies[i]);
+	}
+	free(bodies);
+	json_decref(fast);
+	json_decref(slow);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -60,6 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(hint >= 0);
 	else
 		FUZZ_ASSERT(hint == -1);
+	check_scan(text, size);
 	why[0] = '\0';
 	r = wire_changes_page_parse(text, size, &changes, &last, why,
 	    sizeof why);
