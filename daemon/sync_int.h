@@ -11,6 +11,7 @@
 #include "backoff.h"
 #include "jobq.h"
 #include "sync.h"
+#include "wire.h"
 
 #define PUSH_BATCH	1000	/* changes per push request (the server's cap) */
 #define PULL_LIMIT	1000	/* changes per pull page */
@@ -58,8 +59,8 @@ struct push_step {
 	struct sync		*sy;
 	struct push_item	*items;
 	size_t			 n;
-	json_t			*changes;	/* [{record, sig}] */
-	char			*text;		/* the request body */
+	struct wire_push_req	 req;		/* the request, as it is written */
+	char			*text;		/* the request body, written */
 	size_t			 len;
 	json_t			*results;	/* the server's answer */
 	int			 limit;

@@ -48,7 +48,7 @@ push_step_free(struct push_step *p)
 		free(p->items[i].body);
 	}
 	free(p->items);
-	json_decref(p->changes);
+	wire_push_req_free(&p->req);
 	json_decref(p->results);
 	free(p->text);
 	free(p);
@@ -86,7 +86,7 @@ prep_one(const struct store_intent *in, void *arg)
 	struct prep_ctx *c = arg;
 	struct push_item *it, *v;
 	json_error_t jerr;
-	json_t *body = NULL, *ch;
+	json_t *body = NULL;
 	char *text = NULL, *sig = NULL, *btext = NULL;
 	size_t len, off, blen;
 	int64_t ts, change_seq;
@@ -149,11 +149,10 @@ prep_one(const struct store_intent *in, void *arg)
 	it->collection = strdup(in->collection);
 	it->id = strdup(in->id);
 	it->body = btext;
-	ch = json_pack("{s:s%,s:s}", "record", text, len, "sig", sig);
+	r = wire_push_req_add(&c->p->req, text, len, sig);
 	free(text);
 	free(sig);
-	if (it->collection == NULL || it->id == NULL || ch == NULL ||
-	    json_array_append_new(c->p->changes, ch) < 0) {
+	if (it->collection == NULL || it->id == NULL || r < 0) {
 		free(it->collection);
 		free(it->id);
 		free(it->body);
@@ -173,7 +172,6 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
 	struct push_step *p = op->arg;
 	struct prep_ctx c;
 	char *v = NULL, buf[32];
-	json_t *o;
 	int r;
 
 	memset(&c, 0, sizeof c);
@@ -199,13 +197,13 @@ push_prepare_run(struct writer_batch *b, struct writer_op *op)
 	}
 	if (p->n == 0)
 		return;
-	o = json_pack("{s:O}", "changes", p->changes);
-	p->text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (p->text == NULL)
+	if (wire_push_req_end(&p->req) < 0) {
 		writer_op_fail(op, -ENOMEM, "out of memory");
-	else
-		p->len = strlen(p->text);
+		return;
+	}
+	p->text = p->req.text;
+	p->len = p->req.len;
+	memset(&p->req, 0, sizeof p->req);
 }
 
 
@@ -514,11 +512,8 @@ push_prepare(struct sync *sy)
 	if (sy->push_stage == PUSH_PREPARING || sy->push_stage == PUSH_READY ||
 	    !sy->push_need)
 		return;
-	if ((p = calloc(1, sizeof *p)) == NULL ||
-	    (p->changes = json_array()) == NULL) {
-		free(p);
+	if ((p = calloc(1, sizeof *p)) == NULL)
 		return;
-	}
 	p->sy = sy;
 	p->limit = sy->push_limit;
 	p->after = sy->push_handed;

@@ -433,11 +433,46 @@ record_set_str(json_t *obj, const char *key, const char *v)
 	return (0);
 }
 
+/* Where record_make's text is written, as jansson hands it over. */
+struct record_dump {
+	char	*text;
+	size_t	 len, cap;	/* cap counts room for a NUL */
+	bool	 nomem;
+};
+
+static int
+record_dump_cb(const char *buf, size_t size, void *arg)
+{
+	struct record_dump *d = arg;
+	size_t cap;
+	char *v;
+
+	if (size >= SIZE_MAX / 2 - d->len) {
+		d->nomem = true;
+		return -1;
+	}
+	if (d->len + size + 1 > d->cap) {
+		for (cap = d->cap ? d->cap : 2048; cap < d->len + size + 1;
+		    cap *= 2)
+			;
+		if ((v = realloc(d->text, cap)) == NULL) {
+			d->nomem = true;
+			return -1;
+		}
+		d->text = v;
+		d->cap = cap;
+	}
+	memcpy(d->text + d->len, buf, size);
+	d->len += size;
+	return 0;
+}
+
 int
 record_make(const struct keys *k, const char *op, int64_t base,
     const char *collection, const char *id, int64_t seq, int64_t ts,
     json_t *body, char **ret_text, size_t *ret_len, char **ret_sig_b64)
 {
+	struct record_dump db;
 	json_t	*obj = NULL;
 	char	*text = NULL, *sig = NULL;
 	size_t	 size;
@@ -478,21 +513,20 @@ record_make(const struct keys *k, const char *op, int64_t base,
 
 	/*
 	 * Dump into a buffer of our own so the caller can free() it whatever
-	 * allocator jansson was given.  A size of 0 means jansson refused the
-	 * value (e.g. a cycle in body).
+	 * allocator jansson was given, in one pass: sizing first and writing
+	 * then (json_dumpb twice) was a quarter of the push's instructions.
+	 * A failure that is not ours means jansson refused the value (e.g.
+	 * a cycle in body).
 	 */
-	if ((size = json_dumpb(obj, NULL, 0, RECORD_DUMP_FLAGS)) == 0) {
-		r = -EINVAL;
+	memset(&db, 0, sizeof db);
+	if (json_dump_callback(obj, record_dump_cb, &db,
+	    RECORD_DUMP_FLAGS) != 0 || db.len == 0) {
+		r = db.nomem ? -ENOMEM : -EINVAL;
+		text = db.text;
 		goto out;
 	}
-	if ((text = malloc(size + 1)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (json_dumpb(obj, text, size, RECORD_DUMP_FLAGS) != size) {
-		r = -EINVAL;
-		goto out;
-	}
+	text = db.text;
+	size = db.len;
 	text[size] = '\0';
 
 	if ((r = record_sign_bytes(k, RECORD_SIG_PREFIX, text, size,

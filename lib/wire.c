@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,4 +337,96 @@ fail:
 	free(bodies);
 	json_decref(changes);
 	return r;
+}
+
+void
+wire_push_req_free(struct wire_push_req *q)
+{
+	free(q->text);
+	memset(q, 0, sizeof *q);
+}
+
+/* Room for more bytes at the end of q's text (and a NUL). */
+static int
+wire_push_req_room(struct wire_push_req *q, size_t more)
+{
+	size_t cap;
+	char *v;
+
+	if (more > SIZE_MAX / 2 - q->len - 1) {
+		wire_push_req_free(q);
+		return -ENOMEM;
+	}
+	if (q->len + more + 1 <= q->cap)
+		return 0;
+	for (cap = q->cap ? q->cap : 4096; cap < q->len + more + 1; cap *= 2)
+		;
+	if ((v = realloc(q->text, cap)) == NULL) {
+		wire_push_req_free(q);
+		return -ENOMEM;
+	}
+	q->text = v;
+	q->cap = cap;
+	return 0;
+}
+
+int
+wire_push_req_add(struct wire_push_req *q, const char *record, size_t len,
+    const char *sig)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)record;
+	size_t i, slen = strlen(sig);
+	char *o;
+	int r;
+
+	/* Each byte escapes to at most 6 ("\u001f"). */
+	if (len > (SIZE_MAX - 64 - slen) / 6)
+		return -ENOMEM;
+	if ((r = wire_push_req_room(q, 6 * len + slen + 64)) < 0)
+		return r;
+	o = q->text + q->len;
+	o += sprintf(o, "%s{\"record\":\"", q->n == 0 ?
+	    "{\"changes\":[" : ",");
+	for (i = 0; i < len; i++) {
+		if (u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
+			*o++ = (char)u[i];
+			continue;
+		}
+		*o++ = '\\';
+		switch (u[i]) {
+		case '"':
+		case '\\':
+			*o++ = (char)u[i];
+			break;
+		case '\n':
+			*o++ = 'n';
+			break;
+		case '\t':
+			*o++ = 't';
+			break;
+		case '\r':
+			*o++ = 'r';
+			break;
+		default:
+			o += sprintf(o, "u00%c%c", hex[u[i] >> 4],
+			    hex[u[i] & 0xf]);
+		}
+	}
+	o += sprintf(o, "\",\"sig\":\"%s\"}", sig);
+	q->len = (size_t)(o - q->text);
+	q->n++;
+	return 0;
+}
+
+int
+wire_push_req_end(struct wire_push_req *q)
+{
+	int r;
+
+	if ((r = wire_push_req_room(q, 16)) < 0)
+		return r;
+	q->len += (size_t)sprintf(q->text + q->len, "%s]}", q->n == 0 ?
+	    "{\"changes\":[" : "");
+	return 0;
 }
