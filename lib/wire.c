@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "bodylimit.h"
 #include "jscan.h"
@@ -181,6 +182,16 @@ scan_lit(const char *text, size_t len, size_t *i, const char *lit)
 	return true;
 }
 
+/* Is text[i..len) white space only (as jansson allows after a value)? */
+static bool
+scan_end(const char *text, size_t len, size_t i)
+{
+	while (i < len && text[i] != '\0' && strchr(" \t\r\n", text[i]) !=
+	    NULL)
+		i++;
+	return i == len;
+}
+
 /* A string with no escape in it (names, change ids, signatures). */
 static bool
 scan_plain(const char *text, size_t len, size_t *i, const char **ret,
@@ -317,11 +328,7 @@ tail:
 	    !scan_lit(text, len, &i, ",\"last_seq\":") ||
 	    !scan_int(text, len, &i, &last) || !scan_lit(text, len, &i, "}"))
 		goto fail;
-	/* White space may follow, as jansson allows; nothing else. */
-	while (i < len && strchr(" \t\r\n", text[i]) != NULL &&
-	    text[i] != '\0')
-		i++;
-	if (i != len)
+	if (!scan_end(text, len, i))
 		goto fail;
 	if (n == 0 && (bodies = calloc(1, sizeof *bodies)) == NULL) {
 		r = -ENOMEM;
@@ -429,4 +436,105 @@ wire_push_req_end(struct wire_push_req *q)
 	q->len += (size_t)sprintf(q->text + q->len, "%s]}", q->n == 0 ?
 	    "{\"changes\":[" : "");
 	return 0;
+}
+
+/*
+ * The string at text[*i] (a JSON string with no \u escape), unescaped into
+ * buf (at least as large as the string): its length, or -1.
+ */
+static ssize_t
+scan_unescape(const char *text, size_t len, size_t *i, char *buf)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	size_t k = *i + 1, o = 0;
+	const char *p, *e;
+
+	if (*i >= len || text[*i] != '"')
+		return -1;
+	while (k < len) {
+		/* A run with nothing to undo, copied at once. */
+		for (p = text + k; p < text + len && *p != '"' &&
+		    *p != '\\' && (unsigned char)*p >= 0x20; p++)
+			;
+		memcpy(buf + o, text + k, (size_t)(p - text) - k);
+		o += (size_t)(p - text) - k;
+		k = (size_t)(p - text);
+		if (k >= len || (unsigned char)text[k] < 0x20)
+			return -1;
+		if (text[k] == '"') {
+			*i = k + 1;
+			return (ssize_t)o;
+		}
+		if (k + 1 >= len)
+			return -1;
+		if (text[k + 1] == '\0' || (e = strchr(from, text[k + 1])) ==
+		    NULL)
+			return -1;
+		buf[o++] = to[e - from];
+		k += 2;
+	}
+	return -1;
+}
+
+int
+wire_push_req_scan(const char *text, size_t len, size_t max,
+    json_t **ret_changes)
+{
+	json_t *changes, *ch;
+	const char *sig;
+	size_t i = 0, nsig, slen;
+	ssize_t n;
+	char *buf;
+	int r = -ENOTSUP;
+
+	if (text == NULL || ret_changes == NULL)
+		return -EINVAL;
+	if (!scan_lit(text, len, &i, "{\"changes\":["))
+		return -ENOTSUP;
+	/* Any record is shorter than the text that holds it. */
+	if ((buf = malloc(len + 1)) == NULL)
+		return -ENOMEM;
+	if ((changes = json_array()) == NULL) {
+		free(buf);
+		return -ENOMEM;
+	}
+	if (scan_lit(text, len, &i, "]"))
+		goto tail;
+	for (;;) {
+		if (json_array_size(changes) == max) {
+			r = -E2BIG;
+			goto fail;
+		}
+		/* jscan_string checks the UTF-8 and the escapes as jansson
+		 * would (no \u), so the unescaped bytes are a valid string. */
+		if (!scan_lit(text, len, &i, "{\"record\":") ||
+		    jscan_string(text + i, len - i, &slen, NULL) < 0 ||
+		    (n = scan_unescape(text, len, &i, buf)) < 0 ||
+		    !scan_lit(text, len, &i, ",\"sig\":") ||
+		    !scan_plain(text, len, &i, &sig, &nsig) ||
+		    !scan_lit(text, len, &i, "}"))
+			goto fail;
+		ch = json_pack("{s:o,s:s%}", "record",
+		    json_stringn_nocheck(buf, (size_t)n), "sig", sig, nsig);
+		if (ch == NULL || json_array_append_new(changes, ch) < 0) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		if (scan_lit(text, len, &i, "]"))
+			break;
+		if (!scan_lit(text, len, &i, ","))
+			goto fail;
+	}
+tail:
+	if (!scan_lit(text, len, &i, "}"))
+		goto fail;
+	if (!scan_end(text, len, i))
+		goto fail;
+	free(buf);
+	*ret_changes = changes;
+	return 0;
+fail:
+	free(buf);
+	json_decref(changes);
+	return r;
 }

@@ -58,6 +58,19 @@ int	wire_push_req_end(struct wire_push_req *q);
 void	wire_push_req_free(struct wire_push_req *q);
 
 /*
+ * ferry-server's side: the changes of a push request laid out exactly as
+ * wire_push_req writes it (no white space but at the end, each change
+ * {"record":R,"sig":S} with R using no \u escape and S none at all),
+ * read without jansson's lexer.  Returns 0 with *ret_changes, a new array
+ * of {"record":string,"sig":string} objects, exactly what json_loadb of
+ * the text would hold under "changes"; -ENOTSUP for any other text (the
+ * caller parses it with jansson, which says what is wrong); -ENOMEM.
+ * More than max changes is -E2BIG (the caller's general path says so).
+ */
+int	wire_push_req_scan(const char *text, size_t len, size_t max,
+	    json_t **ret_changes);
+
+/*
  * Parse one page of GET /v1/changes, text[0..len) (no NUL needed), with
  * JSON_REJECT_DUPLICATES, and check its shape before any of it is
  * applied: an integer "last_seq" and a "changes" array.  Each change is

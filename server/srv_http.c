@@ -49,6 +49,7 @@
 #include "srv_http.h"
 #include "srv_keys.h"
 #include "srv_push.h"
+#include "wire.h"
 
 #define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
 /* srv_conn bounds the client's header block; this leaves room for the
@@ -541,8 +542,18 @@ srv_http_push_parse(void *arg)
 	json_error_t err;
 	size_t n;
 
-	pr->root = json_loadb((const char *)pr->rq.body, pr->rq.len,
-	    JSON_REJECT_DUPLICATES, &err);
+	/* A request as ferryd writes it is read without jansson's lexer;
+	 * any other goes the general way (which says what is wrong). */
+	if (wire_push_req_scan((const char *)pr->rq.body, pr->rq.len,
+	    SRV_PUSH_MAX_CHANGES, &pr->changes) == 0) {
+		if ((pr->root = json_pack("{s:o}", "changes", pr->changes)) ==
+		    NULL) {
+			srv_http_push_fail(pr, 500, "out of memory");
+			return 0;
+		}
+	} else
+		pr->root = json_loadb((const char *)pr->rq.body, pr->rq.len,
+		    JSON_REJECT_DUPLICATES, &err);
 	if (pr->root == NULL) {
 		srv_http_push_fail(pr, 400, "malformed JSON: %s (line %d, "
 		    "column %d)", err.text, err.line, err.column);

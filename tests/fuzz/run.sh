@@ -12,7 +12,7 @@ set -u
 secs=${1:-60}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
-harnesses=${FUZZ_ONLY:-"vl_frame record merge push_reply changes_page"}
+harnesses=${FUZZ_ONLY:-"vl_frame record merge push_reply push_req changes_page"}
 n=$(echo $harnesses | wc -w)
 jobs=$(nproc 2>/dev/null || echo 2)
 dir="$top/build/fuzz"

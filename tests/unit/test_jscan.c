@@ -1,6 +1,8 @@
 /*
  * test_jscan: the compact-form check the pull's fast path rests on
- * (lib/jscan.h) and the page scanner built on it (wire_changes_page_scan).
+ * (lib/jscan.h), the page scanner built on it (wire_changes_page_scan),
+ * and the push request's writer and the server's reader of it
+ * (wire_push_req, wire_push_req_scan).
  *
  * Guards the one promise that makes skipping jansson safe: jscan says yes
  * only for text that jansson reads (duplicates refused) and writes back
@@ -251,6 +253,71 @@ test_page_scan_declines(void **state)
 	    "\"last_seq\":0}x", 35, &changes, &bodies, &last), -ENOTSUP);
 }
 
+/*
+ * The push request both ways: wire_push_req writes it, wire_push_req_scan
+ * reads back exactly what jansson reads, for records with every escape
+ * the writer makes; one with a control character (\u00XX) is left to
+ * jansson.
+ */
+static void
+test_push_req_round_trip(void **state)
+{
+	static const char *records[] = {
+		"{\"base\":0,\"body\":{\"t\":\"a\\\"b\\\\c\\nd\"},\"v\":1}",
+		"{\"u\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}",
+		"with \"quotes\" and \\ and a/slash",
+		"",
+	};
+	struct wire_push_req q;
+	json_error_t jerr;
+	json_t *fast, *slow;
+	size_t i, n = sizeof records / sizeof records[0];
+
+	(void)state;
+	memset(&q, 0, sizeof q);
+	for (i = 0; i < n; i++)
+		assert_int_equal(wire_push_req_add(&q, records[i],
+		    strlen(records[i]), "c2ln"), 0);
+	assert_int_equal(wire_push_req_end(&q), 0);
+	assert_int_equal(strlen(q.text), q.len);
+	slow = json_loadb(q.text, q.len, JSON_REJECT_DUPLICATES, &jerr);
+	assert_non_null(slow);
+	assert_int_equal(wire_push_req_scan(q.text, q.len, 100, &fast), 0);
+	assert_true(json_equal(fast, json_object_get(slow, "changes")));
+	for (i = 0; i < n; i++)
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(fast, i), "record")), records[i]);
+	json_decref(fast);
+	/* Too many for the cap: the caller's general path answers. */
+	assert_int_equal(wire_push_req_scan(q.text, q.len, n - 1, &fast),
+	    -E2BIG);
+	json_decref(slow);
+	wire_push_req_free(&q);
+
+	/* A control character is written \u0001: jansson reads that. */
+	memset(&q, 0, sizeof q);
+	assert_int_equal(wire_push_req_add(&q, "a\001b", 3, "c2ln"), 0);
+	assert_int_equal(wire_push_req_end(&q), 0);
+	assert_non_null(strstr(q.text, "a\\u0001b"));
+	assert_int_equal(wire_push_req_scan(q.text, q.len, 100, &fast),
+	    -ENOTSUP);
+	slow = json_loadb(q.text, q.len, 0, &jerr);
+	assert_non_null(slow);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    json_object_get(slow, "changes"), 0), "record")), "a\001b");
+	json_decref(slow);
+	wire_push_req_free(&q);
+
+	/* An empty batch is a valid request too. */
+	memset(&q, 0, sizeof q);
+	assert_int_equal(wire_push_req_end(&q), 0);
+	assert_string_equal(q.text, "{\"changes\":[]}");
+	assert_int_equal(wire_push_req_scan(q.text, q.len, 100, &fast), 0);
+	assert_int_equal(json_array_size(fast), 0);
+	json_decref(fast);
+	wire_push_req_free(&q);
+}
+
 int
 main(void)
 {
@@ -261,6 +328,7 @@ main(void)
 		cmocka_unit_test(test_compact_many_keys),
 		cmocka_unit_test(test_page_scan),
 		cmocka_unit_test(test_page_scan_declines),
+		cmocka_unit_test(test_push_req_round_trip),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
