@@ -10,43 +10,16 @@
 
 . "$(dirname "$0")/test-lib.sh"
 
-PRESENCER=$FERRY_BUILD_DIR/tests/tools/presencer
-sockA=
-sockB=
-
-# app NAME C ID STATE [REFRESH_MS]: an app holding presence on $sock, in
-# the background, that closes its connection cleanly once the file
-# NAME.close exists (app_close NAME); its pid is in app_pid_NAME.
-app() {
-	_n=$1
-	shift
-	rm -f "$_n.close" &&
-	test_bg "$PRESENCER" --until "$_n.close" "$sock" set "$@" </dev/null \
-	    >"$_n.out" 2>&1 &&
-	eval "app_pid_$_n=$test_bg_pid" &&
-	test_wait_until 10 "grep -qx set $_n.out"
-}
-
-app_close() {
-	: >"$1.close"
-}
-
-# watcher NAME: a presence watcher on $sock, in the background.
-watcher() {
-	test_bg "$PRESENCER" --timeout 120 "$sock" watch </dev/null \
-	    >"$1.out" 2>&1 &&
-	test_wait_until 10 "grep -qx ready $1.out"
-}
+. "$FERRY_SRC_DIR/tests/t/presence-lib.sh"
 
 test_expect_success 'start ferryd (no remote) and a watcher' '
 	ferryd_start A &&
 	sockA=$(ferryd_sock A) &&
-	sock=$sockA &&
-	watcher w1
+	watcher w1 A
 '
 
 test_expect_success 'an app announces itself: the watcher, Who and ferryctl who see it' '
-	app ana notes n1 "{\"user\":\"ana\"}" &&
+	app ana A notes n1 "{\"user\":\"ana\"}" &&
 	test_wait_until 10 "grep -q \"\\\"gone\\\":false\" w1.out" &&
 	grep "\"user\":\"ana\"" w1.out >seen.out &&
 	test_grep "\"app\":\"presencer\"" seen.out &&
@@ -63,7 +36,7 @@ test_expect_success 'an app announces itself: the watcher, Who and ferryctl who 
 '
 
 test_expect_success 'a second app sees the first in its own Watch, as it starts' '
-	watcher w2 &&
+	watcher w2 A &&
 	test_wait_until 10 "grep -q \"\\\"user\\\":\\\"ana\\\"\" w2.out"
 '
 
@@ -88,7 +61,7 @@ test_expect_success 'a clean disconnect: gone at once (within 1 s)' '
 '
 
 test_expect_success 'an app killed with SIGKILL: gone at once' '
-	app bo notes n2 "{\"user\":\"bo\"}" &&
+	app bo A notes n2 "{\"user\":\"bo\"}" &&
 	test_wait_until 10 "grep -q \"\\\"user\\\":\\\"bo\\\".*\\\"gone\\\":false\" w1.out" &&
 	kill -9 $app_pid_bo &&
 	test_wait_exit $app_pid_bo &&
@@ -123,7 +96,7 @@ test_expect_success 'more than 16 entries on one connection: LimitExceeded prese
 '
 
 test_expect_success 'a flood: LimitExceeded presence_rate, coalesced, the latest state wins' '
-	watcher w3 &&
+	watcher w3 A &&
 	"$PRESENCER" "$sockA" flood flood 2000 >flood.out &&
 	cat flood.out &&
 	test_grep "^ok [0-9]* limited [1-9][0-9]* last [0-9]*$" flood.out &&
@@ -156,9 +129,8 @@ test_expect_success 'Puts on another connection keep their latency during a pres
 test_expect_success 'TTL: an entry not set again goes after presence_ttl, with its app still connected' '
 	printf "[ferryd]\npresence_ttl = 3\n" >ttl.conf &&
 	ferryd_start B --config "$PWD/ttl.conf" &&
-	sock=$(ferryd_sock B) &&
-	watcher wb &&
-	app cy notes n3 "{\"user\":\"cy\"}" &&
+	watcher wb B &&
+	app cy B notes n3 "{\"user\":\"cy\"}" &&
 	test_wait_until 10 "grep -q \"\\\"gone\\\":false\" wb.out" &&
 	t0=$(grep "\"gone\":false" wb.out | head -n 1 | cut -d" " -f1) &&
 	test_wait_until 10 "grep -q \"\\\"gone\\\":true\" wb.out" &&
@@ -171,8 +143,8 @@ test_expect_success 'TTL: an entry not set again goes after presence_ttl, with i
 '
 
 test_expect_success 'TTL: an app that sets it again every second keeps it' '
-	watcher wb2 &&
-	app dee notes n4 "{\"user\":\"dee\"}" 1000 &&
+	watcher wb2 B &&
+	app dee B notes n4 "{\"user\":\"dee\"}" 1000 &&
 	test_wait_until 10 "grep -q \"\\\"gone\\\":false\" wb2.out" &&
 	test_wait_until 10 "ctl B --json who notes n4 | grep -q dee" &&
 	t0=$(date +%s) &&
