@@ -392,6 +392,9 @@ reload(struct daemon *d)
 	    strcmp(nc.remote_url, d->cfg.remote_url) != 0))
 		log_warn("remote changed to %s: takes effect at restart",
 		    nc.remote_url != NULL ? nc.remote_url : "(none)");
+	if (nc.presence_ttl != d->cfg.presence_ttl)
+		log_warn("presence_ttl changed to %d: takes effect at restart",
+		    nc.presence_ttl);
 	/* Keep the paths and the remote in use; take everything else. */
 	free(nc.remote_url);
 	nc.remote_url = d->cfg.remote_url;
