@@ -377,7 +377,11 @@ presence_relay_set(struct presence_relay *r, struct vl_call *call,
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
-	peer_app(call, app, sizeof app);
+	/* The name is taken on the connection's first call only. */
+	if (!presence_knows_conn(r->p, vl_call_conn_id(call)))
+		peer_app(call, app, sizeof app);
+	else
+		app[0] = '\0';
 	e = presence_set(r->p, vl_call_conn_id(call), app, collection, id,
 	    text, mono_ms(), &name, &max);
 	if (e == -EMSGSIZE) {
