@@ -95,6 +95,33 @@ pull_error_is_fatal(int r)
 }
 
 /*
+ * What the replica keeps of a pulled change to check its record when
+ * someone looks (History): its change id, the record's sig and ts, and the
+ * record's text when the remote sent it.  Not checked here: a signature
+ * costs more than applying the change.  Members of the wrong type are
+ * left out (History then says why the entry cannot be checked).
+ */
+static void
+pull_signed(json_t *ch, struct store_pulled *ret)
+{
+	json_t *ts = json_object_get(ch, "ts"), *rec;
+
+	memset(ret, 0, sizeof *ret);
+	ret->change = json_string_value(json_object_get(ch, "change"));
+	ret->sig = json_string_value(json_object_get(ch, "sig"));
+	if (!json_is_integer(ts) || json_integer_value(ts) < 0) {
+		ret->sig = NULL;
+		return;
+	}
+	ret->ts = json_integer_value(ts);
+	rec = json_object_get(ch, "record");
+	if (json_is_string(rec)) {
+		ret->record = json_string_value(rec);
+		ret->record_len = json_string_length(rec);
+	}
+}
+
+/*
  * Writer thread: apply one change of a page (inside its own savepoint).
  * A change of ours coming back while its record is still in the outbox
  * is the push's answer (a reply lost or not yet arrived): the record is
@@ -109,6 +136,7 @@ pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
 {
 	struct sync *sy = p->sy;
 	const char *collection, *id, *change;
+	struct store_pulled pl;
 	struct store_doc cur;
 	int64_t version, seq, rev, mine = 0;
 	bool deleted;
@@ -142,8 +170,9 @@ pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
 			r = sync_merge(b, &cur, 0, collection, id, version,
 			    deleted, body, &p->merged);
 	} else {
+		pull_signed(ch, &pl);
 		r = store_apply_remote(b->st, &cur, collection, id, version,
-		    deleted, body, util_now_ms(), &seq, &rev);
+		    deleted, body, &pl, util_now_ms(), &seq, &rev);
 		if (r == 0)
 			r = watch_events_add(&b->events, seq, collection, id,
 			    rev, version, deleted, STORE_ORIGIN_REMOTE, body);
