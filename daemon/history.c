@@ -189,57 +189,56 @@ local_body_agrees(const char *kept, json_t *signed_body)
 }
 
 /*
- * Check a pulled change kept in the replica (c signed, origin remote):
- * its record's signature against the key its change id names, then the
+ * Check a pulled change kept in the replica (c->pulled_sig set): its
+ * record's signature against the key its change id names, then the
  * record's fields against the change (this document, the version before
  * as base, the change id's seq, the record's ts) and the body kept here.
  * 1 verified (*f filled, to be cleared by the caller), 0 failed, -ENOENT
  * not verifiable (the key is unknown), -ENOMEM; *why says why not.
+ * *ret_device (malloc'd, base64url) is the key, when there is one.
  */
 static int
 local_pulled_verify(const struct history_req *hr,
     const struct store_doc_change *c, struct record_fields *f,
-    const char **why)
+    char **ret_device, const char **why)
 {
-	unsigned char pk[32];
-	char device[KEYS_PUB_B64_LEN + 1], *text = NULL, *end;
-	const char *colon;
-	long long seq;
+	char *device = NULL, *sig = NULL, *text = NULL;
 	size_t len;
 	int r;
 
-	colon = c->change != NULL ? strrchr(c->change, ':') : NULL;
-	if (colon == NULL || colon - c->change != KEYS_PUB_B64_LEN) {
+	if (c->device == NULL) {
 		*why = "not verifiable: unknown key";
 		return -ENOENT;
 	}
-	memcpy(device, c->change, KEYS_PUB_B64_LEN);
-	device[KEYS_PUB_B64_LEN] = '\0';
-	errno = 0;
-	seq = strtoll(colon + 1, &end, 10);
-	if (keys_b64_decode(device, pk, sizeof pk) < 0 || errno != 0 ||
-	    end == colon + 1 || *end != '\0' || seq < 1) {
-		*why = "not verifiable: unknown key";
-		return -ENOENT;
-	}
-	r = local_record(hr, c, device, seq, &text, &len);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		*why = "the body kept here cannot be read";
+	if (keys_b64_encode(c->device, STORE_DEVICE_LEN, &device) < 0)
+		return -ENOMEM;
+	*ret_device = device;
+	if (c->pulled_sig_len != 64) {
+		*why = "the signature cannot be read";
 		return 0;
 	}
-	r = record_verify(text, len, c->sig, device, f);
+	if (keys_b64_encode(c->pulled_sig, 64, &sig) < 0)
+		return -ENOMEM;
+	r = local_record(hr, c, device, c->device_seq, &text, &len);
+	if (r == 0)
+		r = record_verify(text, len, sig, device, f);
+	else if (r != -ENOMEM) {
+		*why = "the body kept here cannot be read";
+		r = -ECANCELED;
+	}
 	free(text);
+	free(sig);
 	if (r == -ENOMEM)
 		return r;
+	if (r == -ECANCELED)
+		return 0;
 	if (r < 0) {
 		*why = r == -EKEYREJECTED ? "the signature does not verify" :
 		    "the record or its signature cannot be read";
 		return 0;
 	}
 	if (strcmp(f->collection, hr->collection) != 0 ||
-	    strcmp(f->id, hr->id) != 0 || f->seq != seq ||
+	    strcmp(f->id, hr->id) != 0 || f->seq != c->device_seq ||
 	    f->ts != c->record_ts || f->base != c->version - 1 ||
 	    !local_body_agrees(c->body, f->body)) {
 		record_fields_clear(f);
@@ -265,6 +264,7 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 	struct history_req *hr = arg;
 	struct record_fields f;
 	const char *why = NULL;
+	char *device = NULL;
 	json_t *e;
 	int r;
 
@@ -274,10 +274,10 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 	if (e == NULL)
 		return -ENOMEM;
 	memset(&f, 0, sizeof f);
-	if (c->sig == NULL)
+	if (c->pulled_sig != NULL)
+		r = local_pulled_verify(hr, c, &f, &device, &why);
+	else if (c->sig == NULL)
 		r = -ENOENT;
-	else if (c->origin == STORE_ORIGIN_REMOTE)
-		r = local_pulled_verify(hr, c, &f, &why);
 	else {
 		r = c->record == NULL ? -EBADMSG : record_verify(c->record,
 		    c->record_len, c->sig, NULL, &f);
@@ -300,9 +300,11 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 			r = -ENOMEM;
 		record_fields_clear(&f);
 	} else if (r == 0 && (json_object_set_new(e, "version",
-	    json_integer(c->version)) < 0 || (c->change != NULL &&
-	    json_object_set_new(e, "change", json_string(c->change)) < 0)))
+	    json_integer(c->version)) < 0 || (device != NULL &&
+	    json_object_set_new(e, "change", json_sprintf("%s:%" PRId64,
+	    device, c->device_seq)) < 0)))
 		r = -ENOMEM;
+	free(device);
 	/* verified only where a record was checked: false is a record
 	 * that failed, as in the remote's trail, not "none kept here". */
 	if ((r == 0 || r == 1) && json_object_set_new(e, "verified",

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "bodylimit.h"
+#include "keys.h"
 #include "log.h"
 #include "sync_int.h"
 #include "util.h"
@@ -94,26 +95,54 @@ pull_error_is_fatal(int r)
 	    r == -EACCES || r == -EROFS;
 }
 
+/* The key and signature of a pulled change, decoded (pull_signed). */
+struct pull_sigbuf {
+	unsigned char	device[STORE_DEVICE_LEN];
+	unsigned char	sig[64];
+};
+
 /*
  * What the replica keeps of a pulled change to check its record when
- * someone looks (History): its change id, the record's sig and ts, and the
- * record's text when the remote sent it.  Not checked here: a signature
- * costs more than applying the change.  Members of the wrong type are
- * left out (History then says why the entry cannot be checked).
+ * someone looks (History): its change id (the key decoded, and the seq),
+ * the record's sig (decoded; as sent if it does not decode, so that it
+ * shows as failing) and ts, and the record's text when the remote sent
+ * it.  Not checked here: a signature costs more than applying the change.
+ * A ts of the wrong type keeps nothing; a change id that names no key
+ * keeps none (History says "unknown key").  Points into ch and buf.
  */
 static void
-pull_signed(json_t *ch, struct store_pulled *ret)
+pull_signed(json_t *ch, struct pull_sigbuf *buf, struct store_pulled *ret)
 {
 	json_t *ts = json_object_get(ch, "ts"), *rec;
+	const char *change, *sig, *colon;
+	char key[KEYS_PUB_B64_LEN + 1], *end;
+	long long seq;
 
 	memset(ret, 0, sizeof *ret);
-	ret->change = json_string_value(json_object_get(ch, "change"));
-	ret->sig = json_string_value(json_object_get(ch, "sig"));
-	if (!json_is_integer(ts) || json_integer_value(ts) < 0) {
-		ret->sig = NULL;
+	sig = json_string_value(json_object_get(ch, "sig"));
+	if (sig == NULL || !json_is_integer(ts) || json_integer_value(ts) < 0)
 		return;
-	}
 	ret->ts = json_integer_value(ts);
+	if (keys_b64_decode(sig, buf->sig, sizeof buf->sig) == 0) {
+		ret->sig = buf->sig;
+		ret->sig_len = sizeof buf->sig;
+	} else {
+		ret->sig = sig;
+		ret->sig_len = strlen(sig);
+	}
+	change = json_string_value(json_object_get(ch, "change"));
+	colon = change != NULL ? strrchr(change, ':') : NULL;
+	if (colon != NULL && colon - change == KEYS_PUB_B64_LEN) {
+		memcpy(key, change, KEYS_PUB_B64_LEN);
+		key[KEYS_PUB_B64_LEN] = '\0';
+		errno = 0;
+		seq = strtoll(colon + 1, &end, 10);
+		if (errno == 0 && end != colon + 1 && *end == '\0' && seq > 0 &&
+		    keys_b64_decode(key, buf->device, sizeof buf->device) == 0) {
+			ret->device = buf->device;
+			ret->device_seq = seq;
+		}
+	}
 	rec = json_object_get(ch, "record");
 	if (json_is_string(rec)) {
 		ret->record = json_string_value(rec);
@@ -137,6 +166,7 @@ pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
 	struct sync *sy = p->sy;
 	const char *collection, *id, *change;
 	struct store_pulled pl;
+	struct pull_sigbuf sb;
 	struct store_doc cur;
 	int64_t version, seq, rev, mine = 0;
 	bool deleted;
@@ -170,7 +200,7 @@ pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
 			r = sync_merge(b, &cur, 0, collection, id, version,
 			    deleted, body, &p->merged);
 	} else {
-		pull_signed(ch, &pl);
+		pull_signed(ch, &sb, &pl);
 		r = store_apply_remote(b->st, &cur, collection, id, version,
 		    deleted, body, &pl, util_now_ms(), &seq, &rev);
 		if (r == 0)

@@ -327,18 +327,21 @@ static const char *store_migrations[] = {
 	 * 8 -> 9: a pulled change keeps what is needed to check its signed
 	 * record later (History, ferryctl log offline), never at pull time
 	 * (a verification costs more than applying the change): its change
-	 * id "<device>:<seq>", the version it made, the record's sig and
-	 * ts (rts; ts is when it was applied here), and the record's text
-	 * only when the remote sent it (a record not in record_make's
-	 * layout).  The body of the revision is docs.body while it is the
+	 * id as the device's key (32 bytes) and seq (dseq), the version it
+	 * made, the record's sig (64 bytes) and ts (rts; ts is when it was
+	 * applied here), and the record's text only when the remote sent
+	 * it (a record not in record_make's layout).  Keys and signatures
+	 * are kept as bytes, not base64: every pulled change pays for them
+	 * (issue 8's bench bound).  The body of the revision is docs.body while it is the
 	 * document's latest; the trigger moves it into its change row when
 	 * a write (of any kind) replaces it, and only then: a pulled
 	 * document that is not written again costs one row, as before.
 	 * This device's own changes keep their records in signed/applied.
 	 */
-	"ALTER TABLE changes ADD COLUMN change TEXT;"
+	"ALTER TABLE changes ADD COLUMN device BLOB;"
+	"ALTER TABLE changes ADD COLUMN dseq INTEGER;"
 	"ALTER TABLE changes ADD COLUMN version INTEGER;"
-	"ALTER TABLE changes ADD COLUMN sig TEXT;"
+	"ALTER TABLE changes ADD COLUMN sig BLOB;"
 	"ALTER TABLE changes ADD COLUMN rts INTEGER;"
 	"ALTER TABLE changes ADD COLUMN record BLOB;"
 	"ALTER TABLE changes ADD COLUMN body TEXT;"
@@ -388,9 +391,9 @@ static const struct {
 	 * the document row written next takes the new seq as last_seq. */
 	[ST_CHANGE_ADD] = { 0,
 	    "INSERT INTO changes (collection, id, rev, origin, ts, prev,"
-	    " change, version, sig, rts, record)"
+	    " device, dseq, version, sig, rts, record)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, (SELECT last_seq FROM docs"
-	    " WHERE collection = ?1 AND id = ?2), ?6, ?7, ?8, ?9, ?10)" },
+	    " WHERE collection = ?1 AND id = ?2), ?6, ?7, ?8, ?9, ?10, ?11)" },
 	[ST_LIST_R] = { 1,
 	    "SELECT id, rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND deleted = 0 ORDER BY id"
@@ -530,7 +533,7 @@ static const struct {
 	    " ON c.seq = chain.seq WHERE c.prev IS NOT NULL LIMIT ?3)"
 	    " SELECT c.seq, c.rev, c.origin, c.ts,"
 	    " coalesce(a.version, c.version), coalesce(s.record, c.record),"
-	    " coalesce(s.sig, c.sig), c.change, c.rts,"
+	    " s.sig, c.sig, c.device, c.dseq, c.rts,"
 	    " CASE WHEN c.seq = d.last_seq THEN d.body ELSE c.body END"
 	    " FROM chain JOIN changes c ON c.seq = chain.seq"
 	    " JOIN docs d ON d.collection = ?1 AND d.id = ?2"
@@ -1100,14 +1103,17 @@ store_change_add(struct store *s, const char *collection, const char *id,
 	sqlite3_bind_int64(st, 5, now_ms);
 	/* Kept only with a signature: without one nothing can be checked. */
 	if (pl != NULL && pl->sig != NULL) {
-		if (pl->change != NULL)
-			sqlite3_bind_text(st, 6, pl->change, -1,
-			    SQLITE_STATIC);
-		sqlite3_bind_int64(st, 7, version);
-		sqlite3_bind_text(st, 8, pl->sig, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 9, pl->ts);
+		if (pl->device != NULL) {
+			sqlite3_bind_blob(st, 6, pl->device,
+			    STORE_DEVICE_LEN, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 7, pl->device_seq);
+		}
+		sqlite3_bind_int64(st, 8, version);
+		sqlite3_bind_blob(st, 9, pl->sig, (int)pl->sig_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, pl->ts);
 		if (pl->record != NULL)
-			sqlite3_bind_blob(st, 10, pl->record,
+			sqlite3_bind_blob(st, 11, pl->record,
 			    (int)pl->record_len, SQLITE_STATIC);
 	}
 	r = store_step_done(s, st);
@@ -1900,15 +1906,24 @@ store_doc_changes(struct store *s, const char *collection, const char *id,
 		 * (its record kept only when not in the canonical layout). */
 		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
 			c.version = sqlite3_column_int64(st, 4);
+			c.record = sqlite3_column_blob(st, 5);
+			c.record_len = (size_t)sqlite3_column_bytes(st, 5);
+			c.sig = (const char *)sqlite3_column_text(st, 6);
+		} else if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+			c.version = sqlite3_column_int64(st, 4);
 			if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
 				c.record = sqlite3_column_blob(st, 5);
 				c.record_len =
 				    (size_t)sqlite3_column_bytes(st, 5);
 			}
-			c.sig = (const char *)sqlite3_column_text(st, 6);
-			c.change = (const char *)sqlite3_column_text(st, 7);
-			c.record_ts = sqlite3_column_int64(st, 8);
-			c.body = (const char *)sqlite3_column_text(st, 9);
+			c.pulled_sig = sqlite3_column_blob(st, 7);
+			c.pulled_sig_len = (size_t)sqlite3_column_bytes(st, 7);
+			if (sqlite3_column_bytes(st, 8) == STORE_DEVICE_LEN) {
+				c.device = sqlite3_column_blob(st, 8);
+				c.device_seq = sqlite3_column_int64(st, 9);
+			}
+			c.record_ts = sqlite3_column_int64(st, 10);
+			c.body = (const char *)sqlite3_column_text(st, 11);
 		}
 		if ((r = cb(&c, arg)) < 0)
 			break;

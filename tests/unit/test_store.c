@@ -997,7 +997,7 @@ test_migrate_v6_history(void **state)
 struct pulled_got {
 	int64_t		 seq, version, record_ts;
 	enum store_origin origin;
-	char		 sig[16], change[16], body[32], record[32];
+	char		 sig[16], change[48], body[32], record[32];
 	bool		 has_sig, has_body, has_record;
 };
 
@@ -1019,10 +1019,15 @@ pulled_cb(const struct store_doc_change *c, void *arg)
 	g->origin = c->origin;
 	g->version = c->version;
 	g->record_ts = c->record_ts;
-	if ((g->has_sig = c->sig != NULL)) {
-		snprintf(g->sig, sizeof g->sig, "%s", c->sig);
-		snprintf(g->change, sizeof g->change, "%s",
-		    c->change != NULL ? c->change : "(none)");
+	if ((g->has_sig = c->pulled_sig != NULL)) {
+		snprintf(g->sig, sizeof g->sig, "%.*s",
+		    (int)c->pulled_sig_len, (const char *)c->pulled_sig);
+		if (c->device != NULL)
+			snprintf(g->change, sizeof g->change, "%.*s:%lld",
+			    STORE_DEVICE_LEN, (const char *)c->device,
+			    (long long)c->device_seq);
+		else
+			snprintf(g->change, sizeof g->change, "(none)");
 	}
 	if ((g->has_body = c->body != NULL))
 		snprintf(g->body, sizeof g->body, "%s", c->body);
@@ -1076,10 +1081,14 @@ static void
 test_pulled_signed(void **state)
 {
 	struct fixture *f = *state;
-	struct store_pulled p1 = { "K:1", "S1", 111, NULL, 0 };
-	struct store_pulled p2 = { "K:2", "S2", 222, NULL, 0 };
-	struct store_pulled p3 = { "K:3", "S3", 333, "{ \"rec\":3}", 11 };
-	struct store_pulled nosig = { "K:4", NULL, 444, NULL, 0 };
+	/* Keys are bytes (32 of them); signatures any bytes here. */
+	static const char key[] = "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK";
+	struct store_pulled p1 = { key, 1, "S1", 2, 111, NULL, 0 };
+	struct store_pulled p2 = { key, 2, "S2", 2, 222, NULL, 0 };
+	struct store_pulled p3 = { key, 3, "S3", 2, 333, "{ \"rec\":3}",
+	    11 };
+	struct store_pulled nokey = { NULL, 0, "S5", 2, 555, NULL, 0 };
+	struct store_pulled nosig = { key, 4, NULL, 0, 444, NULL, 0 };
 	struct pulled_list l;
 
 	pull(f->st, "a", 1, "{\"x\":1}", &p1);
@@ -1089,7 +1098,7 @@ test_pulled_signed(void **state)
 	assert_int_equal(l.n, 1);
 	assert_true(l.e[0].has_sig);
 	assert_string_equal(l.e[0].sig, "S1");
-	assert_string_equal(l.e[0].change, "K:1");
+	assert_string_equal(l.e[0].change, "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK:1");
 	assert_int_equal(l.e[0].version, 1);
 	assert_int_equal(l.e[0].record_ts, 111);
 	assert_false(l.e[0].has_record);
@@ -1138,8 +1147,16 @@ test_pulled_signed(void **state)
 	assert_false(l.e[0].has_sig);
 	assert_false(l.e[1].has_sig);
 	assert_int_equal(count_rows(f->path, "SELECT 1 FROM changes"
-	    " WHERE body IS NOT NULL OR change IS NOT NULL AND sig IS NULL"),
+	    " WHERE body IS NOT NULL OR device IS NOT NULL AND sig IS NULL"),
 	    2);
+
+	/* A change id that names no key: the signature is kept alone. */
+	pull(f->st, "k", 1, "{\"k\":1}", &nokey);
+	pulled_list(f->st, "k", &l);
+	assert_int_equal(l.n, 1);
+	assert_true(l.e[0].has_sig);
+	assert_string_equal(l.e[0].change, "(none)");
+	assert_int_equal(l.e[0].record_ts, 555);
 	assert_int_equal(store_integrity_check(f->st), 0);
 }
 
