@@ -45,6 +45,8 @@ pull_bodies_free(struct pull_step *p)
 		free(p->why);
 		p->why = NULL;
 	}
+	free(p->sigs);
+	p->sigs = NULL;
 	if (p->bodies == NULL)
 		return;
 	for (i = 0; i < p->n; i++)
@@ -95,24 +97,20 @@ pull_error_is_fatal(int r)
 	    r == -EACCES || r == -EROFS;
 }
 
-/* The key and signature of a pulled change, decoded (pull_signed). */
-struct pull_sigbuf {
-	unsigned char	device[STORE_DEVICE_LEN];
-	unsigned char	sig[64];
-};
-
 /*
- * What the replica keeps of a pulled change to check its record when
- * someone looks (History): its change id (the key decoded, and the seq),
- * the record's sig (decoded; as sent if it does not decode, so that it
- * shows as failing) and ts, and the record's text when the remote sent
- * it.  Not checked here: a signature costs more than applying the change.
- * A ts of the wrong type keeps nothing; a change id that names no key
- * keeps none (History says "unknown key").  Points into ch and buf.
+ * Encoder thread: what the replica keeps of a pulled change to check its
+ * record when someone looks (History): its change id (the key decoded,
+ * and the seq), the record's sig (decoded; as sent if it does not decode,
+ * so that it shows as failing) and ts, and the record's text when the
+ * remote sent it.  Not checked here: a signature costs more than applying
+ * the change.  A ts of the wrong type keeps nothing; a change id that
+ * names no key keeps none (History says "unknown key").  buf->pl points
+ * into ch and buf.
  */
 static void
-pull_signed(json_t *ch, struct pull_sigbuf *buf, struct store_pulled *ret)
+pull_signed(json_t *ch, struct pull_sig *buf)
 {
+	struct store_pulled *ret = &buf->pl;
 	json_t *ts = json_object_get(ch, "ts"), *rec;
 	const char *change, *sig, *colon;
 	char key[KEYS_PUB_B64_LEN + 1], *end;
@@ -161,12 +159,10 @@ pull_signed(json_t *ch, struct pull_sigbuf *buf, struct store_pulled *ret)
  */
 static int
 pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
-    const char *body)
+    const char *body, const struct store_pulled *pl)
 {
 	struct sync *sy = p->sy;
 	const char *collection, *id, *change;
-	struct store_pulled pl;
-	struct pull_sigbuf sb;
 	struct store_doc cur;
 	int64_t version, seq, rev, mine = 0;
 	bool deleted;
@@ -200,9 +196,8 @@ pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
 			r = sync_merge(b, &cur, 0, collection, id, version,
 			    deleted, body, &p->merged);
 	} else {
-		pull_signed(ch, &sb, &pl);
 		r = store_apply_remote(b->st, &cur, collection, id, version,
-		    deleted, body, &pl, util_now_ms(), &seq, &rev);
+		    deleted, body, pl, util_now_ms(), &seq, &rev);
 		if (r == 0)
 			r = watch_events_add(&b->events, seq, collection, id,
 			    rev, version, deleted, STORE_ORIGIN_REMOTE, body);
@@ -270,7 +265,8 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		}
 		if ((r = store_savepoint(b->st, &sp)) < 0)
 			break;
-		if ((r = pull_apply_one(b, p, ch, p->bodies[i])) == 0) {
+		if ((r = pull_apply_one(b, p, ch, p->bodies[i],
+		    &p->sigs[i].pl)) == 0) {
 			if ((r = store_release(b->st)) < 0)
 				break;
 			continue;
@@ -443,7 +439,8 @@ pull_parse_run(void *arg, size_t item)
  * meanwhile; then their trees go, so the writer gets small objects to
  * read and free.  A merge parses its body again (rare: a local change).
  * Each change is checked here too (names, version, the body limit): one
- * that cannot be applied gets its reason in p->why and no body.
+ * that cannot be applied gets its reason in p->why and no body.  Its key
+ * and signature are decoded here too, for the replica to keep (p->sigs).
  */
 static void
 pull_encode_run(void *arg, size_t item)
@@ -454,9 +451,11 @@ pull_encode_run(void *arg, size_t item)
 	bool nomem = false;
 	size_t i;
 
-	if ((p->bodies = calloc(p->n ? p->n : 1, sizeof *p->bodies)) == NULL)
+	if ((p->bodies = calloc(p->n ? p->n : 1, sizeof *p->bodies)) == NULL ||
+	    (p->sigs = calloc(p->n ? p->n : 1, sizeof *p->sigs)) == NULL)
 		goto nomem;
 	json_array_foreach(p->changes, i, ch) {
+		pull_signed(ch, &p->sigs[i]);
 		text = NULL;
 		body = json_object_get(ch, "body");
 		if (!json_is_true(json_object_get(ch, "deleted")) &&
