@@ -254,9 +254,9 @@ local_pulled_verify(const struct history_req *hr,
  * this device the remote applied against the record it sent, a pulled
  * change against the record its device signed (local_pulled_verify).
  * Checked, it adds version, change, device, op and verified (true, or
- * false with why); a pulled change that cannot be checked gets why and
- * no verified.  Entries with no signed record (writes not applied yet,
- * changes pulled from a remote that sent no signature) have neither.
+ * false with why); a pulled change that cannot be checked (no key, no
+ * signature kept) gets why and no verified.  Entries of this device with
+ * no signed record (writes not applied yet) have neither.
  */
 static int
 history_local_cb(const struct store_doc_change *c, void *arg)
@@ -276,9 +276,13 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 	memset(&f, 0, sizeof f);
 	if (c->pulled_sig != NULL)
 		r = local_pulled_verify(hr, c, &f, &device, &why);
-	else if (c->sig == NULL)
+	else if (c->sig == NULL) {
+		/* A remote that sent no signature, or a change pulled
+		 * before the replica kept them (migration 8 -> 9). */
+		if (c->origin == STORE_ORIGIN_REMOTE)
+			why = "not verifiable: no signature kept";
 		r = -ENOENT;
-	else {
+	} else {
 		r = c->record == NULL ? -EBADMSG : record_verify(c->record,
 		    c->record_len, c->sig, NULL, &f);
 		if (r == 0)

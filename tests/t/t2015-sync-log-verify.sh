@@ -112,6 +112,12 @@ test_expect_success 'a change id naming no key: not verifiable, said so' '
 	test_grep "rev 1 *remote *(not verifiable: unknown key)" log.out
 '
 
+test_expect_success 'a pulled change with no signature kept: not verifiable, said so' '
+	replica_sql B "UPDATE changes SET sig = NULL WHERE id = '\''n2'\'' AND rev = 1" &&
+	timed_log B notes n2 &&
+	test_grep "rev 1 *remote *(not verifiable: no signature kept)" log.out
+'
+
 test_expect_success 'server back: the same change ids both ways, the failing copy still reported' '
 	server_start s --open &&
 	replica_sql B "UPDATE changes SET device = X'\''$keyhex'\'' WHERE id = '\''n1'\'' AND rev = 1" &&
