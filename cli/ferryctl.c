@@ -1761,16 +1761,30 @@ log_page(const json_t *reply, size_t *unverified)
  */
 /*
  * When the remote's trail is missing or cut short, why, and the replica's
- * own change log of the document (History's "local", first page only).
+ * own change log of the document (History's "local", first page only):
+ * each signed entry (this device's applied changes, pulled changes) as
+ * ferryd checked it, verified, NOT VERIFIED or not verifiable, with why.
+ * With the remote's trail complete only a copy kept here that did not
+ * verify is shown: it is counted in *failed, never passed over.
  */
 static void
-log_local(const json_t *reply)
+log_local(const json_t *reply, size_t *failed)
 {
-	const json_t *local = json_object_get(reply, "local"), *e;
-	const char *why = get_str(reply, "remote_error", NULL);
+	const json_t *local = json_object_get(reply, "local"), *e, *v;
+	const char *why = get_str(reply, "remote_error", NULL), *because;
 	char when[64];
 	size_t i;
 
+	json_array_foreach(local, i, e) {
+		if (!json_is_false(json_object_get(e, "verified")))
+			continue;
+		(*failed)++;
+		if (why == NULL)
+			warnx_("this replica's copy of change %s (rev %"
+			    JSON_INTEGER_FORMAT ") does not verify: %s",
+			    get_str(e, "change", "?"), get_int(e, "rev"),
+			    get_str(e, "why", "?"));
+	}
 	/* A full trail from the remote already holds every change. */
 	if (why == NULL)
 		return;
@@ -1785,10 +1799,19 @@ log_local(const json_t *reply)
 		format_time(get_int(e, "ts"), when, sizeof(when));
 		printf("%s  rev %-4" JSON_INTEGER_FORMAT "  %-7s", when,
 		    get_int(e, "rev"), get_str(e, "origin", "?"));
-		/* This device's applied changes keep their signed record. */
-		if (json_is_true(json_object_get(e, "verified")))
-			printf("  v%" JSON_INTEGER_FORMAT "  %s  verified",
-			    get_int(e, "version"), get_str(e, "op", "?"));
+		/* Signed entries: checked by ferryd against their record. */
+		v = json_object_get(e, "verified");
+		because = get_str(e, "why", NULL);
+		if (json_is_boolean(v))
+			printf("  v%" JSON_INTEGER_FORMAT "  %s  %s",
+			    get_int(e, "version"), get_str(e, "op", "-"),
+			    json_is_true(v) ? "verified" : "NOT VERIFIED");
+		if (json_is_true(v) && json_object_get(e, "device") != NULL &&
+		    strcmp(get_str(e, "origin", ""), "remote") == 0)
+			printf("  %.*s", LOG_KEY_SHORT, get_str(e, "device",
+			    "?"));
+		if (because != NULL)
+			printf("  (%s)", because);
 		putchar('\n');
 	}
 }
@@ -1798,7 +1821,7 @@ cmd_log(struct ctl *c, int argc, char **argv)
 {
 	json_t *reply = NULL, *next;
 	int64_t after = 0;
-	size_t unverified = 0;
+	size_t unverified = 0, failed = 0;
 	int r;
 
 	if ((r = common_opts_only(c, argc, argv)) != 0)
@@ -1817,7 +1840,7 @@ cmd_log(struct ctl *c, int argc, char **argv)
 			print_line(reply);
 		else {
 			log_page(reply, &unverified);
-			log_local(reply);
+			log_local(reply, &failed);
 		}
 		next = json_object_get(reply, "next");
 		if (!json_is_integer(next))
@@ -1836,6 +1859,11 @@ cmd_log(struct ctl *c, int argc, char **argv)
 		warnx_("%zu change%s of %s/%s did not verify: the remote's "
 		    "record is not the one its device signed",
 		    unverified, unverified == 1 ? "" : "s", argv[optind],
+		    argv[optind + 1]);
+	if (failed > 0)
+		warnx_("%zu change%s of %s/%s kept in this replica did not "
+		    "verify: the copy here is not what its device signed",
+		    failed, failed == 1 ? "" : "s", argv[optind],
 		    argv[optind + 1]);
 	return 0;
 }

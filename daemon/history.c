@@ -41,6 +41,7 @@ struct history_req {
 	bool		 prev_known;	/* prev is trusted */
 	size_t		 unverified;
 	json_t		*local;		/* the replica's change log, or NULL */
+	size_t		 local_failed;	/* its records that did not verify */
 };
 
 static void	history_fetch(struct history_req *hr);
@@ -102,6 +103,10 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
 		log_warn("history of %s/%s: %zu record%s did not verify",
 		    hr->collection, hr->id, hr->unverified,
 		    hr->unverified == 1 ? "" : "s");
+	if (hr->local_failed > 0)
+		log_warn("history of %s/%s: %zu record%s kept in the replica "
+		    "did not verify", hr->collection, hr->id, hr->local_failed,
+		    hr->local_failed == 1 ? "" : "s");
 	p = json_pack("{s:O}", "entries", hr->entries);
 	if (p != NULL && ((more && json_object_set_new(p, "next",
 	    json_integer(hr->last_out)) < 0) ||
@@ -122,18 +127,145 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
 }
 
 /*
- * One entry of the replica's change log, for the local array (arg).  A
- * change of this device the remote applied carries its signed record:
- * checked here, over the stored bytes, against the key the record names,
- * it adds version, change, device, op and verified: true; a record that
- * fails, verified: false.  Other entries (pulled changes, writes not yet
- * applied) have no record here, and no verified member.
+ * The record of a pulled change kept in the replica, as its device signed
+ * it: the text the remote sent, else record_make's layout rebuilt around
+ * the revision's body written canonically (record_rebuild; no body: a
+ * delete).  0 with *ret_text (malloc'd) and *ret_len; -EBADMSG if the
+ * body kept here is not a JSON object; -EINVAL, -ENOMEM.
+ */
+static int
+local_record(const struct history_req *hr, const struct store_doc_change *c,
+    const char *device, int64_t seq, char **ret_text, size_t *ret_len)
+{
+	json_error_t jerr;
+	json_t *body;
+	char *canon = NULL, *text;
+	int r;
+
+	if (c->record != NULL) {
+		if ((text = malloc(c->record_len + 1)) == NULL)
+			return -ENOMEM;
+		memcpy(text, c->record, c->record_len);
+		text[c->record_len] = '\0';
+		*ret_text = text;
+		*ret_len = c->record_len;
+		return 0;
+	}
+	if (c->body != NULL) {
+		body = json_loads(c->body, JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(body)) {
+			json_decref(body);
+			return -EBADMSG;
+		}
+		canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(body);
+		if (canon == NULL)
+			return -ENOMEM;
+	}
+	r = record_rebuild(c->version - 1, canon, canon != NULL ?
+	    strlen(canon) : 0, hr->collection, device, hr->id, seq,
+	    c->record_ts, ret_text, ret_len);
+	free(canon);
+	return r;
+}
+
+/* Does the body kept here (NULL: none) agree with a record's (NULL: a
+ * delete)?  Only a record the remote sent can disagree. */
+static bool
+local_body_agrees(const char *kept, json_t *signed_body)
+{
+	json_error_t jerr;
+	json_t *body;
+	bool same;
+
+	if (kept == NULL)
+		return true;	/* a past revision keeps its record only */
+	if (signed_body == NULL)
+		return false;
+	body = json_loads(kept, JSON_REJECT_DUPLICATES, &jerr);
+	same = body != NULL && json_equal(body, signed_body);
+	json_decref(body);
+	return same;
+}
+
+/*
+ * Check a pulled change kept in the replica (c->pulled_sig set): its
+ * record's signature against the key its change id names, then the
+ * record's fields against the change (this document, the version before
+ * as base, the change id's seq, the record's ts) and the body kept here.
+ * 1 verified (*f filled, to be cleared by the caller), 0 failed, -ENOENT
+ * not verifiable (the key is unknown), -ENOMEM; *why says why not.
+ * *ret_device (malloc'd, base64url) is the key, when there is one.
+ */
+static int
+local_pulled_verify(const struct history_req *hr,
+    const struct store_doc_change *c, struct record_fields *f,
+    char **ret_device, const char **why)
+{
+	char *device = NULL, *sig = NULL, *text = NULL;
+	size_t len;
+	int r;
+
+	if (c->device == NULL) {
+		*why = "not verifiable: unknown key";
+		return -ENOENT;
+	}
+	if (keys_b64_encode(c->device, STORE_DEVICE_LEN, &device) < 0)
+		return -ENOMEM;
+	*ret_device = device;
+	if (c->pulled_sig_len != 64) {
+		*why = "the signature cannot be read";
+		return 0;
+	}
+	if (keys_b64_encode(c->pulled_sig, 64, &sig) < 0)
+		return -ENOMEM;
+	r = local_record(hr, c, device, c->device_seq, &text, &len);
+	if (r == 0)
+		r = record_verify(text, len, sig, device, f);
+	else if (r != -ENOMEM) {
+		*why = "the body kept here cannot be read";
+		r = -ECANCELED;
+	}
+	free(text);
+	free(sig);
+	if (r == -ENOMEM)
+		return r;
+	if (r == -ECANCELED)
+		return 0;
+	if (r < 0) {
+		*why = r == -EKEYREJECTED ? "the signature does not verify" :
+		    "the record or its signature cannot be read";
+		return 0;
+	}
+	if (strcmp(f->collection, hr->collection) != 0 ||
+	    strcmp(f->id, hr->id) != 0 || f->seq != c->device_seq ||
+	    f->ts != c->record_ts || f->base != c->version - 1 ||
+	    !local_body_agrees(c->body, f->body)) {
+		record_fields_clear(f);
+		*why = "the record is not this change";
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * One entry of the replica's change log, for hr->local.  A signed entry
+ * is checked here, when someone looks (never at pull time): a change of
+ * this device the remote applied against the record it sent, a pulled
+ * change against the record its device signed (local_pulled_verify).
+ * Checked, it adds version, change, device, op and verified (true, or
+ * false with why); a pulled change that cannot be checked (no key, no
+ * signature kept) gets why and no verified.  Entries of this device with
+ * no signed record (writes not applied yet) have neither.
  */
 static int
 history_local_cb(const struct store_doc_change *c, void *arg)
 {
+	struct history_req *hr = arg;
 	struct record_fields f;
-	json_t *local = arg, *e;
+	const char *why = NULL;
+	char *device = NULL;
+	json_t *e;
 	int r;
 
 	e = json_pack("{s:I,s:I,s:s,s:I}", "seq", (json_int_t)c->seq, "rev",
@@ -141,13 +273,28 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 	    (json_int_t)c->ts_ms);
 	if (e == NULL)
 		return -ENOMEM;
-	r = c->record == NULL || c->sig == NULL ? -ENOENT :
-	    record_verify(c->record, c->record_len, c->sig, NULL, &f);
-	if (r == -ENOMEM) {
-		json_decref(e);
-		return r;
+	memset(&f, 0, sizeof f);
+	if (c->pulled_sig != NULL)
+		r = local_pulled_verify(hr, c, &f, &device, &why);
+	else if (c->sig == NULL) {
+		/* A remote that sent no signature, or a change pulled
+		 * before the replica kept them (migration 8 -> 9). */
+		if (c->origin == STORE_ORIGIN_REMOTE)
+			why = "not verifiable: no signature kept";
+		r = -ENOENT;
+	} else {
+		r = c->record == NULL ? -EBADMSG : record_verify(c->record,
+		    c->record_len, c->sig, NULL, &f);
+		if (r == 0)
+			r = 1;
+		else if (r != -ENOMEM) {
+			why = r == -EKEYREJECTED ?
+			    "the signature does not verify" :
+			    "the record or its signature cannot be read";
+			r = 0;
+		}
 	}
-	if (r == 0) {
+	if (r == 1) {
 		if (json_object_set_new(e, "version",
 		    json_integer(c->version)) < 0 ||
 		    json_object_set_new(e, "change", json_sprintf("%s:%" PRId64,
@@ -156,17 +303,27 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 		    json_object_set_new(e, "op", json_string(f.op)) < 0)
 			r = -ENOMEM;
 		record_fields_clear(&f);
-	}
+	} else if (r == 0 && (json_object_set_new(e, "version",
+	    json_integer(c->version)) < 0 || (device != NULL &&
+	    json_object_set_new(e, "change", json_sprintf("%s:%" PRId64,
+	    device, c->device_seq)) < 0)))
+		r = -ENOMEM;
+	free(device);
 	/* verified only where a record was checked: false is a record
 	 * that failed, as in the remote's trail, not "none kept here". */
-	if (r != -ENOMEM && r != -ENOENT && json_object_set_new(e,
-	    "verified", json_boolean(r == 0)) < 0)
+	if ((r == 0 || r == 1) && json_object_set_new(e, "verified",
+	    json_boolean(r == 1)) < 0)
 		r = -ENOMEM;
+	if (r != -ENOMEM && why != NULL && json_object_set_new(e, "why",
+	    json_string(why)) < 0)
+		r = -ENOMEM;
+	if (r == 0)
+		hr->local_failed++;
 	if (r == -ENOMEM) {
 		json_decref(e);
 		return r;
 	}
-	return json_array_append_new(local, e) < 0 ? -ENOMEM : 0;
+	return json_array_append_new(hr->local, e) < 0 ? -ENOMEM : 0;
 }
 
 /* The client went away: stop the fetch and let the call go. */
@@ -537,7 +694,7 @@ history_start(struct sync *sy, struct store *st, struct vl_call *call,
 			return;
 		}
 		r = store_doc_changes(st, collection, id, HISTORY_ENTRIES_MAX,
-		    history_local_cb, hr->local);
+		    history_local_cb, hr);
 		if (r < 0) {
 			log_warn("history of %s/%s: cannot read the change "
 			    "log: %s", collection, id, store_errmsg(st));

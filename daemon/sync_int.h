@@ -69,6 +69,17 @@ struct push_step {
 	uint64_t		 gen;		/* sy->push_gen when made */
 };
 
+/*
+ * A pulled change's key and signature, decoded by the encoder thread (the
+ * writer is the pull's bottleneck) for the replica to keep (pl points
+ * into this struct and into the change).
+ */
+struct pull_sig {
+	struct store_pulled	 pl;
+	unsigned char		 device[STORE_DEVICE_LEN];
+	unsigned char		 sig[64];
+};
+
 struct pull_step {
 	struct sync	*sy;
 	char		*text;		/* the answer, until parsed */
@@ -76,6 +87,7 @@ struct pull_step {
 	char		 bad[JSON_ERROR_TEXT_LENGTH]; /* why it was refused */
 	json_t		*changes;	/* until applied (writer frees it) */
 	char		**bodies;	/* each change's body as text, or NULL */
+	struct pull_sig	*sigs;		/* each change's, with bodies */
 	char		**why;		/* why a change cannot apply (NULL: it
 					 * can; the array only if one cannot) */
 	size_t		 n;		/* changes in the page */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "bodylimit.h"
+#include "keys.h"
 #include "log.h"
 #include "sync_int.h"
 #include "util.h"
@@ -44,6 +45,8 @@ pull_bodies_free(struct pull_step *p)
 		free(p->why);
 		p->why = NULL;
 	}
+	free(p->sigs);
+	p->sigs = NULL;
 	if (p->bodies == NULL)
 		return;
 	for (i = 0; i < p->n; i++)
@@ -95,6 +98,57 @@ pull_error_is_fatal(int r)
 }
 
 /*
+ * Encoder thread: what the replica keeps of a pulled change to check its
+ * record when someone looks (History): its change id (the key decoded,
+ * and the seq), the record's sig (decoded; as sent if it does not decode,
+ * so that it shows as failing) and ts, and the record's text when the
+ * remote sent it.  Not checked here: a signature costs more than applying
+ * the change.  A ts of the wrong type keeps nothing; a change id that
+ * names no key keeps none (History says "unknown key").  buf->pl points
+ * into ch and buf.
+ */
+static void
+pull_signed(json_t *ch, struct pull_sig *buf)
+{
+	struct store_pulled *ret = &buf->pl;
+	json_t *ts = json_object_get(ch, "ts"), *rec;
+	const char *change, *sig, *colon;
+	char key[KEYS_PUB_B64_LEN + 1], *end;
+	long long seq;
+
+	memset(ret, 0, sizeof *ret);
+	sig = json_string_value(json_object_get(ch, "sig"));
+	if (sig == NULL || !json_is_integer(ts) || json_integer_value(ts) < 0)
+		return;
+	ret->ts = json_integer_value(ts);
+	if (keys_b64_decode(sig, buf->sig, sizeof buf->sig) == 0) {
+		ret->sig = buf->sig;
+		ret->sig_len = sizeof buf->sig;
+	} else {
+		ret->sig = sig;
+		ret->sig_len = strlen(sig);
+	}
+	change = json_string_value(json_object_get(ch, "change"));
+	colon = change != NULL ? strrchr(change, ':') : NULL;
+	if (colon != NULL && colon - change == KEYS_PUB_B64_LEN) {
+		memcpy(key, change, KEYS_PUB_B64_LEN);
+		key[KEYS_PUB_B64_LEN] = '\0';
+		errno = 0;
+		seq = strtoll(colon + 1, &end, 10);
+		if (errno == 0 && end != colon + 1 && *end == '\0' && seq > 0 &&
+		    keys_b64_decode(key, buf->device, sizeof buf->device) == 0) {
+			ret->device = buf->device;
+			ret->device_seq = seq;
+		}
+	}
+	rec = json_object_get(ch, "record");
+	if (json_is_string(rec)) {
+		ret->record = json_string_value(rec);
+		ret->record_len = json_string_length(rec);
+	}
+}
+
+/*
  * Writer thread: apply one change of a page (inside its own savepoint).
  * A change of ours coming back while its record is still in the outbox
  * is the push's answer (a reply lost or not yet arrived): the record is
@@ -105,7 +159,7 @@ pull_error_is_fatal(int r)
  */
 static int
 pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
-    const char *body)
+    const char *body, const struct store_pulled *pl)
 {
 	struct sync *sy = p->sy;
 	const char *collection, *id, *change;
@@ -143,7 +197,7 @@ pull_apply_one(struct writer_batch *b, struct pull_step *p, json_t *ch,
 			    deleted, body, &p->merged);
 	} else {
 		r = store_apply_remote(b->st, &cur, collection, id, version,
-		    deleted, body, util_now_ms(), &seq, &rev);
+		    deleted, body, pl, util_now_ms(), &seq, &rev);
 		if (r == 0)
 			r = watch_events_add(&b->events, seq, collection, id,
 			    rev, version, deleted, STORE_ORIGIN_REMOTE, body);
@@ -211,7 +265,8 @@ pull_apply_run(struct writer_batch *b, struct writer_op *op)
 		}
 		if ((r = store_savepoint(b->st, &sp)) < 0)
 			break;
-		if ((r = pull_apply_one(b, p, ch, p->bodies[i])) == 0) {
+		if ((r = pull_apply_one(b, p, ch, p->bodies[i],
+		    &p->sigs[i].pl)) == 0) {
 			if ((r = store_release(b->st)) < 0)
 				break;
 			continue;
@@ -399,7 +454,8 @@ pull_parse_run(void *arg, size_t item)
  * meanwhile; then their trees go, so the writer gets small objects to
  * read and free.  A merge parses its body again (rare: a local change).
  * Each change is checked here too (names, version, the body limit): one
- * that cannot be applied gets its reason in p->why and no body.
+ * that cannot be applied gets its reason in p->why and no body.  Its key
+ * and signature are decoded here too, for the replica to keep (p->sigs).
  */
 static void
 pull_encode_run(void *arg, size_t item)
@@ -413,10 +469,12 @@ pull_encode_run(void *arg, size_t item)
 	/* A page the parser scanned (wire_changes_page_scan) has its
 	 * bodies as text already. */
 	scanned = p->bodies != NULL;
-	if (!scanned && (p->bodies = calloc(p->n ? p->n : 1,
-	    sizeof *p->bodies)) == NULL)
+	if ((!scanned && (p->bodies = calloc(p->n ? p->n : 1,
+	    sizeof *p->bodies)) == NULL) ||
+	    (p->sigs = calloc(p->n ? p->n : 1, sizeof *p->sigs)) == NULL)
 		goto nomem;
 	json_array_foreach(p->changes, i, ch) {
+		pull_signed(ch, &p->sigs[i]);
 		text = scanned ? p->bodies[i] : NULL;
 		body = json_object_get(ch, "body");
 		if (!scanned && !json_is_true(json_object_get(ch, "deleted")) &&

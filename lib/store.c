@@ -15,6 +15,10 @@
  *   it: the outbox row names it by change_seq (NULL: not made yet), and
  *   applied holds the version of each one the remote applied.  A record
  *   whose outbox row is dropped unapplied is deleted with it;
+ * - a pulled change's row keeps its change id, version, sig and record ts
+ *   (the record only when the remote sent it); the body of a revision
+ *   whose row is signed is docs.body while it is the latest and moves
+ *   into its row (trigger changes_keep_body) when a write replaces it;
  * - a document's base (the body last synced, for merges) is base_body,
  *   unless base_same is 1: then it is body itself and base_body is NULL.
  *   Every statement that changes body without making it the base clears
@@ -319,6 +323,34 @@ static const char *store_migrations[] = {
 	"  WHERE change_seq IS NULL;"
 	"CREATE INDEX outbox_inflight ON outbox(change_seq)"
 	"  WHERE change_seq IS NOT NULL AND state = 'queued';",
+	/*
+	 * 8 -> 9: a pulled change keeps what is needed to check its signed
+	 * record later (History, ferryctl log offline), never at pull time
+	 * (a verification costs more than applying the change): its change
+	 * id as the device's key (32 bytes) and seq (dseq), the version it
+	 * made, the record's sig (64 bytes) and ts (rts; ts is when it was
+	 * applied here), and the record's text only when the remote sent
+	 * it (a record not in record_make's layout).  Keys and signatures
+	 * are kept as bytes, not base64: every pulled change pays for them
+	 * (issue 8's bench bound).  The body of the revision is docs.body while it is the
+	 * document's latest; the trigger moves it into its change row when
+	 * a write (of any kind) replaces it, and only then: a pulled
+	 * document that is not written again costs one row, as before.
+	 * This device's own changes keep their records in signed/applied.
+	 */
+	"ALTER TABLE changes ADD COLUMN device BLOB;"
+	"ALTER TABLE changes ADD COLUMN dseq INTEGER;"
+	"ALTER TABLE changes ADD COLUMN version INTEGER;"
+	"ALTER TABLE changes ADD COLUMN sig BLOB;"
+	"ALTER TABLE changes ADD COLUMN rts INTEGER;"
+	"ALTER TABLE changes ADD COLUMN record BLOB;"
+	"ALTER TABLE changes ADD COLUMN body TEXT;"
+	"CREATE TRIGGER changes_keep_body AFTER UPDATE OF body ON docs"
+	"  WHEN old.body IS NOT NULL AND old.last_seq IS NOT NULL"
+	"  AND new.last_seq IS NOT old.last_seq BEGIN"
+	"  UPDATE changes SET body = old.body WHERE seq = old.last_seq"
+	"  AND sig IS NOT NULL AND record IS NULL;"
+	"  END;",
 };
 
 #define STORE_NMIGRATIONS \
@@ -358,9 +390,10 @@ static const struct {
 	/* Chained to the document's previous change (migration 6 -> 7);
 	 * the document row written next takes the new seq as last_seq. */
 	[ST_CHANGE_ADD] = { 0,
-	    "INSERT INTO changes (collection, id, rev, origin, ts, prev)"
+	    "INSERT INTO changes (collection, id, rev, origin, ts, prev,"
+	    " device, dseq, version, sig, rts, record)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, (SELECT last_seq FROM docs"
-	    " WHERE collection = ?1 AND id = ?2))" },
+	    " WHERE collection = ?1 AND id = ?2), ?6, ?7, ?8, ?9, ?10, ?11)" },
 	[ST_LIST_R] = { 1,
 	    "SELECT id, rev, version, deleted, pending, conflicted, body"
 	    " FROM docs WHERE collection = ?1 AND deleted = 0 ORDER BY id"
@@ -488,15 +521,22 @@ static const struct {
 	/*
 	 * One document's latest ?3 changes: the chain from the document's
 	 * last_seq back through prev, each step a primary-key lookup, then
-	 * in seq order.
+	 * in seq order.  A signed change's record is this device's (signed,
+	 * once applied) or a pulled one's (the change row's own columns);
+	 * the body of a revision is docs.body while it is the latest, then
+	 * the one its change row kept (migration 8 -> 9).
 	 */
 	[ST_DOC_CHANGES_R] = { 1,
 	    "WITH RECURSIVE chain(seq) AS ("
 	    " SELECT last_seq FROM docs WHERE collection = ?1 AND id = ?2"
 	    " UNION ALL SELECT c.prev FROM chain JOIN changes c"
 	    " ON c.seq = chain.seq WHERE c.prev IS NOT NULL LIMIT ?3)"
-	    " SELECT c.seq, c.rev, c.origin, c.ts, a.version, s.record, s.sig"
+	    " SELECT c.seq, c.rev, c.origin, c.ts,"
+	    " coalesce(a.version, c.version), coalesce(s.record, c.record),"
+	    " s.sig, c.sig, c.device, c.dseq, c.rts,"
+	    " CASE WHEN c.seq = d.last_seq THEN d.body ELSE c.body END"
 	    " FROM chain JOIN changes c ON c.seq = chain.seq"
+	    " JOIN docs d ON d.collection = ?1 AND d.id = ?2"
 	    " LEFT JOIN signed s ON s.collection = c.collection"
 	    " AND s.id = c.id AND s.rev = c.rev"
 	    " AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */
@@ -1045,11 +1085,13 @@ out:
 /*
  * Append a change of collection/id to the log, chained to the document's
  * previous change; *ret_seq is its seq, which the caller writes into the
- * document row as last_seq in the same batch.
+ * document row as last_seq in the same batch.  pl (NULL for a change made
+ * here): what a pulled change keeps for History to check it later.
  */
 static int
 store_change_add(struct store *s, const char *collection, const char *id,
-    int64_t rev, enum store_origin origin, int64_t now_ms, int64_t *ret_seq)
+    int64_t rev, enum store_origin origin, const struct store_pulled *pl,
+    int64_t version, int64_t now_ms, int64_t *ret_seq)
 {
 	sqlite3_stmt *st = s->st[ST_CHANGE_ADD];
 	int r;
@@ -1059,7 +1101,25 @@ store_change_add(struct store *s, const char *collection, const char *id,
 	sqlite3_bind_int64(st, 3, rev);
 	sqlite3_bind_int(st, 4, origin);
 	sqlite3_bind_int64(st, 5, now_ms);
-	if ((r = store_step_done(s, st)) < 0)
+	/* Kept only with a signature: without one nothing can be checked. */
+	if (pl != NULL && pl->sig != NULL) {
+		if (pl->device != NULL) {
+			sqlite3_bind_blob(st, 6, pl->device,
+			    STORE_DEVICE_LEN, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 7, pl->device_seq);
+		}
+		sqlite3_bind_int64(st, 8, version);
+		sqlite3_bind_blob(st, 9, pl->sig, (int)pl->sig_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, pl->ts);
+		if (pl->record != NULL)
+			sqlite3_bind_blob(st, 11, pl->record,
+			    (int)pl->record_len, SQLITE_STATIC);
+	}
+	r = store_step_done(s, st);
+	if (pl != NULL)
+		sqlite3_clear_bindings(st);
+	if (r < 0)
 		return r;
 	*ret_seq = sqlite3_last_insert_rowid(s->w);
 	return 0;
@@ -1080,8 +1140,8 @@ store_write_local(struct store *s, const struct store_doc *cur,
 		return -EINVAL;
 	rev = cur->rev + 1;
 
-	if ((r = store_change_add(s, collection, id, rev, origin, now_ms,
-	    &seq)) < 0)
+	if ((r = store_change_add(s, collection, id, rev, origin, NULL, 0,
+	    now_ms, &seq)) < 0)
 		return r;
 
 	st = s->st[ST_DOC_UPSERT];
@@ -1534,14 +1594,15 @@ out:
 int
 store_apply_remote(struct store *s, const struct store_doc *cur,
     const char *collection, const char *id, int64_t version, bool deleted,
-    const char *body, int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev)
+    const char *body, const struct store_pulled *pl, int64_t now_ms,
+    int64_t *ret_seq, int64_t *ret_rev)
 {
 	sqlite3_stmt *st;
 	int64_t rev = cur->rev + 1, seq;
 	int r;
 
 	if ((r = store_change_add(s, collection, id, rev, STORE_ORIGIN_REMOTE,
-	    now_ms, &seq)) < 0)
+	    pl, version, now_ms, &seq)) < 0)
 		return r;
 	st = s->st[ST_DOC_REMOTE];
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
@@ -1676,8 +1737,8 @@ store_rebase(struct store *s, const struct store_doc *cur,
 	int64_t rev = cur->rev + 1, seq;
 	int r;
 
-	if ((r = store_change_add(s, collection, id, rev, origin, now_ms,
-	    &seq)) < 0)
+	if ((r = store_change_add(s, collection, id, rev, origin, NULL, 0,
+	    now_ms, &seq)) < 0)
 		return r;
 	/* A record in flight was made on an older base: it is obsolete (its
 	 * answer, if one comes, is ignored; see store_push_applied). */
@@ -1841,11 +1902,28 @@ store_doc_changes(struct store *s, const char *collection, const char *id,
 		c.rev = sqlite3_column_int64(st, 1);
 		c.origin = (enum store_origin)sqlite3_column_int(st, 2);
 		c.ts_ms = sqlite3_column_int64(st, 3);
-		if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+		/* Signed: this device's applied record, or a pulled change
+		 * (its record kept only when not in the canonical layout). */
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
 			c.version = sqlite3_column_int64(st, 4);
 			c.record = sqlite3_column_blob(st, 5);
 			c.record_len = (size_t)sqlite3_column_bytes(st, 5);
 			c.sig = (const char *)sqlite3_column_text(st, 6);
+		} else if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+			c.version = sqlite3_column_int64(st, 4);
+			if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+				c.record = sqlite3_column_blob(st, 5);
+				c.record_len =
+				    (size_t)sqlite3_column_bytes(st, 5);
+			}
+			c.pulled_sig = sqlite3_column_blob(st, 7);
+			c.pulled_sig_len = (size_t)sqlite3_column_bytes(st, 7);
+			if (sqlite3_column_bytes(st, 8) == STORE_DEVICE_LEN) {
+				c.device = sqlite3_column_blob(st, 8);
+				c.device_seq = sqlite3_column_int64(st, 9);
+			}
+			c.record_ts = sqlite3_column_int64(st, 10);
+			c.body = (const char *)sqlite3_column_text(st, 11);
 		}
 		if ((r = cb(&c, arg)) < 0)
 			break;

@@ -231,12 +231,36 @@ int	store_push_rejected(struct store *s, int64_t oseq, const char *error);
 int	store_conflict_add(struct store *s, int64_t oseq, const char *collection,
 	    const char *id, const char *paths_json, int64_t their_version,
 	    bool their_deleted, const char *theirs, int64_t now_ms);
+/*
+ * What a pulled change carries so that its signed record can be checked
+ * later, when someone looks (History), never at pull time: its change id
+ * as the device's public key (STORE_DEVICE_LEN bytes; NULL if the remote
+ * sent no change id that names one) and seq, the record's signature
+ * (sig_len bytes: 64 decoded, or the text as sent if it does not decode;
+ * sig NULL: the remote sent none, and nothing is kept) and ts, and the
+ * record's text only when the remote sent it (a record not in
+ * record_make's layout; NULL: History rebuilds it from the body).
+ * Borrowed for the call.
+ */
+#define STORE_DEVICE_LEN	32
+struct store_pulled {
+	const void	*device;
+	int64_t		 device_seq;
+	const void	*sig;
+	size_t		 sig_len;
+	int64_t		 ts;
+	const char	*record;
+	size_t		 record_len;
+};
+
 /* Apply a remote change to a document without local changes (cur as read
- * on the writer, rev 0 if new): rev + 1, origin remote in the change log. */
+ * on the writer, rev 0 if new): rev + 1, origin remote in the change log,
+ * which keeps pl (may be NULL) with it.  The body of the revision it
+ * replaces moves into that revision's change row if that one is signed. */
 int	store_apply_remote(struct store *s, const struct store_doc *cur,
 	    const char *collection, const char *id, int64_t version,
-	    bool deleted, const char *body, int64_t now_ms, int64_t *ret_seq,
-	    int64_t *ret_rev);
+	    bool deleted, const char *body, const struct store_pulled *pl,
+	    int64_t now_ms, int64_t *ret_seq, int64_t *ret_rev);
 
 /* --- conflicts --- */
 
@@ -294,20 +318,32 @@ int	store_outbox_has(struct store *s, int64_t oseq);
 /*
  * One document's entries in the local change log, its latest limit ones,
  * oldest first (reader): its own writes, pulled changes, merges and
- * resolutions, each with the rev it made and its time (Unix ms); for a
- * change of this device the remote applied, also the signed record sent
- * and the version it made.  Fields are valid during the
- * callback only.  Count given to cb, or -errno.
+ * resolutions, each with the rev it made and its time (Unix ms).  A
+ * signed entry also has the version it made: a change of this device the
+ * remote applied (sig not NULL), the record sent; a pulled change
+ * (pulled_sig not NULL), its change id (device NULL if none named a
+ * key), the record's ts and signature, the record's text if the remote
+ * sent it, and the revision's body (NULL: a delete, or a body not kept),
+ * from which a reader rebuilds the record (record_rebuild) when there is
+ * no text.  Nothing is verified here.
+ * Fields are valid during the callback only.  Count given to cb, or
+ * -errno.
  */
 struct store_doc_change {
 	int64_t		 seq;
 	int64_t		 rev;
 	enum store_origin origin;
 	int64_t		 ts_ms;
-	int64_t		 version;	/* 0 without a record */
+	int64_t		 version;	/* 0 if not signed */
 	const void	*record;	/* NULL: none kept */
 	size_t		 record_len;
-	const char	*sig;
+	const char	*sig;		/* ours, base64url; NULL: none */
+	const void	*pulled_sig;	/* pulled; NULL: not signed */
+	size_t		 pulled_sig_len;
+	const void	*device;	/* pulled: STORE_DEVICE_LEN bytes */
+	int64_t		 device_seq;
+	int64_t		 record_ts;	/* pulled: the record's ts */
+	const char	*body;		/* pulled: the revision's body */
 };
 typedef int (*store_doc_change_cb)(const struct store_doc_change *c,
 	    void *arg);

@@ -66,6 +66,18 @@ ctl_bounded() {
 	timeout -k 2 "$_cb_t" "$FERRYCTL" --socket "$_cb_sock" "$@"
 }
 
+# timed_log NAME C ID: ferryctl log on NAME, bounded at 20 s; the seconds
+# it took in $took, its output in log.out and err (in the current
+# directory), then printed.
+timed_log() {
+	_t0=$(date +%s)
+	ctl_bounded 20 "$1" log "$2" "$3" >log.out 2>err
+	_rc=$?
+	took=$(( $(date +%s) - _t0 ))
+	cat log.out err
+	return $_rc
+}
+
 # now_ms: the clock in milliseconds.
 now_ms() {
 	echo $(( $(date +%s%N) / 1000000 ))

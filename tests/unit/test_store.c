@@ -11,7 +11,8 @@
  * change of a batch rolls back alone to its savepoint and a parked pulled
  * change is counted and listed; a replica from an older schema reads the
  * same per-document history after its migration; answering "applied"
- * writes no second copy of the record.
+ * writes no second copy of the record; a pulled change keeps what its
+ * record needs to be checked later, and each signed revision's body.
  */
 #include "autoconfig.h"
 
@@ -491,7 +492,7 @@ test_remote_base(void **state)
 	assert_int_equal(store_begin(f->st), 0);
 	memset(&cur, 0, sizeof cur);
 	assert_int_equal(store_apply_remote(f->st, &cur, "c", "a", 3, false,
-	    "{\"x\":1}", 1000, &seq, &rev), 0);
+	    "{\"x\":1}", NULL, 1000, &seq, &rev), 0);
 	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(store_doc_base(f->st, "c", "a", &base), 0);
 	assert_string_equal(base, "{\"x\":1}");
@@ -514,7 +515,7 @@ test_remote_base(void **state)
 	assert_int_equal(store_begin(f->st), 0);
 	memset(&cur, 0, sizeof cur);
 	assert_int_equal(store_apply_remote(f->st, &cur, "c", "b", 2, true,
-	    NULL, 1000, &seq, &rev), 0);
+	    NULL, NULL, 1000, &seq, &rev), 0);
 	assert_int_equal(store_commit(f->st), 0);
 	base = (char *)"unset";
 	assert_int_equal(store_doc_base(f->st, "c", "b", &base), 0);
@@ -858,6 +859,8 @@ check_change_cb(const struct store_doc_change *c, void *arg)
 	assert_int_equal(c->version, w->version);
 	if (w->record == NULL) {
 		assert_null(c->record);
+		if (w->sig == NULL)
+			assert_null(c->sig);
 		return 0;
 	}
 	assert_non_null(c->record);
@@ -990,6 +993,173 @@ test_migrate_v6_history(void **state)
 	assert_int_equal(store_integrity_check(f->st), 0);
 }
 
+/* One pulled change as store_doc_changes gives it, copied. */
+struct pulled_got {
+	int64_t		 seq, version, record_ts;
+	enum store_origin origin;
+	char		 sig[16], change[48], body[32], record[32];
+	bool		 has_sig, has_body, has_record;
+};
+
+struct pulled_list {
+	struct pulled_got e[8];
+	size_t		 n;
+};
+
+static int
+pulled_cb(const struct store_doc_change *c, void *arg)
+{
+	struct pulled_list *l = arg;
+	struct pulled_got *g;
+
+	assert_true(l->n < 8);
+	g = &l->e[l->n++];
+	memset(g, 0, sizeof *g);
+	g->seq = c->seq;
+	g->origin = c->origin;
+	g->version = c->version;
+	g->record_ts = c->record_ts;
+	if ((g->has_sig = c->pulled_sig != NULL)) {
+		snprintf(g->sig, sizeof g->sig, "%.*s",
+		    (int)c->pulled_sig_len, (const char *)c->pulled_sig);
+		if (c->device != NULL)
+			snprintf(g->change, sizeof g->change, "%.*s:%lld",
+			    STORE_DEVICE_LEN, (const char *)c->device,
+			    (long long)c->device_seq);
+		else
+			snprintf(g->change, sizeof g->change, "(none)");
+	}
+	if ((g->has_body = c->body != NULL))
+		snprintf(g->body, sizeof g->body, "%s", c->body);
+	if ((g->has_record = c->record != NULL))
+		snprintf(g->record, sizeof g->record, "%.*s",
+		    (int)c->record_len, (const char *)c->record);
+	return 0;
+}
+
+static void
+pulled_list(struct store *st, const char *id, struct pulled_list *ret)
+{
+	int n;
+
+	ret->n = 0;
+	n = store_doc_changes(st, "c", id, 100, pulled_cb, ret);
+	assert_int_equal(n, (int)ret->n);
+}
+
+/* Pull one change of c/id in its own batch. */
+static void
+pull(struct store *st, const char *id, int64_t version, const char *body,
+    const struct store_pulled *pl)
+{
+	struct store_doc cur;
+	int64_t seq, rev;
+	int r;
+
+	assert_int_equal(store_begin(st), 0);
+	memset(&cur, 0, sizeof cur);
+	r = store_doc_get(st, STORE_WRITER, "c", id, &cur);
+	assert_true(r == 0 || r == -ENOENT);
+	assert_int_equal(store_apply_remote(st, &cur, "c", id, version,
+	    body == NULL, body, pl, 2000, &seq, &rev), 0);
+	store_doc_clear(&cur);
+	assert_int_equal(store_commit(st), 0);
+}
+
+/*
+ * Guards issue 11's last item (ferryctl log offline shows pulled changes,
+ * verified): a pulled change's row keeps its change id, version, sig and
+ * the record's ts, and the record's text only when the remote sent it; a
+ * revision's body is the document's while it is the latest, and moves
+ * into its change row when a write (pulled or local) replaces it, so
+ * every signed revision can still be rebuilt and checked.  A pulled
+ * document not written again keeps no second copy of its body, a record
+ * sent whole keeps no body beside it, and a change pulled without a
+ * signature keeps nothing to check.
+ */
+static void
+test_pulled_signed(void **state)
+{
+	struct fixture *f = *state;
+	/* Keys are bytes (32 of them); signatures any bytes here. */
+	static const char key[] = "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK";
+	struct store_pulled p1 = { key, 1, "S1", 2, 111, NULL, 0 };
+	struct store_pulled p2 = { key, 2, "S2", 2, 222, NULL, 0 };
+	struct store_pulled p3 = { key, 3, "S3", 2, 333, "{ \"rec\":3}",
+	    11 };
+	struct store_pulled nokey = { NULL, 0, "S5", 2, 555, NULL, 0 };
+	struct store_pulled nosig = { key, 4, NULL, 0, 444, NULL, 0 };
+	struct pulled_list l;
+
+	pull(f->st, "a", 1, "{\"x\":1}", &p1);
+	assert_int_equal(count_rows(f->path, "SELECT 1 FROM changes"
+	    " WHERE body IS NOT NULL"), 0);
+	pulled_list(f->st, "a", &l);
+	assert_int_equal(l.n, 1);
+	assert_true(l.e[0].has_sig);
+	assert_string_equal(l.e[0].sig, "S1");
+	assert_string_equal(l.e[0].change, "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK:1");
+	assert_int_equal(l.e[0].version, 1);
+	assert_int_equal(l.e[0].record_ts, 111);
+	assert_false(l.e[0].has_record);
+	assert_string_equal(l.e[0].body, "{\"x\":1}");
+
+	/* A newer pulled revision: the first keeps its body. */
+	pull(f->st, "a", 2, "{\"x\":2}", &p2);
+	/* A local write on top: the second keeps its body too. */
+	put(f->st, "c", "a", "{\"x\":3}");
+	pulled_list(f->st, "a", &l);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.e[0].body, "{\"x\":1}");
+	assert_string_equal(l.e[1].body, "{\"x\":2}");
+	assert_string_equal(l.e[1].sig, "S2");
+	assert_int_equal(l.e[1].version, 2);
+	assert_int_equal(l.e[1].record_ts, 222);
+	assert_int_equal(l.e[2].origin, STORE_ORIGIN_LOCAL);
+	assert_false(l.e[2].has_sig);
+	assert_int_equal(count_rows(f->path, "SELECT 1 FROM changes"
+	    " WHERE body IS NOT NULL"), 2);
+
+	/* A pulled delete has no body; a write on top keeps none. */
+	pull(f->st, "d", 1, NULL, &p1);
+	put(f->st, "c", "d", "{\"y\":1}");
+	pulled_list(f->st, "d", &l);
+	assert_int_equal(l.n, 2);
+	assert_true(l.e[0].has_sig);
+	assert_false(l.e[0].has_body);
+
+	/* A record sent whole is kept, and no body beside it. */
+	pull(f->st, "b", 1, "{\"rec\":3}", &p3);
+	put(f->st, "c", "b", "{\"rec\":4}");
+	pulled_list(f->st, "b", &l);
+	assert_int_equal(l.n, 2);
+	assert_true(l.e[0].has_record);
+	assert_string_equal(l.e[0].record, "{ \"rec\":3}");
+	assert_false(l.e[0].has_body);
+	assert_int_equal(count_rows(f->path, "SELECT 1 FROM changes"
+	    " WHERE body IS NOT NULL"), 2);
+
+	/* No signature, nothing to check: nothing kept. */
+	pull(f->st, "e", 1, "{\"z\":1}", &nosig);
+	pull(f->st, "e", 2, "{\"z\":2}", NULL);
+	pulled_list(f->st, "e", &l);
+	assert_int_equal(l.n, 2);
+	assert_false(l.e[0].has_sig);
+	assert_false(l.e[1].has_sig);
+	assert_int_equal(count_rows(f->path, "SELECT 1 FROM changes"
+	    " WHERE body IS NOT NULL OR device IS NOT NULL AND sig IS NULL"),
+	    2);
+
+	/* A change id that names no key: the signature is kept alone. */
+	pull(f->st, "k", 1, "{\"k\":1}", &nokey);
+	pulled_list(f->st, "k", &l);
+	assert_int_equal(l.n, 1);
+	assert_true(l.e[0].has_sig);
+	assert_string_equal(l.e[0].change, "(none)");
+	assert_int_equal(l.e[0].record_ts, 555);
+	assert_int_equal(store_integrity_check(f->st), 0);
+}
+
 int
 main(void)
 {
@@ -1025,6 +1195,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_v6_history, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_applied_writes_once, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pulled_signed, setup,
 		    teardown),
 	};
 
