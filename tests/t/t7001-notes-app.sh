@@ -1,0 +1,179 @@
+#!/bin/sh
+# Guards issue 12's promise of a desktop app on libferry (examples/notes,
+# ferry-notes, GTK 4), run as a person would under Xvfb: two windows on
+# two devices (ferryd A and B, one ferry-server).  Text typed into A's
+# window with real X keystrokes is saved as you type (A's replica has it
+# without any save command), reaches B's replica (ferryctl get) and shows
+# in B's open editor without a reload; typing in B comes back to A; both
+# header bars say "synced"; B's window finds its ferryd again after a
+# restart; a conflict on B shows in B's banner with both
+# values at the conflicting field, and "Keep theirs" (Alt+T) settles it
+# through Resolve; presence ("also here: ...") shows in both windows when
+# ferryd has it.  A screenshot of each window is saved (PNG); with
+# FERRY_NOTES_SHOTS=DIR they are copied there (examples/notes/screenshot.sh
+# regenerates docs/screenshots/ so).
+#
+# The app tells what it shows through FERRY_NOTES_STATE (a JSON file it
+# rewrites when its window changes); every wait on it is bounded.
+
+. "$(dirname "$0")/sync-lib.sh"
+
+NOTES=$FERRY_BUILD_DIR/examples/notes/ferry-notes
+[ -x "$NOTES" ] ||
+    skip_all "examples/notes is not built (configure --with-examples; Debian: libgtk-4-dev)"
+for _p in Xvfb xdotool import; do
+	command -v "$_p" >/dev/null 2>&1 ||
+	    skip_all "$_p is missing (tests/deps.sh installs xvfb xdotool imagemagick)"
+done
+
+# GTK on Xvfb's X11, drawn in software, with no session bus, settings
+# daemon or accessibility bus to reach (none runs here).
+GDK_BACKEND=x11
+GSK_RENDERER=cairo
+GTK_A11Y=none
+NO_AT_BRIDGE=1
+GSETTINGS_BACKEND=memory
+DBUS_SESSION_BUS_ADDRESS=unix:path=$TEST_DIR/no-session-bus
+export GDK_BACKEND GSK_RENDERER GTK_A11Y NO_AT_BRIDGE GSETTINGS_BACKEND \
+    DBUS_SESSION_BUS_ADDRESS
+
+# notes_start NAME: ferry-notes on ferryd NAME, window title
+# "ferry notes: NAME"; its window id in $TEST_DIR/NAME.wid.
+notes_start() {
+	rm -f "$TEST_DIR/$1.state"
+	test_bg env FERRY_NOTES_STATE="$TEST_DIR/$1.state" "$NOTES" \
+	    --socket "$(ferryd_sock "$1")" --title "ferry notes: $1" \
+	    --name "window-$1" >"$TEST_DIR/$1.app.log" 2>&1
+	eval "notes_pid_$1=$test_bg_pid"
+	test_wait_until 30 "xdotool search --name '^ferry notes: $1\$' \
+	    >'$TEST_DIR/$1.wid' 2>/dev/null && test -s '$TEST_DIR/$1.wid'" &&
+	test_wait_until 30 "test -s '$TEST_DIR/$1.state'"
+}
+
+# shows NAME EXTENDED-REGEX: NAME's window state matches (bounded wait).
+shows() {
+	test_wait_until 30 "grep -Eq -- '$2' '$TEST_DIR/$1.state'" || {
+		echo "ferry-notes $1 shows:"
+		cat "$TEST_DIR/$1.state"
+		echo
+		cat "$TEST_DIR/$1.app.log"
+		return 1
+	}
+}
+
+# type_into NAME TEXT: focus NAME's window, type TEXT with X keystrokes.
+type_into() {
+	_wid=$(head -n 1 "$TEST_DIR/$1.wid")
+	timeout 20 xdotool windowfocus --sync "$_wid" &&
+	timeout 60 xdotool type --delay 40 "$2"
+}
+
+# key_into NAME KEYS: press KEYS (xdotool key names) in NAME's window.
+key_into() {
+	_wid=$(head -n 1 "$TEST_DIR/$1.wid")
+	timeout 20 xdotool windowfocus --sync "$_wid" &&
+	timeout 20 xdotool key "$2"
+}
+
+# shot NAME FILE: a PNG of NAME's window, copied to $FERRY_NOTES_SHOTS.
+shot() {
+	timeout 30 import -window "$(head -n 1 "$TEST_DIR/$1.wid")" "$2" &&
+	test -s "$2" &&
+	if [ -n "${FERRY_NOTES_SHOTS:-}" ]; then
+		cp "$2" "$FERRY_NOTES_SHOTS/$2"
+	fi
+}
+
+# note_text NAME: the text of notes/n1 on ferryd NAME, via ferryctl.
+note_text() {
+	ctl_bounded 10 "$1" --json get notes n1 >"$TEST_DIR/.get" &&
+	grep -o '"text":"[^"]*"' "$TEST_DIR/.get" | cut -d'"' -f4
+}
+
+test_expect_success 'setup: Xvfb, one server, ferryd A and B syncing' '
+	test_bg Xvfb -displayfd 1 -screen 0 1024x768x24 -nolisten tcp \
+	    >xvfb.out 2>xvfb.log &&
+	test_wait_until 30 "grep -q \"^[0-9]\" xvfb.out" &&
+	DISPLAY=:$(head -n 1 xvfb.out) && export DISPLAY &&
+	printf "[ferryd]\ndevice_name = laptop-1\n" >a.conf &&
+	printf "[ferryd]\ndevice_name = laptop-2\n" >b.conf &&
+	server_start s --open &&
+	syncd_start A s --config a.conf &&
+	syncd_start B s --config b.conf &&
+	put_ok A notes n1 "{\"text\":\"\",\"title\":\"Groceries\"}" &&
+	sync_all A B
+'
+
+fcall A Who '{"collection":"notes"}' >who.out 2>&1
+grep -q '"present":' who.out && test_set_prereq PRESENCE
+
+test_expect_success 'both windows open, list the note and edit it' '
+	notes_start A &&
+	notes_start B &&
+	shows A "\"note\":\"n1\"" &&
+	shows B "\"note\":\"n1\"" &&
+	shows A "\"notes\":\\[\"Groceries\"\\]" &&
+	shows B "\"note_title\":\"Groceries\""
+'
+
+test_expect_success 'text typed in A is saved as it is typed, without a save' '
+	type_into A "milk and bread" &&
+	shows A "\"text\":\"milk and bread\"" &&
+	test_wait_until 30 "test \"\$(note_text A)\" = \"milk and bread\""
+'
+
+test_expect_success 'it reaches B'"'"'s replica and B'"'"'s open editor' '
+	test_wait_until 30 "test \"\$(note_text B)\" = \"milk and bread\"" &&
+	shows B "\"text\":\"milk and bread\"" &&
+	shows B "\"dirty\":false"
+'
+
+test_expect_success 'typing in B comes back to A' '
+	key_into B "ctrl+End" &&
+	type_into B ", eggs" &&
+	test_wait_until 30 \
+	    "test \"\$(note_text A)\" = \"milk and bread, eggs\"" &&
+	shows A "\"text\":\"milk and bread, eggs\""
+'
+
+test_expect_success 'both header bars say synced' '
+	shows A "\"sync\":\"synced\"" &&
+	shows B "\"sync\":\"synced\""
+'
+
+test_expect_success PRESENCE 'presence: each window sees the other device' '
+	shows A "\"presence\":\"also here: [^\"]*laptop-2" &&
+	shows B "\"presence\":\"also here: [^\"]*laptop-1"
+'
+
+test_expect_success 'a screenshot of each window' '
+	shot A notes-a.png &&
+	shot B notes-b.png
+'
+
+test_expect_success 'a conflict on B shows both values; Keep theirs resolves it' '
+	offline_edits \
+	    "put_ok A notes n1 \"{\\\"text\\\":\\\"A side\\\",\\\"title\\\":\\\"Groceries\\\"}\"" \
+	    "put_ok B notes n1 \"{\\\"text\\\":\\\"B side\\\",\\\"title\\\":\\\"Groceries\\\"}\"" &&
+	shows B "\"sync\":\"1 conflict\"" &&
+	shows B "\"error\":\"\"" &&
+	shows B "\"banner\":\"Conflict at /text.nmine: B side.ntheirs: A side\"" &&
+	shot B notes-conflict.png &&
+	key_into B "alt+t" &&
+	shows B "\"banner\":null" &&
+	shows B "\"text\":\"A side\"" &&
+	test_wait_until 30 "test \"\$(note_text B)\" = \"A side\"" &&
+	conflict_ids B >ids &&
+	test_equal "open conflicts on B" "" "$(cat ids)" &&
+	shows B "\"sync\":\"synced\""
+'
+
+test_expect_success 'the apps stop on SIGTERM' '
+	kill -TERM "$notes_pid_A" "$notes_pid_B" &&
+	test_wait_exit "$notes_pid_A" 20 &&
+	test_equal "A exit status" 0 "$test_exit_status" &&
+	test_wait_exit "$notes_pid_B" 20 &&
+	test_equal "B exit status" 0 "$test_exit_status"
+'
+
+test_done
