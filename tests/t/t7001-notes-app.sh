@@ -101,6 +101,7 @@ test_expect_success 'setup: Xvfb, one server, ferryd A and B syncing' '
 	syncd_start A s --config a.conf &&
 	syncd_start B s --config b.conf &&
 	put_ok A notes n1 "{\"text\":\"\",\"title\":\"Groceries\"}" &&
+	put_ok A notes n2 "{\"text\":\"Tram 28, Alfama\",\"title\":\"Trip to Lisbon\"}" &&
 	sync_all A B
 '
 
@@ -112,7 +113,7 @@ test_expect_success 'both windows open, list the note and edit it' '
 	notes_start B &&
 	shows A "\"note\":\"n1\"" &&
 	shows B "\"note\":\"n1\"" &&
-	shows A "\"notes\":\\[\"Groceries\"\\]" &&
+	shows A "\"notes\":\\[\"Groceries\",\"Trip to Lisbon\"\\]" &&
 	shows B "\"note_title\":\"Groceries\""
 '
 
