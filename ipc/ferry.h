@@ -20,6 +20,8 @@
  *   -EPROTO      any other error reply, or a malformed reply
  *   -ECONNRESET  the daemon closed the connection
  *   -EMSGSIZE    a call or a reply over the 8 MiB message limit
+ *   -EDQUOT      io.ferry.LimitExceeded (a presence bound: its name and
+ *                value are in ferry_errparams())
  *   -EBUSY       a blocking call while pipelined replies are still unread,
  *                or any call on a connection that is watching
  *   -EPERM       from ferry_connect: the socket is served by another uid
@@ -146,6 +148,55 @@ FERRY_API int ferry_watch(ferry *f, const char *const *collections,
 FERRY_API int ferry_fd(const ferry *f);
 FERRY_API int ferry_watch_next(ferry *f, char **ret_event);
 FERRY_API int ferry_watch_wait(ferry *f, int timeout_ms, char **ret_event);
+
+/*
+ * Watching with presence: ferry_watch, and with presence non-zero the
+ * stream also carries presence replies (see Presence below), returned by
+ * ferry_watch_next and ferry_watch_wait like events: an event is
+ * {seq,collection,id,...} as above, a presence reply is
+ * {"presence":{...},"gone":false|true}; tell them apart by the member
+ * "presence".  Right after the subscription is confirmed, the stream
+ * carries one presence reply (gone false) for each entry already
+ * present, then every change.  presence 0 is exactly ferry_watch.
+ */
+FERRY_API int ferry_watch_presence(ferry *f, const char *const *collections,
+    int64_t since, int presence);
+
+/*
+ * Presence: who else is looking at what, right now.  Presence is
+ * ephemeral: ferryd holds it in memory only (never in the replica, its
+ * history, the outbox or the audit trail), and relays it through the
+ * remote to other devices.
+ *
+ * ferry_set_presence announces that this connection's app is at
+ * (collection, id) (id NULL: the collection as a whole) with state_json, a
+ * JSON object of at most 1024 bytes (compact), e.g. {"user":"ana",
+ * "cursor":12}; state_json NULL clears that entry.  One connection may hold
+ * up to 16 entries (one per (collection, id)).  An entry lasts while f is
+ * connected (ferry_close removes it at once) and at most the daemon's
+ * presence TTL (30 s by default) after it was last set: an app that keeps
+ * one for longer sets it again, e.g. every TTL / 3.  Updates of one
+ * connection are coalesced (the latest state wins, others see at most one
+ * every 50 ms); a connection setting more than 100 a second gets
+ * io.ferry.LimitExceeded.  Errors: -EINVAL (a bad name, state_json not an
+ * object or over 1024 bytes), -EDQUOT (a bound: entries per connection,
+ * entries in all, the update rate; ferry_errparams() names it).
+ *
+ * ferry_who lists who is present: *ret_present is the JSON text of an
+ * array of Presence objects
+ *   {device, device_name, app, collection, id?, state, since_ms, local,
+ *    session}
+ * (device: the writer's device key; device_name: its name or null; app:
+ * the program's name; since_ms: Unix ms of the first announcement; local:
+ * true for apps on this machine; session: an opaque string unique per
+ * connection, stable while it lasts), limited to collection (NULL: all)
+ * and, within it, id (NULL: any).  This connection's own entries are
+ * listed too.
+ */
+FERRY_API int ferry_set_presence(ferry *f, const char *collection,
+    const char *id, const char *state_json);
+FERRY_API int ferry_who(ferry *f, const char *collection, const char *id,
+    char **ret_present);
 
 #ifdef __cplusplus
 }

@@ -510,6 +510,8 @@ map_error(const char *name)
 		return -EINVAL;
 	if (strcmp(name, "io.ferry.Offline") == 0)
 		return -ENETDOWN;
+	if (strcmp(name, "io.ferry.LimitExceeded") == 0)
+		return -EDQUOT;
 	return -EPROTO;
 }
 
@@ -702,7 +704,7 @@ call_member(ferry *f, const char *method, json_t *params, const char *key,
 		return r;
 	if (key != NULL) {
 		v = json_object_get(reply, key);
-		if (!json_is_object(v)) {
+		if (!json_is_object(v) && !json_is_array(v)) {
 			r = set_error(f, -EPROTO,
 			    "malformed reply from ferryd: %s without '%s'",
 			    method, key);
@@ -1157,6 +1159,13 @@ ferry_status(ferry *f, char **ret_status)
 FERRY_API int
 ferry_watch(ferry *f, const char *const *collections, int64_t since)
 {
+	return ferry_watch_presence(f, collections, since, 0);
+}
+
+FERRY_API int
+ferry_watch_presence(ferry *f, const char *const *collections, int64_t since,
+    int presence)
+{
 	json_t *p = NULL, *arr, *reply = NULL;
 	size_t i;
 	int r, continues = 0;
@@ -1189,6 +1198,11 @@ ferry_watch(ferry *f, const char *const *collections, int64_t since)
 	}
 	if (since >= 0 &&
 	    json_object_set_new(p, "since", json_integer(since)) < 0) {
+		r = oom(f);
+		goto out;
+	}
+	if (presence &&
+	    json_object_set_new(p, "presence", json_true()) < 0) {
 		r = oom(f);
 		goto out;
 	}
@@ -1244,6 +1258,11 @@ ferry_watch_next(ferry *f, char **ret_event)
 		ev = json_object_get(reply, "event");
 		if (json_is_object(ev))
 			break;
+		/* A presence reply is handed over whole: {presence, gone}. */
+		if (json_is_object(json_object_get(reply, "presence"))) {
+			ev = reply;
+			break;
+		}
 		json_decref(reply);
 		reply = NULL;
 		if (!continues) {
@@ -1306,4 +1325,59 @@ ferry_watch_wait(ferry *f, int timeout_ms, char **ret_event)
 		if (r == 0)
 			return 0;
 	}
+}
+
+FERRY_API int
+ferry_set_presence(ferry *f, const char *collection, const char *id,
+    const char *state_json)
+{
+	json_t *p, *state = NULL;
+	int r;
+
+	if ((r = begin(f)) < 0)
+		return r;
+	if (collection == NULL)
+		return set_error(f, -EINVAL, "collection is required");
+	if (state_json != NULL &&
+	    (r = parse_object_arg(f, "state", state_json, &state)) < 0)
+		return r;
+	if ((p = json_object()) == NULL) {
+		json_decref(state);
+		return oom(f);
+	}
+	if (json_object_set_new(p, "collection", json_string(collection)) < 0 ||
+	    (id != NULL && json_object_set_new(p, "id", json_string(id)) < 0)) {
+		json_decref(state);
+		json_decref(p);
+		return set_error(f, -EINVAL,
+		    "collection and id must be valid UTF-8");
+	}
+	if (state != NULL && json_object_set_new(p, "state", state) < 0) {
+		json_decref(p);
+		return oom(f);
+	}
+	return call_member(f, "io.ferry.SetPresence", p, NULL, NULL);
+}
+
+FERRY_API int
+ferry_who(ferry *f, const char *collection, const char *id,
+    char **ret_present)
+{
+	json_t *p;
+	int r;
+
+	if ((r = begin(f)) < 0)
+		return r;
+	if (id != NULL && collection == NULL)
+		return set_error(f, -EINVAL, "an id needs its collection");
+	if ((p = json_object()) == NULL)
+		return oom(f);
+	if ((collection != NULL && json_object_set_new(p, "collection",
+	    json_string(collection)) < 0) ||
+	    (id != NULL && json_object_set_new(p, "id", json_string(id)) < 0)) {
+		json_decref(p);
+		return set_error(f, -EINVAL,
+		    "collection and id must be valid UTF-8");
+	}
+	return call_member(f, "io.ferry.Who", p, "present", ret_present);
 }
