@@ -26,8 +26,9 @@
  * The header bar shows the sync state (synced / syncing / offline / N
  * conflicts) from Status, asked again after every change and every
  * STATUS_MS (libferry has no Status stream), and who else is on the notes
- * (presence, "also here: laptop-2") from io.ferry.Who; a ferryd without
- * presence answers MethodNotFound and the label stays empty.
+ * (presence, "also here: laptop-2") from the Watch's presence replies
+ * (ferry_watch_presence); with a ferryd without presence the label stays
+ * empty.
  *
  * For tests: with FERRY_NOTES_STATE=FILE the app writes what it shows to
  * FILE (JSON, replaced atomically) whenever that changes.
@@ -48,10 +49,11 @@
 
 #define COLLECTION	"notes"
 #define SAVE_DELAY_MS	300	/* debounce of saves while typing */
-#define STATUS_MS	2000	/* Status and Who asked again this often */
+#define STATUS_MS	2000	/* Status asked again this often */
 #define PRESENCE_MS	10000	/* SetPresence refreshed (ferryd's TTL: 30 s) */
 #define RECONNECT_MS	2000	/* retry the watch this often when ferryd is gone */
 #define LIST_PAGE	500
+#define PRESENT_MAX	256	/* presence entries this window keeps */
 #define SHOW_MAX	200	/* characters of a value the banner shows */
 
 enum banner_kind {
@@ -87,7 +89,9 @@ struct app {
 	guint		 presence_src;
 	guint		 reconnect_src;
 	guint		 state_src;
-	bool		 presence_ok;
+	bool		 presence_ok;	/* ferryd has presence */
+	char		*token;		/* in our state: tells our entry */
+	GHashTable	*present;	/* session -> Presence (json_t) */
 
 	GHashTable	*rows;		/* id -> GtkListBoxRow */
 
@@ -120,6 +124,9 @@ static void	refresh_status(struct app *);
 static void	refresh_conflict(struct app *);
 static void	state_changed(struct app *);
 static void	watch_start(struct app *);
+static void	presence_reply(struct app *, json_t *);
+static void	presence_clear(struct app *);
+static void	presence_announce(struct app *);
 
 /* --- small helpers --- */
 
@@ -642,9 +649,7 @@ open_note(struct app *a, const char *id)
 	    "collection", COLLECTION, "id", keep), get_done, a);
 	g_free(keep);
 	/* Tell the others which note this window is on. */
-	if (a->presence_src != 0)
-		g_source_remove(a->presence_src);
-	a->presence_src = 0;
+	presence_announce(a);
 	state_changed(a);
 }
 
@@ -909,6 +914,7 @@ watch_lost(struct app *a, const char *why)
 	a->watch_src = 0;
 	ferry_close(a->watch);
 	a->watch = NULL;
+	presence_clear(a);
 	set_str(&a->sync_text, "ferryd not reachable");
 	gtk_label_set_text(GTK_LABEL(a->sync_label), a->sync_text);
 	if (a->reconnect_src == 0)
@@ -928,7 +934,9 @@ watch_readable_cb(gint fd, GIOCondition cond, gpointer data)
 	while ((r = ferry_watch_next(a->watch, &text)) > 0) {
 		ev = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 		free(text);
-		if (ev != NULL && strcmp(str_member(ev, "collection"),
+		if (json_object_get(ev, "presence") != NULL)
+			presence_reply(a, ev);
+		else if (ev != NULL && strcmp(str_member(ev, "collection"),
 		    COLLECTION) == 0)
 			watch_event(a, ev);
 		json_decref(ev);
@@ -956,7 +964,17 @@ watch_start(struct app *a)
 		watch_lost(a, ferry_errmsg(NULL));
 		return;
 	}
-	if ((r = ferry_watch(a->watch, colls, a->last_seq)) < 0) {
+	r = ferry_watch_presence(a->watch, colls, a->last_seq,
+	    a->presence_ok);
+	if (r == -EINVAL && a->presence_ok) {
+		/* A ferryd without presence refuses the parameter. */
+		a->presence_ok = false;
+		ferry_close(a->watch);
+		a->watch = NULL;
+		watch_start(a);
+		return;
+	}
+	if (r < 0) {
 		watch_lost(a, ferry_errmsg(a->watch));
 		return;
 	}
@@ -1014,46 +1032,43 @@ refresh_status(struct app *a)
 }
 
 /*
- * Presence.  This is the one place that asks who else is here; when
- * libferry's Watch hands out presence replies, they replace the Who below.
+ * Presence.  Who is here comes from the Watch (ferry_watch_presence): one
+ * reply per entry present when it starts, then one per change, kept in
+ * a->present by session.  This window announces itself with SetPresence
+ * on the calls connection (so it lasts while that connection does),
+ * refreshed every PRESENCE_MS against ferryd's TTL; its state carries a
+ * random token so the window can leave itself out of "also here".
  */
 static void
-who_done(const struct fcall_result *res, void *arg)
+presence_show(struct app *a)
 {
-	struct app *a = arg;
 	GString *s = g_string_new(NULL);
-	json_t *list, *p;
+	GHashTableIter it;
+	gpointer v;
+	json_t *p, *st;
 	const char *name;
-	size_t i, locals = 0;
 
-	if (res->r < 0) {
-		if (res->errname != NULL &&
-		    strcmp(res->errname, "org.varlink.service.MethodNotFound")
-		    == 0)
-			a->presence_ok = false;
-		g_string_free(s, TRUE);
-		return;
-	}
-	list = json_object_get(res->reply, "present");
-	json_array_foreach(list, i, p) {
-		if (json_is_true(json_object_get(p, "local"))) {
-			locals++;
+	g_hash_table_iter_init(&it, a->present);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		p = v;
+		st = json_object_get(p, "state");
+		if (strcmp(str_member(st, "window"), a->token) == 0)
 			continue;
+		if (json_is_true(json_object_get(p, "local"))) {
+			name = str_member(st, "name");
+			if (*name == '\0')
+				name = "another window";
+		} else {
+			name = str_member(p, "device_name");
+			if (*name == '\0')
+				name = "another device";
 		}
-		name = str_member(p, "device_name");
-		if (*name == '\0')
-			name = str_member(json_object_get(p, "state"), "name");
-		if (*name == '\0')
-			name = "another device";
-		if (strstr(s->str, name) != NULL)
+		/* One name once, whatever number of windows it has. */
+		if (s->len > 0 && (strstr(s->str, name) != NULL))
 			continue;
 		g_string_append_printf(s, "%s%s", s->len > 0 ? ", " : "",
 		    name);
 	}
-	/* Ours is one of the local ones. */
-	if (locals > 1)
-		g_string_append_printf(s, "%sanother window", s->len > 0 ?
-		    ", " : "");
 	if (s->len > 0)
 		g_string_prepend(s, "also here: ");
 	if (a->presence_text == NULL || strcmp(a->presence_text, s->str) != 0) {
@@ -1062,6 +1077,31 @@ who_done(const struct fcall_result *res, void *arg)
 		state_changed(a);
 	}
 	g_string_free(s, TRUE);
+}
+
+/* A presence reply of the Watch: {presence, gone}. */
+static void
+presence_reply(struct app *a, json_t *r)
+{
+	json_t *p = json_object_get(r, "presence");
+	const char *session = str_member(p, "session");
+
+	if (!json_is_object(p) || *session == '\0')
+		return;
+	if (json_is_true(json_object_get(r, "gone")))
+		g_hash_table_remove(a->present, session);
+	else if (g_hash_table_size(a->present) < PRESENT_MAX)
+		g_hash_table_replace(a->present, g_strdup(session),
+		    json_incref(p));
+	presence_show(a);
+}
+
+/* The watch went: who was here is unknown until it comes back. */
+static void
+presence_clear(struct app *a)
+{
+	g_hash_table_remove_all(a->present);
+	presence_show(a);
 }
 
 static void
@@ -1074,16 +1114,22 @@ presence_done(const struct fcall_result *res, void *arg)
 		a->presence_ok = false;
 }
 
+/* Announce (again) that this window is on the open note. */
+static void
+presence_announce(struct app *a)
+{
+	if (!a->presence_ok)
+		return;
+	fcall_call(a->fc, "io.ferry.SetPresence",
+	    json_pack("{s:s,s:s?,s:{s:s,s:s}}", "collection", COLLECTION,
+	    "id", a->cur_id, "state", "name", a->name, "window", a->token),
+	    presence_done, a);
+}
+
 static gboolean
 presence_timer_cb(gpointer data)
 {
-	struct app *a = data;
-
-	if (!a->presence_ok)
-		return G_SOURCE_CONTINUE;
-	fcall_call(a->fc, "io.ferry.SetPresence", json_pack("{s:s,s:s?,s:{s:s}}",
-	    "collection", COLLECTION, "id", a->cur_id, "state", "name",
-	    a->name), presence_done, a);
+	presence_announce(data);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1093,11 +1139,9 @@ status_timer_cb(gpointer data)
 	struct app *a = data;
 
 	refresh_status(a);
-	if (a->presence_ok)
-		fcall_call(a->fc, "io.ferry.Who", json_pack("{s:s}",
-		    "collection", COLLECTION), who_done, a);
+	/* After the calls connection was lost, announce again. */
 	if (a->presence_src == 0) {
-		presence_timer_cb(a);
+		presence_announce(a);
 		a->presence_src = g_timeout_add(PRESENCE_MS,
 		    presence_timer_cb, a);
 	}
@@ -1254,6 +1298,9 @@ app_free(struct app *a)
 	ferry_close(a->watch);
 	if (a->rows != NULL)
 		g_hash_table_destroy(a->rows);
+	if (a->present != NULL)
+		g_hash_table_destroy(a->present);
+	g_free(a->token);
 	json_decref(a->race_theirs);
 	json_decref(a->conflict_id);
 	g_free(a->socket);
@@ -1333,6 +1380,9 @@ main(int argc, char **argv)
 		a.name = g_strdup(g_get_host_name());
 	a.state_file = getenv("FERRY_NOTES_STATE");
 	a.presence_ok = true;
+	a.token = g_uuid_string_random();
+	a.present = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	    (GDestroyNotify)json_decref);
 	a.last_seq = -1;
 	a.rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
