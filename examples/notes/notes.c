@@ -30,8 +30,9 @@
  * (ferry_watch_presence); with a ferryd without presence the label stays
  * empty.
  *
- * For tests: with FERRY_NOTES_STATE=FILE the app writes what it shows to
- * FILE (JSON, replaced atomically) whenever that changes.
+ * Ctrl+S saves at once.  For tests: with FERRY_NOTES_STATE=FILE the app
+ * writes what it shows to FILE (JSON, replaced atomically) whenever that
+ * changes; FERRY_NOTES_SAVE_MS replaces the 300 ms debounce.
  */
 #include <errno.h>
 #include <signal.h>
@@ -105,6 +106,9 @@ struct app {
 	bool		 saving;
 	bool		 held;		/* a newer rev exists; load it when clean */
 	guint		 save_src;
+	guint		 save_ms;	/* the debounce (SAVE_DELAY_MS) */
+	char		*pending_open;	/* open this note once saved */
+	bool		 reselecting;
 	json_int_t	 conflicted;	/* the doc says conflicted */
 
 	enum banner_kind banner_kind;
@@ -119,7 +123,6 @@ struct app {
 static void	open_note(struct app *, const char *);
 static void	load_doc(struct app *, json_t *);
 static void	save_now(struct app *);
-static void	save_leaving(struct app *);
 static void	refresh_status(struct app *);
 static void	refresh_conflict(struct app *);
 static void	state_changed(struct app *);
@@ -257,10 +260,10 @@ state_json(struct app *a)
 		    json_string(gtk_label_get_text(GTK_LABEL(l))));
 	}
 	text = editor_text(a);
-	o = json_pack("{s:s,s:s?,s:s,s:s,s:b,s:I,s:s,s:s,s:o,s:s?,s:s?}",
+	o = json_pack("{s:s,s:s?,s:s,s:s,s:b,s:b,s:I,s:s,s:s,s:o,s:s?,s:s?}",
 	    "window", a->title, "note", a->cur_id,
 	    "note_title", editor_title(a), "text", text,
-	    "dirty", a->dirty, "rev", (json_int_t)a->cur_rev,
+	    "dirty", a->dirty, "held", a->held, "rev", (json_int_t)a->cur_rev,
 	    "sync", a->sync_text != NULL ? a->sync_text : "",
 	    "presence", a->presence_text != NULL ? a->presence_text : "",
 	    "notes", titles,
@@ -383,6 +386,23 @@ list_page_done(const struct fcall_result *res, void *arg)
 		if (r != NULL)
 			gtk_list_box_select_row(GTK_LIST_BOX(a->list), r);
 	}
+}
+
+/* The user stays on the open note (a question about it is open): its row
+ * is the selected one again. */
+static void
+list_select_current(struct app *a)
+{
+	GtkWidget *row;
+
+	g_free(a->pending_open);
+	a->pending_open = NULL;
+	if (a->cur_id == NULL ||
+	    (row = g_hash_table_lookup(a->rows, a->cur_id)) == NULL)
+		return;
+	a->reselecting = true;
+	gtk_list_box_select_row(GTK_LIST_BOX(a->list), GTK_LIST_BOX_ROW(row));
+	a->reselecting = false;
 }
 
 static void
@@ -589,52 +609,20 @@ get_done(const struct fcall_result *res, void *arg)
 }
 
 static void
-leave_done(const struct fcall_result *res, void *arg)
-{
-	struct app *a = arg;
-
-	if (res->r < 0)
-		show_error(a, "the last edits of the note you left were not "
-		    "saved: %s", res->msg);
-}
-
-/*
- * The user opens another note with edits unsaved: send them now.  Without
- * a save in flight the Patch is on top of cur_rev as always; with one, it
- * follows that save (calls go in order) and carries no if_rev, as the rev
- * that save makes is not known yet.
- */
-static void
-save_leaving(struct app *a)
-{
-	json_t *patch = json_object(), *p;
-	const char *title = editor_title(a);
-	char *text = editor_text(a);
-
-	if (a->save_src != 0) {
-		g_source_remove(a->save_src);
-		a->save_src = 0;
-	}
-	if (strcmp(title, a->saved_title) != 0)
-		json_object_set_new(patch, "title", json_string(title));
-	if (strcmp(text, a->saved_text) != 0)
-		json_object_set_new(patch, "text", json_string(text));
-	p = json_pack("{s:s,s:s,s:o}", "collection", COLLECTION, "id",
-	    a->cur_id, "patch", patch);
-	if (!a->saving)
-		json_object_set_new(p, "if_rev", json_integer(a->cur_rev));
-	fcall_call(a->fc, "io.ferry.Patch", p, leave_done, a);
-	a->dirty = false;
-	g_free(text);
-}
-
-static void
 open_note(struct app *a, const char *id)
 {
-	char *keep = g_strdup(id);
+	char *keep;
 
-	if (a->dirty && a->cur_id != NULL && strcmp(a->cur_id, id) != 0)
-		save_leaving(a);
+	if ((a->dirty || a->saving) && a->cur_id != NULL &&
+	    strcmp(a->cur_id, id) != 0) {
+		/* Edits first: the switch happens when they are saved. */
+		set_str(&a->pending_open, id);
+		save_now(a);
+		return;
+	}
+	keep = g_strdup(id);
+	g_free(a->pending_open);
+	a->pending_open = NULL;
 	if (a->cur_id == NULL || strcmp(a->cur_id, keep) != 0) {
 		set_str(&a->cur_id, keep);
 		a->cur_rev = 0;
@@ -685,6 +673,7 @@ save_stale(struct app *a, json_t *current)
 		a->race_theirs = json_incref(current);
 		banner_show(a, BANNER_RACE, path, m,
 		    json_object_get(body, field[race]));
+		list_select_current(a);
 		json_decref(m);
 		g_free(path);
 		goto out;
@@ -730,7 +719,9 @@ save_done(const struct fcall_result *res, void *arg)
 		goto out;
 	}
 	if (res->r < 0) {
+		/* The edits stay in the editor, and the user on this note. */
 		show_error(a, "cannot save: %s", res->msg);
+		list_select_current(a);
 		goto out;
 	}
 	show_error(a, "%s", "");
@@ -745,6 +736,8 @@ save_done(const struct fcall_result *res, void *arg)
 	g_free(now);
 	if (a->dirty)
 		save_now(a);
+	else if (a->pending_open != NULL)
+		open_note(a, a->pending_open);
 	else if (a->held)
 		open_note(a, a->cur_id);
 	refresh_status(a);
@@ -805,7 +798,7 @@ edited(struct app *a)
 	a->dirty = true;
 	if (a->save_src != 0)
 		g_source_remove(a->save_src);
-	a->save_src = g_timeout_add(SAVE_DELAY_MS, save_timer_cb, a);
+	a->save_src = g_timeout_add(a->save_ms, save_timer_cb, a);
 	state_changed(a);
 }
 
@@ -824,8 +817,10 @@ title_changed_cb(GtkEditable *e, gpointer data)
 static void
 row_selected_cb(GtkListBox *box, GtkListBoxRow *row, gpointer data)
 {
-	if (row != NULL)
-		open_note(data, g_object_get_data(G_OBJECT(row), "id"));
+	struct app *a = data;
+
+	if (row != NULL && !a->reselecting)
+		open_note(a, g_object_get_data(G_OBJECT(row), "id"));
 }
 
 static void
@@ -1164,6 +1159,14 @@ calls_lost(const char *why, void *arg)
 
 /* --- the window --- */
 
+/* Ctrl+S: save now, without waiting for the debounce. */
+static gboolean
+save_shortcut_cb(GtkWidget *w, GVariant *args, gpointer data)
+{
+	save_now(data);
+	return TRUE;
+}
+
 static GtkWidget *
 build_banner(struct app *a)
 {
@@ -1207,6 +1210,7 @@ activate_cb(GtkApplication *gapp, gpointer data)
 {
 	struct app *a = data;
 	GtkWidget *header, *paned, *scroll, *right, *newb, *tscroll, *end;
+	GtkEventController *keys;
 
 	add_css();
 	a->win = gtk_application_window_new(gapp);
@@ -1273,6 +1277,12 @@ activate_cb(GtkApplication *gapp, gpointer data)
 	gtk_box_append(GTK_BOX(right), a->editor);
 	gtk_paned_set_end_child(GTK_PANED(paned), right);
 	gtk_window_set_child(GTK_WINDOW(a->win), paned);
+	keys = gtk_shortcut_controller_new();
+	gtk_event_controller_set_propagation_phase(keys, GTK_PHASE_CAPTURE);
+	gtk_shortcut_controller_add_shortcut(GTK_SHORTCUT_CONTROLLER(keys),
+	    gtk_shortcut_new(gtk_shortcut_trigger_parse_string("<Control>s"),
+	    gtk_callback_action_new(save_shortcut_cb, a, NULL)));
+	gtk_widget_add_controller(a->win, keys);
 
 	a->fc = fcall_new(a->socket, calls_lost, a);
 	watch_start(a);
@@ -1307,6 +1317,7 @@ app_free(struct app *a)
 	g_free(a->title);
 	g_free(a->name);
 	g_free(a->cur_id);
+	g_free(a->pending_open);
 	g_free(a->saved_title);
 	g_free(a->saved_text);
 	g_free(a->sync_text);
@@ -1360,7 +1371,8 @@ int
 main(int argc, char **argv)
 {
 	struct app a;
-	char *gargv[2];
+	char *gargv[2], *env, *end;
+	long v;
 	int i, status;
 
 	memset(&a, 0, sizeof a);
@@ -1379,6 +1391,17 @@ main(int argc, char **argv)
 	if (a.name == NULL)
 		a.name = g_strdup(g_get_host_name());
 	a.state_file = getenv("FERRY_NOTES_STATE");
+	/* Tests hold edits unsaved with a long debounce (then Ctrl+S). */
+	a.save_ms = SAVE_DELAY_MS;
+	if ((env = getenv("FERRY_NOTES_SAVE_MS")) != NULL) {
+		v = strtol(env, &end, 10);
+		if (*env == '\0' || *end != '\0' || v < 0 || v > 3600000) {
+			fprintf(stderr, "ferry-notes: FERRY_NOTES_SAVE_MS=%s is "
+			    "not a number of milliseconds (0-3600000)\n", env);
+			return 2;
+		}
+		a.save_ms = (guint)v;
+	}
 	a.presence_ok = true;
 	a.token = g_uuid_string_random();
 	a.present = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,

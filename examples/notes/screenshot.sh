@@ -23,7 +23,7 @@ FERRY_NOTES_SHOTS=$tmp make -C "$build" -s check \
 	cat "$build/tests/t/t7001-notes-app.log" >&2
 	exit 1
 }
-for f in notes-a.png notes-b.png notes-conflict.png; do
+for f in notes-a.png notes-b.png notes-conflict.png notes-typing.png; do
 	[ -s "$tmp/$f" ] || {
 		echo "screenshot.sh: t7001 took no $f (skipped?):" >&2
 		cat "$build/tests/t/t7001-notes-app.log" >&2

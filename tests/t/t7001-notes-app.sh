@@ -8,7 +8,10 @@
 # header bars say "synced"; B's window finds its ferryd again after a
 # restart; a conflict on B shows in B's banner with both
 # values at the conflicting field, and "Keep theirs" (Alt+T) settles it
-# through Resolve; presence ("also here: ...") shows in both windows when
+# through Resolve; what a third window (C, on A) is typing is not
+# overwritten by a change made elsewhere meanwhile: the change is held, the
+# save (Ctrl+S) finds it and asks, and "Keep mine" (Alt+M) saves on top of
+# it; presence ("also here: ...") shows in both windows when
 # ferryd has it.  A screenshot of each window is saved (PNG); with
 # FERRY_NOTES_SHOTS=DIR they are copied there (examples/notes/screenshot.sh
 # regenerates docs/screenshots/ so).
@@ -21,6 +24,7 @@
 NOTES=$FERRY_BUILD_DIR/examples/notes/ferry-notes
 [ -x "$NOTES" ] ||
     skip_all "examples/notes is not built (configure --with-examples; Debian: libgtk-4-dev)"
+unset FERRY_NOTES_SAVE_MS
 for _p in Xvfb xdotool import; do
 	command -v "$_p" >/dev/null 2>&1 ||
 	    skip_all "$_p is missing (tests/deps.sh installs xvfb xdotool imagemagick)"
@@ -52,11 +56,18 @@ test_dump_logs() {
 # sanitizer build ASan and UBSan errors in the app still fail it, but not
 # LeakSanitizer: it would report what GTK, Pango and fontconfig keep for
 # the life of the process (theirs, not the app's).
+# notes_start_as WINDOW NAME: the same, a window named WINDOW on NAME;
+# FERRY_NOTES_SAVE_MS is passed on if set.
 notes_start() {
+	notes_start_as "$1" "$1"
+}
+
+notes_start_as() {
 	rm -f "$TEST_DIR/$1.state"
 	test_bg env FERRY_NOTES_STATE="$TEST_DIR/$1.state" \
+	    FERRY_NOTES_SAVE_MS="${FERRY_NOTES_SAVE_MS:-300}" \
 	    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" "$NOTES" \
-	    --socket "$(ferryd_sock "$1")" --title "ferry notes: $1" \
+	    --socket "$(ferryd_sock "$2")" --title "ferry notes: $1" \
 	    --name "window-$1" >"$TEST_DIR/$1.app.log" 2>&1
 	eval "notes_pid_$1=$test_bg_pid"
 	test_wait_until 30 "xdotool search --name '^ferry notes: $1\$' \
@@ -183,8 +194,30 @@ test_expect_success 'a conflict on B shows both values; Keep theirs resolves it'
 	shows B "\"sync\":\"synced\""
 '
 
+test_expect_success 'what is being typed is not overwritten by a change from elsewhere' '
+	FERRY_NOTES_SAVE_MS=3600000 notes_start_as C A &&
+	shows C "\"note\":\"n1\",\"note_title\":\"Groceries\",\"text\":\"A side\"" &&
+	key_into C "ctrl+End" &&
+	type_into C " and C" &&
+	shows C "\"text\":\"A side and C\",\"dirty\":true" &&
+	put_ok A notes n1 "{\"text\":\"from elsewhere\",\"title\":\"Groceries\"}" &&
+	shows A "\"text\":\"from elsewhere\"" &&
+	shows C "\"text\":\"A side and C\",\"dirty\":true,\"held\":true" &&
+	key_into C "ctrl+s" &&
+	shows C "\"banner\":\"Changed elsewhere while you typed at /text.nmine: A side and C.ntheirs: from elsewhere\"" &&
+	test_equal "n1 on A while C asks" "from elsewhere" "$(note_text A)" &&
+	shot C notes-typing.png &&
+	key_into C "alt+m" &&
+	shows C "\"banner\":null" &&
+	shows C "\"text\":\"A side and C\",\"dirty\":false" &&
+	test_wait_until 30 "test \"\$(note_text A)\" = \"A side and C\"" &&
+	shows A "\"text\":\"A side and C\""
+'
+
 test_expect_success 'the apps stop on SIGTERM' '
-	kill -TERM "$notes_pid_A" "$notes_pid_B" &&
+	kill -TERM "$notes_pid_A" "$notes_pid_B" "$notes_pid_C" &&
+	test_wait_exit "$notes_pid_C" 20 &&
+	test_equal "C exit status" 0 "$test_exit_status" &&
 	test_wait_exit "$notes_pid_A" 20 &&
 	test_equal "A exit status" 0 "$test_exit_status" &&
 	test_wait_exit "$notes_pid_B" 20 &&
