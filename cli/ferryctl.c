@@ -78,6 +78,8 @@ usage(FILE *fp)
 "                                   resolve with one side's whole document\n"
 "  resolve ID --merged FILE         resolve with the body in FILE\n"
 "  log C ID                         a document's signed history\n"
+"  who [C [ID]]                     who is present (apps here and on other\n"
+"                                   devices), in C, at ID\n"
 "  key [--name]                     this device's key (--name: its name)\n"
 "  help                             this text\n"
 "\n"
@@ -1838,6 +1840,81 @@ cmd_log(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* How long ago ms (Unix ms) was, in a few characters: "3s", "5m", "2h". */
+static void
+age_text(int64_t ms, char *buf, size_t size)
+{
+	struct timespec ts;
+	int64_t s;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s = ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - ms) / 1000;
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, size, "%" PRId64 "s", s);
+	else if (s < 7200)
+		snprintf(buf, size, "%" PRId64 "m", s / 60);
+	else
+		snprintf(buf, size, "%" PRId64 "h", s / 3600);
+}
+
+/*
+ * who: the presence entries ferryd knows, local and from other devices,
+ * one a line in columns: the device (its name, else the start of its
+ * key; "(here)" marks this machine), the app, where, for how long, and
+ * the state.
+ */
+static int
+cmd_who(struct ctl *c, int argc, char **argv)
+{
+	json_t *reply = NULL, *params, *e;
+	const char *name, *id;
+	char where[300], dev[64], age[16], *state;
+	size_t i;
+	int r;
+
+	if ((r = common_opts_only(c, argc, argv)) != 0)
+		return r;
+	if (argc - optind > 2)
+		return usage_error("usage: who [COLLECTION [ID]]");
+	params = json_object();
+	if (params != NULL && argc - optind >= 1)
+		json_object_set_new(params, "collection",
+		    json_string(argv[optind]));
+	if (params != NULL && argc - optind == 2)
+		json_object_set_new(params, "id",
+		    json_string(argv[optind + 1]));
+	if ((r = call_json(c, "io.ferry.Who", params, &reply)) != 0)
+		return r;
+	if (c->json) {
+		print_line(reply);
+		json_decref(reply);
+		return 0;
+	}
+	if (isatty(STDOUT_FILENO))
+		printf("%-20s %-16s %-32s %-5s %s\n", "DEVICE", "APP", "WHERE",
+		    "SINCE", "STATE");
+	json_array_foreach(json_object_get(reply, "present"), i, e) {
+		name = get_str(e, "device_name", NULL);
+		snprintf(dev, sizeof dev, "%s%s", name != NULL ? name :
+		    get_str(e, "device", "?"),
+		    json_is_true(json_object_get(e, "local")) ? " (here)" : "");
+		id = get_str(e, "id", NULL);
+		snprintf(where, sizeof where, "%s%s%s",
+		    get_str(e, "collection", "?"), id != NULL ? "/" : "",
+		    id != NULL ? id : "");
+		age_text(get_int(e, "since_ms"), age, sizeof age);
+		state = json_dumps(json_object_get(e, "state"), JSON_COMPACT);
+		printf("%-20s %-16s %-32s %-5s %s\n", dev,
+		    get_str(e, "app", "?"), where, age,
+		    state != NULL ? state : "{}");
+		free(state);
+	}
+	json_decref(reply);
+	return 0;
+}
+
 static int
 cmd_help(struct ctl *c, int argc, char **argv)
 {
@@ -1859,6 +1936,7 @@ static const struct cmd cmds[] = {
 	{ "parked",	cmd_parked },
 	{ "resolve",	cmd_resolve },
 	{ "log",	cmd_log },
+	{ "who",	cmd_who },
 	{ "help",	cmd_help },
 };
 

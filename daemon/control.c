@@ -65,6 +65,7 @@ struct control {
 	struct watch		*watch;		/* borrowed, as the two below */
 	struct writer		*writer;
 	struct sync		*sync;		/* NULL: no remote */
+	struct presence_relay	*presence;
 	struct event		*status_ev;
 	char			*device;
 	char			*device_name;
@@ -659,7 +660,23 @@ handle_watch(struct control *c, struct vl_call *call, json_t *params)
 	}
 	if (param_int(call, params, "since", 0, INT64_MAX, &since) < 0)
 		return;
-	watch_add(c->watch, call, cols, since);
+	if (watch_add(c->watch, call, cols, since) == 0 &&
+	    json_is_true(json_object_get(params, "presence")))
+		presence_relay_watch(c->presence, call);
+}
+
+/* --- presence (presence_relay.c) --- */
+
+static void
+handle_set_presence(struct control *c, struct vl_call *call, json_t *params)
+{
+	presence_relay_set(c->presence, call, params);
+}
+
+static void
+handle_who(struct control *c, struct vl_call *call, json_t *params)
+{
+	presence_relay_who(c->presence, call, params);
 }
 
 /* --- status --- */
@@ -1309,6 +1326,8 @@ static const struct method methods[] = {
 	{ IFACE_FERRY, "GetConflict", handle_get_conflict, false },
 	{ IFACE_FERRY, "Resolve", handle_resolve, true },
 	{ IFACE_FERRY, "History", handle_history, false },
+	{ IFACE_FERRY, "SetPresence", handle_set_presence, false },
+	{ IFACE_FERRY, "Who", handle_who, false },
 	{ IFACE_SERVICE, "GetInfo", handle_get_info, false },
 	{ IFACE_SERVICE, "GetInterfaceDescription", handle_get_iface, false },
 };
@@ -1604,6 +1623,7 @@ control_new(struct event_base *base, struct store *st,
 	c->watch = parts->watch;
 	c->writer = parts->writer;
 	c->sync = parts->sync;
+	c->presence = parts->presence;
 	if ((r = control_load_ifaces(c)) < 0) {
 		control_free(c);
 		return r;

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "keys.h"
+#include "presence_relay.h"
 #include "store.h"
 #include "sync.h"
 #include "vl_server.h"
@@ -43,6 +44,7 @@ struct control_parts {
 	struct watch	*watch;
 	struct writer	*writer;
 	struct sync	*sync;		/* NULL: no remote */
+	struct presence_relay *presence;
 };
 
 int	control_new(struct event_base *base, struct store *st,

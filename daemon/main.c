@@ -37,6 +37,7 @@
 #include "control.h"
 #include "keys.h"
 #include "log.h"
+#include "presence_relay.h"
 #include "store.h"
 #include "sync.h"
 #include "util.h"
@@ -61,6 +62,7 @@ struct daemon {
 	struct watch		*watch;
 	struct writer		*writer;
 	struct sync		*sync;		/* NULL: no remote */
+	struct presence_relay	*presence;
 	struct control		*ctl;
 	struct vl_server	*srv;
 	int			 lock_fd;
@@ -390,6 +392,9 @@ reload(struct daemon *d)
 	    strcmp(nc.remote_url, d->cfg.remote_url) != 0))
 		log_warn("remote changed to %s: takes effect at restart",
 		    nc.remote_url != NULL ? nc.remote_url : "(none)");
+	if (nc.presence_ttl != d->cfg.presence_ttl)
+		log_warn("presence_ttl changed to %d: takes effect at restart",
+		    nc.presence_ttl);
 	/* Keep the paths and the remote in use; take everything else. */
 	free(nc.remote_url);
 	nc.remote_url = d->cfg.remote_url;
@@ -448,6 +453,15 @@ daemon_sync_changed(void *arg)
 		control_status_changed(d->ctl);
 }
 
+/* A client connection closed. */
+static void
+daemon_conn_closed(unsigned long conn_id, void *arg)
+{
+	struct daemon *d = arg;
+
+	presence_relay_conn_closed(d->presence, conn_id);
+}
+
 /* A Sync call is done: its answer is the status. */
 static void
 daemon_sync_reply(void *arg, struct vl_call *call, const char *error,
@@ -482,9 +496,14 @@ daemon_start(struct daemon *d)
 		    daemon_sync_changed, daemon_sync_reply, d, &d->sync)) < 0)
 			return r;
 	}
+	if ((r = presence_relay_new(d->base, d->watch, d->sync,
+	    d->keys->pub_b64, d->cfg.device_name, d->cfg.presence_ttl,
+	    &d->presence)) < 0)
+		return r;
 	parts.watch = d->watch;
 	parts.writer = d->writer;
 	parts.sync = d->sync;
+	parts.presence = d->presence;
 	control_info_from(d, &ci);
 	return control_new(d->base, d->st, &ci, &parts, &d->ctl);
 }
@@ -500,6 +519,7 @@ static void
 daemon_stop(struct daemon *d)
 {
 	sync_stop(d->sync);
+	presence_relay_stop(d->presence);
 	if (d->writer != NULL)
 		writer_drain(d->writer);
 	if (d->ctl != NULL) {
@@ -516,6 +536,8 @@ daemon_stop(struct daemon *d)
 	d->writer = NULL;
 	control_free(d->ctl);
 	d->ctl = NULL;
+	presence_relay_free(d->presence);
+	d->presence = NULL;
 	watch_free(d->watch);
 	d->watch = NULL;
 }
@@ -637,6 +659,8 @@ run(struct daemon *d)
 		log_err("cannot start the IPC server: %s", strerror(-r));
 		return r;
 	}
+	/* A connection's presence goes with it. */
+	vl_server_set_close(d->srv, daemon_conn_closed, d);
 	/* Test runs: every reply must fit the interface (control.h). */
 	check = getenv("FERRY_CHECK_REPLIES");
 	if (check != NULL && *check != '\0' && strcmp(check, "0") != 0)

@@ -440,6 +440,15 @@ sync_fetch(struct sync *sy, const char *path_query, long timeout_ms,
 	    cb, arg, ret);
 }
 
+int
+sync_post(struct sync *sy, const char *path, const char *body, size_t len,
+    long timeout_ms, sync_req_done_fn cb, void *arg, struct sync_req **ret)
+{
+	return sync_send(sy, "POST", path, body, len, timeout_ms,
+	    timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS,
+	    cb, arg, ret);
+}
+
 const char *
 sync_state(const struct sync *sy)
 {

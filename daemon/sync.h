@@ -146,8 +146,12 @@ void	sync_request(struct sync *sy, struct vl_call *call, bool wait);
  */
 int	sync_fetch(struct sync *sy, const char *path_query, long timeout_ms,
 	    sync_req_done_fn cb, void *arg, struct sync_req **ret);
-/* Cancel a request of sync_fetch; its callback will not run.  Accepts
- * NULL. */
+/* The same for a POST of body (len bytes, copied by the transport). */
+int	sync_post(struct sync *sy, const char *path, const char *body,
+	    size_t len, long timeout_ms, sync_req_done_fn cb, void *arg,
+	    struct sync_req **ret);
+/* Cancel a request of sync_fetch or sync_post; its callback will not
+ * run.  Accepts NULL. */
 void	sync_cancel(struct sync *sy, struct sync_req *req);
 
 /* For Status: "idle", "syncing" (also while starting), "offline" or

@@ -26,6 +26,7 @@ struct watcher {
 	json_t			*collections;	/* NULL: all */
 	int64_t			 cursor;
 	bool			 live;
+	bool			 presence;	/* wants presence replies */
 	TAILQ_ENTRY(watcher)	 entry;
 };
 
@@ -375,5 +376,34 @@ watch_notify(struct watch *w, struct watch_events *e, int64_t head)
 			wr->live = false;
 		if (!wr->live)
 			watch_pump(wr);
+	}
+}
+
+int
+watch_presence_enable(struct watch *w, struct vl_call *call)
+{
+	struct watcher *wr;
+
+	TAILQ_FOREACH(wr, &w->watchers, entry)
+		if (wr->call == call) {
+			wr->presence = true;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+void
+watch_presence(struct watch *w, struct vl_call *only, const char *collection,
+    const char *text, size_t len)
+{
+	struct watcher *wr;
+
+	TAILQ_FOREACH(wr, &w->watchers, entry) {
+		if (!wr->presence || (only != NULL && wr->call != only) ||
+		    !watcher_wants(wr, collection))
+			continue;
+		if (vl_call_output_size(wr->call) >= WATCH_OUTPUT_MAX)
+			continue;
+		vl_reply_raw(wr->call, text, len, true);
 	}
 }

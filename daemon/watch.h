@@ -81,4 +81,17 @@ void	watch_notify(struct watch *w, struct watch_events *e,
 	    int64_t head);
 int	watch_count(const struct watch *w);
 
+/*
+ * Presence (Watch with presence: true).  watch_presence_enable marks the
+ * watcher on call (one watch_add made) as wanting presence replies: 0, or
+ * -ENOENT if call is no watcher.  watch_presence sends one presence reply
+ * (text, len: the parameters {"presence":{...},"gone":..}) about
+ * collection to the watcher on only (NULL: every presence watcher whose
+ * collections include it).  Presence is not in the change log: a watcher
+ * with more than WATCH_OUTPUT_MAX queued misses it (Who tells the rest).
+ */
+int	watch_presence_enable(struct watch *w, struct vl_call *call);
+void	watch_presence(struct watch *w, struct vl_call *only,
+	    const char *collection, const char *text, size_t len);
+
 #endif

@@ -76,6 +76,7 @@ struct vl_conn {
 	enum vl_conn_state	 state;
 	unsigned long		 id;
 	uid_t			 uid;
+	pid_t			 pid;		/* at accept, 0: unknown */
 	size_t			 scan_pos;	/* input bytes known NUL-free */
 	struct vl_call_list	 calls;		/* not yet removed */
 	int			 ncalls;	/* unfinished */
@@ -105,6 +106,8 @@ struct vl_server {
 	void			*arg;
 	vl_check_fn		 check;
 	void			*check_arg;
+	vl_close_fn		 close_cb;
+	void			*close_arg;
 	struct vl_conn_list	 conns;
 	struct vl_conn_list	 dead;
 	int			 nconns;
@@ -145,6 +148,12 @@ unsigned long
 vl_call_conn_id(const struct vl_call *call)
 {
 	return call->conn->id;
+}
+
+pid_t
+vl_call_conn_pid(const struct vl_call *call)
+{
+	return call->conn->pid;
 }
 
 uint64_t *
@@ -522,6 +531,8 @@ vl_conn_close(struct vl_conn *c)
 	TAILQ_INSERT_TAIL(&s->dead, c, entry);
 	s->nconns--;
 	log_debug("connection %lu closed", c->id);
+	if (s->close_cb != NULL)
+		s->close_cb(c->id, s->close_arg);
 	TAILQ_FOREACH(call, &c->calls, entry) {
 		if (call->done || call->cancelled)
 			continue;
@@ -775,6 +786,17 @@ vl_peer_uid(int fd, uid_t *ret)
 	return true;
 }
 
+static pid_t
+vl_peer_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+		return 0;
+	return cred.pid;
+}
+
 static void
 vl_refuse(int fd, const char *name, json_t *params)
 {
@@ -817,6 +839,7 @@ vl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	c->srv = s;
 	c->uid = uid;
+	c->pid = vl_peer_pid(fd);
 	c->id = ++s->next_id;
 	c->hup_fd = -1;
 	TAILQ_INIT(&c->calls);
@@ -898,6 +921,13 @@ vl_server_new(struct event_base *base, const struct vl_server_config *cfg,
 	}
 	*ret = s;
 	return 0;
+}
+
+void
+vl_server_set_close(struct vl_server *s, vl_close_fn fn, void *arg)
+{
+	s->close_cb = fn;
+	s->close_arg = arg;
 }
 
 void

@@ -69,6 +69,11 @@ struct vl_server_config {
 int	vl_server_new(struct event_base *base,
 	    const struct vl_server_config *cfg, vl_dispatch_fn dispatch,
 	    void *arg, struct vl_server **ret);
+/* Called once when a connection closes (the peer went, a limit, the
+ * server's end), with the id vl_call_conn_id gives its calls. */
+typedef void (*vl_close_fn)(unsigned long conn_id, void *arg);
+/* Call fn as each connection closes (NULL: none, the default). */
+void	vl_server_set_close(struct vl_server *s, vl_close_fn fn, void *arg);
 /* Check every reply with fn (NULL: none, the default). */
 void	vl_server_set_check(struct vl_server *s, vl_check_fn fn, void *arg);
 /* Change limits at run time (SIGHUP). */
@@ -101,6 +106,8 @@ void	vl_call_set_data(struct vl_call *call, void *data);
 void	*vl_call_get_data(const struct vl_call *call);
 /* A stable id of the call's connection (for per-client bookkeeping). */
 unsigned long vl_call_conn_id(const struct vl_call *call);
+/* The peer's process id at accept (SO_PEERCRED), 0 if unknown. */
+pid_t	vl_call_conn_pid(const struct vl_call *call);
 /* A word the handler may keep per connection (zero at accept). */
 uint64_t *vl_call_conn_tag(struct vl_call *call);
 void	vl_call_set_cancel(struct vl_call *call, vl_cancel_fn cb, void *arg);

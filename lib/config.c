@@ -68,6 +68,9 @@ static const struct config_key {
 	    1, CONFIG_MAX_CONNECTIONS_MAX },
 	{ "ferryd", "log_level", CONFIG_T_LEVEL,
 	    offsetof(struct config, log_level), 0, 0 },
+	{ "ferryd", "presence_ttl", CONFIG_T_INT,
+	    offsetof(struct config, presence_ttl),
+	    1, CONFIG_PRESENCE_TTL_MAX },
 	{ "remote", "url", CONFIG_T_URL,
 	    offsetof(struct config, remote_url), 0, 0 },
 	{ "remote", "backoff_max", CONFIG_T_INT,
@@ -119,6 +122,7 @@ config_defaults(struct config *c)
 	d.idle_timeout = CONFIG_IDLE_TIMEOUT_DEFAULT;
 	d.max_connections = CONFIG_MAX_CONNECTIONS_DEFAULT;
 	d.backoff_max = CONFIG_BACKOFF_MAX_DEFAULT;
+	d.presence_ttl = CONFIG_PRESENCE_TTL_DEFAULT;
 	d.log_level = LOG_INFO;
 	*c = d;
 	return 0;

@@ -10,6 +10,7 @@
  *   idle_timeout = 600        ; seconds an idle client connection is kept (0: never)
  *   max_connections = 1024    ; per uid
  *   log_level = info          ; err, warning, notice, info, debug
+ *   presence_ttl = 30         ; seconds a presence entry lasts unless set again
  *   [remote]
  *   url = http://127.0.0.1:8765   ; empty: no remote (state "unconfigured")
  *   backoff_max = 60          ; seconds
@@ -17,7 +18,8 @@
  * Values: paths are absolute or start with "~/" ($HOME); socket fits
  * sun_path (at most 107 bytes); device_name is 1-128 printable bytes; url
  * starts with http:// or https://; idle_timeout 0-86400, max_connections
- * 1-65536, backoff_max 1-86400; log_level also takes "error" and "warn".
+ * 1-65536, backoff_max 1-86400, presence_ttl 1-3600; log_level also takes
+ * "error" and "warn".
  * Lines starting with ";" or "#" are comments, " ;" starts an inline comment,
  * and a line is at most 198 bytes, leading blanks and newline aside
  * (libinih's buffer).
@@ -49,6 +51,8 @@
 #define CONFIG_MAX_CONNECTIONS_MAX	65536
 #define CONFIG_BACKOFF_MAX_DEFAULT	60
 #define CONFIG_BACKOFF_MAX_MAX		86400
+#define CONFIG_PRESENCE_TTL_DEFAULT	30
+#define CONFIG_PRESENCE_TTL_MAX		3600
 
 struct config {
 	char	*data_dir;
@@ -59,6 +63,7 @@ struct config {
 	int	 max_connections;
 	int	 backoff_max;	/* seconds */
 	int	 log_level;	/* enum log_level */
+	int	 presence_ttl;	/* seconds */
 };
 
 /*

@@ -255,3 +255,35 @@ srv_db_history(struct srv_db *db, const char *collection, const char *id,
 {
 	return db->ops->history(db, collection, id, after, limit, cb, arg);
 }
+
+int
+srv_db_presence_put(struct srv_db *db, const char *device, const char *list,
+    int64_t expires_ms, int64_t now_ms)
+{
+	if (db->ops->presence_put == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->presence_put(db, device, list, expires_ms, now_ms);
+}
+
+int
+srv_db_presence_load(struct srv_db *db, const char *device,
+    srv_db_presence_row_cb cb, void *arg)
+{
+	if (db->ops->presence_load == NULL)
+		return -EOPNOTSUPP;
+	return db->ops->presence_load(db, device, cb, arg);
+}
+
+int
+srv_db_watch_presence(struct srv_db *db, srv_db_presence_cb cb, void *arg)
+{
+	if (db->ops->watch_presence == NULL)
+		return 0;
+	return db->ops->watch_presence(db, cb, arg);
+}
+
+bool
+srv_db_shares_presence(const struct srv_db *db)
+{
+	return db->ops->presence_put != NULL;
+}

@@ -194,6 +194,32 @@ int	srv_db_seen_write(struct srv_db *db, const struct srv_key_seen *v,
 	    size_t n);
 bool	srv_db_outside_change(struct srv_db *db);
 
+/*
+ * Presence shared between instances (srv_presence.h), PostgreSQL only:
+ * an UNLOGGED table of one row per device (its list as JSON text and when
+ * it expires, Unix ms) and a notification naming the device on every put
+ * (a wake-up only: the payload limit of 8000 bytes is far below a
+ * device's list).  srv_db_presence_put stores device's list (0 or
+ * -errno; now_ms lets it drop rows a minute past their expiry);
+ * srv_db_presence_load calls cb for device's row (NULL: every row) and
+ * returns how many, or -errno; after srv_db_watch, srv_db_watch_presence
+ * has cb(device, arg) called on the loop for each put on any instance,
+ * and cb(NULL, arg) when notifications may have been missed.  Both
+ * -EOPNOTSUPP (watch: 0) when presence is not shared (SQLite: one
+ * instance holds it all).
+ */
+typedef int (*srv_db_presence_row_cb)(const char *device, const char *list,
+	    int64_t expires_ms, void *arg);
+typedef void (*srv_db_presence_cb)(const char *device, void *arg);
+
+int	srv_db_presence_put(struct srv_db *db, const char *device,
+	    const char *list, int64_t expires_ms, int64_t now_ms);
+int	srv_db_presence_load(struct srv_db *db, const char *device,
+	    srv_db_presence_row_cb cb, void *arg);
+int	srv_db_watch_presence(struct srv_db *db, srv_db_presence_cb cb,
+	    void *arg);
+bool	srv_db_shares_presence(const struct srv_db *db);
+
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */
 int	srv_db_commit(struct srv_db *db);

@@ -56,6 +56,13 @@ struct srv_db_ops {
 	int	 (*seen_write)(struct srv_db *, const struct srv_key_seen *,
 		    size_t);
 	bool	 (*outside_change)(struct srv_db *);
+	/* May be NULL: presence is not shared (one instance). */
+	int	 (*presence_put)(struct srv_db *, const char *, const char *,
+		    int64_t, int64_t);
+	int	 (*presence_load)(struct srv_db *, const char *,
+		    srv_db_presence_row_cb, void *);
+	int	 (*watch_presence)(struct srv_db *, srv_db_presence_cb,
+		    void *);
 };
 
 struct srv_db {

@@ -64,6 +64,7 @@
 
 #define SRV_PG_CHANNEL		"ferry_head"
 #define SRV_PG_KEYS_CHANNEL	"ferry_keys"
+#define SRV_PG_PRESENCE_CHANNEL	"ferry_presence"
 #define SRV_PG_CONNECT_TIMEOUT	"5"	/* seconds */
 #define SRV_PG_MIGRATE_LOCK	"7366657272790001"	/* advisory lock */
 #define SRV_PG_STMT_MAX		48	/* statements prepared per connection */
@@ -101,6 +102,8 @@ struct srv_pg {
 	void			*wake_arg;
 	srv_db_wake_cb		 keys_changed;
 	void			*keys_arg;
+	srv_db_presence_cb	 presence_changed;
+	void			*presence_arg;
 };
 
 static const struct srv_db_ops srv_pg_ops;
@@ -420,6 +423,16 @@ srv_pg_migrate(struct srv_pg *db)
 		}
 		PQclear(res);
 	}
+	/*
+	 * Presence (srv_presence.h) is shared in a table of its own, not a
+	 * migration: ephemeral, UNLOGGED (no WAL, emptied by a crash, which
+	 * presence outlives by at most its TTL), made here if absent, under
+	 * the same lock as the migrations.
+	 */
+	if ((r = srv_pg_do(db, "CREATE UNLOGGED TABLE IF NOT EXISTS "
+	    "ferry_presence (device text PRIMARY KEY, list text NOT NULL, "
+	    "expires_ms bigint NOT NULL)", 0, NULL, NULL)) < 0)
+		goto fail;
 	return srv_pg_do(db, "COMMIT", 0, NULL, NULL);
 fail:
 	PQclear(PQexec(db->conn, "ROLLBACK"));
@@ -1005,6 +1018,10 @@ srv_pg_listen_cb(evutil_socket_t fd, short what, void *arg)
 		if (strcmp(n->relname, SRV_PG_KEYS_CHANNEL) == 0) {
 			if (db->keys_changed != NULL)
 				db->keys_changed(db->keys_arg);
+		} else if (strcmp(n->relname, SRV_PG_PRESENCE_CHANNEL) == 0) {
+			if (db->presence_changed != NULL)
+				db->presence_changed(n->extra,
+				    db->presence_arg);
 		} else
 			srv_pg_head_seen(db, strtoll(n->extra, NULL, 10));
 		PQfreemem(n);
@@ -1062,7 +1079,7 @@ srv_pg_connect_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (PQsetnonblocking(db->listen, 1) != 0 ||
 	    PQsendQuery(db->listen, "LISTEN " SRV_PG_CHANNEL "; LISTEN "
-	    SRV_PG_KEYS_CHANNEL) == 0 ||
+	    SRV_PG_KEYS_CHANNEL "; LISTEN " SRV_PG_PRESENCE_CHANNEL) == 0 ||
 	    srv_pg_listen_arm(db, EV_READ | EV_PERSIST, srv_pg_listen_cb) < 0) {
 		srv_pg_unlisten(db);
 		return;
@@ -1073,6 +1090,9 @@ srv_pg_connect_cb(evutil_socket_t fd, short what, void *arg)
 	/* Back after a drop: a key may have come meanwhile. */
 	if (db->relisten && db->keys_changed != NULL)
 		db->keys_changed(db->keys_arg);
+	/* And presence lists: read them all again. */
+	if (db->relisten && db->presence_changed != NULL)
+		db->presence_changed(NULL, db->presence_arg);
 	db->relisten = false;
 }
 
@@ -1361,6 +1381,68 @@ srv_pg_outside_change(struct srv_db *base)
 	return false;
 }
 
+/* --- presence (srv_db.h) --- */
+
+static int
+srv_pg_presence_put(struct srv_db *base, const char *device,
+    const char *list, int64_t expires_ms, int64_t now_ms)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char exp[32], old[32];
+	const char *vals[3] = { device, list, exp };
+	const char *dvals[1] = { old };
+	int r;
+
+	snprintf(exp, sizeof exp, "%" PRId64, expires_ms);
+	snprintf(old, sizeof old, "%" PRId64, now_ms - 60000);
+	/* A later post (a later expiry) is never undone by an earlier one
+	 * that a slower worker writes last. */
+	if ((r = srv_pg_do(db, "INSERT INTO ferry_presence VALUES ($1, $2, "
+	    "$3) ON CONFLICT (device) DO UPDATE SET list = EXCLUDED.list, "
+	    "expires_ms = EXCLUDED.expires_ms WHERE ferry_presence.expires_ms "
+	    "<= EXCLUDED.expires_ms", 3, vals, NULL)) < 0)
+		return r;
+	(void)srv_pg_do(db, "SELECT pg_notify('" SRV_PG_PRESENCE_CHANNEL
+	    "', $1)", 1, vals, NULL);
+	/* Lists long expired: nobody reads them any more. */
+	(void)srv_pg_do(db, "DELETE FROM ferry_presence WHERE expires_ms < $1",
+	    1, dvals, NULL);
+	return 0;
+}
+
+static int
+srv_pg_presence_load(struct srv_db *base, const char *device,
+    srv_db_presence_row_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	const char *vals[1] = { device };
+	PGresult *res;
+	int i, n, r = 0;
+
+	res = device != NULL ? srv_pg_run(db, "SELECT device, list, "
+	    "expires_ms FROM ferry_presence WHERE device = $1", 1, vals, NULL,
+	    false, &r) : srv_pg_run(db, "SELECT device, list, expires_ms FROM "
+	    "ferry_presence", 0, NULL, NULL, false, &r);
+	if (res == NULL)
+		return r;
+	n = PQntuples(res);
+	for (i = 0; i < n && r >= 0; i++)
+		r = cb(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    srv_pg_text_int(res, i, 2), arg);
+	PQclear(res);
+	return r < 0 ? r : n;
+}
+
+static int
+srv_pg_watch_presence(struct srv_db *base, srv_db_presence_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+
+	db->presence_changed = cb;
+	db->presence_arg = arg;
+	return 0;
+}
+
 static const struct srv_db_ops srv_pg_ops = {
 	.close = srv_pg_close,
 	.errmsg = srv_pg_errmsg,
@@ -1390,4 +1472,7 @@ static const struct srv_db_ops srv_pg_ops = {
 	.note_added = srv_pg_note_added,
 	.seen_write = srv_pg_seen_write,
 	.outside_change = srv_pg_outside_change,
+	.presence_put = srv_pg_presence_put,
+	.presence_load = srv_pg_presence_load,
+	.watch_presence = srv_pg_watch_presence,
 };

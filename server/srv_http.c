@@ -48,6 +48,7 @@
 #include "srv_db.h"
 #include "srv_http.h"
 #include "srv_keys.h"
+#include "srv_presence.h"
 #include "srv_push.h"
 
 #define SRV_HTTP_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS)
@@ -72,6 +73,11 @@ struct srv_waiter {
 	struct event		*gone;		/* the client closing */
 	int64_t			 since;
 	int			 limit;
+	/* A long-poll of GET /v1/presence: answered when the presence
+	 * table's revision is no longer rev. */
+	bool			 presence;
+	int64_t			 rev;
+	char			 key[KEYS_PUB_B64_LEN + 1];
 };
 
 TAILQ_HEAD(srv_waiters, srv_waiter);
@@ -89,6 +95,8 @@ struct srv_http {
 	struct srv_conns		*conns;
 	struct srv_waiters		 waiters;
 	int				 nwaiters;
+	int				 npresence;	/* presence waiters */
+	struct srv_presence		*presence;
 	struct jobq			*pool;
 	struct srv_push_reqs		 pushes;	/* in arrival order */
 	char				(*seen)[KEYS_PUB_B64_LEN + 1];
@@ -999,7 +1007,10 @@ static void
 srv_http_waiter_unlink(struct srv_waiter *w)
 {
 	TAILQ_REMOVE(&w->h->waiters, w, entry);
-	w->h->nwaiters--;
+	if (w->presence)
+		w->h->npresence--;
+	else
+		w->h->nwaiters--;
 	event_free(w->timer);
 	if (w->gone != NULL)
 		event_free(w->gone);
@@ -1159,6 +1170,9 @@ srv_http_changes_read_new(struct srv_http *h)
 	return cr;
 }
 
+static void srv_http_presence_reply(struct srv_http *h,
+    struct evhttp_request *req, const char *key);
+
 /* Answer a waiting long-poll with what there is now, and forget it. */
 static void
 srv_http_waiter_answer(struct srv_waiter *w)
@@ -1167,6 +1181,11 @@ srv_http_waiter_answer(struct srv_waiter *w)
 	json_t *obj;
 
 	srv_http_waiter_unlink(w);
+	if (w->presence) {
+		srv_http_presence_reply(w->h, w->req, w->key);
+		free(w);
+		return;
+	}
 	if ((cr = srv_http_changes_read_new(w->h)) == NULL) {
 		obj = json_pack("{s:s}", "error", "out of memory");
 		srv_http_reply(w->req, 500, obj);
@@ -1207,7 +1226,7 @@ srv_http_wake(struct srv_http *h)
 
 	for (w = TAILQ_FIRST(&h->waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
-		if (w->since < srv_db_head(h->db))
+		if (!w->presence && w->since < srv_db_head(h->db))
 			srv_http_waiter_answer(w);
 	}
 }
@@ -1218,9 +1237,12 @@ srv_http_wake_cb(void *arg)
 	srv_http_wake(arg);
 }
 
-/* Park rq until a push commits something newer or wait seconds pass. */
-static int
-srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
+/*
+ * Park rq for up to wait seconds, watching for its client to go: a new
+ * waiter on the list (counted by the caller), or NULL on ENOMEM.
+ */
+static struct srv_waiter *
+srv_http_park(struct srv_req *rq, int wait)
 {
 	struct srv_http *h = rq->h;
 	struct srv_waiter *w;
@@ -1228,22 +1250,20 @@ srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
 	evutil_socket_t fd;
 
 	if ((w = calloc(1, sizeof *w)) == NULL)
-		return -ENOMEM;
+		return NULL;
 	w->h = h;
 	w->req = rq->req;
-	w->since = since;
-	w->limit = limit;
 	if ((w->timer = evtimer_new(h->base, srv_http_waiter_timeout_cb,
 	    w)) == NULL) {
 		free(w);
-		return -ENOMEM;
+		return NULL;
 	}
 	tv.tv_sec = wait;
 	tv.tv_usec = 0;
 	if (evtimer_add(w->timer, &tv) < 0) {
 		event_free(w->timer);
 		free(w);
-		return -ENOMEM;
+		return NULL;
 	}
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
 	    evhttp_request_get_connection(rq->req)));
@@ -1254,9 +1274,23 @@ srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
 			event_free(w->gone);
 		event_free(w->timer);
 		free(w);
-		return -ENOMEM;
+		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&h->waiters, w, entry);
+	return w;
+}
+
+/* Park rq until a push commits something newer or wait seconds pass. */
+static int
+srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
+{
+	struct srv_http *h = rq->h;
+	struct srv_waiter *w;
+
+	if ((w = srv_http_park(rq, wait)) == NULL)
+		return -ENOMEM;
+	w->since = since;
+	w->limit = limit;
 	h->nwaiters++;
 	log_debug("changes: long-poll waiting since=%" PRId64 " for %d s "
 	    "(%d waiting)", since, wait, h->nwaiters);
@@ -1673,6 +1707,242 @@ fail:
 	return -EINVAL;
 }
 
+/* --- /v1/presence (srv_presence.h, docs/protocol.md "Presence") --- */
+
+/* GET's answer for key, now. */
+static void
+srv_http_presence_reply(struct srv_http *h, struct evhttp_request *req,
+    const char *key)
+{
+	struct evbuffer *buf;
+	char *text;
+	json_t *obj;
+
+	buf = NULL;
+	if ((text = srv_presence_reply(h->presence, key)) == NULL ||
+	    (buf = evbuffer_new()) == NULL ||
+	    evbuffer_add(buf, text, strlen(text)) < 0) {
+		free(text);
+		if (buf != NULL)
+			evbuffer_free(buf);
+		obj = json_pack("{s:s}", "error", "out of memory");
+		srv_http_reply(req, 500, obj);
+		return;
+	}
+	free(text);
+	srv_http_reply_buf(req, buf);
+	evbuffer_free(buf);
+}
+
+/* The table changed: answer the long-polls that saw an older one. */
+static void
+srv_http_presence_changed(void *arg)
+{
+	struct srv_http *h = arg;
+	struct srv_waiter *w, *next;
+
+	for (w = TAILQ_FIRST(&h->waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->presence && w->rev != srv_presence_rev(h->presence))
+			srv_http_waiter_answer(w);
+	}
+}
+
+/* GET /v1/presence?rev=R&wait=W: the other devices' entries, held up to
+ * W seconds while the table is still at revision R. */
+static void
+srv_http_presence_get(struct srv_req *rq)
+{
+	struct srv_http *h = rq->h;
+	struct srv_param p[] = {
+		{ "rev", 0, INT64_MAX, 0, false },
+		{ "wait", 0, h->cfg.max_wait, 0, false },
+	};
+	struct srv_waiter *w;
+
+	if (srv_http_params(rq, p, 2) < 0)
+		return;
+	if (p[1].value == 0 || h->shutting_down ||
+	    p[0].value != srv_presence_rev(h->presence)) {
+		srv_http_presence_reply(h, rq->req, rq->key);
+		return;
+	}
+	if (h->npresence >= h->cfg.max_waiters) {
+		srv_http_error(rq, 429, "too many waiting presence requests "
+		    "(%d); retry later", h->npresence);
+		return;
+	}
+	if ((w = srv_http_park(rq, (int)p[1].value)) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	w->presence = true;
+	w->rev = p[0].value;
+	snprintf(w->key, sizeof w->key, "%s", rq->key);
+	h->npresence++;
+}
+
+/* A list to share through the store (PostgreSQL), written on a worker. */
+struct srv_presence_write {
+	struct srv_read	 rd;		/* first */
+	char		 key[KEYS_PUB_B64_LEN + 1];
+	char		*list;
+	int64_t		 expires_ms;
+};
+
+static void
+srv_http_presence_write_run(struct srv_read *rd, struct srv_db *db)
+{
+	struct srv_presence_write *pw = (struct srv_presence_write *)rd;
+
+	rd->r = srv_db_presence_put(db, pw->key, pw->list, pw->expires_ms,
+	    util_now_ms());
+	if (rd->r < 0)
+		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
+}
+
+static void
+srv_http_presence_write_done(struct srv_read *rd)
+{
+	if (rd->r < 0)
+		log_warn("presence: cannot share a list with the other "
+		    "instances: %s (%s)", strerror(-rd->r), rd->dberr);
+}
+
+static void
+srv_http_presence_write_free(struct srv_read *rd)
+{
+	struct srv_presence_write *pw = (struct srv_presence_write *)rd;
+
+	free(pw->list);
+	free(pw);
+}
+
+/* POST /v1/presence: this device's whole list (empty: it left). */
+static void
+srv_http_presence_post(struct srv_req *rq)
+{
+	struct srv_http *h = rq->h;
+	struct srv_presence_write *pw;
+	char why[256], *list = NULL;
+	int64_t expires;
+	json_t *obj;
+	int r;
+
+	if (srv_http_check_json(rq) < 0)
+		return;
+	r = srv_presence_put(h->presence, rq->key, (const char *)rq->body,
+	    rq->len, util_now_ms(), &list, &expires, why, sizeof why);
+	if (r == -ENOSPC) {
+		srv_http_error(rq, 503, "%s", why);
+		return;
+	}
+	if (r < 0) {
+		srv_http_error(rq, r == -ENOMEM ? 500 : 400, "%s", why);
+		return;
+	}
+	if (srv_db_shares_presence(h->db) && !h->shutting_down &&
+	    (pw = calloc(1, sizeof *pw)) != NULL) {
+		pw->rd.h = h;
+		pw->rd.run = srv_http_presence_write_run;
+		pw->rd.answer = srv_http_presence_write_done;
+		pw->rd.free = srv_http_presence_write_free;
+		snprintf(pw->key, sizeof pw->key, "%s", rq->key);
+		pw->list = list;
+		pw->expires_ms = expires;
+		list = NULL;
+		srv_http_read(&pw->rd);
+	}
+	free(list);
+	obj = json_pack("{s:I}", "rev", (json_int_t)srv_presence_rev(
+	    h->presence));
+	srv_http_reply(rq->req, 200, obj);
+}
+
+/* Another instance's lists, read on a worker, taken on the loop. */
+struct srv_presence_load {
+	struct srv_read	 rd;		/* first */
+	char		*device;	/* NULL: all of them */
+	json_t		*rows;		/* [[device, list, expires_ms]] */
+};
+
+static int
+srv_http_presence_row(const char *device, const char *list,
+    int64_t expires_ms, void *arg)
+{
+	return json_array_append_new(arg, json_pack("[s,s,I]", device, list,
+	    (json_int_t)expires_ms)) < 0 ? -ENOMEM : 0;
+}
+
+static void
+srv_http_presence_load_run(struct srv_read *rd, struct srv_db *db)
+{
+	struct srv_presence_load *pl = (struct srv_presence_load *)rd;
+
+	rd->r = pl->rows == NULL ? -ENOMEM : srv_db_presence_load(db,
+	    pl->device, srv_http_presence_row, pl->rows);
+	if (rd->r < 0)
+		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
+}
+
+static void
+srv_http_presence_load_done(struct srv_read *rd)
+{
+	struct srv_presence_load *pl = (struct srv_presence_load *)rd;
+	struct srv_presence *p = rd->h->presence;
+	int64_t now = util_now_ms();
+	json_t *row;
+	size_t i;
+
+	if (rd->r < 0) {
+		log_warn("presence: cannot read the other instances' lists: "
+		    "%s (%s)", strerror(-rd->r), rd->dberr);
+		return;
+	}
+	if (pl->device == NULL)
+		srv_presence_import_begin(p);
+	else if (json_array_size(pl->rows) == 0)
+		(void)srv_presence_import(p, pl->device, NULL, 0, now);
+	json_array_foreach(pl->rows, i, row)
+		(void)srv_presence_import(p,
+		    json_string_value(json_array_get(row, 0)),
+		    json_string_value(json_array_get(row, 1)),
+		    json_integer_value(json_array_get(row, 2)), now);
+	if (pl->device == NULL)
+		srv_presence_import_end(p);
+}
+
+static void
+srv_http_presence_load_free(struct srv_read *rd)
+{
+	struct srv_presence_load *pl = (struct srv_presence_load *)rd;
+
+	json_decref(pl->rows);
+	free(pl->device);
+	free(pl);
+}
+
+/* A list changed on some instance (device NULL: any may have). */
+static void
+srv_http_presence_notified(const char *device, void *arg)
+{
+	struct srv_http *h = arg;
+	struct srv_presence_load *pl;
+
+	if (h->shutting_down || (pl = calloc(1, sizeof *pl)) == NULL)
+		return;
+	pl->rd.h = h;
+	pl->rd.run = srv_http_presence_load_run;
+	pl->rd.answer = srv_http_presence_load_done;
+	pl->rd.free = srv_http_presence_load_free;
+	pl->rows = json_array();
+	if (device != NULL && (pl->device = strdup(device)) == NULL) {
+		srv_http_presence_load_free(&pl->rd);
+		return;
+	}
+	srv_http_read(&pl->rd);
+}
+
 /* Route a request by its decoded path. */
 static void
 srv_http_route(struct srv_req *rq, const struct srv_path *sp)
@@ -1690,6 +1960,18 @@ srv_http_route(struct srv_req *rq, const struct srv_path *sp)
 	} else if (sp->n == 2 && strcmp(seg[1], "changes") == 0) {
 		if (srv_http_method_is(rq, "GET"))
 			srv_http_changes(rq);
+	} else if (sp->n == 2 && strcmp(seg[1], "presence") == 0) {
+		if (rq->cmd == EVHTTP_REQ_POST)
+			srv_http_presence_post(rq);
+		else if (rq->cmd == EVHTTP_REQ_GET ||
+		    rq->cmd == EVHTTP_REQ_HEAD)
+			srv_http_presence_get(rq);
+		else {
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    rq->req), "Allow", "GET, HEAD, POST");
+			srv_http_error(rq, 405, "method not allowed (use GET "
+			    "or POST)");
+		}
 	} else if (strcmp(seg[1], "docs") == 0 && (sp->n == 4 ||
 	    (sp->n == 5 && strcmp(seg[4], "history") == 0)))
 		srv_http_docs(rq, seg[2], seg[3], sp->n == 5);
@@ -1850,6 +2132,13 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 	/* Other instances' pushes wake our long-polls too. */
 	if ((r = srv_db_watch(db, base, srv_http_wake_cb, h)) < 0)
 		goto fail;
+	if ((r = srv_presence_new(base, srv_http_presence_changed, h,
+	    &h->presence)) < 0 ||
+	    (r = srv_db_watch_presence(db, srv_http_presence_notified, h)) < 0)
+		goto fail;
+	/* The lists other instances hold already. */
+	if (srv_db_shares_presence(db))
+		srv_http_presence_notified(NULL, h);
 	if ((h->http = evhttp_new(base)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -1972,6 +2261,7 @@ srv_http_free(struct srv_http *h)
 	srv_conns_free(h->conns);
 	srv_keys_free(h->keys);
 	srv_revoked_free(h->revoked);
+	srv_presence_free(h->presence);
 	if (h->seen_ev != NULL)
 		event_free(h->seen_ev);
 	srv_seen_free(h->lastseen);
