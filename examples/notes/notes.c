@@ -92,6 +92,8 @@ struct app {
 	guint		 state_src;
 	bool		 presence_ok;	/* ferryd has presence */
 	char		*token;		/* in our state: tells our entry */
+	bool		 announced;	/* our entry is at announced_id */
+	char		*announced_id;
 	GHashTable	*present;	/* session -> Presence (json_t) */
 
 	GHashTable	*rows;		/* id -> GtkListBoxRow */
@@ -1115,6 +1117,13 @@ presence_announce(struct app *a)
 {
 	if (!a->presence_ok)
 		return;
+	/* One entry per (collection, id): the note left goes first. */
+	if (a->announced && g_strcmp0(a->announced_id, a->cur_id) != 0)
+		fcall_call(a->fc, "io.ferry.SetPresence",
+		    json_pack("{s:s,s:s?,s:n}", "collection", COLLECTION,
+		    "id", a->announced_id, "state"), presence_done, a);
+	a->announced = true;
+	set_str(&a->announced_id, a->cur_id);
 	fcall_call(a->fc, "io.ferry.SetPresence",
 	    json_pack("{s:s,s:s?,s:{s:s,s:s}}", "collection", COLLECTION,
 	    "id", a->cur_id, "state", "name", a->name, "window", a->token),
@@ -1152,6 +1161,7 @@ calls_lost(const char *why, void *arg)
 	if (a->presence_src != 0)
 		g_source_remove(a->presence_src);
 	a->presence_src = 0;
+	a->announced = false;
 	set_str(&a->sync_text, "ferryd not reachable");
 	gtk_label_set_text(GTK_LABEL(a->sync_label), a->sync_text);
 	state_changed(a);
@@ -1311,6 +1321,7 @@ app_free(struct app *a)
 	if (a->present != NULL)
 		g_hash_table_destroy(a->present);
 	g_free(a->token);
+	g_free(a->announced_id);
 	json_decref(a->race_theirs);
 	json_decref(a->conflict_id);
 	g_free(a->socket);

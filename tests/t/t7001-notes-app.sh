@@ -6,13 +6,14 @@
 # without any save command), reaches B's replica (ferryctl get) and shows
 # in B's open editor without a reload; typing in B comes back to A; both
 # header bars say "synced"; B's window finds its ferryd again after a
-# restart; a conflict on B shows in B's banner with both
-# values at the conflicting field, and "Keep theirs" (Alt+T) settles it
-# through Resolve; what a third window (C, on A) is typing is not
-# overwritten by a change made elsewhere meanwhile: the change is held, the
-# save (Ctrl+S) finds it and asks, and "Keep mine" (Alt+M) saves on top of
-# it; presence ("also here: ...") shows in both windows when
-# ferryd has it.  A screenshot of each window is saved (PNG); with
+# restart; a conflict on B shows in B's banner with both values at the
+# conflicting field, and "Keep theirs" (Alt+T) settles it through
+# Resolve; what a third window (C, on A) is typing is not overwritten by
+# a change made elsewhere meanwhile: the change is held, the save (Ctrl+S)
+# finds it and asks, and "Keep mine" (Alt+M) saves on top of it; presence
+# ("also here: ...") shows in both windows when ferryd has it, another
+# window on the same device too, and a closed window leaves the others'
+# header bars.  A screenshot of each window is saved (PNG); with
 # FERRY_NOTES_SHOTS=DIR they are copied there (examples/notes/screenshot.sh
 # regenerates docs/screenshots/ so).
 #
@@ -40,6 +41,17 @@ GSETTINGS_BACKEND=memory
 DBUS_SESSION_BUS_ADDRESS=unix:path=$TEST_DIR/no-session-bus
 export GDK_BACKEND GSK_RENDERER GTK_A11Y NO_AT_BRIDGE GSETTINGS_BACKEND \
     DBUS_SESSION_BUS_ADDRESS
+
+# syncd_start NAME SERVER [ARGS...]: sync-lib's, with NAME.conf (the
+# device's name), also when offline_edits starts B again.
+syncd_start() {
+	_sd_name=$1
+	_sd_srv=$2
+	shift 2
+	server_port "$_sd_srv" >/dev/null
+	ferryd_start "$_sd_name" --remote "$(server_url "$_sd_srv")" \
+	    --config "$TEST_DIR/$_sd_name.conf" "$@"
+}
 
 # On failure, the apps' output too, after the daemons' and servers' logs.
 test_dump_logs() {
@@ -100,8 +112,18 @@ key_into() {
 	timeout 20 xdotool key "$2"
 }
 
+# click_in NAME X Y: raise NAME's window (the windows overlap: there is
+# no window manager) and click at X,Y in it.
+click_in() {
+	_wid=$(head -n 1 "$TEST_DIR/$1.wid")
+	timeout 20 xdotool windowraise "$_wid" &&
+	timeout 20 xdotool mousemove --window "$_wid" --sync "$2" "$3" &&
+	timeout 20 xdotool click 1
+}
+
 # shot NAME FILE: a PNG of NAME's window, copied to $FERRY_NOTES_SHOTS.
 shot() {
+	timeout 20 xdotool windowraise "$(head -n 1 "$TEST_DIR/$1.wid")" &&
 	timeout 30 import -window "$(head -n 1 "$TEST_DIR/$1.wid")" "$2" &&
 	test -s "$2" &&
 	if [ -n "${FERRY_NOTES_SHOTS:-}" ]; then
@@ -120,11 +142,11 @@ test_expect_success 'setup: Xvfb, one server, ferryd A and B syncing' '
 	    >xvfb.out 2>xvfb.log &&
 	test_wait_until 30 "grep -q \"^[0-9]\" xvfb.out" &&
 	DISPLAY=:$(head -n 1 xvfb.out) && export DISPLAY &&
-	printf "[ferryd]\ndevice_name = laptop-1\n" >a.conf &&
-	printf "[ferryd]\ndevice_name = laptop-2\n" >b.conf &&
+	printf "[ferryd]\ndevice_name = laptop-1\n" >A.conf &&
+	printf "[ferryd]\ndevice_name = laptop-2\n" >B.conf &&
 	server_start s --open &&
-	syncd_start A s --config a.conf &&
-	syncd_start B s --config b.conf &&
+	syncd_start A s &&
+	syncd_start B s &&
 	put_ok A notes n1 "{\"text\":\"\",\"title\":\"Groceries\"}" &&
 	put_ok A notes n2 "{\"text\":\"Tram 28, Alfama\",\"title\":\"Trip to Lisbon\"}" &&
 	sync_all A B
@@ -214,10 +236,50 @@ test_expect_success 'what is being typed is not overwritten by a change from els
 	shows A "\"text\":\"A side and C\""
 '
 
-test_expect_success 'the apps stop on SIGTERM' '
-	kill -TERM "$notes_pid_A" "$notes_pid_B" "$notes_pid_C" &&
+test_expect_success PRESENCE 'presence: A lists the other window on its device' '
+	{ shows A "\"presence\":\"also here: [^\"]*window-C" || {
+		ctl_bounded 10 A --json who; false; }; } &&
+	shows C "\"presence\":\"also here: [^\"]*laptop-2"
+'
+
+# presence_at NAME WINDOW ID: ferryd NAME holds one presence entry of
+# the window named WINDOW, and it is at note ID (ferryctl who).
+presence_at() {
+	ctl_bounded 10 "$1" --json who >"$TEST_DIR/.who" &&
+	sed 's/},{"device"/}\n{"device"/g' "$TEST_DIR/.who" |
+	    grep "\"name\":\"$2\"" >"$TEST_DIR/.at"
+	test "$(wc -l <"$TEST_DIR/.at")" -eq 1 &&
+	grep -q "\"id\":\"$3\"" "$TEST_DIR/.at"
+}
+
+# The second row of the list ("Trip to Lisbon") is at 50,80 in a window
+# of the app's default size.  The entry at the note left must go at once,
+# not when its TTL (30 s) runs out: the wait is well below that.
+test_expect_success PRESENCE 'opening another note moves the window'"'"'s presence, edits saved first' '
+	test_wait_until 30 "presence_at A window-A n1" &&
+	key_into A "ctrl+End" &&
+	type_into A " and A" &&
+	click_in A 50 80 &&
+	shows A "\"note\":\"n2\",\"note_title\":\"Trip to Lisbon\"" &&
+	test_equal "n1 on A" "A side and C and A" "$(note_text A)" &&
+	test_wait_until 10 "presence_at A window-A n2" || {
+		cat "$TEST_DIR/.who"
+		false
+	}
+'
+
+test_expect_success 'window C stops on SIGTERM' '
+	kill -TERM "$notes_pid_C" &&
 	test_wait_exit "$notes_pid_C" 20 &&
-	test_equal "C exit status" 0 "$test_exit_status" &&
+	test_equal "C exit status" 0 "$test_exit_status"
+'
+
+test_expect_success PRESENCE 'presence: the closed window leaves A'"'"'s header bar' '
+	shows A "\"presence\":\"also here: laptop-2\""
+'
+
+test_expect_success 'A and B stop on SIGTERM' '
+	kill -TERM "$notes_pid_A" "$notes_pid_B" &&
 	test_wait_exit "$notes_pid_A" 20 &&
 	test_equal "A exit status" 0 "$test_exit_status" &&
 	test_wait_exit "$notes_pid_B" 20 &&
