@@ -94,7 +94,7 @@ struct app {
 	char		*token;		/* in our state: tells our entry */
 	bool		 announced;	/* our entry is at announced_id */
 	char		*announced_id;
-	GHashTable	*present;	/* session -> Presence (json_t) */
+	GHashTable	*present;	/* "session\ncollection\nid" -> Presence */
 
 	GHashTable	*rows;		/* id -> GtkListBoxRow */
 
@@ -1031,19 +1031,30 @@ refresh_status(struct app *a)
 /*
  * Presence.  Who is here comes from the Watch (ferry_watch_presence): one
  * reply per entry present when it starts, then one per change, kept in
- * a->present by session.  This window announces itself with SetPresence
- * on the calls connection (so it lasts while that connection does),
- * refreshed every PRESENCE_MS against ferryd's TTL; its state carries a
- * random token so the window can leave itself out of "also here".
+ * a->present by session, collection and id.  This window announces
+ * itself with SetPresence on the calls connection (so it lasts while that
+ * connection does), refreshed every PRESENCE_MS against ferryd's TTL; its
+ * state carries a random token so the window can leave itself out of
+ * "also here".
  */
+static int
+name_cmp(gconstpointer x, gconstpointer y)
+{
+	return g_utf8_collate(*(const char *const *)x,
+	    *(const char *const *)y);
+}
+
+/* "also here: " and the others' names, sorted, each once. */
 static void
 presence_show(struct app *a)
 {
+	GPtrArray *names = g_ptr_array_new();
 	GString *s = g_string_new(NULL);
 	GHashTableIter it;
 	gpointer v;
 	json_t *p, *st;
 	const char *name;
+	guint i;
 
 	g_hash_table_iter_init(&it, a->present);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -1060,36 +1071,48 @@ presence_show(struct app *a)
 			if (*name == '\0')
 				name = "another device";
 		}
-		/* One name once, whatever number of windows it has. */
-		if (s->len > 0 && (strstr(s->str, name) != NULL))
-			continue;
-		g_string_append_printf(s, "%s%s", s->len > 0 ? ", " : "",
-		    name);
+		g_ptr_array_add(names, (gpointer)name);
 	}
-	if (s->len > 0)
-		g_string_prepend(s, "also here: ");
+	g_ptr_array_sort(names, name_cmp);
+	for (i = 0; i < names->len; i++) {
+		if (i > 0 && strcmp(names->pdata[i], names->pdata[i - 1]) == 0)
+			continue;
+		g_string_append_printf(s, "%s%s", s->len > 0 ? ", " :
+		    "also here: ", (const char *)names->pdata[i]);
+	}
 	if (a->presence_text == NULL || strcmp(a->presence_text, s->str) != 0) {
 		set_str(&a->presence_text, s->str);
 		gtk_label_set_text(GTK_LABEL(a->presence_label), s->str);
 		state_changed(a);
 	}
+	g_ptr_array_free(names, TRUE);
 	g_string_free(s, TRUE);
 }
 
-/* A presence reply of the Watch: {presence, gone}. */
+/*
+ * A presence reply of the Watch: {presence, gone}.  An entry is one
+ * connection's at one (collection, id): a session may hold several, and
+ * one of them going leaves the others.
+ */
 static void
 presence_reply(struct app *a, json_t *r)
 {
 	json_t *p = json_object_get(r, "presence");
 	const char *session = str_member(p, "session");
+	char *key;
 
 	if (!json_is_object(p) || *session == '\0')
 		return;
+	key = g_strdup_printf("%s\n%s\n%s", session,
+	    str_member(p, "collection"), str_member(p, "id"));
 	if (json_is_true(json_object_get(r, "gone")))
-		g_hash_table_remove(a->present, session);
-	else if (g_hash_table_size(a->present) < PRESENT_MAX)
-		g_hash_table_replace(a->present, g_strdup(session),
-		    json_incref(p));
+		g_hash_table_remove(a->present, key);
+	else if (g_hash_table_contains(a->present, key) ||
+	    g_hash_table_size(a->present) < PRESENT_MAX) {
+		g_hash_table_replace(a->present, key, json_incref(p));
+		key = NULL;
+	}
+	g_free(key);
 	presence_show(a);
 }
 

@@ -190,8 +190,12 @@ test_expect_success 'both header bars say synced' '
 '
 
 test_expect_success PRESENCE 'presence: each window sees the other device' '
-	shows A "\"presence\":\"also here: [^\"]*laptop-2" &&
-	shows B "\"presence\":\"also here: [^\"]*laptop-1"
+	{ shows A "\"presence\":\"also here: [^\"]*laptop-2" &&
+	  shows B "\"presence\":\"also here: [^\"]*laptop-1"; } || {
+		echo "who on A:"; ctl_bounded 10 A --json who
+		echo "who on B:"; ctl_bounded 10 B --json who
+		false
+	}
 '
 
 test_expect_success 'a screenshot of each window' '
@@ -237,8 +241,7 @@ test_expect_success 'what is being typed is not overwritten by a change from els
 '
 
 test_expect_success PRESENCE 'presence: A lists the other window on its device' '
-	{ shows A "\"presence\":\"also here: [^\"]*window-C" || {
-		ctl_bounded 10 A --json who; false; }; } &&
+	shows A "\"presence\":\"also here: [^\"]*window-C" &&
 	shows C "\"presence\":\"also here: [^\"]*laptop-2"
 '
 
@@ -266,6 +269,46 @@ test_expect_success PRESENCE 'opening another note moves the window'"'"'s presen
 		cat "$TEST_DIR/.who"
 		false
 	}
+'
+
+# One connection holding two entries (a raw client fed from a FIFO on fd
+# 4, opened here at the top level so it outlives the test bodies); its
+# entry at n1 goes, the one at n2 stays: A's window must still list it.
+# An app that kept entries by session alone dropped both.
+if test_have_prereq PRESENCE; then
+	. "$FERRY_SRC_DIR/tests/t/presence-lib.sh"
+	mkfifo pfifo
+	"$VLSEND" "$(ferryd_sock A)" --stream --timeout 120000 <pfifo \
+	    >helper.out 2>&1 &
+	test_track $!
+	exec 4>pfifo
+fi
+
+# set_helper ID STATE: SetPresence on the FIFO's connection.
+set_helper() {
+	printf '%s\0' "{\"method\":\"io.ferry.SetPresence\",\"parameters\":{\"collection\":\"notes\",\"id\":\"$1\",\"state\":$2}}" >&4
+}
+
+# seen ID GONE: the watcher obs saw helper's entry at ID come or go.
+seen() {
+	grep "\"name\":\"helper\"" obs.out | grep "\"id\":\"$1\"" |
+	    grep -q "\"gone\":$2"
+}
+
+test_expect_success PRESENCE 'presence: one of a connection'"'"'s entries going leaves its others' '
+	watcher obs A &&
+	set_helper n1 "{\"name\":\"helper\"}" &&
+	test_wait_until 10 "seen n1 false" &&
+	set_helper n2 "{\"name\":\"helper\"}" &&
+	test_wait_until 10 "seen n2 false" &&
+	set_helper n1 null &&
+	test_wait_until 10 "seen n1 true" &&
+	app mark A notes - "{\"name\":\"marker\"}" &&
+	shows A "\"presence\":\"also here: [^\"]*marker" &&
+	shows A "\"presence\":\"also here: [^\"]*helper" &&
+	exec 4>&- &&
+	app_close mark &&
+	shows A "\"presence\":\"also here: laptop-2, window-C\""
 '
 
 test_expect_success 'window C stops on SIGTERM' '
