@@ -619,3 +619,14 @@ presence_remote_count(const struct presence *p)
 {
 	return p->nremote;
 }
+
+bool
+presence_knows_conn(const struct presence *p, unsigned long conn)
+{
+	const struct pconn *pc;
+
+	TAILQ_FOREACH(pc, &p->conns, entry)
+		if (pc->conn == conn)
+			return true;
+	return false;
+}

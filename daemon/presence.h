@@ -34,7 +34,7 @@
 
 #define PRESENCE_STATE_MAX	1024
 #define PRESENCE_PER_CONN	16
-#define PRESENCE_TOTAL		4096
+#define PRESENCE_TOTAL		256	/* the remote's bound per device */
 #define PRESENCE_RATE		100	/* calls a second, per connection */
 #define PRESENCE_COALESCE_MS	50
 #define PRESENCE_REMOTE_MAX	4096
@@ -130,5 +130,7 @@ json_t	*presence_local_json(struct presence *p);
 uint64_t presence_local_gen(const struct presence *p);
 int	presence_local_count(const struct presence *p);
 int	presence_remote_count(const struct presence *p);
+/* Whether connection conn has called presence_set before. */
+bool	presence_knows_conn(const struct presence *p, unsigned long conn);
 
 #endif

@@ -48,6 +48,7 @@ struct presence_relay {
 	struct event		*poll_ev;
 	struct sync_req		*poll_req;
 	int64_t			 rev;		/* the remote's, last seen */
+	int64_t			 poll_started;	/* monotonic ms */
 	int			 poll_fail;
 	bool			 unknown_logged;
 };
@@ -202,13 +203,17 @@ static void
 relay_poll_done(const struct http_result *res, void *arg)
 {
 	struct presence_relay *r = arg;
-	int64_t delay;
+	int64_t delay, rev = r->rev;
 
 	r->poll_req = NULL;
 	if (res->err == 0 && res->status == 200 &&
 	    relay_poll_take(r, res->body, res->len) == 0) {
 		r->poll_fail = 0;
-		timer_in(r->poll_ev, 0);
+		/* A remote that answers at once with nothing new (one that
+		 * does not hold the request) is asked once a second, not in
+		 * a loop. */
+		timer_in(r->poll_ev, r->rev == rev && mono_ms() -
+		    r->poll_started < 1000 ? 1000 : 0);
 		return;
 	}
 	/* What we cannot see any more is not shown as present. */
@@ -238,6 +243,7 @@ relay_poll_start(struct presence_relay *r)
 		return;
 	snprintf(path, sizeof path, "/v1/presence?rev=%" PRId64 "&wait=%d",
 	    r->rev, RELAY_POLL_WAIT);
+	r->poll_started = mono_ms();
 	if (sync_fetch(r->sync, path, (RELAY_POLL_WAIT + 15) * 1000L,
 	    relay_poll_done, r, &r->poll_req) < 0) {
 		r->poll_req = NULL;
@@ -377,7 +383,11 @@ presence_relay_set(struct presence_relay *r, struct vl_call *call,
 		vl_error(call, "io.ferry.WriteFailed", NULL);
 		return;
 	}
-	peer_app(call, app, sizeof app);
+	/* The name is taken on the connection's first call only. */
+	if (!presence_knows_conn(r->p, vl_call_conn_id(call)))
+		peer_app(call, app, sizeof app);
+	else
+		app[0] = '\0';
 	e = presence_set(r->p, vl_call_conn_id(call), app, collection, id,
 	    text, mono_ms(), &name, &max);
 	if (e == -EMSGSIZE) {

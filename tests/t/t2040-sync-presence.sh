@@ -80,8 +80,8 @@ test_expect_success 'kill -9 of ferryd A: B sees its app go after the TTL (3 s)'
 	t1=$(grep "\"user\":\"cy\".*\"gone\":true" wb.out | head -n 1 | cut -d" " -f1) &&
 	echo "seen gone after $((t1 - t0)) ms" &&
 	test $((t1 - t0)) -lt 6000 &&
-	app_close cy && test_wait_exit $app_pid_cy 10;
-	true
+	app_close cy &&
+	test_wait_exit $app_pid_cy
 '
 
 test_expect_success 'the endpoint refuses bad input with 400 naming it, and unsigned requests' '

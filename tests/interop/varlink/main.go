@@ -476,6 +476,18 @@ func main() {
 	call(c, "io.ferry.Delete", map[string]interface{}{"collection": coll, "id": "watched"})
 	ok("Conflicts, GetConflict, Resolve, Parked and Delete type-check")
 
+	call(c, "io.ferry.SetPresence", map[string]interface{}{"collection": coll,
+		"id": "g1", "state": map[string]interface{}{"user": "interop"}})
+	who := call(c, "io.ferry.Who", map[string]interface{}{"collection": coll})
+	if present, _ := who["present"].([]interface{}); len(present) != 1 {
+		fail("Who: %v, want this connection's one entry", who)
+	}
+	callError(c, "io.ferry.SetPresence", map[string]interface{}{"collection": coll,
+		"state": map[string]interface{}{"s": strings.Repeat("x", 2000)}},
+		"io.ferry.InvalidArgument")
+	call(c, "io.ferry.SetPresence", map[string]interface{}{"collection": coll, "id": "g1"})
+	ok("SetPresence, Who and their errors type-check")
+
 	// Ill-typed parameters: the library sees InvalidParameter{parameter}.
 	called["io.ferry.Put"] = true
 	err = c.Call(ctx, "io.ferry.Put", map[string]interface{}{
