@@ -12,7 +12,8 @@ set -eu
 # Building: the autotools, the compiler, the libraries configure asks for.
 build="autoconf automake libtool pkg-config make gcc libc6-dev
 libsqlite3-dev libevent-dev libcurl4-openssl-dev libsodium-dev
-libjansson-dev libinih-dev libcmocka-dev libsystemd-dev libpq-dev"
+libjansson-dev libinih-dev libcmocka-dev libsystemd-dev libpq-dev
+libgtk-4-dev"
 # Programs the tests and benchmarks run that minbase lacks or may drop:
 # sqlite3 (t2005 alters a server record behind its back), bc (bench/push.sh,
 # bench/pull.sh), strace (bench/idle.sh), git (bench/run.sh names the
@@ -24,8 +25,10 @@ libjansson-dev libinih-dev libcmocka-dev libsystemd-dev libpq-dev"
 # docs/protocol.md in another language), and postgresql (15 in bookworm:
 # initdb, pg_ctl and psql for the throwaway database of the
 # t5xxx-pg-*.sh tests, tests/t/pg-lib.sh), and haproxy (t5024 runs two
-# instances behind docs/deploy.md's example configuration).
-run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl postgresql haproxy"
+# instances behind docs/deploy.md's example configuration), and xvfb,
+# xdotool and imagemagick (t7001 runs examples/notes, built from
+# libgtk-4-dev above, under Xvfb, types into it and takes screenshots).
+run="sqlite3 bc strace git util-linux procps systemd golang-go golang-github-varlink-go-dev python3 python3-nacl postgresql haproxy xvfb xdotool imagemagick"
 run="$run $*"
 missing=""
 for p in $build $run; do

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Run every ferry test, from a fresh clone: install the build dependencies,
-# build twice (warnings as errors; then ASan+UBSan) and run `make check` in
-# each build.  The last line is "N passed, M failed" over both builds; the
-# exit status is non-zero if anything failed.
+# build twice (warnings as errors; then ASan+UBSan), both with the example
+# app (--with-examples: t7001 runs it), and run `make check` in each build.
+# The last line is "N passed, M failed" over both builds; the exit status
+# is non-zero if anything failed.
 #   sh tests/run.sh            both builds
 #   FERRY_BUILDS=werror sh tests/run.sh   only the first
 set -u
@@ -51,8 +52,9 @@ run_build() {
 builds=${FERRY_BUILDS:-"werror sanitize"}
 for b in $builds; do
 	case $b in
-	werror) run_build werror --enable-werror ;;
-	sanitize) run_build sanitize --enable-werror --enable-sanitizers ;;
+	werror) run_build werror --enable-werror --with-examples ;;
+	sanitize) run_build sanitize --enable-werror --enable-sanitizers \
+	    --with-examples ;;
 	esac
 done
 echo "$passed passed, $failed failed"
