@@ -905,6 +905,7 @@ merge_key_cb(const char *key, const char *name, void *arg)
 static int
 load_keys(struct server *s, bool reload)
 {
+	struct srv_retired *rt;
 	struct srv_keys *ks = NULL;
 	char *err = NULL;
 	bool in_db, no_file = false;
@@ -931,6 +932,15 @@ load_keys(struct server *s, bool reload)
 		srv_keys_free(ks);
 		return r;
 	}
+	/* Keys that follow a rotated one, under its name (srv_rotate.h). */
+	if ((r = srv_rotate_load(s->db, ks, &rt)) < 0) {
+		log_err("cannot read the key rotations from the database: %s "
+		    "(%s)%s", strerror(-r), srv_db_errmsg(s->db), reload ?
+		    "; keeping the keys in use" : "");
+		srv_keys_free(ks);
+		return r;
+	}
+	srv_http_set_retired(s->http, rt);
 	if (no_file && !reload && srv_keys_count(ks) == 0 && !s->opt.open)
 		log_warn("no keys file %s%s: every request will be refused "
 		    "until keys are added with `ferry-server allow PUBKEY "
