@@ -79,6 +79,7 @@ usage(FILE *fp)
 "  resolve ID --merged FILE         resolve with the body in FILE\n"
 "  log C ID                         a document's signed history\n"
 "  key [--name]                     this device's key (--name: its name)\n"
+"  key rotate                       a new device key, the old one retired\n"
 "  help                             this text\n"
 "\n"
 "Options:\n"
@@ -171,6 +172,9 @@ error_sentence(const char *name, const char *params_text, char *buf,
 	else if (strcmp(name, "io.ferry.Offline") == 0)
 		snprintf(buf, size, "the remote cannot be reached%s%s",
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	else if (strcmp(name, "io.ferry.RotationRefused") == 0)
+		snprintf(buf, size, "the key was not rotated: %s",
+		    reason != NULL ? reason : "refused");
 	else if (strcmp(name, "io.ferry.WriteFailed") == 0)
 		snprintf(buf, size, "ferryd could not write it%s%s",
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
@@ -682,6 +686,35 @@ status_print(const json_t *st)
 	return 0;
 }
 
+static int	call_json(struct ctl *, const char *, json_t *, json_t **);
+
+/*
+ * key rotate: a new device key, the old one retired by the remote.  An
+ * Offline answer means it goes on in the background (exit 1, said so).
+ */
+static int
+key_rotate(struct ctl *c)
+{
+	json_t *reply = NULL;
+	int r;
+
+	if ((r = call_json(c, "io.ferry.RotateKey", json_object(), &reply)) !=
+	    0) {
+		if (!c->json && c->f != NULL && ferry_errname(c->f) != NULL &&
+		    strcmp(ferry_errname(c->f), "io.ferry.Offline") == 0)
+			fprintf(stderr, "ferryctl: the rotation is kept and "
+			    "completes when the remote is back\n");
+		return r;
+	}
+	if (c->json)
+		print_line(reply);
+	else
+		printf("new device key %s (the remote retired %s)\n",
+		    get_str(reply, "key", "?"), get_str(reply, "old_key", "?"));
+	json_decref(reply);
+	return 0;
+}
+
 /*
  * status and key: one Status call, printed whole or as the device key
  * (key --name: the device name, as ferry-server allow KEY NAME wants it).
@@ -707,6 +740,9 @@ cmd_status(struct ctl *c, int argc, char **argv)
 			return o == OPT_NAME ? usage_error("status: takes no "
 			    "arguments") : EXIT_USAGE;
 	}
+	if (key && optind + 1 == argc && strcmp(argv[optind], "rotate") == 0 &&
+	    strcmp(what, "device") == 0)
+		return key_rotate(c);
 	if (optind != argc)
 		return usage_error("%s: takes no arguments", argv[0]);
 	if ((r = connect_daemon(c)) != 0)

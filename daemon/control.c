@@ -66,7 +66,7 @@ struct control {
 	struct writer		*writer;
 	struct sync		*sync;		/* NULL: no remote */
 	struct event		*status_ev;
-	char			*device;
+	const struct keys	*keys;		/* live: a rotation changes it */
 	char			*device_name;
 	char			*remote;
 	char			*data_dir;
@@ -713,7 +713,7 @@ key_problem(struct control *c, char *buf, size_t size)
 		    "%s/device.key aside, start ferryd) and have the admin "
 		    "allow the new one (ferryctl key)", when,
 		    reason != NULL ? " (" : "", reason != NULL ? reason : "",
-		    reason != NULL ? ")" : "", c->device,
+		    reason != NULL ? ")" : "", c->keys->pub_b64,
 		    c->data_dir != NULL ? c->data_dir : "the data directory");
 		return true;
 	}
@@ -740,7 +740,7 @@ status_json(struct control *c)
 	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
 	    "state", state,
 	    "remote", c->remote,
-	    "device", c->device,
+	    "device", c->keys->pub_b64,
 	    "device_name", c->device_name,
 	    "pending", (json_int_t)n.pending,
 	    "conflicts", (json_int_t)n.conflicts,
@@ -1205,6 +1205,24 @@ handle_sync(struct control *c, struct vl_call *call, json_t *params)
 	    "wait")));
 }
 
+/* --- RotateKey: a new device key (sync_rotate.c) --- */
+
+static void
+handle_rotate_key(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *p;
+
+	(void)params;
+	if (c->sync == NULL) {
+		p = json_pack("{s:s}", "reason", "no remote is configured: "
+		    "there is no server to tell of a new key");
+		vl_error(call, "io.ferry.RotationRefused", p);
+		json_decref(p);
+		return;
+	}
+	sync_rotate(c->sync, call);
+}
+
 /* --- History: the remote's audit trail, checked here (history.c) --- */
 
 static void
@@ -1309,6 +1327,7 @@ static const struct method methods[] = {
 	{ IFACE_FERRY, "GetConflict", handle_get_conflict, false },
 	{ IFACE_FERRY, "Resolve", handle_resolve, true },
 	{ IFACE_FERRY, "History", handle_history, false },
+	{ IFACE_FERRY, "RotateKey", handle_rotate_key, false },
 	{ IFACE_SERVICE, "GetInfo", handle_get_info, false },
 	{ IFACE_SERVICE, "GetInterfaceDescription", handle_get_iface, false },
 };
@@ -1559,30 +1578,23 @@ dup_or_null(const char *s, char **ret)
 int
 control_set_info(struct control *c, const struct control_info *info)
 {
-	char *device, *name, *remote;
+	char *name, *remote;
 
-	if (dup_or_null(info->keys->pub_b64, &device) < 0)
+	if (dup_or_null(info->device_name, &name) < 0)
 		return -ENOMEM;
-	if (dup_or_null(info->device_name, &name) < 0) {
-		free(device);
-		return -ENOMEM;
-	}
 	if (dup_or_null(info->remote, &remote) < 0) {
-		free(device);
 		free(name);
 		return -ENOMEM;
 	}
 	if (c->data_dir == NULL && info->data_dir != NULL &&
 	    (c->data_dir = strdup(info->data_dir)) == NULL) {
-		free(device);
 		free(name);
 		free(remote);
 		return -ENOMEM;
 	}
-	free(c->device);
 	free(c->device_name);
 	free(c->remote);
-	c->device = device;
+	c->keys = info->keys;
 	c->device_name = name;
 	c->remote = remote;
 	control_status_changed(c);
@@ -1671,7 +1683,6 @@ control_free(struct control *c)
 	for (i = 0; i < IFACE_COUNT; i++)
 		vl_idl_free(c->iface[i]);
 	free(c->held.v);
-	free(c->device);
 	free(c->device_name);
 	free(c->data_dir);
 	free(c->remote);

@@ -512,7 +512,7 @@ push_prepare(struct sync *sy)
 	struct push_step *p;
 
 	if (sy->push_stage == PUSH_PREPARING || sy->push_stage == PUSH_READY ||
-	    !sy->push_need)
+	    !sy->push_need || sync_rotate_holds(sy))
 		return;
 	if ((p = calloc(1, sizeof *p)) == NULL ||
 	    (p->changes = json_array()) == NULL) {
