@@ -678,6 +678,9 @@ status_print(const json_t *st)
 	} else
 		printf("%-16s%s\n", "last sync:", "never");
 	printf("%-16s%s\n", "last error:", get_str(st, "last_error", "-"));
+	if (get_str(st, "key_rotation", NULL) != NULL)
+		printf("%-16s%s\n", "key rotation:", get_str(st,
+		    "key_rotation", ""));
 	/* Said last and whole: the user has something to do. */
 	if (get_str(st, "key_problem", NULL) != NULL)
 		printf("%-16s%s\n", "key problem:", get_str(st, "key_problem",

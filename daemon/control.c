@@ -726,7 +726,7 @@ status_json(struct control *c)
 {
 	struct store_counts n;
 	int64_t now = util_now_ms(), last = 0, rv_ms;
-	const char *state = "unconfigured", *err = NULL, *rv_why;
+	const char *state = "unconfigured", *err = NULL, *rv_why, *rot;
 	char problem[1024];
 	json_t *s;
 
@@ -757,6 +757,8 @@ status_json(struct control *c)
 	    json_null());
 	if (key_problem(c, problem, sizeof problem))
 		json_object_set_new(s, "key_problem", json_string(problem));
+	if (c->sync != NULL && (rot = sync_rotation_state(c->sync)) != NULL)
+		json_object_set_new(s, "key_rotation", json_string(rot));
 	if (c->sync != NULL && sync_key_revoked(c->sync, &rv_ms, &rv_why))
 		json_object_set_new(s, "key_revoked", json_pack("{s:I,s:s?}",
 		    "time", (json_int_t)rv_ms, "reason", rv_why));

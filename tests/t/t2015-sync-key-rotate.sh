@@ -96,7 +96,9 @@ test_expect_success 'rotate with the server down: said, and kept on disk' '
 	test_grep "the remote cannot be reached" err &&
 	test_grep "the rotation is kept and completes when the remote is back" err &&
 	test -f "$(ferryd_datadir A)/device.key.next" &&
-	test_equal "key in use" "$KA" "$(ctl A key)"
+	test_equal "key in use" "$KA" "$(ctl A key)" &&
+	ctl A status >st &&
+	test_grep "^key rotation: *\\(waiting to tell\\|telling\\) the remote" st
 '
 
 test_expect_success 'kill -9 during the rotation; restarted, A completes it' '
