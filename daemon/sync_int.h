@@ -235,6 +235,8 @@ int	sync_merge(struct writer_batch *b, const struct store_doc *cur,
 void	sync_rotate_poll(struct sync *sy);
 /* A rotation holds new records and pulls back. */
 bool	sync_rotate_holds(const struct sync *sy);
+/* ... and, once it has begun to tell the remote, every push request. */
+bool	sync_rotate_holds_requests(const struct sync *sy);
 /* Whether key (len bytes) is the one this device rotated from. */
 bool	sync_rotate_is_prev(const struct sync *sy, const char *key,
 	    size_t len);

@@ -488,7 +488,8 @@ push_send(struct sync *sy)
 	struct push_step *p = sy->push_ready;
 	int r;
 
-	if (p == NULL || sy->push_inflight != NULL)
+	if (p == NULL || sy->push_inflight != NULL ||
+	    sync_rotate_holds_requests(sy))
 		return;
 	sy->push_ready = NULL;
 	push_stage_set(sy, PUSH_UNKNOWN);	/* sent, or reset below */

@@ -4,7 +4,9 @@
  *
  * A rotation goes through these stages, one at a time:
  *   WAIT     no new record is made (push_prepare holds) and no pull
- *            starts; the batches already made are sent and answered;
+ *            starts; the push in flight is answered (a batch made and
+ *            not sent yet waits for the new key: from PREPARE on nothing
+ *            is sent with the old key but the statement);
  *   PREPARE  a writer op makes device.key.next (or loads it, when a
  *            rotation was pending at start) and reads the device seq: every
  *            record the old key signed has a seq up to it;
@@ -355,7 +357,10 @@ rot_poll(struct sync *sy)
 
 	if (sy->state == SYNC_STOPPING)
 		return;
-	if (sy->rot_stage == ROT_WAIT && !sync_push_busy(sy)) {
+	/* A batch made and not sent yet may stay: it is sent once the new
+	 * key is in use (the statement's seq covers its records). */
+	if (sy->rot_stage == ROT_WAIT && sy->push_inflight == NULL &&
+	    sy->push_stage != PUSH_PREPARING && sy->push_applying == 0) {
 		if ((o = calloc(1, sizeof *o)) == NULL)
 			return;
 		o->sy = sy;
@@ -393,6 +398,12 @@ bool
 sync_rotate_holds(const struct sync *sy)
 {
 	return sy->rot_stage != ROT_NONE;
+}
+
+bool
+sync_rotate_holds_requests(const struct sync *sy)
+{
+	return sy->rot_stage != ROT_NONE && sy->rot_stage != ROT_WAIT;
 }
 
 bool
