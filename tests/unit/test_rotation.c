@@ -14,8 +14,10 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,50 +135,72 @@ test_tampered_refused(void **state)
 	stmt_free(&t);
 }
 
+/* tmpl with each @N replaced by new, each @O by old, into out. */
+static void
+fill(const char *tmpl, const char *new, const char *old, char *out,
+    size_t size)
+{
+	size_t n = 0;
+
+	for (; *tmpl != '\0'; tmpl++) {
+		const char *v = NULL;
+
+		if (tmpl[0] == '@' && (tmpl[1] == 'N' || tmpl[1] == 'O'))
+			v = *++tmpl == 'N' ? new : old;
+		if (v != NULL) {
+			assert_true(n + strlen(v) < size);
+			memcpy(out + n, v, strlen(v));
+			n += strlen(v);
+		} else {
+			assert_true(n + 1 < size);
+			out[n++] = *tmpl;
+		}
+	}
+	out[n] = '\0';
+}
+
 static void
 test_shape_refused(void **state)
 {
+	static const struct {
+		const char	*tmpl;	/* @N: the new key, @O: the old */
+		bool		 same;	/* signed by the old key twice */
+		const char	*why;	/* in the reason */
+	} bad[] = {
+		/* Another spelling of the same members. */
+		{ "{\"new_key\": \"@N\",\"old_key\":\"@O\",\"seq\":1,"
+		    "\"ts\":5,\"v\":1}", false, "canonical" },
+		{ "{\"new_key\":\"@N\",\"old_key\":\"@O\",\"seq\":1,"
+		    "\"ts\":5,\"v\":1,\"x\":0}", false, "exactly" },
+		{ "{\"new_key\":\"@N\",\"old_key\":\"@O\",\"seq\":1,"
+		    "\"seq\":2,\"ts\":5,\"v\":1}", false, "not JSON" },
+		{ "{\"new_key\":\"@N\",\"old_key\":\"@N\",\"seq\":1,"
+		    "\"ts\":5,\"v\":1}", false, "not the requesting key" },
+		{ "{\"new_key\":\"@O\",\"old_key\":\"@O\",\"seq\":1,"
+		    "\"ts\":5,\"v\":1}", true, "is the old key" },
+		{ "{\"new_key\":\"short\",\"old_key\":\"@O\",\"seq\":1,"
+		    "\"ts\":5,\"v\":1}", false, "not an Ed25519 public key" },
+		{ "{\"new_key\":\"@N\",\"old_key\":\"@O\",\"seq\":-1,"
+		    "\"ts\":5,\"v\":1}", false, "seq must be >= 0" },
+		{ "{\"new_key\":\"@N\",\"old_key\":\"@O\",\"seq\":1,"
+		    "\"ts\":5,\"v\":2}", false, "v must be 1" },
+	};
 	struct keys o, n;
-	const char *why = NULL;
+	const char *why;
 	char text[512];
+	size_t i;
 
 	(void)state;
 	key_new(&o);
 	key_new(&n);
-	/* Signed by both, but another spelling of the same members. */
-	snprintf(text, sizeof text, "{\"new_key\": \"%s\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"ts\":5,\"v\":1}", n.pub_b64, o.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	assert_non_null(strstr(why, "canonical"));
-	/* An extra member. */
-	snprintf(text, sizeof text, "{\"new_key\":\"%s\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"ts\":5,\"v\":1,\"x\":0}", n.pub_b64, o.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	/* A duplicate member. */
-	snprintf(text, sizeof text, "{\"new_key\":\"%s\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"seq\":2,\"ts\":5,\"v\":1}", n.pub_b64, o.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	/* Another old key than the requesting one. */
-	snprintf(text, sizeof text, "{\"new_key\":\"%s\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"ts\":5,\"v\":1}", n.pub_b64, n.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	assert_non_null(strstr(why, "not the requesting key"));
-	/* The same key twice, a malformed new key, a negative seq, v 2. */
-	snprintf(text, sizeof text, "{\"new_key\":\"%s\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"ts\":5,\"v\":1}", o.pub_b64, o.pub_b64);
-	assert_int_equal(verify_signed(&o, &o, text, &why), -EBADMSG);
-	assert_non_null(strstr(why, "is the old key"));
-	snprintf(text, sizeof text, "{\"new_key\":\"short\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"ts\":5,\"v\":1}", o.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	assert_non_null(strstr(why, "not an Ed25519 public key"));
-	snprintf(text, sizeof text, "{\"new_key\":\"%s\",\"old_key\":\"%s\","
-	    "\"seq\":-1,\"ts\":5,\"v\":1}", n.pub_b64, o.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	snprintf(text, sizeof text, "{\"new_key\":\"%s\",\"old_key\":\"%s\","
-	    "\"seq\":1,\"ts\":5,\"v\":2}", n.pub_b64, o.pub_b64);
-	assert_int_equal(verify_signed(&o, &n, text, &why), -EBADMSG);
-	assert_string_equal(why, "the statement's v must be 1");
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		fill(bad[i].tmpl, n.pub_b64, o.pub_b64, text, sizeof text);
+		why = NULL;
+		assert_int_equal(verify_signed(&o, bad[i].same ? &o : &n, text,
+		    &why), -EBADMSG);
+		assert_non_null(why);
+		assert_non_null(strstr(why, bad[i].why));
+	}
 }
 
 static void
