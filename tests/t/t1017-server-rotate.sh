@@ -177,6 +177,16 @@ test_expect_success 'a chain: the successor rotates again; the first key.s recor
 	test_grep "in favour of $A3" out
 '
 
+test_expect_success 'keys lists the new keys under the old name, and when each old one retired' '
+	server_admin s keys --json >keys.json &&
+	test_grep "{\"added_ms\":[0-9]*,\"key\":\"$A2\",\"name\":\"Alice laptop\",\"retired\":{\"new_key\":\"$A3\",\"time\":[0-9]*},\"revoked\":null,\"seen_ms\":[0-9null]*,\"sources\":\[\"rotation\"\]}" keys.json &&
+	test_grep "{\"added_ms\":[0-9]*,\"key\":\"$A3\",\"name\":\"Alice laptop\",\"revoked\":null,\"seen_ms\":[0-9null]*,\"sources\":\[\"rotation\"\]}" keys.json &&
+	test_grep "\"key\":\"$A\",\"name\":\"Alice laptop\",\"retired\":{\"new_key\":\"$A2\"" keys.json &&
+	server_admin s keys >keys.txt &&
+	test_grep "^$A3  Alice laptop  " keys.txt &&
+	test_grep "^ *retired 20[0-9-]* [0-9:]* for $A2\$" keys.txt
+'
+
 test_expect_success 'the server stops cleanly' '
 	server_stop s
 '
