@@ -81,6 +81,7 @@ usage(FILE *fp)
 "  who [C [ID]]                     who is present (apps here and on other\n"
 "                                   devices), in C, at ID\n"
 "  key [--name]                     this device's key (--name: its name)\n"
+"  key rotate                       a new device key, the old one retired\n"
 "  help                             this text\n"
 "\n"
 "Options:\n"
@@ -173,6 +174,9 @@ error_sentence(const char *name, const char *params_text, char *buf,
 	else if (strcmp(name, "io.ferry.Offline") == 0)
 		snprintf(buf, size, "the remote cannot be reached%s%s",
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	else if (strcmp(name, "io.ferry.RotationRefused") == 0)
+		snprintf(buf, size, "the key was not rotated: %s",
+		    reason != NULL ? reason : "refused");
 	else if (strcmp(name, "io.ferry.WriteFailed") == 0)
 		snprintf(buf, size, "ferryd could not write it%s%s",
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
@@ -676,11 +680,43 @@ status_print(const json_t *st)
 	} else
 		printf("%-16s%s\n", "last sync:", "never");
 	printf("%-16s%s\n", "last error:", get_str(st, "last_error", "-"));
+	if (get_str(st, "key_rotation", NULL) != NULL)
+		printf("%-16s%s\n", "key rotation:", get_str(st,
+		    "key_rotation", ""));
 	/* Said last and whole: the user has something to do. */
 	if (get_str(st, "key_problem", NULL) != NULL)
 		printf("%-16s%s\n", "key problem:", get_str(st, "key_problem",
 		    ""));
 	printf("%-16s%s\n", "version:", get_str(st, "version", "?"));
+	return 0;
+}
+
+static int	call_json(struct ctl *, const char *, json_t *, json_t **);
+
+/*
+ * key rotate: a new device key, the old one retired by the remote.  An
+ * Offline answer means it goes on in the background (exit 1, said so).
+ */
+static int
+key_rotate(struct ctl *c)
+{
+	json_t *reply = NULL;
+	int r;
+
+	if ((r = call_json(c, "io.ferry.RotateKey", json_object(), &reply)) !=
+	    0) {
+		if (!c->json && c->f != NULL && ferry_errname(c->f) != NULL &&
+		    strcmp(ferry_errname(c->f), "io.ferry.Offline") == 0)
+			fprintf(stderr, "ferryctl: the rotation is kept and "
+			    "completes when the remote is back\n");
+		return r;
+	}
+	if (c->json)
+		print_line(reply);
+	else
+		printf("new device key %s (the remote retired %s)\n",
+		    get_str(reply, "key", "?"), get_str(reply, "old_key", "?"));
+	json_decref(reply);
 	return 0;
 }
 
@@ -709,6 +745,9 @@ cmd_status(struct ctl *c, int argc, char **argv)
 			return o == OPT_NAME ? usage_error("status: takes no "
 			    "arguments") : EXIT_USAGE;
 	}
+	if (key && optind + 1 == argc && strcmp(argv[optind], "rotate") == 0 &&
+	    strcmp(what, "device") == 0)
+		return key_rotate(c);
 	if (optind != argc)
 		return usage_error("%s: takes no arguments", argv[0]);
 	if ((r = connect_daemon(c)) != 0)

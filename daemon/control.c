@@ -67,7 +67,7 @@ struct control {
 	struct sync		*sync;		/* NULL: no remote */
 	struct presence_relay	*presence;
 	struct event		*status_ev;
-	char			*device;
+	const struct keys	*keys;		/* live: a rotation changes it */
 	char			*device_name;
 	char			*remote;
 	char			*data_dir;
@@ -730,7 +730,7 @@ key_problem(struct control *c, char *buf, size_t size)
 		    "%s/device.key aside, start ferryd) and have the admin "
 		    "allow the new one (ferryctl key)", when,
 		    reason != NULL ? " (" : "", reason != NULL ? reason : "",
-		    reason != NULL ? ")" : "", c->device,
+		    reason != NULL ? ")" : "", c->keys->pub_b64,
 		    c->data_dir != NULL ? c->data_dir : "the data directory");
 		return true;
 	}
@@ -743,7 +743,7 @@ status_json(struct control *c)
 {
 	struct store_counts n;
 	int64_t now = util_now_ms(), last = 0, rv_ms;
-	const char *state = "unconfigured", *err = NULL, *rv_why;
+	const char *state = "unconfigured", *err = NULL, *rv_why, *rot;
 	char problem[1024];
 	json_t *s;
 
@@ -757,7 +757,7 @@ status_json(struct control *c)
 	s = json_pack("{s:s,s:s?,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?,s:I,s:s,s:I,s:i}",
 	    "state", state,
 	    "remote", c->remote,
-	    "device", c->device,
+	    "device", c->keys->pub_b64,
 	    "device_name", c->device_name,
 	    "pending", (json_int_t)n.pending,
 	    "conflicts", (json_int_t)n.conflicts,
@@ -774,6 +774,8 @@ status_json(struct control *c)
 	    json_null());
 	if (key_problem(c, problem, sizeof problem))
 		json_object_set_new(s, "key_problem", json_string(problem));
+	if (c->sync != NULL && (rot = sync_rotation_state(c->sync)) != NULL)
+		json_object_set_new(s, "key_rotation", json_string(rot));
 	if (c->sync != NULL && sync_key_revoked(c->sync, &rv_ms, &rv_why))
 		json_object_set_new(s, "key_revoked", json_pack("{s:I,s:s?}",
 		    "time", (json_int_t)rv_ms, "reason", rv_why));
@@ -1222,6 +1224,24 @@ handle_sync(struct control *c, struct vl_call *call, json_t *params)
 	    "wait")));
 }
 
+/* --- RotateKey: a new device key (sync_rotate.c) --- */
+
+static void
+handle_rotate_key(struct control *c, struct vl_call *call, json_t *params)
+{
+	json_t *p;
+
+	(void)params;
+	if (c->sync == NULL) {
+		p = json_pack("{s:s}", "reason", "no remote is configured: "
+		    "there is no server to tell of a new key");
+		vl_error(call, "io.ferry.RotationRefused", p);
+		json_decref(p);
+		return;
+	}
+	sync_rotate(c->sync, call);
+}
+
 /* --- History: the remote's audit trail, checked here (history.c) --- */
 
 static void
@@ -1328,6 +1348,7 @@ static const struct method methods[] = {
 	{ IFACE_FERRY, "History", handle_history, false },
 	{ IFACE_FERRY, "SetPresence", handle_set_presence, false },
 	{ IFACE_FERRY, "Who", handle_who, false },
+	{ IFACE_FERRY, "RotateKey", handle_rotate_key, false },
 	{ IFACE_SERVICE, "GetInfo", handle_get_info, false },
 	{ IFACE_SERVICE, "GetInterfaceDescription", handle_get_iface, false },
 };
@@ -1578,30 +1599,23 @@ dup_or_null(const char *s, char **ret)
 int
 control_set_info(struct control *c, const struct control_info *info)
 {
-	char *device, *name, *remote;
+	char *name, *remote;
 
-	if (dup_or_null(info->keys->pub_b64, &device) < 0)
+	if (dup_or_null(info->device_name, &name) < 0)
 		return -ENOMEM;
-	if (dup_or_null(info->device_name, &name) < 0) {
-		free(device);
-		return -ENOMEM;
-	}
 	if (dup_or_null(info->remote, &remote) < 0) {
-		free(device);
 		free(name);
 		return -ENOMEM;
 	}
 	if (c->data_dir == NULL && info->data_dir != NULL &&
 	    (c->data_dir = strdup(info->data_dir)) == NULL) {
-		free(device);
 		free(name);
 		free(remote);
 		return -ENOMEM;
 	}
-	free(c->device);
 	free(c->device_name);
 	free(c->remote);
-	c->device = device;
+	c->keys = info->keys;
 	c->device_name = name;
 	c->remote = remote;
 	control_status_changed(c);
@@ -1691,7 +1705,6 @@ control_free(struct control *c)
 	for (i = 0; i < IFACE_COUNT; i++)
 		vl_idl_free(c->iface[i]);
 	free(c->held.v);
-	free(c->device);
 	free(c->device_name);
 	free(c->data_dir);
 	free(c->remote);

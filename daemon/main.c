@@ -495,6 +495,13 @@ daemon_start(struct daemon *d)
 		if ((r = sync_new(d->base, d->st, d->writer, d->keys, &sc, NULL,
 		    daemon_sync_changed, daemon_sync_reply, d, &d->sync)) < 0)
 			return r;
+		/* A rotation a crash left pending goes on first. */
+		if ((r = sync_rotate_setup(d->sync, d->keys,
+		    d->cfg.data_dir)) < 0) {
+			log_err("cannot resume the pending key rotation in %s: "
+			    "%s", d->cfg.data_dir, strerror(-r));
+			return r;
+		}
 	}
 	if ((r = presence_relay_new(d->base, d->watch, d->sync,
 	    d->keys->pub_b64, d->cfg.device_name, d->cfg.presence_ttl,

@@ -74,6 +74,7 @@ sync_update(struct sync *sy, const char *reason)
 {
 	enum sync_state_id to;
 
+	sync_rotate_poll(sy);
 	if (sy->state != SYNC_IDLE && sy->state != SYNC_SYNCING)
 		return;
 	to = sync_push_busy(sy) || sync_pull_busy(sy) ? SYNC_SYNCING :
@@ -530,6 +531,7 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 	sy->push_limit = PUSH_BATCH;
 	sy->push_need = true;
 	backoff_init(&sy->backoff, 500, (int64_t)cfg->backoff_max * 1000);
+	backoff_init(&sy->rot_backoff, 500, (int64_t)cfg->backoff_max * 1000);
 	if ((sy->remote = strdup(cfg->remote)) == NULL) {
 		sync_free(sy);
 		return -ENOMEM;
@@ -569,6 +571,7 @@ sync_stop(struct sync *sy)
 		sy->reply(sy->arg, sy->waiters[i].call, "io.ferry.Offline",
 		    NULL);
 	sy->nwaiters = 0;
+	sync_rotate_stop(sy);
 }
 
 void
@@ -586,6 +589,7 @@ sync_free(struct sync *sy)
 	jobq_free(sy->parser);
 	jobq_free(sy->encoder);
 	sync_push_free(sy);
+	sync_rotate_free(sy);
 	if (sy->retry_ev != NULL)
 		event_free(sy->retry_ev);
 	free(sy->remote);

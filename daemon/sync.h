@@ -168,6 +168,22 @@ const char *sync_last_error(const struct sync *sy);
  */
 bool	sync_key_revoked(const struct sync *sy, int64_t *ret_ms,
 	    const char **ret_reason);
+/*
+ * Key rotation (sync_rotate.c, docs/protocol.md "Rotating a key").
+ * sync_rotate_setup gives the engine the device key it may replace (the
+ * one sync_new was given, writable) and the data directory, and resumes a
+ * rotation left pending by a crash (device.key.next present; blocks on
+ * reading it).  0 or -errno.  sync_rotate is the RotateKey method: make a
+ * new key, have the remote take it, switch to it; call is answered with
+ * {key, old_key} once it is in use, io.ferry.Offline when the remote cannot
+ * be reached (the rotation goes on in the background, retried after a
+ * backoff) or io.ferry.RotationRefused with the reason (the old key stays).
+ * sync_rotation_state: what a rotation under way waits for, or NULL.
+ */
+int	sync_rotate_setup(struct sync *sy, struct keys *keys,
+	    const char *data_dir);
+void	sync_rotate(struct sync *sy, struct vl_call *call);
+const char *sync_rotation_state(const struct sync *sy);
 /* Unix ms of the last successful exchange with the remote, 0 if none. */
 int64_t	sync_last_ok_ms(const struct sync *sy);
 

@@ -48,6 +48,18 @@ enum pull_pace {
 	PULL_CATCHING_UP,	/* the last page parsed was full */
 };
 
+/* Where a key rotation is (sync_rotate.c). */
+enum rot_stage {
+	ROT_NONE,		/* none under way */
+	ROT_WAIT,		/* for the push in flight to be answered */
+	ROT_PREPARE,		/* a writer op makes the new key file */
+	ROT_SEND,		/* the statement is being sent */
+	ROT_RETRY,		/* to be sent again after a backoff */
+	ROT_COMMIT,		/* a writer op installs the new key file */
+	ROT_SWAP,		/* for pulled pages to be applied */
+	ROT_DISCARD,		/* a writer op removes the new key file */
+};
+
 struct push_item {
 	int64_t	 oseq;
 	char	*collection;
@@ -164,6 +176,20 @@ struct sync {
 	struct waiter		*waiters;
 	size_t			 nwaiters;
 	size_t			 capwaiters;
+
+	/* Key rotation (sync_rotate.c): while rot_stage is not ROT_NONE,
+	 * no record is made and no pull starts. */
+	enum rot_stage		 rot_stage;
+	struct keys		*rot_keys;	/* = keys, writable (the swap) */
+	char			*rot_dir;	/* where device.key is */
+	struct keys		*rot_next;	/* the key that follows */
+	int64_t			 rot_seq;	/* the old key's last seq */
+	struct vl_call		*rot_call;	/* RotateKey waiting, or NULL */
+	struct sync_req		*rot_req;	/* the statement's request */
+	struct event		*rot_ev;	/* retry timer */
+	struct backoff		 rot_backoff;
+	char			 rot_prev[KEYS_PUB_B64_LEN + 1]; /* the key
+						 * before, "" if none */
 };
 
 /* --- sync.c: the engine --- */
@@ -215,6 +241,20 @@ int	sync_merge(struct writer_batch *b, const struct store_doc *cur,
 	    int64_t oseq, const char *collection, const char *id,
 	    int64_t their_version, bool their_deleted, const char *theirs_text,
 	    bool *ret_push);
+
+/* --- sync_rotate.c --- */
+
+/* A pipeline's step moved: move a rotation on if it waits for that. */
+void	sync_rotate_poll(struct sync *sy);
+/* A rotation holds new records and pulls back. */
+bool	sync_rotate_holds(const struct sync *sy);
+/* ... and, once it has begun to tell the remote, every push request. */
+bool	sync_rotate_holds_requests(const struct sync *sy);
+/* Whether key (len bytes) is the one this device rotated from. */
+bool	sync_rotate_is_prev(const struct sync *sy, const char *key,
+	    size_t len);
+void	sync_rotate_stop(struct sync *sy);
+void	sync_rotate_free(struct sync *sy);
 
 /* --- sync_pull.c --- */
 

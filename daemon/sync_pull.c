@@ -66,16 +66,22 @@ pull_step_free(struct pull_step *p)
 	free(p);
 }
 
-/* Is change id "<device>:<seq>" one of ours?  If so, *ret_seq is its seq. */
+/* Is change id "<device>:<seq>" one of ours (signed by this device's key
+ * or by the one it rotated from)?  If so, *ret_seq is its seq. */
 static bool
 change_is_ours(const struct sync *sy, const char *change, int64_t *ret_seq)
 {
-	size_t n = strlen(sy->keys->pub_b64);
+	const char *pub = sy->keys->pub_b64;
 	char *end;
 	long long seq;
+	size_t n;
 
-	if (change == NULL || strncmp(change, sy->keys->pub_b64, n) != 0 ||
-	    change[n] != ':')
+	if (change == NULL)
+		return false;
+	n = strcspn(change, ":");
+	if (change[n] != ':' || ((n != strlen(pub) ||
+	    strncmp(change, pub, n) != 0) &&
+	    !sync_rotate_is_prev(sy, change, n)))
 		return false;
 	errno = 0;
 	seq = strtoll(change + n + 1, &end, 10);
@@ -751,7 +757,7 @@ sync_pull_start(struct sync *sy, int wait)
 
 	/* The next page's cursor is known once the page before is parsed. */
 	if (!sync_running(sy) || sy->pull_req != NULL || sy->pull_unknown != NULL ||
-	    sy->pull_applying >= PULL_AHEAD)
+	    sy->pull_applying >= PULL_AHEAD || sync_rotate_holds(sy))
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
 		return;

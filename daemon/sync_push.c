@@ -486,7 +486,8 @@ push_send(struct sync *sy)
 	struct push_step *p = sy->push_ready;
 	int r;
 
-	if (p == NULL || sy->push_inflight != NULL)
+	if (p == NULL || sy->push_inflight != NULL ||
+	    sync_rotate_holds_requests(sy))
 		return;
 	sy->push_ready = NULL;
 	push_stage_set(sy, PUSH_UNKNOWN);	/* sent, or reset below */
@@ -510,7 +511,7 @@ push_prepare(struct sync *sy)
 	struct push_step *p;
 
 	if (sy->push_stage == PUSH_PREPARING || sy->push_stage == PUSH_READY ||
-	    !sy->push_need)
+	    !sy->push_need || sync_rotate_holds(sy))
 		return;
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return;

@@ -33,6 +33,7 @@
 #include "keys.h"
 
 #define KEYS_FILE	"device.key"
+#define KEYS_NEXT	"device.key.next"
 #define KEYS_B64	sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
 static int
@@ -75,11 +76,12 @@ keys_write_full(int fd, const unsigned char *buf, size_t len)
 }
 
 /*
- * Read device.key into k.  -ENOENT when there is none, so the caller may
- * create it; every other failure is final.
+ * Read the key file name (device.key or device.key.next) into k.  -ENOENT
+ * when there is none, so the caller may create it; every other failure is
+ * final.
  */
 static int
-keys_load(int dirfd, struct keys *k)
+keys_load(int dirfd, const char *name, struct keys *k)
 {
 	unsigned char	buf[crypto_sign_SECRETKEYBYTES + 1];
 	unsigned char	seed[crypto_sign_SEEDBYTES];
@@ -90,7 +92,7 @@ keys_load(int dirfd, struct keys *k)
 	int		fd, r;
 
 	/* O_NONBLOCK: a FIFO planted here must not hang the open. */
-	fd = openat(dirfd, KEYS_FILE,
+	fd = openat(dirfd, name,
 	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1)
 		return (-errno);
@@ -139,11 +141,12 @@ out:
 }
 
 /*
- * Make a new key and publish it as device.key.  -EEXIST when another process
- * published one first; the caller then loads that one.
+ * Make a new key and publish it as name (device.key or device.key.next).
+ * -EEXIST when another process published one first; the caller then loads
+ * that one.
  */
 static int
-keys_create(int dirfd, struct keys *k)
+keys_create(int dirfd, const char *name, struct keys *k)
 {
 	unsigned char	rnd[8];
 	char		hex[sizeof(rnd) * 2 + 1];
@@ -153,7 +156,7 @@ keys_create(int dirfd, struct keys *k)
 
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%s", KEYS_FILE, hex);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%s", name, hex);
 
 	if (crypto_sign_keypair(k->pk, k->sk) != 0)
 		return (-EIO);
@@ -175,7 +178,7 @@ keys_create(int dirfd, struct keys *k)
 		r = -errno;
 		goto out;
 	}
-	if (linkat(dirfd, tmp, dirfd, KEYS_FILE, 0) == -1) {
+	if (linkat(dirfd, tmp, dirfd, name, 0) == -1) {
 		r = -errno;
 		goto out;
 	}
@@ -241,9 +244,23 @@ keys_file_problem(const char *data_dir, char *buf, size_t size)
 	return (0);
 }
 
-int
-keys_load_or_create(const char *data_dir, struct keys **ret,
-    bool *ret_created)
+/* The public key as base64url, the device's name on the wire. */
+static int
+keys_pub(struct keys *k)
+{
+	if (sodium_bin2base64(k->pub_b64, sizeof(k->pub_b64), k->pk,
+	    sizeof(k->pk), KEYS_B64) == NULL)
+		return (-EIO);
+	return (0);
+}
+
+/*
+ * Load the key file name in data_dir into a new struct in *ret; when there
+ * is none and create is set, make it first (*ret_created, may be NULL).
+ */
+static int
+keys_open(const char *data_dir, const char *name, bool create,
+    struct keys **ret, bool *ret_created)
 {
 	struct keys	*k = NULL;
 	bool		 created = false;
@@ -262,22 +279,16 @@ keys_load_or_create(const char *data_dir, struct keys **ret,
 		goto out;
 	}
 
-	r = keys_load(dirfd, k);
-	if (r == -ENOENT) {
-		r = keys_create(dirfd, k);
+	r = keys_load(dirfd, name, k);
+	if (r == -ENOENT && create) {
+		r = keys_create(dirfd, name, k);
 		if (r == 0)
 			created = true;
 		else if (r == -EEXIST)
-			r = keys_load(dirfd, k);
+			r = keys_load(dirfd, name, k);
 	}
-	if (r < 0)
+	if (r < 0 || (r = keys_pub(k)) < 0)
 		goto out;
-
-	if (sodium_bin2base64(k->pub_b64, sizeof(k->pub_b64), k->pk,
-	    sizeof(k->pk), KEYS_B64) == NULL) {
-		r = -EIO;
-		goto out;
-	}
 	*ret = k;
 	k = NULL;
 	if (ret_created != NULL)
@@ -289,6 +300,52 @@ out:
 		close(dirfd);
 	keys_free(k);
 	return (r);
+}
+
+int
+keys_load_or_create(const char *data_dir, struct keys **ret,
+    bool *ret_created)
+{
+	return (keys_open(data_dir, KEYS_FILE, true, ret, ret_created));
+}
+
+int
+keys_next(const char *data_dir, bool create, struct keys **ret)
+{
+	return (keys_open(data_dir, KEYS_NEXT, create, ret, NULL));
+}
+
+/* rename(from, to) in data_dir (to NULL: unlink from), then fsync it. */
+static int
+keys_dir_move(const char *data_dir, const char *from, const char *to)
+{
+	int	dirfd, r = 0;
+
+	dirfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd == -1)
+		return (-errno);
+	if (to != NULL ? renameat(dirfd, from, dirfd, to) == -1 :
+	    unlinkat(dirfd, from, 0) == -1)
+		r = -errno;
+	if (r == 0 && fsync(dirfd) == -1)
+		r = -errno;
+	close(dirfd);
+	return (r);
+}
+
+int
+keys_next_commit(const char *data_dir)
+{
+	return (keys_dir_move(data_dir, KEYS_NEXT, KEYS_FILE));
+}
+
+int
+keys_next_discard(const char *data_dir)
+{
+	int	r;
+
+	r = keys_dir_move(data_dir, KEYS_NEXT, NULL);
+	return (r == -ENOENT ? 0 : r);
 }
 
 void

@@ -47,6 +47,22 @@ int	keys_load_or_create(const char *data_dir, struct keys **ret,
 void	keys_free(struct keys *k);
 
 /*
+ * Key rotation (docs/protocol.md "Rotating a key"): the key that is to
+ * follow device.key waits in <data_dir>/device.key.next, written as
+ * device.key is (temporary file, fsync, link, directory fsync: absent or
+ * complete, mode 0600), until the remote has taken the rotation; its
+ * presence is what says a rotation is pending, across crashes.
+ * keys_next loads it (-ENOENT when there is none, unless create: then it
+ * is made), with keys_load_or_create's checks.  keys_next_commit renames
+ * it over device.key (atomic: either key is device.key, never none) and
+ * fsyncs the directory; keys_next_discard removes it (0 when there is
+ * none).  All block on disk I/O; 0 or -errno.
+ */
+int	keys_next(const char *data_dir, bool create, struct keys **ret);
+int	keys_next_commit(const char *data_dir);
+int	keys_next_discard(const char *data_dir);
+
+/*
  * Whether <data_dir>/device.key is still as keys_load_or_create wants it
  * (it may have been chmod'ed or chown'ed since the daemon started): 0 if
  * it is, 1 with a sentence a user can act on in buf (what is wrong and

@@ -713,6 +713,24 @@ keys_revoked_cb(const char *key, int64_t ms, const char *reason, void *arg)
 	    "time", (json_int_t)ms, "reason", reason));
 }
 
+/* A rotation: the new key goes by the old one's name; the old one is
+ * marked retired (only then: the member is absent otherwise). */
+static int
+keys_rotation_cb(const struct srv_rotation *rot, void *arg)
+{
+	json_t *o, *n;
+
+	if ((o = keys_entry(arg, rot->old_key)) == NULL ||
+	    keys_add(arg, rot->new_key, json_string_value(json_object_get(o,
+	    "name")), "rotation") < 0 ||
+	    (n = json_object_get(arg, rot->new_key)) == NULL)
+		return -ENOMEM;
+	if (json_is_null(json_object_get(n, "added_ms")))
+		json_object_set_new(n, "added_ms", json_integer(rot->ms));
+	return json_object_set_new(o, "retired", json_pack("{s:I, s:s}",
+	    "time", (json_int_t)rot->ms, "new_key", rot->new_key));
+}
+
 /* A time column: "2026-12-03 10:40:00" (UTC), or "-". */
 static const char *
 keys_time(json_t *ms, char *buf, size_t size)
@@ -732,8 +750,8 @@ keys_time(json_t *ms, char *buf, size_t size)
 static void
 keys_print(json_t *list)
 {
-	char added[32], seen[32], revoked[32];
-	json_t *e, *rv;
+	char added[32], seen[32], revoked[32], retired[32];
+	json_t *e, *rv, *rt;
 	const char *name, *reason;
 	size_t i;
 
@@ -752,6 +770,11 @@ keys_print(json_t *list)
 		    keys_time(json_object_get(rv, "time"), revoked,
 		    sizeof revoked), reason != NULL ? " (" : "",
 		    reason != NULL ? reason : "", reason != NULL ? ")" : "");
+		if ((rt = json_object_get(e, "retired")) != NULL)
+			printf("%-43s  retired %s for %s\n", "",
+			    keys_time(json_object_get(rt, "time"), retired,
+			    sizeof retired), json_string_value(
+			    json_object_get(rt, "new_key")));
 	}
 	if (json_array_size(list) == 0)
 		printf("(no keys: add one with ferry-server allow PUBKEY "
@@ -800,7 +823,8 @@ cmd_keys(struct server *s, int argc, char **argv)
 	r = srv_db_keys(db, keys_db_cb, all);
 	if ((r < 0 && r != -EOPNOTSUPP) ||
 	    (r = srv_db_key_times(db, keys_times_cb, all)) < 0 ||
-	    (r = srv_db_revocations(db, keys_revoked_cb, all)) < 0) {
+	    (r = srv_db_revocations(db, keys_revoked_cb, all)) < 0 ||
+	    (r = srv_db_rotations(db, keys_rotation_cb, all)) < 0) {
 		fprintf(stderr, "ferry-server: cannot read the keys from the "
 		    "database: %s (%s)\n", strerror(-r), srv_db_errmsg(db));
 		goto out;
@@ -905,6 +929,7 @@ merge_key_cb(const char *key, const char *name, void *arg)
 static int
 load_keys(struct server *s, bool reload)
 {
+	struct srv_retired *rt;
 	struct srv_keys *ks = NULL;
 	char *err = NULL;
 	bool in_db, no_file = false;
@@ -931,6 +956,15 @@ load_keys(struct server *s, bool reload)
 		srv_keys_free(ks);
 		return r;
 	}
+	/* Keys that follow a rotated one, under its name (srv_rotate.h). */
+	if ((r = srv_rotate_load(s->db, ks, &rt)) < 0) {
+		log_err("cannot read the key rotations from the database: %s "
+		    "(%s)%s", strerror(-r), srv_db_errmsg(s->db), reload ?
+		    "; keeping the keys in use" : "");
+		srv_keys_free(ks);
+		return r;
+	}
+	srv_http_set_retired(s->http, rt);
 	if (no_file && !reload && srv_keys_count(ks) == 0 && !s->opt.open)
 		log_warn("no keys file %s%s: every request will be refused "
 		    "until keys are added with `ferry-server allow PUBKEY "

@@ -121,15 +121,22 @@ srv_revoked_find(const struct srv_revoked *rv, const char *key)
 }
 
 void
-srv_revocation_words(const struct srv_revocation *rv, char *buf, size_t size)
+srv_access_when(int64_t ms, char *buf, size_t size)
 {
-	char when[64];
-	time_t t = (time_t)(rv->ms / 1000);
+	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 
 	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(when, sizeof when, "%lld ms", (long long)rv->ms);
+	    strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, size, "%lld ms", (long long)ms);
+}
+
+void
+srv_revocation_words(const struct srv_revocation *rv, char *buf, size_t size)
+{
+	char when[64];
+
+	srv_access_when(rv->ms, when, sizeof when);
 	snprintf(buf, size, "revoked on %s%s%s%s", when,
 	    rv->reason != NULL ? " (" : "", rv->reason != NULL ? rv->reason :
 	    "", rv->reason != NULL ? ")" : "");

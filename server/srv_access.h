@@ -52,6 +52,8 @@ size_t	srv_revoked_count(const struct srv_revoked *rv);
 const struct srv_revocation *srv_revoked_find(const struct srv_revoked *rv,
 	    const char *key);
 
+/* A time (Unix ms) as "2026-12-03 10:40:00 UTC" into buf. */
+void	srv_access_when(int64_t ms, char *buf, size_t size);
 /*
  * "revoked on 2026-12-03 10:40:00 UTC (stolen laptop)" (or without the
  * parenthesis when no reason was given) into buf.

@@ -122,6 +122,18 @@ srv_db_revocations(struct srv_db *db, srv_db_revoked_cb cb, void *arg)
 }
 
 int
+srv_db_rotate(struct srv_db *db, const struct srv_rotation *rot)
+{
+	return db->ops->rotate(db, rot);
+}
+
+int
+srv_db_rotations(struct srv_db *db, srv_db_rotation_cb cb, void *arg)
+{
+	return db->ops->rotations(db, cb, arg);
+}
+
+int
 srv_db_key_times(struct srv_db *db, srv_db_times_cb cb, void *arg)
 {
 	return db->ops->key_times(db, cb, arg);

@@ -13,8 +13,9 @@
  * no gaps), devices (per device the highest seq that was applied or
  * answered "conflict") and conflicts (change ids last answered "conflict",
  * so a resent one is judged again instead of refused as stale),
- * revoked_keys (key, when, why) and key_info (when a key was added to the
- * keys file and last seen).  An applied change id is found through
+ * revoked_keys (key, when, why), key_info (when a key was added to the
+ * keys file and last seen) and key_rotations (old key, new key, last seq,
+ * statement).  An applied change id is found through
  * changes' unique (device, dseq) index.
  *
  * Writes happen only between srv_db_begin and srv_db_commit: one
@@ -219,6 +220,33 @@ int	srv_db_presence_load(struct srv_db *db, const char *device,
 int	srv_db_watch_presence(struct srv_db *db, srv_db_presence_cb cb,
 	    void *arg);
 bool	srv_db_shares_presence(const struct srv_db *db);
+
+/*
+ * Key rotations (docs/protocol.md "Rotating a key"), kept by both
+ * backends: one row per retired key, naming the key that follows it, the
+ * highest seq the old key signed, when, and the statement with its two
+ * signatures (so anyone may check it again).  srv_db_rotate records one in
+ * a transaction of its own (never inside a batch): 0, or -EEXIST when
+ * old_key was rotated already or new_key is in a rotation already
+ * (nothing written; a key that followed another may be rotated in its
+ * turn: a chain); it tells
+ * every instance as a change of the keys does.  srv_db_rotations calls cb
+ * for each, in the order they were recorded (n or -errno).
+ */
+struct srv_rotation {
+	const char	*old_key;
+	const char	*new_key;
+	int64_t		 seq;		/* the old key's last seq */
+	int64_t		 ms;		/* when the server recorded it */
+	const char	*statement;
+	const char	*sig_old;
+	const char	*sig_new;
+};
+
+typedef int (*srv_db_rotation_cb)(const struct srv_rotation *rot, void *arg);
+
+int	srv_db_rotate(struct srv_db *db, const struct srv_rotation *rot);
+int	srv_db_rotations(struct srv_db *db, srv_db_rotation_cb cb, void *arg);
 
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */

@@ -10,7 +10,7 @@
  * then the keys file is the only list; outside_change may be NULL (never:
  * the backend notifies instead); lock_docs may be NULL: then batches
  * never run at once.  Every backend keeps revocations and key times
- * (revoke ... seen_write).
+ * (revoke ... seen_write) and rotations (rotate, rotations).
  */
 #ifndef FERRY_SRV_DB_IMPL_H
 #define FERRY_SRV_DB_IMPL_H
@@ -56,6 +56,8 @@ struct srv_db_ops {
 	int	 (*seen_write)(struct srv_db *, const struct srv_key_seen *,
 		    size_t);
 	bool	 (*outside_change)(struct srv_db *);
+	int	 (*rotate)(struct srv_db *, const struct srv_rotation *);
+	int	 (*rotations)(struct srv_db *, srv_db_rotation_cb, void *);
 	/* May be NULL: presence is not shared (one instance). */
 	int	 (*presence_put)(struct srv_db *, const char *, const char *,
 		    int64_t, int64_t);

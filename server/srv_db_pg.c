@@ -25,7 +25,9 @@
  *   every instance rereads its keys (and does so whenever its listener
  *   reconnects, in case it missed one); revoked_keys likewise, `revoke`
  *   and `unrevoke` notifying the same channel, so a revocation is seen by
- *   every instance as soon as the notification arrives;
+ *   every instance as soon as the notification arrives; key_rotations
+ *   too (a rotation is written by the instance that took the statement,
+ *   on a worker, and notified the same way);
  * - last seen: each instance keeps it in memory and writes what moved
  *   every few seconds on a worker (key_info, only ever raised).
  *
@@ -163,6 +165,16 @@ static const char *srv_pg_migrations[] = {
 	"  key text PRIMARY KEY,"
 	"  added_ms bigint,"
 	"  seen_ms bigint);",
+	/* 3 -> 4: key rotations (retired keys and their successors). */
+	"CREATE TABLE key_rotations ("
+	"  rid bigserial,"
+	"  old_key text PRIMARY KEY,"
+	"  new_key text NOT NULL UNIQUE,"
+	"  last_seq bigint NOT NULL,"
+	"  rotated_ms bigint NOT NULL,"
+	"  statement text NOT NULL,"
+	"  sig_old text NOT NULL,"
+	"  sig_new text NOT NULL);",
 };
 
 #define SRV_PG_NMIGRATIONS \
@@ -1284,6 +1296,57 @@ srv_pg_revocations(struct srv_db *base, srv_db_revoked_cb cb, void *arg)
 }
 
 static int
+srv_pg_rotate(struct srv_db *base, const struct srv_rotation *rot)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	char seq[24], when[24];
+	const char *vals[7] = { rot->old_key, rot->new_key, seq, when,
+	    rot->statement, rot->sig_old, rot->sig_new };
+	int r;
+
+	snprintf(seq, sizeof seq, "%" PRId64, rot->seq);
+	snprintf(when, sizeof when, "%" PRId64, rot->ms);
+	if ((r = srv_pg_change_one(db, "INSERT INTO key_rotations (old_key,"
+	    " new_key, last_seq, rotated_ms, statement, sig_old, sig_new)"
+	    " SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5, $6, $7"
+	    " WHERE NOT EXISTS (SELECT 1 FROM key_rotations"
+	    " WHERE old_key IN ($1, $2) OR new_key = $2)"
+	    " ON CONFLICT DO NOTHING RETURNING 1", 7, vals)) <= 0)
+		return r < 0 ? r : -EEXIST;
+	srv_pg_keys_notify(db);
+	return 0;
+}
+
+static int
+srv_pg_rotations(struct srv_db *base, srv_db_rotation_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	struct srv_rotation rot;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, "SELECT old_key, new_key, last_seq,"
+	    " rotated_ms, statement, sig_old, sig_new FROM key_rotations"
+	    " ORDER BY rid", 0, NULL, NULL, false, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++) {
+		rot.old_key = PQgetvalue(res, i, 0);
+		rot.new_key = PQgetvalue(res, i, 1);
+		rot.seq = srv_pg_text_int(res, i, 2);
+		rot.ms = srv_pg_text_int(res, i, 3);
+		rot.statement = PQgetvalue(res, i, 4);
+		rot.sig_old = PQgetvalue(res, i, 5);
+		rot.sig_new = PQgetvalue(res, i, 6);
+		if ((r = cb(&rot, arg)) < 0)
+			break;
+	}
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+static int
 srv_pg_key_times(struct srv_db *base, srv_db_times_cb cb, void *arg)
 {
 	struct srv_pg *db = (struct srv_pg *)base;
@@ -1475,4 +1538,6 @@ static const struct srv_db_ops srv_pg_ops = {
 	.presence_put = srv_pg_presence_put,
 	.presence_load = srv_pg_presence_load,
 	.watch_presence = srv_pg_watch_presence,
+	.rotate = srv_pg_rotate,
+	.rotations = srv_pg_rotations,
 };

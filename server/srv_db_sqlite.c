@@ -59,6 +59,8 @@ enum {
 	SQ_KEY_TIMES,
 	SQ_ADDED,
 	SQ_SEEN,
+	SQ_ROTATE,
+	SQ_ROTATIONS,
 	SQ_COUNT
 };
 
@@ -128,6 +130,16 @@ static const char *srv_db_migrations[] = {
 	"  added_ms INTEGER,"
 	"  seen_ms INTEGER"
 	") WITHOUT ROWID;",
+	/* 2 -> 3: key rotations (retired keys and their successors). */
+	"CREATE TABLE key_rotations ("
+	"  old_key TEXT PRIMARY KEY,"
+	"  new_key TEXT NOT NULL UNIQUE,"
+	"  last_seq INTEGER NOT NULL,"
+	"  rotated_ms INTEGER NOT NULL,"
+	"  statement TEXT NOT NULL,"
+	"  sig_old TEXT NOT NULL,"
+	"  sig_new TEXT NOT NULL"
+	");",
 };
 
 #define SRV_DB_NMIGRATIONS \
@@ -196,6 +208,16 @@ static const char *const srv_db_sql[SQ_COUNT] = {
 	    "INSERT INTO key_info (key, seen_ms) VALUES (?1, ?2)"
 	    " ON CONFLICT (key) DO UPDATE SET"
 	    " seen_ms = max(coalesce(seen_ms, 0), excluded.seen_ms)",
+	/* A key retired or succeeding already: nothing (-EEXIST). */
+	[SQ_ROTATE] =
+	    "INSERT INTO key_rotations (old_key, new_key, last_seq,"
+	    " rotated_ms, statement, sig_old, sig_new)"
+	    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS"
+	    " (SELECT 1 FROM key_rotations WHERE old_key IN (?1, ?2)"
+	    " OR new_key = ?2)",
+	[SQ_ROTATIONS] =
+	    "SELECT old_key, new_key, last_seq, rotated_ms, statement,"
+	    " sig_old, sig_new FROM key_rotations ORDER BY rowid",
 };
 
 /* Map an SQLite result code to -errno and remember the message. */
@@ -777,6 +799,61 @@ srv_sqlite_seen_write(struct srv_db *base, const struct srv_key_seen *v,
 	return srv_sqlite_commit(base);
 }
 
+/* --- key rotations --- */
+
+static int
+srv_sqlite_rotate(struct srv_db *base, const struct srv_rotation *rot)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_ROTATE];
+	int r;
+
+	if (db->in_batch)
+		return -EBUSY;
+	sqlite3_bind_text(st, 1, rot->old_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rot->new_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rot->seq);
+	sqlite3_bind_int64(st, 4, rot->ms);
+	sqlite3_bind_text(st, 5, rot->statement, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, rot->sig_old, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, rot->sig_new, -1, SQLITE_STATIC);
+	if ((r = srv_sqlite_step_done(db, st)) < 0)
+		return r;
+	return sqlite3_changes(db->db) == 0 ? -EEXIST : 0;
+}
+
+static int
+srv_sqlite_rotations(struct srv_db *base, srv_db_rotation_cb cb, void *arg)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_ROTATIONS];
+	struct srv_rotation rot;
+	int rc, r, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rot.old_key = (const char *)sqlite3_column_text(st, 0);
+		rot.new_key = (const char *)sqlite3_column_text(st, 1);
+		rot.seq = sqlite3_column_int64(st, 2);
+		rot.ms = sqlite3_column_int64(st, 3);
+		rot.statement = (const char *)sqlite3_column_text(st, 4);
+		rot.sig_old = (const char *)sqlite3_column_text(st, 5);
+		rot.sig_new = (const char *)sqlite3_column_text(st, 6);
+		if (rot.old_key == NULL || rot.new_key == NULL ||
+		    rot.statement == NULL || rot.sig_old == NULL ||
+		    rot.sig_new == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if ((r = cb(&rot, arg)) < 0)
+			goto out;
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : srv_sqlite_fail(db, rc);
+out:
+	sqlite3_reset(st);
+	return r;
+}
+
 /* Another connection (`ferry-server revoke`) committed since last time. */
 static bool
 srv_sqlite_outside_change(struct srv_db *base)
@@ -821,4 +898,6 @@ static const struct srv_db_ops srv_sqlite_ops = {
 	.note_added = srv_sqlite_note_added,
 	.seen_write = srv_sqlite_seen_write,
 	.outside_change = srv_sqlite_outside_change,
+	.rotate = srv_sqlite_rotate,
+	.rotations = srv_sqlite_rotations,
 };

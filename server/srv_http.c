@@ -104,6 +104,7 @@ struct srv_http {
 	size_t				 nseen;
 	bool				 shutting_down;
 	struct srv_revoked		*revoked;	/* srv_http_set_revoked */
+	struct srv_retired		*retired;	/* srv_http_set_retired */
 	/* Last seen: noted per request, written by seen_ev's timer. */
 	struct srv_seen			*lastseen;
 	struct event			*seen_ev;
@@ -365,6 +366,30 @@ srv_http_refuse_revoked(struct srv_req *rq, const struct srv_revocation *rv)
 }
 
 /*
+ * A retired key's request (srv_rotate.h): 401 saying so and which key
+ * follows it, with a "retired" member for programs; except a retry of its
+ * rotation (POST /v1/keys/rotate), which it alone may send and which is
+ * answered as the first was.  0 when rq may go on.
+ */
+static int
+srv_http_refuse_retired(struct srv_req *rq)
+{
+	const struct srv_retirement *re;
+	char words[256];
+
+	if ((re = srv_retired_find(rq->h->retired, rq->key)) == NULL)
+		return 0;
+	if (rq->cmd == EVHTTP_REQ_POST && rq->path != NULL &&
+	    strcmp(rq->path, "/v1/keys/rotate") == 0)
+		return 0;
+	srv_retirement_words(re, words, sizeof words);
+	srv_http_error_extra(rq, 401, json_pack("{s:o}", "retired",
+	    srv_retirement_json(re)), "key %s was %s: sign with the new key",
+	    rq->key, words);
+	return -EACCES;
+}
+
+/*
  * 0 if the request is signed by an authorized key that is not revoked;
  * else it is answered.  Another process may have revoked a key (SQLite):
  * asked of the store first, cheaply, so a revocation holds from the next
@@ -404,6 +429,8 @@ srv_http_authenticate(struct srv_req *rq)
 		srv_http_refuse_revoked(rq, rv);
 		return -EACCES;
 	}
+	if (srv_http_refuse_retired(rq) < 0)
+		return -EACCES;
 	if (h->cfg.open)
 		srv_http_open_seen(h, rq->key);
 	else if (!srv_keys_allowed(h->keys, rq->key)) {
@@ -733,6 +760,9 @@ srv_http_push_checked(void *arg)
 	pr->checked = true;
 	while ((first = TAILQ_FIRST(&h->pushes)) != NULL && first->checked) {
 		TAILQ_REMOVE(&h->pushes, first, entry);
+		if (first->code == 0)
+			srv_rotate_push_admit(h->retired, first->rq.key,
+			    first->items, first->n);
 		srv_http_push_revoked(first);
 		first->head = srv_db_head(h->db);
 		if (srv_db_has_workers(h->db) && first->code == 0 &&
@@ -851,6 +881,131 @@ srv_http_push(struct srv_req *rq)
 		return;
 	}
 	TAILQ_INSERT_TAIL(&h->pushes, pr, entry);
+}
+
+/* --- POST /v1/keys/rotate --- */
+
+/* A rotation statement being stored. */
+struct srv_rotate_req {
+	struct srv_req		 rq;		/* valid while rq.req is */
+	struct srv_rotate_stmt	 st;
+	int			 r;
+	char			 dberr[256];
+};
+
+static void
+srv_http_rotate_free(struct srv_rotate_req *rr)
+{
+	srv_rotate_stmt_clear(&rr->st);
+	free(rr);
+}
+
+/* Loop thread: the statement is stored (or not): take it, answer. */
+static void
+srv_http_rotate_stored(void *arg)
+{
+	struct srv_rotate_req *rr = arg;
+	struct srv_http *h = rr->rq.h;
+	struct srv_keys *ks;
+	struct srv_retired *rt;
+	const struct srv_retirement *re;
+	int r = rr->r;
+
+	if (r == -EEXIST && (re = srv_retired_find(h->retired,
+	    rr->st.ret.old_key)) != NULL &&
+	    strcmp(re->new_key, rr->st.ret.new_key) == 0) {
+		/* The same rotation, stored meanwhile (a retry). */
+		srv_http_reply(rr->rq.req, 200, srv_rotate_answer(re));
+		goto out;
+	}
+	if (r == -EEXIST) {
+		srv_http_error(&rr->rq, 409, "key %s or %s is in a rotation "
+		    "already", rr->st.ret.old_key, rr->st.ret.new_key);
+		goto out;
+	}
+	if (r < 0) {
+		log_err("cannot store the rotation of key %s: %s (%s)",
+		    rr->st.ret.old_key, strerror(-r), rr->dberr);
+		srv_http_error(&rr->rq, 503, "cannot store the rotation now: "
+		    "try again");
+		goto out;
+	}
+	if ((r = srv_rotate_apply(h->keys, h->retired, &rr->st, &ks,
+	    &rt)) < 0) {
+		/* Stored: the next reload of the keys takes it. */
+		srv_http_error(&rr->rq, 500, "out of memory");
+		goto out;
+	}
+	srv_http_set_keys(h, ks);
+	srv_http_set_retired(h, rt);
+	log_notice("key %s retired in favour of %s (after its seq %lld)",
+	    rr->st.ret.old_key, rr->st.ret.new_key,
+	    (long long)rr->st.ret.seq);
+	srv_http_reply(rr->rq.req, 200, srv_rotate_answer(&rr->st.ret));
+out:
+	srv_http_rotate_free(rr);
+}
+
+/* Worker thread: store the statement on this thread's handle. */
+static void
+srv_http_rotate_item(void *arg, size_t i)
+{
+	struct srv_rotate_req *rr = arg;
+	struct srv_db *db;
+
+	(void)i;
+	if ((rr->r = srv_db_worker(rr->rq.h->db, &db)) == 0 &&
+	    (rr->r = srv_db_rotate(db, &rr->st.row)) < 0)
+		snprintf(rr->dberr, sizeof rr->dberr, "%s", srv_db_errmsg(db));
+}
+
+static void
+srv_http_rotate_drop(void *arg)
+{
+	srv_http_rotate_free(arg);
+}
+
+static void
+srv_http_rotate(struct srv_req *rq)
+{
+	struct srv_http *h = rq->h;
+	const struct srv_retirement *done = NULL;
+	struct srv_rotate_req *rr;
+	char why[512];
+	int code = 0, r;
+
+	if (srv_http_params(rq, NULL, 0) < 0 || srv_http_check_json(rq) < 0)
+		return;
+	if ((rr = calloc(1, sizeof *rr)) == NULL) {
+		srv_http_error(rq, 500, "out of memory");
+		return;
+	}
+	rr->rq = *rq;
+	r = srv_rotate_check(rq->key, rq->body, rq->len, h->keys, h->revoked,
+	    h->retired, util_now_ms(), &rr->st, &done, &code, why,
+	    sizeof why);
+	if (r != 0) {
+		if (r > 0)
+			srv_http_reply(rq->req, 200, srv_rotate_answer(done));
+		else
+			srv_http_error(rq, code, "%s", why);
+		srv_http_rotate_free(rr);
+		return;
+	}
+	/* Rare, but never a database round trip on the loop when the
+	 * store has workers (PostgreSQL). */
+	if (srv_db_has_workers(h->db)) {
+		if (jobq_submit(h->pool, NULL, srv_http_rotate_item,
+		    srv_http_rotate_stored, srv_http_rotate_drop, rr) < 0) {
+			srv_http_error(rq, 500, "out of memory");
+			srv_http_rotate_free(rr);
+		}
+		return;
+	}
+	if ((rr->r = srv_db_rotate(h->db, &rr->st.row)) < 0)
+		snprintf(rr->dberr, sizeof rr->dberr, "%s",
+		    srv_db_errmsg(h->db));
+	srv_http_rotate_stored(rr);
 }
 
 /* --- GET /v1/changes --- */
@@ -1983,6 +2138,10 @@ srv_http_route(struct srv_req *rq, const struct srv_path *sp)
 			srv_http_error(rq, 405, "method not allowed (use GET "
 			    "or POST)");
 		}
+	} else if (sp->n == 3 && strcmp(seg[1], "keys") == 0 &&
+	    strcmp(seg[2], "rotate") == 0) {
+		if (srv_http_method_is(rq, "POST"))
+			srv_http_rotate(rq);
 	} else if (strcmp(seg[1], "docs") == 0 && (sp->n == 4 ||
 	    (sp->n == 5 && strcmp(seg[4], "history") == 0)))
 		srv_http_docs(rq, seg[2], seg[3], sp->n == 5);
@@ -2226,6 +2385,13 @@ srv_http_set_keys(struct srv_http *h, struct srv_keys *ks)
 }
 
 void
+srv_http_set_retired(struct srv_http *h, struct srv_retired *rt)
+{
+	srv_retired_free(h->retired);
+	h->retired = rt;
+}
+
+void
 srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv)
 {
 	srv_revoked_free(h->revoked);
@@ -2273,6 +2439,7 @@ srv_http_free(struct srv_http *h)
 	srv_keys_free(h->keys);
 	srv_revoked_free(h->revoked);
 	srv_presence_free(h->presence);
+	srv_retired_free(h->retired);
 	if (h->seen_ev != NULL)
 		event_free(h->seen_ev);
 	srv_seen_free(h->lastseen);

@@ -11,6 +11,7 @@
  *   GET  /v1/changes?since&limit&wait      change log, long-poll
  *   GET  /v1/docs/{collection}/{id}        current state, 404 if none
  *   GET  /v1/docs/{collection}/{id}/history?after&limit   signed records
+ *   POST /v1/keys/rotate                   a key rotation (srv_rotate.h)
  * The path is split at '/' as sent and each segment percent-decoded before
  * routing and name checks (a bad escape, or one that decodes to '/' or
  * NUL, is 400); the signature covers the target as sent.  Unknown paths
@@ -66,6 +67,7 @@
 #include "srv_access.h"
 #include "srv_db.h"
 #include "srv_keys.h"
+#include "srv_rotate.h"
 
 #define SRV_HTTP_BODY_MAX	(16 * 1024 * 1024)
 #define SRV_HTTP_REPLY_BUDGET	(8 * 1024 * 1024)
@@ -104,6 +106,13 @@ void	srv_http_set_keys(struct srv_http *h, struct srv_keys *ks);
  * signed are rejected in any push, and history marks their entries.
  */
 void	srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv);
+/*
+ * Treat the keys of rt (ownership moves here) as retired from now on
+ * (srv_rotate.h): their requests get 401 saying which key follows them,
+ * but for a retry of their rotation, and their records up to their last
+ * seq are taken from their successor.
+ */
+void	srv_http_set_retired(struct srv_http *h, struct srv_retired *rt);
 /*
  * Stop accepting connections and answer every waiting long-poll with
  * what there is now.  Requests already being read are still served.

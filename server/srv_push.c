@@ -110,6 +110,32 @@ srv_push_item_revoked(struct srv_push_item *it, const char *words)
 		it->err = -ENOMEM;
 }
 
+void
+srv_push_item_admit(struct srv_push_item *it)
+{
+	if (it->err < 0 || !it->foreign)
+		return;
+	json_decref(it->result);
+	it->result = NULL;
+}
+
+void
+srv_push_item_refuse(struct srv_push_item *it, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (it->err < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_decref(it->result);
+	it->foreign = false;	/* never admitted after this */
+	if ((it->result = srv_push_rejected("%s", msg)) == NULL)
+		it->err = -ENOMEM;
+}
+
 /* The body's text: a slice of the record, or dumped if its layout is
  * not record_make's.  0 or -ENOMEM. */
 static int
@@ -179,12 +205,6 @@ srv_push_check(const char *key, json_t *item, struct srv_push_item *ret)
 		return;
 	}
 	snprintf(it->signer, sizeof it->signer, "%s", it->f.device);
-	if (strcmp(it->f.device, key) != 0) {
-		record_fields_clear(&it->f);
-		it->result = srv_push_rejected("record device does not match "
-		    "the requesting key");
-		goto out;
-	}
 	if (it->f.body != NULL && (r = srv_push_body(it)) < 0) {
 		it->err = r;
 		return;
@@ -197,6 +217,14 @@ srv_push_check(const char *key, json_t *item, struct srv_push_item *ret)
 		    BODYLIMIT_MAX_DEPTH, BODYLIMIT_MAX_BYTES);
 		goto out;
 	}
+	/* Another key's record: refused, unless the caller admits it (a
+	 * key retired in favour of this one), so it is checked in full. */
+	if (strcmp(it->f.device, key) != 0) {
+		it->foreign = true;
+		it->result = srv_push_rejected("record device does not match "
+		    "the requesting key");
+		goto out;
+	}
 	return;
 out:
 	if (it->result == NULL)
@@ -205,6 +233,7 @@ out:
 
 struct srv_push_ctx {
 	struct srv_db		*db;
+	const char		*key;		/* the requesting key */
 	int64_t			 max_seq;	/* the device's, as of now */
 	bool			 max_dirty;
 	struct srv_push_stats	 stats;
@@ -278,6 +307,12 @@ conflict:
 	}
 	c->stats.applied++;
 raise:
+	/* A record of a key retired in favour of this one: its own key's
+	 * max_seq, never the requesting key's. */
+	if (strcmp(f->device, c->key) != 0) {
+		r = srv_db_set_max_seq(c->db, f->device, f->seq);
+		goto out;
+	}
 	if (f->seq > c->max_seq) {
 		c->max_seq = f->seq;
 		c->max_dirty = true;
@@ -295,6 +330,7 @@ srv_push_one(struct srv_push_ctx *c, const struct srv_push_item *it,
 {
 	const struct record_fields *f = &it->f;
 	struct srv_change_id seen;
+	int64_t max_seq;
 	int r;
 
 	*ret = NULL;
@@ -328,10 +364,14 @@ srv_push_one(struct srv_push_ctx *c, const struct srv_push_item *it,
 	case SRV_OUTCOME_CONFLICT:
 		break;
 	case SRV_OUTCOME_NONE:
-		if (f->seq <= c->max_seq) {
+		max_seq = c->max_seq;
+		if (strcmp(f->device, c->key) != 0 &&
+		    (r = srv_db_max_seq(c->db, f->device, &max_seq)) < 0)
+			goto out;
+		if (f->seq <= max_seq) {
 			*ret = srv_push_rejected("stale seq %" PRId64
 			    " (device is at %" PRId64 "): replay or reordered",
-			    f->seq, c->max_seq);
+			    f->seq, max_seq);
 			goto rejected;
 		}
 		break;
@@ -388,6 +428,7 @@ srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
 
 	memset(&c, 0, sizeof c);
 	c.db = db;
+	c.key = key;
 	if ((r = srv_db_max_seq(db, key, &c.max_seq)) < 0 ||
 	    (r = srv_push_lock_docs(db, items, n)) < 0)
 		return r;

@@ -9,7 +9,9 @@
  *     before anything in the record is believed; a record whose device
  *     key is revoked is "rejected" saying so (srv_push_item_revoked, by the
  *     caller, who holds the revocations); then the record's device
- *     must be the key that signed the request, and a put's body must be
+ *     must be the key that signed the request (or one retired in its
+ *     favour, up to its last seq: srv_rotate.h, srv_push_item_admit), and a
+ *     put's body must be
  *     inside the one body limit (bodylimit.h: depth and size), else
  *     "rejected" with the reason: a body every reader can parse wrapped in
  *     /v1/changes or a ferryd reply;
@@ -41,6 +43,7 @@
 #ifndef FERRY_SRV_PUSH_H
 #define FERRY_SRV_PUSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -76,6 +79,10 @@ struct srv_push_item {
 	/* The key whose signature the record bears, once it verified
 	 * (even when it is not the requesting key); "" before. */
 	char			 signer[KEYS_PUB_B64_LEN + 1];
+	/* Verified, but signed by another key than the requesting one:
+	 * rejected unless srv_push_item_admit lets it in (a key retired in
+	 * favour of the requesting one: srv_rotate.h). */
+	bool			 foreign;
 };
 
 /*
@@ -91,6 +98,11 @@ void	srv_push_item_clear(struct srv_push_item *it);
  * rejected, saying so, whatever it was judged before.
  */
 void	srv_push_item_revoked(struct srv_push_item *it, const char *words);
+/* A foreign item is let in after all: judged as its own key's record. */
+void	srv_push_item_admit(struct srv_push_item *it);
+/* The item is rejected with this reason, whatever it was judged before. */
+void	srv_push_item_refuse(struct srv_push_item *it, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 
 /*
  * Judge and apply n checked changes of key, in order, inside an open

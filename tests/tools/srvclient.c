@@ -23,6 +23,16 @@
  *   srvclient --key-dir DIR sign-record TEXT|@FILE
  *	prints a push item for exactly these record bytes (any spelling,
  *	any content: for records lib/record.c would never write).
+ *   srvclient --key-dir DIR rotation NEWDIR SEQ
+ *	prints a POST /v1/keys/rotate body {"statement","sig_old","sig_new"}:
+ *	DIR's key retired in favour of NEWDIR's after SEQ (lib/rotation.c),
+ *	made now (--ts-offset skews its ts too).
+ *   srvclient verify-changes FILE...
+ *	checks pages of /v1/changes replies (status line first, as this
+ *	client prints them) offline: every entry's record (its own, or the
+ *	one record_rebuild makes from it) verifies against the key its
+ *	change id names.  Prints "verified N by KEY" for each key, in the
+ *	order first seen.
  *   srvclient verify-history FILE
  *	checks a /v1/docs/../history reply offline: every record verifies
  *	against the key it names, and its device, seq, op and ts are the
@@ -51,6 +61,7 @@
 #include "auth.h"
 #include "keys.h"
 #include "record.h"
+#include "rotation.h"
 #include "util.h"
 
 #define BODY_MAX	(64u * 1024 * 1024)
@@ -81,6 +92,8 @@ usage(void)
 	    "       srvclient --key-dir DIR change OP COLLECTION ID BASE SEQ "
 	    "[BODY|@FILE]\n"
 	    "       srvclient --key-dir DIR sign-record TEXT|@FILE\n"
+	    "       srvclient --key-dir DIR rotation NEWDIR SEQ\n"
+	    "       srvclient verify-changes FILE...\n"
 	    "       srvclient verify-history FILE\n");
 	exit(2);
 }
@@ -447,6 +460,155 @@ cmd_verify_history(int argc, char **argv)
 	return 0;
 }
 
+static int
+cmd_rotation(const struct opts *o, int argc, char **argv)
+{
+	struct keys *k, *nk;
+	char *text = NULL, *so = NULL, *sn = NULL, *out;
+	size_t len;
+	int64_t seq;
+	json_t *j;
+	int r;
+
+	if (argc != 3 || parse_i64(argv[2], &seq) < 0)
+		usage();
+	k = load_key(o->key_dir);
+	nk = load_key(argv[1]);
+	r = rotation_make(k, nk, seq, util_now_ms() + o->ts_offset * 1000,
+	    &text, &len, &so, &sn);
+	if (r < 0) {
+		fprintf(stderr, "srvclient: cannot make the statement: %s\n",
+		    strerror(-r));
+		return 1;
+	}
+	j = json_pack("{s:s%,s:s,s:s}", "statement", text, len, "sig_old", so,
+	    "sig_new", sn);
+	out = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (out != NULL)
+		printf("%s\n", out);
+	free(out);
+	json_decref(j);
+	free(text);
+	free(so);
+	free(sn);
+	keys_free(k);
+	keys_free(nk);
+	return out != NULL ? 0 : 1;
+}
+
+/* One /v1/changes entry: verify its record against its change id's key. */
+static int
+verify_change(json_t *e, char *ret_key)
+{
+	struct record_fields f;
+	const char *change, *rec, *sig, *colon;
+	char key[KEYS_PUB_B64_LEN + 1], *text = NULL, *body = NULL;
+	json_t *jb;
+	size_t len = 0;
+	int64_t seq;
+	int r;
+
+	change = json_string_value(json_object_get(e, "change"));
+	sig = json_string_value(json_object_get(e, "sig"));
+	if (change == NULL || sig == NULL ||
+	    (colon = strchr(change, ':')) == NULL ||
+	    colon - change != KEYS_PUB_B64_LEN ||
+	    parse_i64(colon + 1, &seq) < 0)
+		return -EBADMSG;
+	memcpy(key, change, KEYS_PUB_B64_LEN);
+	key[KEYS_PUB_B64_LEN] = '\0';
+	if ((rec = json_string_value(json_object_get(e, "record"))) != NULL) {
+		text = strdup(rec);
+		len = json_string_length(json_object_get(e, "record"));
+	} else {
+		jb = json_object_get(e, "body");
+		if (json_is_object(jb) && (body = json_dumps(jb,
+		    JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+			return -ENOMEM;
+		r = record_rebuild(json_integer_value(json_object_get(e,
+		    "version")) - 1, body, body != NULL ? strlen(body) : 0,
+		    json_string_value(json_object_get(e, "collection")), key,
+		    json_string_value(json_object_get(e, "id")), seq,
+		    json_integer_value(json_object_get(e, "ts")), &text, &len);
+		free(body);
+		if (r < 0)
+			return r;
+	}
+	if (text == NULL)
+		return -ENOMEM;
+	memset(&f, 0, sizeof f);
+	r = record_verify(text, len, sig, NULL, &f);
+	if (r == 0 && (strcmp(f.device, key) != 0 || f.seq != seq))
+		r = -EBADMSG;
+	record_fields_clear(&f);
+	free(text);
+	if (r == 0)
+		memcpy(ret_key, key, KEYS_PUB_B64_LEN + 1);
+	return r;
+}
+
+static int
+cmd_verify_changes(int argc, char **argv)
+{
+	char (*keys)[KEYS_PUB_B64_LEN + 1] = NULL, key[KEYS_PUB_B64_LEN + 1];
+	size_t *counts = NULL, nkeys = 0, i, k, n = 0;
+	json_error_t err;
+	json_t *root, *e;
+	char *text, *nl;
+	size_t len;
+	int a, r = 1;
+
+	if (argc < 2)
+		usage();
+	for (a = 1; a < argc; a++) {
+		text = read_all(argv[a], &len);
+		/* Skip the status line. */
+		nl = memchr(text, '\n', len);
+		root = nl != NULL ? json_loadb(nl + 1, len - (size_t)(nl + 1 -
+		    text), JSON_REJECT_DUPLICATES, &err) : NULL;
+		free(text);
+		if (!json_is_array(json_object_get(root, "changes"))) {
+			fprintf(stderr, "srvclient: %s: not a page of changes\n",
+			    argv[a]);
+			json_decref(root);
+			goto out;
+		}
+		json_array_foreach(json_object_get(root, "changes"), i, e) {
+			if (verify_change(e, key) < 0) {
+				fprintf(stderr, "srvclient: %s: change %s does "
+				    "not verify\n", argv[a], json_string_value(
+				    json_object_get(e, "change")));
+				json_decref(root);
+				goto out;
+			}
+			for (k = 0; k < nkeys; k++)
+				if (strcmp(keys[k], key) == 0)
+					break;
+			if (k == nkeys) {
+				keys = reallocarray(keys, nkeys + 1,
+				    sizeof *keys);
+				counts = reallocarray(counts, nkeys + 1,
+				    sizeof *counts);
+				if (keys == NULL || counts == NULL)
+					exit(1);
+				memcpy(keys[k], key, sizeof key);
+				counts[k] = 0;
+				nkeys++;
+			}
+			counts[k]++;
+			n++;
+		}
+		json_decref(root);
+	}
+	for (k = 0; k < nkeys; k++)
+		printf("verified %zu by %s\n", counts[k], keys[k]);
+	r = n > 0 ? 0 : 1;
+out:
+	free(keys);
+	free(counts);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -523,5 +685,9 @@ main(int argc, char **argv)
 		return cmd_sign_record(&o, argc, argv);
 	if (strcmp(argv[0], "verify-history") == 0)
 		return cmd_verify_history(argc, argv);
+	if (strcmp(argv[0], "verify-changes") == 0)
+		return cmd_verify_changes(argc, argv);
+	if (strcmp(argv[0], "rotation") == 0)
+		return cmd_rotation(&o, argc, argv);
 	return cmd_request(&o, argc, argv);
 }

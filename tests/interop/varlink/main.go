@@ -15,7 +15,8 @@
 //
 // Usage: varlink-interop SOCKET COLLECTION [FILE]
 // FILE is the installed io.ferry.varlink: it must parse too, and be the
-// very text ferryd serves.  The daemon must have a remote (Sync and History are called) and at least
+// very text ferryd serves.  The daemon must have a remote that takes a
+// key rotation (Sync, History and RotateKey are called) and at least
 // one open conflict (GetConflict and Resolve are called on it).  Each check
 // prints "ok: ..."; the first failure prints "FAIL: ..." and exits 1.
 package main
@@ -461,6 +462,13 @@ func main() {
 		fail("History: no entries after Sync")
 	}
 	ok("Status, Sync (wait) and History type-check")
+
+	before := str(status["device"])
+	rot := call(c, "io.ferry.RotateKey", nil)
+	if str(rot["old_key"]) != before || str(rot["key"]) == "" || str(rot["key"]) == before {
+		fail("RotateKey: %v does not replace the device key %s", rot, before)
+	}
+	ok("RotateKey type-checks and replaces the device key")
 
 	cf := call(c, "io.ferry.Conflicts", map[string]interface{}{})
 	conflicts, _ := cf["conflicts"].([]interface{})
