@@ -194,6 +194,23 @@ int	srv_db_seen_write(struct srv_db *db, const struct srv_key_seen *v,
 	    size_t n);
 bool	srv_db_outside_change(struct srv_db *db);
 
+/*
+ * Per-collection grants (issue 13, srv_grants.h), kept in the store by
+ * both backends (table key_grants; PostgreSQL tells every instance with
+ * the keys' notification, SQLite's other processes see it through
+ * srv_db_outside_change).  A key without a row may read and write every
+ * collection.  read and write are the pattern lists as srv_grants_format
+ * writes them ("" for none).  srv_db_grants calls cb for each row (n or
+ * -errno); srv_db_grant_set stores a key's lists, or with rd NULL drops
+ * its row (everything again): 0 or -errno.
+ */
+typedef int (*srv_db_grant_cb)(const char *key, const char *rd,
+	    const char *wr, void *arg);
+
+int	srv_db_grants(struct srv_db *db, srv_db_grant_cb cb, void *arg);
+int	srv_db_grant_set(struct srv_db *db, const char *key, const char *rd,
+	    const char *wr);
+
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */
 int	srv_db_commit(struct srv_db *db);

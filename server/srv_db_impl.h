@@ -10,7 +10,7 @@
  * then the keys file is the only list; outside_change may be NULL (never:
  * the backend notifies instead); lock_docs may be NULL: then batches
  * never run at once.  Every backend keeps revocations and key times
- * (revoke ... seen_write).
+ * (revoke ... seen_write) and grants (grants, grant_set).
  */
 #ifndef FERRY_SRV_DB_IMPL_H
 #define FERRY_SRV_DB_IMPL_H
@@ -56,6 +56,9 @@ struct srv_db_ops {
 	int	 (*seen_write)(struct srv_db *, const struct srv_key_seen *,
 		    size_t);
 	bool	 (*outside_change)(struct srv_db *);
+	int	 (*grants)(struct srv_db *, srv_db_grant_cb, void *);
+	int	 (*grant_set)(struct srv_db *, const char *, const char *,
+		    const char *);
 };
 
 struct srv_db {

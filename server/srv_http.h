@@ -65,6 +65,7 @@
 
 #include "srv_access.h"
 #include "srv_db.h"
+#include "srv_grants.h"
 #include "srv_keys.h"
 
 #define SRV_HTTP_BODY_MAX	(16 * 1024 * 1024)
@@ -104,6 +105,13 @@ void	srv_http_set_keys(struct srv_http *h, struct srv_keys *ks);
  * signed are rejected in any push, and history marks their entries.
  */
 void	srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv);
+/*
+ * Hold keys to gs (sealed; ownership moves here) from now on: a push to a
+ * collection its key may not write is rejected per record, and changes,
+ * documents and history of collections it may not read are never sent
+ * (srv_grants.h).  Requests in flight keep the grant they started with.
+ */
+void	srv_http_set_grants(struct srv_http *h, struct srv_grants *gs);
 /*
  * Stop accepting connections and answer every waiting long-poll with
  * what there is now.  Requests already being read are still served.

@@ -91,6 +91,13 @@ void	srv_push_item_clear(struct srv_push_item *it);
  * rejected, saying so, whatever it was judged before.
  */
 void	srv_push_item_revoked(struct srv_push_item *it, const char *words);
+/*
+ * The pushing key (key) may not write the item's collection (srv_grants;
+ * readable says whether it may read it): it is rejected, saying so,
+ * whatever it was judged before.
+ */
+void	srv_push_item_forbidden(struct srv_push_item *it, const char *key,
+	    bool readable);
 
 /*
  * Judge and apply n checked changes of key, in order, inside an open
