@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "bodylimit.h"
+#include "collset.h"
 #include "log.h"
 #include "sync_int.h"
 #include "util.h"
@@ -668,17 +669,20 @@ void
 sync_pull_start(struct sync *sy, int wait)
 {
 	struct sync_req *req;
-	char path[128];
+	char path[128 + COLLSET_FILTER_MAX];
 	int r;
 
 	/* The next page's cursor is known once the page before is parsed. */
 	if (!sync_running(sy) || sy->pull_req != NULL || sy->pull_unknown != NULL ||
-	    sy->pull_applying >= PULL_AHEAD)
+	    sy->pull_applying >= PULL_AHEAD || sy->pull_hold)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
 		return;
+	/* Selective sync: only the collections synced (sync_select.c). */
 	snprintf(path, sizeof path, "/v1/changes?since=%" PRId64
-	    "&limit=%d&wait=%d", sy->fetch_cursor, PULL_LIMIT, wait);
+	    "&limit=%d&wait=%d%s%s", sy->fetch_cursor, PULL_LIMIT, wait,
+	    sy->pull_filter != NULL ? "&collections=" : "",
+	    sy->pull_filter != NULL ? sy->pull_filter : "");
 	/* A long-poll's connect timer spans it whole: no idle wakeup. */
 	r = sync_send(sy, "GET", path, NULL, 0, (wait + 15) * 1000L,
 	    wait > 0 ? (wait + 15) * 1000L : CONNECT_TIMEOUT_MS,
@@ -691,6 +695,14 @@ sync_pull_start(struct sync *sy, int wait)
 	}
 	pull_fetch_set(sy, req, wait > 0 ? PULL_LONGPOLL : PULL_FETCHING);
 	sy->req_round = ++sy->pull_round;
+}
+
+void
+sync_pull_restart(struct sync *sy)
+{
+	pull_rewind(sy);
+	if (sy->pull_applying == 0)
+		sync_pull_start(sy, 0);
 }
 
 /* Replace a waiting long-poll by an immediate pull. */

@@ -821,8 +821,8 @@ keys_entry(json_t *all, const char *key)
 
 	if ((e = json_object_get(all, key)) != NULL)
 		return e;
-	e = json_pack("{s:s, s:n, s:[], s:n, s:n, s:n, s:n}", "key", key,
-	    "name", "sources", "added_ms", "seen_ms", "revoked", "grants");
+	e = json_pack("{s:s, s:n, s:[], s:n, s:n, s:n}", "key", key, "name",
+	    "sources", "added_ms", "seen_ms", "revoked");
 	if (e == NULL || json_object_set_new(all, key, e) != 0)
 		return NULL;
 	return e;
@@ -933,28 +933,39 @@ keys_time(json_t *ms, char *buf, size_t size)
 static void
 keys_print(json_t *list)
 {
-	char added[32], seen[32], revoked[32], grants[512];
+	char added[32], seen[32], revoked[32], grants[512], *line;
 	json_t *e, *rv;
 	const char *name, *reason;
+	bool any = false;
 	size_t i;
 
-	printf("%-43s  %-16s  %-19s  %-19s  %-19s  %s\n", "KEY", "NAME",
-	    "ADDED (UTC)", "LAST SEEN (UTC)", "REVOKED (UTC)", "GRANTS");
+	/* A GRANTS column only where some key is limited (srv_grants). */
+	json_array_foreach(list, i, e)
+		any = any || json_object_get(e, "grants") != NULL;
+	printf("%-43s  %-16s  %-19s  %-19s  %s%s\n", "KEY", "NAME",
+	    "ADDED (UTC)", "LAST SEEN (UTC)", "REVOKED (UTC)", any ?
+	    "  GRANTS" : "");
 	json_array_foreach(list, i, e) {
 		rv = json_object_get(e, "revoked");
 		name = json_string_value(json_object_get(e, "name"));
 		reason = json_string_value(json_object_get(rv, "reason"));
-		printf("%-43s  %-16s  %-19s  %-19s  %-19s  %s%s%s%s\n",
+		if (asprintf(&line, "%-43s  %-16s  %-19s  %-19s  %s%s%s%s",
 		    json_string_value(json_object_get(e, "key")),
 		    name != NULL ? name : "-",
 		    keys_time(json_object_get(e, "added_ms"), added,
 		    sizeof added),
 		    keys_time(json_object_get(e, "seen_ms"), seen, sizeof seen),
 		    keys_time(json_object_get(rv, "time"), revoked,
-		    sizeof revoked), keys_grants_words(json_object_get(e,
-		    "grants"), grants, sizeof grants),
-		    reason != NULL ? "  (revoked: " : "",
-		    reason != NULL ? reason : "", reason != NULL ? ")" : "");
+		    sizeof revoked), reason != NULL ? " (" : "",
+		    reason != NULL ? reason : "", reason != NULL ? ")" : "") < 0)
+			return;
+		if (any)
+			printf("%s  %s\n", line, keys_grants_words(
+			    json_object_get(e, "grants"), grants,
+			    sizeof grants));
+		else
+			printf("%s\n", line);
+		free(line);
 	}
 	if (json_array_size(list) == 0)
 		printf("(no keys: add one with ferry-server allow PUBKEY "

@@ -1330,8 +1330,11 @@ srv_http_waiter_reply(struct srv_changes_read *cr)
 		    "Retry-After", "1");
 		obj = json_pack("{s:s}", "error", "storage error");
 		srv_http_reply(w->req, 503, obj);
-	} else
+	} else {
+		log_debug("changes: since=%" PRId64 ": %d changes sent, "
+		    "last_seq %" PRId64, cr->since, cr->rd.r, cr->last);
 		srv_http_reply_buf(w->req, cr->buf);
+	}
 }
 
 /* Answer every long-poll that waits for something older than the head. */
@@ -1499,6 +1502,8 @@ srv_http_changes_answer(struct srv_read *rd)
 			srv_http_wake(h);
 		return;
 	}
+	log_debug("changes: since=%" PRId64 ": %d changes sent, last_seq %"
+	    PRId64, cr->since, rd->r, cr->last);
 	srv_http_reply_buf(rq->req, cr->buf);
 }
 
