@@ -1318,6 +1318,10 @@ srv_http_waiter_reply(struct srv_changes_read *cr)
 		log_debug("changes: long-poll since=%" PRId64 " woken by "
 		    "changes it may not have; waits on since=%" PRId64,
 		    w->since, cr->last);
+		/* Read on a worker: a commit may have come meanwhile (on the
+		 * loop the head is where the read ended). */
+		if (srv_db_head(cr->rd.h->db) > cr->last)
+			srv_http_wake(cr->rd.h);
 		return;
 	}
 
