@@ -61,7 +61,7 @@ test_expect_success 'changes to a collection not synced stay in the outbox, coun
 	test_grep "\"collections\":\[\"c1\",\"c2\"\]" st &&
 	test "$(json_int local_only <st)" -eq 1 &&
 	test "$(json_int pending <st)" -eq 1 &&
-	ctl_bounded 10 D status >out &&
+	ctl_bounded 30 D status >out &&
 	test_grep "^local only: *1 " out &&
 	test_grep "^collections: *c1, c2 " out
 '
@@ -106,11 +106,11 @@ test_expect_success '"*" syncs everything again, pulling only c5' '
 '
 
 test_expect_success 'bad sets are refused, naming what is wrong; the daemon keeps running' '
-	test_expect_code 1 ctl_bounded 10 D sync --collections "c1,a/b" 2>err &&
+	test_expect_code 1 ctl_bounded 30 D sync --collections "c1,a/b" 2>err &&
 	test_grep "collections.*the collection .a/b. contains byte" err &&
-	test_expect_code 1 ctl_bounded 10 D sync --collections "c1,,c2" 2>err &&
+	test_expect_code 1 ctl_bounded 30 D sync --collections "c1,,c2" 2>err &&
 	test_grep "empty" err &&
-	test_expect_code 1 ctl_bounded 10 D sync --collections "c1,*" 2>err &&
+	test_expect_code 1 ctl_bounded 30 D sync --collections "c1,*" 2>err &&
 	test_grep "cannot be given with names" err &&
 	ferryd_running D &&
 	printf "[sync]\ncollections = ok, bad/name\n" >bad.conf &&
