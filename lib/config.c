@@ -182,7 +182,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 {
 	char **sp = (char **)(void *)((char *)c + k->offset);
 	int *ip = (int *)(void *)((char *)c + k->offset);
-	char *s = NULL;
+	char *s = NULL, cwhy[256];
 	const unsigned char *p;
 	size_t i;
 	int r;
@@ -248,8 +248,16 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 		*why = "not one of err, warning, notice, info, debug";
 		return -EINVAL;
 	case CONFIG_T_COLLECTIONS:
-		if ((r = collset_norm(value, &s, buf, bufsz)) < 0) {
-			*why = buf;
+		if ((r = collset_norm(value, &s, cwhy, sizeof cwhy)) < 0) {
+			/* buf is small: the reason if it fits, else the rule
+			 * (the value follows in the message either way). */
+			if (strlen(cwhy) < bufsz) {
+				snprintf(buf, bufsz, "%s", cwhy);
+				*why = buf;
+			} else
+				*why = "not collection names (1-128 bytes of "
+				    "A-Z a-z 0-9 . _ -) separated by commas, "
+				    "nor *";
 			return r;
 		}
 		break;
