@@ -299,6 +299,20 @@ pull_fetch_set(struct sync *sy, struct sync_req *req, enum pull_fetch fetch)
 	sy->pull_fetch = req != NULL ? fetch : PULL_NONE;
 }
 
+/*
+ * May the log hold more for us after this page?  A full page, or one that
+ * skipped positions (seqs have no gaps, so fewer changes than positions
+ * means the server read changes it did not send: a collections= filter or
+ * the key's grants) and may have stopped at its bound of rows read
+ * (docs/protocol.md "Filtered pages"): ask again at once, so a Sync(wait)
+ * is answered only once a page comes back with nothing read.
+ */
+static bool
+pull_more(const struct pull_step *p)
+{
+	return p->n >= PULL_LIMIT || p->last_seq - p->since > (int64_t)p->n;
+}
+
 /* Cancel the request under way, if any. */
 static void
 pull_cancel(struct sync *sy)
@@ -329,7 +343,7 @@ static void
 pull_applied(struct pull_step *p, int err)
 {
 	struct sync *sy = p->sy;
-	bool full = p->n >= PULL_LIMIT;
+	bool full = pull_more(p);
 
 	sy->pull_applying--;
 	if (sy->state == SYNC_STOPPING) {
@@ -539,7 +553,7 @@ pull_parsed(void *arg)
 		sync_pull_start(sy, pull_next_wait(sy));
 		return;
 	}
-	full = p->n >= PULL_LIMIT;
+	full = pull_more(p);
 	if (p->len <= PULL_INLINE_MAX && sy->pull_at_encoder == 0) {
 		/* A few changes (live updates): cheaper here than a hop.
 		 * Not past pages still queued: the writer gets pages in

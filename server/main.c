@@ -102,6 +102,7 @@ struct options {
 	int		 max_wait;
 	int		 max_connections;
 	int		 max_inflight_mib;
+	int		 max_scan;
 };
 
 struct server {
@@ -161,6 +162,8 @@ usage(FILE *f)
 	    "  --max-connections N connections at once; at the cap the one idle\n"
 	    "                      longest is closed (default min(%d, open-file\n"
 	    "                      limit - %d), here %d)\n"
+	    "  --max-scan N        change-log rows a filtered page reads past\n"
+	    "                      (collections=, grants; default %d)\n"
 	    "  --max-inflight-mib N  MiB of request bodies received at once (503\n"
 	    "                      beyond; default %d)\n"
 	    "\n"
@@ -189,7 +192,8 @@ usage(FILE *f)
 	    "  keys [--json]       every key: name, added, last seen, "
 	    "revoked, grants\n",
 	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT, SRV_CONN_MAX_DEFAULT,
-	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_CONN_INFLIGHT_MIB);
+	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_HTTP_SCAN_MAX,
+	    SRV_CONN_INFLIGHT_MIB);
 }
 
 /* Positive decimal int option; -EINVAL if it is not one. */
@@ -221,6 +225,9 @@ count_option(struct options *o, int ch, const char **ret_name)
 	case 'C':
 		*ret_name = "max-connections";
 		return &o->max_connections;
+	case 'S':
+		*ret_name = "max-scan";
+		return &o->max_scan;
 	default:
 		*ret_name = "max-inflight-mib";
 		return &o->max_inflight_mib;
@@ -242,6 +249,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "max-wait", required_argument, NULL, 'w' },
 		{ "max-connections", required_argument, NULL, 'C' },
 		{ "max-inflight-mib", required_argument, NULL, 'I' },
+		{ "max-scan", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -278,6 +286,7 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'w':
 		case 'C':
 		case 'I':
+		case 'S':
 			if (parse_count(optarg, count_option(o, ch, &name)) < 0) {
 				fprintf(stderr, "ferry-server: --%s wants a "
 				    "positive number, not '%s'\n", name, optarg);
@@ -1326,6 +1335,7 @@ serve(struct server *s)
 	memset(&hc, 0, sizeof hc);
 	hc.open = s->opt.open;
 	hc.max_waiters = s->opt.max_waiters;
+	hc.max_scan = s->opt.max_scan;
 	hc.max_wait = s->opt.max_wait;
 	hc.max_connections = s->opt.max_connections;
 	hc.max_inflight = (size_t)s->opt.max_inflight_mib * 1024 * 1024;

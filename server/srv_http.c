@@ -63,7 +63,6 @@
 #define SRV_HTTP_SEGMENTS_MAX	6	/* more: no such endpoint */
 #define SRV_HTTP_SEEN_MAX	4096	/* keys whose last request is kept */
 #define SRV_HTTP_SEEN_FLUSH_S	5	/* last-seen writes, at most so often */
-#define SRV_HTTP_SCAN_MAX	10000	/* rows a filtered page reads past */
 
 struct srv_waiter {
 	TAILQ_ENTRY(srv_waiter)	 entry;
@@ -1048,7 +1047,7 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
  * The reply to /v1/changes?since=since&limit=limit as it stands now, as
  * JSON text appended to out, with only the changes grant and filter let
  * through (NULL: all).  Rows that are not let through are read on, at
- * most SRV_HTTP_SCAN_MAX of them, so a page holds up to limit changes
+ * most max_scan of them, so a page holds up to limit changes
  * the reader may have even when many others lie between them; its
  * last_seq is past every row read.  Returns the number of changes in it
  * (>= 0), or -errno (out then holds garbage); *ret_last gets last_seq,
@@ -1056,8 +1055,9 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
  */
 static int
 srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
-    const struct srv_grant *grant, const struct srv_filter *filter,
-    struct evbuffer *out, int64_t *ret_last, bool *ret_end)
+    int max_scan, const struct srv_grant *grant,
+    const struct srv_filter *filter, struct evbuffer *out, int64_t *ret_last,
+    bool *ret_end)
 {
 	struct srv_changes_ctx c;
 	int asked, scanned = 0, r;
@@ -1083,7 +1083,7 @@ srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
 			end = true;
 			break;
 		}
-		if (c.n >= limit || scanned >= SRV_HTTP_SCAN_MAX)
+		if (c.n >= limit || scanned >= max_scan)
 			break;
 	}
 	if (evbuffer_add_printf(out, "],\"head\":%" PRId64 ",\"last_seq\":%"
@@ -1246,8 +1246,8 @@ srv_http_changes_run(struct srv_read *rd, struct srv_db *db)
 	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
 
 	rd->r = cr->buf != NULL ? srv_http_changes_text(db, cr->since,
-	    cr->limit, cr->grant, cr->filter, cr->buf, &cr->last, &cr->end) :
-	    -ENOMEM;
+	    cr->limit, rd->h->cfg.max_scan, cr->grant, cr->filter, cr->buf,
+	    &cr->last, &cr->end) : -ENOMEM;
 	if (rd->r < 0)
 		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
 }
@@ -2028,6 +2028,8 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 		h->cfg.max_waiters = SRV_HTTP_MAX_WAITERS;
 	if (h->cfg.max_wait <= 0)
 		h->cfg.max_wait = SRV_HTTP_MAX_WAIT;
+	if (h->cfg.max_scan <= 0)
+		h->cfg.max_scan = SRV_HTTP_SCAN_MAX;
 	TAILQ_INIT(&h->waiters);
 	TAILQ_INIT(&h->pushes);
 	if ((r = srv_keys_empty(&h->keys)) < 0 ||

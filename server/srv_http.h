@@ -72,6 +72,7 @@
 #define SRV_HTTP_REPLY_BUDGET	(8 * 1024 * 1024)
 #define SRV_HTTP_MAX_WAIT	60	/* seconds a long-poll may wait */
 #define SRV_HTTP_MAX_WAITERS	512
+#define SRV_HTTP_SCAN_MAX	10000	/* rows a filtered page reads past */
 
 struct srv_http_config {
 	bool	open;		/* accept any well-formed key */
@@ -80,6 +81,8 @@ struct srv_http_config {
 	int	threads;	/* push checkers (0: one per CPU) */
 	int	max_connections; /* 0: srv_conn_default_max() */
 	size_t	max_inflight;	/* body bytes at once (0: default) */
+	int	max_scan;	/* rows a filtered page reads past (0:
+				 * SRV_HTTP_SCAN_MAX) */
 	/* Another process changed the store (`ferry-server revoke` on
 	 * SQLite): reread the revocations now.  May be NULL. */
 	void	(*reload)(void *arg);

@@ -9,7 +9,11 @@
 # the setting persists across restarts; changes to collections it does
 # not sync stay in the outbox and never reach the server, counted by
 # Status and `ferryctl status` as local only, and go once their
-# collection is added.  Bad sets are refused naming what is wrong.
+# collection is added; a page the server stopped reading at its bound
+# of rows it does not send (--max-scan: 100 here, with 300 such rows in
+# between) is not taken for the end of the log,
+# so `sync --wait` still returns only once all is pulled.  Bad sets are
+# refused naming what is wrong.
 
 . "$(dirname "$0")/sync-lib.sh"
 
@@ -103,6 +107,26 @@ test_expect_success '"*" syncs everything again, pulling only c5' '
 	test "$(count D c5)" -eq 4 &&
 	test "$(( $(sent s) - before ))" -eq 4 &&
 	status_of D >st && test_grep ! "local_only" st
+'
+
+test_expect_success 'twice a page'"'"'s bound of other changes in between: sync --wait still gets all' '
+	printf "[sync]\ncollections = c1\n" >f.conf &&
+	syncd_start F s --config "$TEST_DIR/f.conf" &&
+	sync_wait F && ferryd_stop F &&
+	syncd_start W s &&
+	{ "$VLSEND" "$(ferryd_sock W)" --pipeline 600 --timeout 60000 \
+	    --collection bulk --prefix b >burst.out ||
+	    { cat burst.out; false; }; } &&
+	test_grep "^ok 600 replies in order\$" burst.out &&
+	sync_wait W 60 && ferryd_stop W &&
+	push s bob "$(item bob put c1 after 0 18 "{\"after\":\"bulk\"}")" >out &&
+	test_grep "\"status\":\"applied\"" out &&
+	server_stop s &&
+	syncd_start F s --config "$TEST_DIR/f.conf" &&
+	server_start s --open --max-scan 100 &&
+	sync_wait F 120 &&
+	get F c1 after >out && test_grep "\"after\":\"bulk\"" out &&
+	test "$(count F bulk)" -eq 0
 '
 
 test_expect_success 'bad sets are refused, naming what is wrong; the daemon keeps running' '
