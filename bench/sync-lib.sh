@@ -50,13 +50,23 @@ start_server() {
 }
 
 # start_ferryd NAME: a ferryd syncing with it, socket $tmp/NAME.sock; its
-# PID in $dpid.
+# PID in $dpid.  With $BENCH_GRANTS (ferry-server allow options, say
+# "--read team-*,shared-* --write notes,todo,b*"), its key is limited to
+# those collections on the server (issue 13's figure: the access checks'
+# cost with a realistic grant list); the server needs a build that knows
+# grants.
 start_ferryd() {
 	"$build/ferryd" --data-dir "$tmp/$1" --socket "$tmp/$1.sock" \
 	    --remote "http://127.0.0.1:$port" </dev/null >"$tmp/$1.log" 2>&1 &
 	dpid=$!
 	pids="$pids $dpid"
 	wait_line "$tmp/$1.log" "ready: socket"
+	if [ -n "${BENCH_GRANTS:-}" ]; then
+		# shellcheck disable=SC2086 # the options, split on purpose
+		"$build/ferry-server" --data-dir "$tmp/srv" allow \
+		    "$("$build/ferryctl" --socket "$tmp/$1.sock" key)" "$1" \
+		    $BENCH_GRANTS >/dev/null || exit 1
+	fi
 }
 
 # cpu PID: CPU seconds the process has used.

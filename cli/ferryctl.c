@@ -68,7 +68,9 @@ usage(FILE *fp)
 "  ls C [--after ID] [--limit N] [--all]\n"
 "                                   list a collection, one page or --all\n"
 "  watch [C...] [--since SEQ]       print changes as they happen\n"
-"  sync [--wait]                    push and pull now\n"
+"  sync [--wait] [--collections C,C...|'*']\n"
+"                                   push and pull now; --collections: sync\n"
+"                                   only these from now on ('*': all)\n"
 "  conflicts                        list unresolved conflicts\n"
 "  conflicts show ID                show one conflict\n"
 "  parked                           pulled changes that could not be applied\n"
@@ -458,6 +460,7 @@ enum {
 	OPT_ALL_MINE,
 	OPT_ALL_THEIRS,
 	OPT_NAME,
+	OPT_COLLECTIONS,
 };
 
 #define COMMON_OPTS \
@@ -636,6 +639,19 @@ status_print(const json_t *st)
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "docs:", get_int(st, "docs"));
 	printf("%-16s%" JSON_INTEGER_FORMAT "\n", "pending:",
 	    get_int(st, "pending"));
+	if (json_is_array(json_object_get(st, "collections"))) {
+		/* Selective sync: what is synced, what stays here. */
+		json_t *cn;
+		size_t ci;
+
+		printf("%-16s", "collections:");
+		json_array_foreach(json_object_get(st, "collections"), ci, cn)
+			printf("%s%s", ci > 0 ? ", " : "", json_string_value(cn));
+		printf(" (the others stay on this machine)\n");
+		printf("%-16s%" JSON_INTEGER_FORMAT " (changes to collections "
+		    "not synced, kept here)\n", "local only:",
+		    get_int(st, "local_only"));
+	}
 	v = json_object_get(st, "oldest_pending_ms");
 	if (json_is_integer(v)) {
 		/* An age, or the time it was written (ms since the epoch). */
@@ -1174,22 +1190,41 @@ cmd_sync(struct ctl *c, int argc, char **argv)
 	static const struct option opts[] = {
 		COMMON_OPTS,
 		{ "wait", no_argument, NULL, OPT_WAIT },
+		{ "collections", required_argument, NULL, OPT_COLLECTIONS },
 		{ 0 }
 	};
-	json_t *reply = NULL;
+	json_t *reply = NULL, *params, *list = NULL;
+	const char *p, *e, *colls = NULL;
 	int o, r, wait = 0;
 
 	optind = 0;
 	while ((o = next_opt(c, argc, argv, opts)) != -1) {
 		if (o == OPT_WAIT)
 			wait = 1;
+		else if (o == OPT_COLLECTIONS)
+			colls = optarg;
 		else if (o != 0)
 			return EXIT_USAGE;
 	}
 	if (optind != argc)
-		return usage_error("usage: sync [--wait]");
-	r = call_json(c, "io.ferry.Sync",
-	    wait ? json_pack("{sb}", "wait", 1) : json_object(), &reply);
+		return usage_error("usage: sync [--wait] [--collections "
+		    "C,C...|'*']");
+	params = wait ? json_pack("{sb}", "wait", 1) : json_object();
+	if (colls != NULL) {
+		/* Split at commas; ferryd checks each name and says which is
+		 * wrong. */
+		list = json_array();
+		for (p = colls; ; p = e + 1) {
+			if ((e = strchr(p, ',')) == NULL)
+				e = p + strlen(p);
+			json_array_append_new(list, json_stringn(p,
+			    (size_t)(e - p)));
+			if (*e == '\0')
+				break;
+		}
+		json_object_set_new(params, "collections", list);
+	}
+	r = call_json(c, "io.ferry.Sync", params, &reply);
 	if (r != 0 && !c->json && c->f != NULL && ferry_errname(c->f) != NULL &&
 	    strcmp(ferry_errname(c->f), "io.ferry.Offline") == 0 &&
 	    call_json(c, "io.ferry.Status", json_object(), &reply) == 0) {

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "bodylimit.h"
+#include "collset.h"
 #include "control.h"
 #include "history.h"
 #include "iface.h"
@@ -772,6 +773,24 @@ status_json(struct control *c)
 		return NULL;
 	json_object_set_new(s, "last_sync_ms", last > 0 ? json_integer(last) :
 	    json_null());
+	/* Selective sync: what is synced, and what stays on this machine. */
+	if (c->sync != NULL && sync_collections(c->sync) != NULL &&
+	    !collset_all(sync_collections(c->sync))) {
+		json_t *names = json_array();
+		const char *p = sync_collections(c->sync), *e;
+		int64_t local = 0;
+
+		for (; *p != '\0'; p = *e == ',' ? e + 1 : e) {
+			if ((e = strchr(p, ',')) == NULL)
+				e = p + strlen(p);
+			json_array_append_new(names, json_stringn(p,
+			    (size_t)(e - p)));
+		}
+		json_object_set_new(s, "collections", names);
+		if (store_local_only(c->st, &local) < 0)
+			local = 0;
+		json_object_set_new(s, "local_only", json_integer(local));
+	}
 	if (key_problem(c, problem, sizeof problem))
 		json_object_set_new(s, "key_problem", json_string(problem));
 	if (c->sync != NULL && (rot = sync_rotation_state(c->sync)) != NULL)
@@ -1209,6 +1228,54 @@ control_sync_reply(struct control *c, struct vl_call *call,
 	reply_with(call, "status", s);
 }
 
+/*
+ * Sync(collections: [...]): check the set, then have the engine store it
+ * and sync (sync_select_change answers the call).  ["*"] is every
+ * collection.
+ */
+static void
+sync_collections_request(struct control *c, struct vl_call *call,
+    json_t *params)
+{
+	json_t *list = json_object_get(params, "collections"), *v;
+	char *text = NULL, *set = NULL, why[256];
+	size_t i, len = 1;
+
+	if (json_array_size(list) == 0) {
+		reply_invalid(call, "collections", "is empty; give [\"*\"] for "
+		    "every collection");
+		return;
+	}
+	json_array_foreach(list, i, v)
+		len += json_string_length(v) + 1;
+	if ((text = calloc(1, len)) == NULL) {
+		reply_store_error(c, call);
+		return;
+	}
+	json_array_foreach(list, i, v) {
+		if (i > 0)
+			strcat(text, ",");
+		/* A name holding a comma is caught below as a bad name. */
+		strcat(text, json_string_value(v));
+		if (strlen(json_string_value(v)) == 0) {
+			free(text);
+			reply_invalid(call, "collections", "holds an empty "
+			    "name");
+			return;
+		}
+	}
+	if (collset_norm(text, &set, why, sizeof why) < 0) {
+		free(text);
+		reply_invalid(call, "collections", why);
+		return;
+	}
+	free(text);
+	if (sync_select_change(c->sync, set, call, json_is_true(
+	    json_object_get(params, "wait"))) < 0)
+		reply_store_error(c, call);
+	free(set);
+}
+
 static void
 handle_sync(struct control *c, struct vl_call *call, json_t *params)
 {
@@ -1218,6 +1285,10 @@ handle_sync(struct control *c, struct vl_call *call, json_t *params)
 		p = json_pack("{s:s}", "reason", "no remote is configured");
 		vl_error(call, "io.ferry.Offline", p);
 		json_decref(p);
+		return;
+	}
+	if (json_is_array(json_object_get(params, "collections"))) {
+		sync_collections_request(c, call, params);
 		return;
 	}
 	sync_request(c->sync, call, json_is_true(json_object_get(params,

@@ -492,6 +492,7 @@ daemon_start(struct daemon *d)
 	if (d->cfg.remote_url != NULL && *d->cfg.remote_url != '\0') {
 		sc.remote = d->cfg.remote_url;
 		sc.backoff_max = d->cfg.backoff_max;
+		sc.collections = d->cfg.sync_collections;
 		if ((r = sync_new(d->base, d->st, d->writer, d->keys, &sc, NULL,
 		    daemon_sync_changed, daemon_sync_reply, d, &d->sync)) < 0)
 			return r;

@@ -354,20 +354,21 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 /* --- life cycle --- */
 
 struct cursor_load {
-	struct sync	*sy;
-	int64_t		 cursor;
+	struct sync		*sy;
+	struct sync_select	 sel;
 };
 
+/* The cursor, with the filter of the collections synced (sync_select). */
 static void
 cursor_load_run(struct writer_batch *b, struct writer_op *op)
 {
 	struct cursor_load *c = op->arg;
-	char *v = NULL;
+	int r;
 
-	if (store_meta_get(b->st, "pull_cursor", &v) == 0) {
-		c->cursor = strtoll(v, NULL, 10);
-		free(v);
-	}
+	if ((r = sync_select_settle(b->st, c->sy->cfg_collections, NULL,
+	    &c->sel)) < 0)
+		writer_op_fail(op, r, r == -EINVAL ? "the stored pull filter "
+		    "cannot be read" : store_errmsg(b->st));
 }
 
 static void
@@ -377,17 +378,21 @@ cursor_load_done(struct writer_op *op, int err, void *arg)
 	struct sync *sy = c->sy;
 
 	if (sy->state != SYNC_STARTING) {	/* stopping */
+		sync_select_clear(&c->sel);
 		free(c);
 		return;
 	}
 	if (err != 0) {
+		sync_select_clear(&c->sel);
 		free(c);
 		sync_error(sy, "cannot read the pull cursor");
 		sync_pause(sy);
 		return;
 	}
-	sy->cursor = sy->fetch_cursor = c->cursor;
+	sy->cursor = sy->fetch_cursor = c->sel.cursor;
 	sy->cursor_known = true;
+	sync_select_take(sy, &c->sel);
+	sync_select_clear(&c->sel);
 	free(c);
 	sync_run(sy, "pull cursor read");
 	sync_push_start(sy);
@@ -532,7 +537,9 @@ sync_new(struct event_base *base, struct store *st, struct writer *writer,
 	sy->push_need = true;
 	backoff_init(&sy->backoff, 500, (int64_t)cfg->backoff_max * 1000);
 	backoff_init(&sy->rot_backoff, 500, (int64_t)cfg->backoff_max * 1000);
-	if ((sy->remote = strdup(cfg->remote)) == NULL) {
+	if ((sy->remote = strdup(cfg->remote)) == NULL ||
+	    (cfg->collections != NULL && (sy->cfg_collections =
+	    strdup(cfg->collections)) == NULL)) {
 		sync_free(sy);
 		return -ENOMEM;
 	}
@@ -593,5 +600,14 @@ sync_free(struct sync *sy)
 	if (sy->retry_ev != NULL)
 		event_free(sy->retry_ev);
 	free(sy->remote);
+	free(sy->cfg_collections);
+	free(sy->sync_set);
+	free(sy->pull_filter);
 	free(sy);
+}
+
+const char *
+sync_collections(const struct sync *sy)
+{
+	return sy->sync_set;
 }

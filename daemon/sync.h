@@ -78,6 +78,8 @@ struct sync_transport {
 struct sync_config {
 	const char	*remote;	/* base URL, e.g. http://127.0.0.1:8765 */
 	int		 backoff_max;	/* seconds */
+	const char	*collections;	/* [sync] collections (collset), NULL:
+					 * every collection */
 };
 
 /*
@@ -160,6 +162,19 @@ const char *sync_state(const struct sync *sy);
 enum sync_state_id sync_state_id(const struct sync *sy);
 /* The last error in words, or NULL. */
 const char *sync_last_error(const struct sync *sy);
+/* The collections synced (collset: "*" is every one), NULL until the
+ * engine has started. */
+const char *sync_collections(const struct sync *sy);
+/*
+ * Sync only set (normalised, collset_norm) from now on, and remember it
+ * across restarts (it wins over ferryd.conf): an added collection is
+ * pulled from its start, the others are not pulled again; changes of
+ * collections left out stay in the outbox.  Then call is answered as
+ * sync_request(call, wait) would, or with InvalidArgument if the replica
+ * could not store it.  0 or -ENOMEM (call not answered).
+ */
+int	sync_select_change(struct sync *sy, const char *set,
+	    struct vl_call *call, bool wait);
 /*
  * Whether the remote said this device's key is revoked (a 401 with a
  * "revoked" member, docs/protocol.md); then *ret_ms gets when (Unix ms)

@@ -190,6 +190,19 @@ struct sync {
 	struct backoff		 rot_backoff;
 	char			 rot_prev[KEYS_PUB_B64_LEN + 1]; /* the key
 						 * before, "" if none */
+	/* Selective sync (sync_select.c). */
+	char			*cfg_collections; /* ferryd.conf's, or NULL */
+	char			*sync_set;	/* the set synced (collset) */
+	char			*pull_filter;	/* collections=, NULL: none */
+	bool			 pull_hold;	/* a change is being stored */
+};
+
+/* What sync_select_settle decided (strings malloc'd). */
+struct sync_select {
+	char		*set;		/* the collections synced */
+	char		*filter;	/* the pull filter, NULL: none */
+	int64_t		 cursor;	/* the pull cursor */
+	bool		 moved;		/* the cursor went back */
 };
 
 /* --- sync.c: the engine --- */
@@ -226,6 +239,26 @@ int	sync_classify(struct sync *sy, const struct http_result *res,
 	    const char *what);
 /* Answer the Sync(wait) callers whose conditions now hold. */
 void	sync_waiters_check(struct sync *sy);
+
+/* --- sync_select.c --- */
+
+/*
+ * Writer thread: store asked (a normalised set, NULL: keep the stored
+ * one) as the set wanted, and move the stored pull filter and cursor to
+ * it (docs/sync.md "Selective sync"); the writer connection sends only
+ * that set from now on.  0 and *ret, or -errno.
+ */
+int	sync_select_settle(struct store *st, const char *cfg_set,
+	    const char *asked, struct sync_select *ret);
+/* Loop thread: use sel's set and filter from now on (taken from sel). */
+void	sync_select_take(struct sync *sy, struct sync_select *sel);
+void	sync_select_clear(struct sync_select *sel);
+
+/* --- sync_pull.c (selective sync) --- */
+
+/* Drop what was fetched ahead and fetch again from sy->cursor, with the
+ * filter in force (unless the pull is held). */
+void	sync_pull_restart(struct sync *sy);
 
 /* --- sync_push.c --- */
 

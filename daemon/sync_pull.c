@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "bodylimit.h"
+#include "collset.h"
 #include "keys.h"
 #include "log.h"
 #include "sync_int.h"
@@ -368,6 +369,20 @@ pull_fetch_set(struct sync *sy, struct sync_req *req, enum pull_fetch fetch)
 	sy->pull_fetch = req != NULL ? fetch : PULL_NONE;
 }
 
+/*
+ * May the log hold more for us after this page?  A full page, or one that
+ * skipped positions (seqs have no gaps, so fewer changes than positions
+ * means the server read changes it did not send: a collections= filter or
+ * the key's grants) and may have stopped at its bound of rows read
+ * (docs/protocol.md "Filtered pages"): ask again at once, so a Sync(wait)
+ * is answered only once a page comes back with nothing read.
+ */
+static bool
+pull_more(const struct pull_step *p)
+{
+	return p->n >= PULL_LIMIT || p->last_seq - p->since > (int64_t)p->n;
+}
+
 /* Cancel the request under way, if any. */
 static void
 pull_cancel(struct sync *sy)
@@ -398,7 +413,7 @@ static void
 pull_applied(struct pull_step *p, int err)
 {
 	struct sync *sy = p->sy;
-	bool full = p->n >= PULL_LIMIT;
+	bool full = pull_more(p);
 
 	sy->pull_applying--;
 	if (sy->state == SYNC_STOPPING) {
@@ -622,7 +637,7 @@ pull_parsed(void *arg)
 		sync_pull_start(sy, pull_next_wait(sy));
 		return;
 	}
-	full = p->n >= PULL_LIMIT;
+	full = pull_more(p);
 	if (p->len <= PULL_INLINE_MAX && sy->pull_at_encoder == 0) {
 		/* A few changes (live updates): cheaper here than a hop.
 		 * Not past pages still queued: the writer gets pages in
@@ -752,17 +767,21 @@ void
 sync_pull_start(struct sync *sy, int wait)
 {
 	struct sync_req *req;
-	char path[128];
+	char path[128 + COLLSET_FILTER_MAX];
 	int r;
 
 	/* The next page's cursor is known once the page before is parsed. */
 	if (!sync_running(sy) || sy->pull_req != NULL || sy->pull_unknown != NULL ||
-	    sy->pull_applying >= PULL_AHEAD || sync_rotate_holds(sy))
+	    sy->pull_applying >= PULL_AHEAD || sync_rotate_holds(sy) ||
+	    sy->pull_hold)
 		return;
 	if (evtimer_pending(sy->retry_ev, NULL))
 		return;
+	/* Selective sync: only the collections synced (sync_select.c). */
 	snprintf(path, sizeof path, "/v1/changes?since=%" PRId64
-	    "&limit=%d&wait=%d", sy->fetch_cursor, PULL_LIMIT, wait);
+	    "&limit=%d&wait=%d%s%s", sy->fetch_cursor, PULL_LIMIT, wait,
+	    sy->pull_filter != NULL ? "&collections=" : "",
+	    sy->pull_filter != NULL ? sy->pull_filter : "");
 	/* A long-poll's connect timer spans it whole: no idle wakeup. */
 	r = sync_send(sy, "GET", path, NULL, 0, (wait + 15) * 1000L,
 	    wait > 0 ? (wait + 15) * 1000L : CONNECT_TIMEOUT_MS,
@@ -775,6 +794,14 @@ sync_pull_start(struct sync *sy, int wait)
 	}
 	pull_fetch_set(sy, req, wait > 0 ? PULL_LONGPOLL : PULL_FETCHING);
 	sy->req_round = ++sy->pull_round;
+}
+
+void
+sync_pull_restart(struct sync *sy)
+{
+	pull_rewind(sy);
+	if (sy->pull_applying == 0)
+		sync_pull_start(sy, 0);
 }
 
 /* Replace a waiting long-poll by an immediate pull. */

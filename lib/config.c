@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "collset.h"
 #include "config.h"
 #include "inifile.h"
 #include "log.h"
@@ -44,6 +45,7 @@ enum config_type {
 	CONFIG_T_URL,		/* http(s) URL, empty for none */
 	CONFIG_T_INT,		/* decimal integer in [min, max] */
 	CONFIG_T_LEVEL,		/* log level name */
+	CONFIG_T_COLLECTIONS,	/* a collection set (collset) */
 };
 
 static const struct config_key {
@@ -76,6 +78,8 @@ static const struct config_key {
 	{ "remote", "backoff_max", CONFIG_T_INT,
 	    offsetof(struct config, backoff_max),
 	    1, CONFIG_BACKOFF_MAX_MAX },
+	{ "sync", "collections", CONFIG_T_COLLECTIONS,
+	    offsetof(struct config, sync_collections), 0, 0 },
 };
 
 static const struct {
@@ -147,7 +151,9 @@ config_free(struct config *c)
 	free(c->socket_path);
 	free(c->device_name);
 	free(c->remote_url);
+	free(c->sync_collections);
 	c->data_dir = c->socket_path = c->device_name = c->remote_url = NULL;
+	c->sync_collections = NULL;
 }
 
 /* A deep copy of *from into *to.  0 or -ENOMEM (and *to holds nothing). */
@@ -156,7 +162,7 @@ config_copy(struct config *to, const struct config *from)
 {
 	*to = *from;
 	to->data_dir = to->socket_path = to->device_name = NULL;
-	to->remote_url = NULL;
+	to->remote_url = to->sync_collections = NULL;
 	if ((from->data_dir != NULL &&
 	    (to->data_dir = strdup(from->data_dir)) == NULL) ||
 	    (from->socket_path != NULL &&
@@ -164,7 +170,9 @@ config_copy(struct config *to, const struct config *from)
 	    (from->device_name != NULL &&
 	    (to->device_name = strdup(from->device_name)) == NULL) ||
 	    (from->remote_url != NULL &&
-	    (to->remote_url = strdup(from->remote_url)) == NULL)) {
+	    (to->remote_url = strdup(from->remote_url)) == NULL) ||
+	    (from->sync_collections != NULL &&
+	    (to->sync_collections = strdup(from->sync_collections)) == NULL)) {
 		config_free(to);
 		return -ENOMEM;
 	}
@@ -178,7 +186,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 {
 	char **sp = (char **)(void *)((char *)c + k->offset);
 	int *ip = (int *)(void *)((char *)c + k->offset);
-	char *s = NULL;
+	char *s = NULL, cwhy[256];
 	const unsigned char *p;
 	size_t i;
 	int r;
@@ -243,6 +251,20 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 		}
 		*why = "not one of err, warning, notice, info, debug";
 		return -EINVAL;
+	case CONFIG_T_COLLECTIONS:
+		if ((r = collset_norm(value, &s, cwhy, sizeof cwhy)) < 0) {
+			/* buf is small: the reason if it fits, else the rule
+			 * (the value follows in the message either way). */
+			if (strlen(cwhy) < bufsz) {
+				snprintf(buf, bufsz, "%s", cwhy);
+				*why = buf;
+			} else
+				*why = "not collection names (1-128 bytes of "
+				    "A-Z a-z 0-9 . _ -) separated by commas, "
+				    "nor *";
+			return r;
+		}
+		break;
 	}
 	free(*sp);
 	*sp = s;
@@ -273,7 +295,8 @@ config_key_cb(void *arg, const char *section, const char *name,
 	if (k != NULL)
 		return config_set(arg, k, value, buf, bufsz, ret_why);
 	if (*section == '\0')
-		*ret_why = "outside any section ([ferryd] or [remote])";
+		*ret_why = "outside any section ([ferryd], [remote] or "
+		    "[sync])";
 	else {
 		if (section_known)
 			snprintf(buf, bufsz, "unknown key in [%.40s]", section);

@@ -14,6 +14,10 @@
  *   [remote]
  *   url = http://127.0.0.1:8765   ; empty: no remote (state "unconfigured")
  *   backoff_max = 60          ; seconds
+ *   [sync]
+ *   collections = notes, todo ; sync only these (collset.h); default: all
+ *                             ; ("*"); `ferryctl sync --collections`
+ *                             ; overrides it at run time, persistently
  *
  * Values: paths are absolute or start with "~/" ($HOME); socket fits
  * sun_path (at most 107 bytes); device_name is 1-128 printable bytes; url
@@ -59,6 +63,7 @@ struct config {
 	char	*socket_path;
 	char	*device_name;
 	char	*remote_url;	/* NULL or "" when unconfigured */
+	char	*sync_collections; /* collset; NULL: every collection */
 	int	 idle_timeout;	/* seconds, 0 = never */
 	int	 max_connections;
 	int	 backoff_max;	/* seconds */

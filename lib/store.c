@@ -38,6 +38,7 @@
 
 #include <sqlite3.h>
 
+#include "collset.h"
 #include "dberr.h"
 #include "jobq.h"
 #include "store.h"
@@ -91,6 +92,7 @@ enum {
 	ST_OUTBOX_BY_CHANGE,
 	ST_PARKED_ADD,
 	ST_PARKED_R,
+	ST_LOCAL_ONLY_R,
 	ST_COUNT
 };
 
@@ -127,6 +129,10 @@ struct store {
 	uint64_t	 commit_gen;
 	struct store_delta delta;	/* open batch */
 	int64_t		 batch_head;	/* head seq inside the open batch */
+	/* The collections synced (collset), as ferry_synced() sees them on
+	 * each connection: each is its own thread's (store_set_synced). */
+	char		*synced_w;
+	char		*synced_r;
 };
 
 /* Each thread reports its own last error (writer and loop thread). */
@@ -447,6 +453,7 @@ static const struct {
 	    " d.deleted, d.body, o.change_seq FROM outbox o JOIN docs d"
 	    " ON d.collection = o.collection AND d.id = o.id"
 	    " WHERE o.change_seq IS NULL AND o.state = 'queued'"
+	    " AND ferry_synced(o.collection)"
 	    " AND d.conflicted = 0 AND NOT EXISTS (SELECT 1 FROM outbox o2"
 	    "  WHERE o2.collection = o.collection AND o2.id = o.id"
 	    "  AND o2.state = 'queued' AND o2.change_seq IS NOT NULL)"
@@ -589,6 +596,10 @@ static const struct {
 	[ST_PARKED_R] = { 1,
 	    "SELECT collection, id, version, change, reason, created_ms"
 	    " FROM parked ORDER BY seq LIMIT ?1" },
+	/* Changes of collections that are not synced: they stay here. */
+	[ST_LOCAL_ONLY_R] = { 1,
+	    "SELECT count(*) FROM outbox WHERE state = 'queued'"
+	    " AND NOT ferry_synced(collection)" },
 };
 
 const char *
@@ -811,6 +822,57 @@ store_ckpt_stop(struct store *s)
 	c->db = NULL;
 }
 
+/* SQL ferry_synced(collection): is it in the set *slot points at? */
+static void
+store_synced_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	char **slot = sqlite3_user_data(ctx);
+	const char *c = (const char *)sqlite3_value_text(argv[0]);
+
+	(void)argc;
+	sqlite3_result_int(ctx, c != NULL && collset_has(*slot, c));
+}
+
+static int
+store_synced_register(struct store *s, sqlite3 *db, char **slot)
+{
+	int rc;
+
+	rc = sqlite3_create_function(db, "ferry_synced", 1, SQLITE_UTF8,
+	    slot, store_synced_fn, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : store_fail(s, db, rc);
+}
+
+int
+store_set_synced(struct store *s, bool writer, const char *set)
+{
+	char **slot = writer ? &s->synced_w : &s->synced_r, *copy = NULL;
+
+	if (set != NULL && (copy = strdup(set)) == NULL)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+int
+store_local_only(struct store *s, int64_t *ret)
+{
+	sqlite3_stmt *st = s->st[ST_LOCAL_ONLY_R];
+	int rc, r = 0;
+
+	if (collset_all(s->synced_r)) {
+		*ret = 0;
+		return 0;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else
+		r = store_fail(s, s->r, rc);
+	sqlite3_reset(st);
+	return r;
+}
+
 int
 store_open(const char *path, struct store **ret, char **ret_error)
 {
@@ -821,7 +883,8 @@ store_open(const char *path, struct store **ret, char **ret_error)
 		return -ENOMEM;
 	pthread_mutex_init(&s->counts_lock, NULL);
 	store_errbuf[0] = '\0';
-	if ((r = store_open_conn(s, path, false, &s->w)) < 0)
+	if ((r = store_open_conn(s, path, false, &s->w)) < 0 ||
+	    (r = store_synced_register(s, s->w, &s->synced_w)) < 0)
 		goto fail;
 	/* Check the file really is a database before migrating it. */
 	if ((r = store_exec(s, s->w, "SELECT count(*) FROM sqlite_master"))
@@ -829,7 +892,8 @@ store_open(const char *path, struct store **ret, char **ret_error)
 		goto fail;
 	if ((r = store_migrate(s)) < 0)
 		goto fail;
-	if ((r = store_open_conn(s, path, true, &s->r)) < 0)
+	if ((r = store_open_conn(s, path, true, &s->r)) < 0 ||
+	    (r = store_synced_register(s, s->r, &s->synced_r)) < 0)
 		goto fail;
 	for (i = 0; i < ST_COUNT; i++) {
 		sqlite3 *db = store_sql[i].conn ? s->r : s->w;
@@ -870,6 +934,8 @@ store_close(struct store *s)
 	sqlite3_close(s->r);
 	sqlite3_close(s->w);
 	pthread_mutex_destroy(&s->counts_lock);
+	free(s->synced_w);
+	free(s->synced_r);
 	free(s);
 }
 

@@ -208,6 +208,16 @@ int	store_outbox_sendable(struct store *s, int limit, store_intent_cb cb,
  * pusher prepare a batch while the one before it is in flight. */
 int	store_outbox_sendable_after(struct store *s, int64_t after, int limit,
 	    store_intent_cb cb, void *arg);
+/*
+ * Selective sync (collset.h): only intents of collections in set (NULL or
+ * "*": all) are sendable; the others stay in the outbox, local.  Each
+ * connection has its own copy: writer true sets the writer thread's (what
+ * the sendable walks see), false the loop's (store_local_only).  0 or
+ * -ENOMEM.
+ */
+int	store_set_synced(struct store *s, bool writer, const char *set);
+/* Loop thread: how many queued intents are of collections not synced. */
+int	store_local_only(struct store *s, int64_t *ret);
 /* Keep the record made for an intent: from now on exactly these bytes are
  * sent until a definitive answer.  They are written once, into the local
  * signed history, which keeps them when the remote applies them; a record

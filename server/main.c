@@ -6,6 +6,7 @@
  *                [--db FILE|postgresql://...] [--open] [--debug] [--max-waiters N] [--max-wait S]
  *                [--max-connections N] [--max-inflight-mib N]
  *   ferry-server [--data-dir DIR | --keys FILE | --db URL] allow PUBKEY [NAME]
+ *                [--read PATTERNS] [--write PATTERNS] [--all]
  *   ferry-server [--data-dir DIR | --db FILE|URL] revoke PUBKEY [--reason TEXT]
  *   ferry-server [--data-dir DIR | --db FILE|URL] unrevoke PUBKEY
  *   ferry-server [--data-dir DIR | --keys FILE | --db FILE|URL] keys [--json]
@@ -44,7 +45,13 @@
  * only `unrevoke` lifts a revocation, on purpose, never as a side effect.
  * `keys` lists every key known (the keys file, the database): name, when
  * added (where known), last seen (written by the server every few
- * seconds) and revoked.
+ * seconds), revoked, and its grants.
+ *
+ * `allow ... --read PATTERNS --write PATTERNS` (each repeatable, patterns
+ * comma-separated; srv_grants.h) limits the key to those collections,
+ * for a key allowed before too; `--all` lifts the limits.  The grants
+ * live in the store (either backend) and reach a running server as a
+ * revocation does: from its next request on.
  */
 #include "autoconfig.h"
 
@@ -75,6 +82,7 @@
 #include "srv_config.h"
 #include "srv_conn.h"
 #include "srv_db.h"
+#include "srv_grants.h"
 #include "srv_http.h"
 #include "srv_keys.h"
 #include "util.h"
@@ -94,6 +102,7 @@ struct options {
 	int		 max_wait;
 	int		 max_connections;
 	int		 max_inflight_mib;
+	int		 max_scan;
 };
 
 struct server {
@@ -121,6 +130,8 @@ usage(FILE *f)
 	    "                    [--max-connections N] [--max-inflight-mib N]\n"
 	    "       ferry-server [--data-dir DIR | --keys FILE | --db URL] allow "
 	    "PUBKEY [NAME]\n"
+	    "                    [--read PATTERNS] [--write PATTERNS] "
+	    "[--all]\n"
 	    "       ferry-server [--data-dir DIR | --db FILE|URL] revoke PUBKEY "
 	    "[--reason TEXT]\n"
 	    "       ferry-server [--data-dir DIR | --db FILE|URL] unrevoke "
@@ -151,6 +162,8 @@ usage(FILE *f)
 	    "  --max-connections N connections at once; at the cap the one idle\n"
 	    "                      longest is closed (default min(%d, open-file\n"
 	    "                      limit - %d), here %d)\n"
+	    "  --max-scan N        change-log rows a filtered page reads past\n"
+	    "                      (collections=, grants; default %d)\n"
 	    "  --max-inflight-mib N  MiB of request bodies received at once (503\n"
 	    "                      beyond; default %d)\n"
 	    "\n"
@@ -160,15 +173,27 @@ usage(FILE *f)
 	    "to the\n"
 	    "                      database, applied by every instance at "
 	    "once)\n"
+	    "    --read PATTERNS   it may read only these collections, "
+	    "and write only\n"
+	    "    --write PATTERNS  these (write implies read); PATTERNS: "
+	    "names or names\n"
+	    "                      with '*' (any run of characters), "
+	    "comma-separated,\n"
+	    "                      each option repeatable; applied from the "
+	    "key's next\n"
+	    "                      request, for a key allowed before too\n"
+	    "    --all             lift the limits: every collection "
+	    "(the default)\n"
 	    "  revoke PUBKEY       refuse the key from now on, on a running "
 	    "server too,\n"
 	    "    [--reason TEXT]   saying when and why; its records are "
 	    "rejected\n"
 	    "  unrevoke PUBKEY     lift a revocation (allow does not)\n"
 	    "  keys [--json]       every key: name, added, last seen, "
-	    "revoked\n",
+	    "revoked, grants\n",
 	    SRV_HTTP_MAX_WAITERS, SRV_HTTP_MAX_WAIT, SRV_CONN_MAX_DEFAULT,
-	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_CONN_INFLIGHT_MIB);
+	    SRV_CONN_FD_RESERVE, srv_conn_default_max(), SRV_HTTP_SCAN_MAX,
+	    SRV_CONN_INFLIGHT_MIB);
 }
 
 /* Positive decimal int option; -EINVAL if it is not one. */
@@ -200,6 +225,9 @@ count_option(struct options *o, int ch, const char **ret_name)
 	case 'C':
 		*ret_name = "max-connections";
 		return &o->max_connections;
+	case 'S':
+		*ret_name = "max-scan";
+		return &o->max_scan;
 	default:
 		*ret_name = "max-inflight-mib";
 		return &o->max_inflight_mib;
@@ -221,6 +249,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "max-wait", required_argument, NULL, 'w' },
 		{ "max-connections", required_argument, NULL, 'C' },
 		{ "max-inflight-mib", required_argument, NULL, 'I' },
+		{ "max-scan", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -257,6 +286,7 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'w':
 		case 'C':
 		case 'I':
+		case 'S':
 			if (parse_count(optarg, count_option(o, ch, &name)) < 0) {
 				fprintf(stderr, "ferry-server: --%s wants a "
 				    "positive number, not '%s'\n", name, optarg);
@@ -498,22 +528,163 @@ cmd_allow_db(struct srv_db *db, const char *key, const char *name)
 	return r < 0 && r != -EEXIST ? 1 : 0;
 }
 
-/* `ferry-server allow PUBKEY [NAME]`: exit status. */
+/* What `allow` was told about grants. */
+struct allow_grants {
+	bool	 set;		/* --read, --write or --all given */
+	bool	 all;		/* --all */
+	char	*rd;		/* the patterns, comma-joined */
+	char	*wr;
+};
+
+/* Append list to *acc (comma-joined).  0 or -ENOMEM. */
+static int
+allow_grants_add(char **acc, const char *list)
+{
+	char *s;
+
+	if (asprintf(&s, "%s%s%s", *acc != NULL ? *acc : "", *acc != NULL &&
+	    **acc != '\0' && *list != '\0' ? "," : "", list) < 0)
+		return -ENOMEM;
+	free(*acc);
+	*acc = s;
+	return 0;
+}
+
+/*
+ * Parse `allow`'s operands: PUBKEY [NAME] and the grant options, in any
+ * order.  0, or 2 (usage, said) or 1 (a bad pattern list, said).
+ */
+static int
+allow_args(int argc, char **argv, const char **ret_key, const char **ret_name,
+    struct allow_grants *ag)
+{
+	const char *key = NULL, *name = NULL, *val;
+	char **acc, *norm, why[256];
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		acc = NULL;
+		val = NULL;
+		if (strcmp(argv[i], "--read") == 0 ||
+		    strcmp(argv[i], "--write") == 0) {
+			if (i + 1 == argc)
+				goto usage;
+			acc = argv[i][2] == 'r' ? &ag->rd : &ag->wr;
+			val = argv[++i];
+		} else if (strncmp(argv[i], "--read=", 7) == 0) {
+			acc = &ag->rd;
+			val = argv[i] + 7;
+		} else if (strncmp(argv[i], "--write=", 8) == 0) {
+			acc = &ag->wr;
+			val = argv[i] + 8;
+		} else if (strcmp(argv[i], "--all") == 0) {
+			ag->set = ag->all = true;
+			continue;
+		} else if (key == NULL && (argv[i][0] != '-' ||
+		    strlen(argv[i]) == KEYS_PUB_B64_LEN))
+			key = argv[i];
+		else if (key != NULL && name == NULL && argv[i][0] != '-')
+			name = argv[i];
+		else
+			goto usage;
+		if (acc == NULL)
+			continue;
+		if (srv_grants_list_norm(val, &norm, why, sizeof why) < 0) {
+			fprintf(stderr, "ferry-server: %s %s\n", acc == &ag->rd ?
+			    "--read" : "--write", why);
+			return 1;
+		}
+		ag->set = true;
+		if (allow_grants_add(acc, norm) < 0) {
+			free(norm);
+			return 1;
+		}
+		free(norm);
+	}
+	if (key == NULL)
+		goto usage;
+	if (ag->all && (ag->rd != NULL || ag->wr != NULL)) {
+		fprintf(stderr, "ferry-server: --all lifts every limit; it "
+		    "cannot go with --read or --write\n");
+		return 2;
+	}
+	*ret_key = key;
+	*ret_name = name;
+	return 0;
+usage:
+	fprintf(stderr, "usage: ferry-server [--data-dir DIR | --keys FILE | "
+	    "--db URL] allow PUBKEY [NAME] [--read PATTERNS] [--write "
+	    "PATTERNS] [--all]\n");
+	return 2;
+}
+
+/* Store what `allow` was told about the key's grants: exit status. */
+static int
+allow_grants_store(struct srv_db *db, const char *key,
+    const struct allow_grants *ag)
+{
+	char *rd = NULL, *wr = NULL, why[256];
+	int r;
+
+	if (!ag->set)
+		return 0;
+	if (ag->all)
+		r = srv_db_grant_set(db, key, NULL, NULL);
+	else {
+		/* Joined lists: normalised again, for duplicates across
+		 * repeated options and the bound on their number. */
+		if ((r = srv_grants_list_norm(ag->rd != NULL ? ag->rd : "", &rd,
+		    why, sizeof why)) < 0 ||
+		    (r = srv_grants_list_norm(ag->wr != NULL ? ag->wr : "", &wr,
+		    why, sizeof why)) < 0) {
+			fprintf(stderr, "ferry-server: %s\n", r == -ENOMEM ?
+			    "out of memory" : why);
+			free(rd);
+			return 1;
+		}
+		r = srv_db_grant_set(db, key, rd, wr);
+	}
+	if (r < 0)
+		fprintf(stderr, "ferry-server: cannot store the grants of %s: "
+		    "%s (%s)\n", key, strerror(-r), srv_db_errmsg(db));
+	else if (ag->all)
+		printf("key %s may read and write every collection\n", key);
+	else
+		printf("key %s may read %s, and write %s (which it may read "
+		    "too), from its next request on\n", key, *rd != '\0' ?
+		    rd : "nothing else", *wr != '\0' ? wr : "nothing");
+	free(rd);
+	free(wr);
+	return r < 0 ? 1 : 0;
+}
+
+static int	cmd_allow_key(struct server *, int, char **,
+		    struct allow_grants *);
+
+/* `ferry-server allow PUBKEY [NAME] [--read ...] ...`: exit status. */
 static int
 cmd_allow(struct server *s, int argc, char **argv)
+{
+	struct allow_grants ag;
+	int r;
+
+	memset(&ag, 0, sizeof ag);
+	r = cmd_allow_key(s, argc, argv, &ag);
+	free(ag.rd);
+	free(ag.wr);
+	return r;
+}
+
+static int
+cmd_allow_key(struct server *s, int argc, char **argv, struct allow_grants *ag)
 {
 	const char *key, *name, *why;
 	struct srv_db *db = NULL;
 	char *err = NULL;
 	int r;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: ferry-server [--data-dir DIR | --keys "
-		    "FILE] allow PUBKEY [NAME]\n");
-		return 2;
-	}
-	key = argv[1];
-	name = argc == 3 ? argv[2] : NULL;
+	if ((r = allow_args(argc, argv, &key, &name, ag)) != 0)
+		return r;
 	if (srv_keys_check_key(key, &why) < 0) {
 		fprintf(stderr, "ferry-server: '%s' %s\n", key, why);
 		return 1;
@@ -530,16 +701,19 @@ cmd_allow(struct server *s, int argc, char **argv)
 	}
 	if (s->opt.db != NULL && srv_db_is_url(s->opt.db)) {
 		r = cmd_allow_db(db, key, name);
+		if (r == 0)
+			r = allow_grants_store(db, key, ag);
 		srv_db_close(db);
 		return r;
 	}
 	r = srv_keys_append(s->keys_path, key, name, &err);
 	if (r == -EEXIST) {
-		printf("%s; nothing changed\n", err != NULL ? err :
-		    "the key is already allowed");
+		printf("%s%s\n", err != NULL ? err : "the key is already "
+		    "allowed", ag->set ? "" : "; nothing changed");
 		free(err);
+		r = allow_grants_store(db, key, ag);
 		srv_db_close(db);
-		return 0;
+		return r;
 	}
 	if (r < 0) {
 		fprintf(stderr, "ferry-server: %s\n", err != NULL ? err :
@@ -552,11 +726,12 @@ cmd_allow(struct server *s, int argc, char **argv)
 	if (srv_db_note_added(db, key, util_now_ms()) < 0)
 		fprintf(stderr, "ferry-server: warning: cannot record when %s "
 		    "was added: %s\n", key, srv_db_errmsg(db));
-	srv_db_close(db);
 	printf("allowed %s%s%s in %s (send SIGHUP to a running ferry-server "
 	    "to apply)\n", key, name != NULL ? " as " : "",
 	    name != NULL ? name : "", s->keys_path);
-	return 0;
+	r = allow_grants_store(db, key, ag);
+	srv_db_close(db);
+	return r;
 }
 
 /* `ferry-server revoke PUBKEY [--reason TEXT]`: exit status. */
@@ -731,6 +906,41 @@ keys_rotation_cb(const struct srv_rotation *rot, void *arg)
 	    "time", (json_int_t)rot->ms, "new_key", rot->new_key));
 }
 
+static int
+keys_grants_cb(const char *key, const char *rd, const char *wr, void *arg)
+{
+	json_t *e;
+
+	if ((e = keys_entry(arg, key)) == NULL)
+		return -ENOMEM;
+	return json_object_set_new(e, "grants", srv_grants_json(rd, wr));
+}
+
+/* A key's grants in words: "all", or "read a,b; write c" (into buf). */
+static const char *
+keys_grants_words(json_t *g, char *buf, size_t size)
+{
+	json_t *p;
+	size_t i, o = 0;
+	int k;
+
+	if (!json_is_object(g))
+		return "all";
+	for (k = 0; k < 2; k++) {
+		o += (size_t)snprintf(buf + o, o < size ? size - o : 0,
+		    "%s%s ", k == 0 ? "" : "; ", k == 0 ? "read" : "write");
+		if (json_array_size(json_object_get(g, k == 0 ? "read" :
+		    "write")) == 0)
+			o += (size_t)snprintf(buf + o, o < size ? size - o : 0,
+			    "-");
+		json_array_foreach(json_object_get(g, k == 0 ? "read" :
+		    "write"), i, p)
+			o += (size_t)snprintf(buf + o, o < size ? size - o : 0,
+			    "%s%s", i > 0 ? "," : "", json_string_value(p));
+	}
+	return buf;
+}
+
 /* A time column: "2026-12-03 10:40:00" (UTC), or "-". */
 static const char *
 keys_time(json_t *ms, char *buf, size_t size)
@@ -750,18 +960,23 @@ keys_time(json_t *ms, char *buf, size_t size)
 static void
 keys_print(json_t *list)
 {
-	char added[32], seen[32], revoked[32], retired[32];
+	char added[32], seen[32], revoked[32], retired[32], grants[512], *line;
 	json_t *e, *rv, *rt;
 	const char *name, *reason;
+	bool any = false;
 	size_t i;
 
-	printf("%-43s  %-16s  %-19s  %-19s  %s\n", "KEY", "NAME",
-	    "ADDED (UTC)", "LAST SEEN (UTC)", "REVOKED (UTC)");
+	/* A GRANTS column only where some key is limited (srv_grants). */
+	json_array_foreach(list, i, e)
+		any = any || json_object_get(e, "grants") != NULL;
+	printf("%-43s  %-16s  %-19s  %-19s  %s%s\n", "KEY", "NAME",
+	    "ADDED (UTC)", "LAST SEEN (UTC)", "REVOKED (UTC)", any ?
+	    "  GRANTS" : "");
 	json_array_foreach(list, i, e) {
 		rv = json_object_get(e, "revoked");
 		name = json_string_value(json_object_get(e, "name"));
 		reason = json_string_value(json_object_get(rv, "reason"));
-		printf("%-43s  %-16s  %-19s  %-19s  %s%s%s%s\n",
+		if (asprintf(&line, "%-43s  %-16s  %-19s  %-19s  %s%s%s%s",
 		    json_string_value(json_object_get(e, "key")),
 		    name != NULL ? name : "-",
 		    keys_time(json_object_get(e, "added_ms"), added,
@@ -769,7 +984,15 @@ keys_print(json_t *list)
 		    keys_time(json_object_get(e, "seen_ms"), seen, sizeof seen),
 		    keys_time(json_object_get(rv, "time"), revoked,
 		    sizeof revoked), reason != NULL ? " (" : "",
-		    reason != NULL ? reason : "", reason != NULL ? ")" : "");
+		    reason != NULL ? reason : "", reason != NULL ? ")" : "") < 0)
+			return;
+		if (any)
+			printf("%s  %s\n", line, keys_grants_words(
+			    json_object_get(e, "grants"), grants,
+			    sizeof grants));
+		else
+			printf("%s\n", line);
+		free(line);
 		if ((rt = json_object_get(e, "retired")) != NULL)
 			printf("%-43s  retired %s for %s\n", "",
 			    keys_time(json_object_get(rt, "time"), retired,
@@ -824,7 +1047,8 @@ cmd_keys(struct server *s, int argc, char **argv)
 	if ((r < 0 && r != -EOPNOTSUPP) ||
 	    (r = srv_db_key_times(db, keys_times_cb, all)) < 0 ||
 	    (r = srv_db_revocations(db, keys_revoked_cb, all)) < 0 ||
-	    (r = srv_db_rotations(db, keys_rotation_cb, all)) < 0) {
+	    (r = srv_db_rotations(db, keys_rotation_cb, all)) < 0 ||
+	    (r = srv_db_grants(db, keys_grants_cb, all)) < 0) {
 		fprintf(stderr, "ferry-server: cannot read the keys from the "
 		    "database: %s (%s)\n", strerror(-r), srv_db_errmsg(db));
 		goto out;
@@ -910,6 +1134,48 @@ load_revoked(struct server *s)
 }
 
 static int
+grants_add_cb(const char *key, const char *rd, const char *wr, void *arg)
+{
+	int r;
+
+	/* A malformed row shuts its key out of every collection (the
+	 * safe side), said, and harms no other key. */
+	if ((r = srv_grants_add(arg, key, rd, wr)) == -EINVAL) {
+		log_warn("key_grants in the database: the grants of %.64s "
+		    "cannot be read; it may read and write nothing", key);
+		r = srv_grants_add(arg, key, "", "");
+	}
+	return r < 0 ? r : 0;
+}
+
+/*
+ * Load the store's grants; on failure the set in use is kept, as for the
+ * revocations.
+ */
+static int
+load_grants(struct server *s)
+{
+	struct srv_grants *gs;
+	int r;
+
+	if ((r = srv_grants_new(&gs)) < 0)
+		return r;
+	if ((r = srv_db_grants(s->db, grants_add_cb, gs)) < 0) {
+		log_err("cannot read the grants from the database: %s (%s); "
+		    "keeping the grants in use", strerror(-r),
+		    srv_db_errmsg(s->db));
+		srv_grants_free(gs);
+		return r;
+	}
+	srv_grants_seal(gs);
+	if (srv_grants_count(gs) > 0)
+		log_info("%zu key%s limited to some collections",
+		    srv_grants_count(gs), srv_grants_count(gs) == 1 ? "" : "s");
+	srv_http_set_grants(s->http, gs);
+	return 0;
+}
+
+static int
 merge_key_cb(const char *key, const char *name, void *arg)
 {
 	int r;
@@ -988,6 +1254,7 @@ keys_changed_cb(void *arg)
 {
 	(void)load_keys(arg, true);
 	(void)load_revoked(arg);
+	(void)load_grants(arg);
 }
 
 /*
@@ -999,6 +1266,7 @@ static void
 revoked_changed_cb(void *arg)
 {
 	(void)load_revoked(arg);
+	(void)load_grants(arg);
 }
 
 /*
@@ -1101,6 +1369,7 @@ serve(struct server *s)
 	memset(&hc, 0, sizeof hc);
 	hc.open = s->opt.open;
 	hc.max_waiters = s->opt.max_waiters;
+	hc.max_scan = s->opt.max_scan;
 	hc.max_wait = s->opt.max_wait;
 	hc.max_connections = s->opt.max_connections;
 	hc.max_inflight = (size_t)s->opt.max_inflight_mib * 1024 * 1024;
@@ -1111,6 +1380,7 @@ serve(struct server *s)
 		goto out;
 	}
 	if ((r = load_keys(s, false)) < 0 || (r = load_revoked(s)) < 0 ||
+	    (r = load_grants(s)) < 0 ||
 	    (r = srv_db_watch_keys(s->db, keys_changed_cb, s)) < 0)
 		goto out;
 	warn_max_connections(s->opt.max_connections);

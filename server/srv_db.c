@@ -160,6 +160,19 @@ srv_db_outside_change(struct srv_db *db)
 }
 
 int
+srv_db_grants(struct srv_db *db, srv_db_grant_cb cb, void *arg)
+{
+	return db->ops->grants(db, cb, arg);
+}
+
+int
+srv_db_grant_set(struct srv_db *db, const char *key, const char *rd,
+    const char *wr)
+{
+	return db->ops->grant_set(db, key, rd, wr);
+}
+
+int
 srv_db_begin(struct srv_db *db)
 {
 	return db->ops->begin(db);

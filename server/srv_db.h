@@ -248,6 +248,23 @@ typedef int (*srv_db_rotation_cb)(const struct srv_rotation *rot, void *arg);
 int	srv_db_rotate(struct srv_db *db, const struct srv_rotation *rot);
 int	srv_db_rotations(struct srv_db *db, srv_db_rotation_cb cb, void *arg);
 
+/*
+ * Per-collection grants (issue 13, srv_grants.h), kept in the store by
+ * both backends (table key_grants; PostgreSQL tells every instance with
+ * the keys' notification, SQLite's other processes see it through
+ * srv_db_outside_change).  A key without a row may read and write every
+ * collection.  read and write are the pattern lists as srv_grants_format
+ * writes them ("" for none).  srv_db_grants calls cb for each row (n or
+ * -errno); srv_db_grant_set stores a key's lists, or with rd NULL drops
+ * its row (everything again): 0 or -errno.
+ */
+typedef int (*srv_db_grant_cb)(const char *key, const char *rd,
+	    const char *wr, void *arg);
+
+int	srv_db_grants(struct srv_db *db, srv_db_grant_cb cb, void *arg);
+int	srv_db_grant_set(struct srv_db *db, const char *key, const char *rd,
+	    const char *wr);
+
 int	srv_db_begin(struct srv_db *db);
 /* A failed COMMIT rolls back: the batch did not happen. */
 int	srv_db_commit(struct srv_db *db);

@@ -10,7 +10,8 @@
  * then the keys file is the only list; outside_change may be NULL (never:
  * the backend notifies instead); lock_docs may be NULL: then batches
  * never run at once.  Every backend keeps revocations and key times
- * (revoke ... seen_write) and rotations (rotate, rotations).
+ * (revoke ... seen_write), rotations (rotate, rotations) and grants
+ * (grants, grant_set).
  */
 #ifndef FERRY_SRV_DB_IMPL_H
 #define FERRY_SRV_DB_IMPL_H
@@ -58,6 +59,9 @@ struct srv_db_ops {
 	bool	 (*outside_change)(struct srv_db *);
 	int	 (*rotate)(struct srv_db *, const struct srv_rotation *);
 	int	 (*rotations)(struct srv_db *, srv_db_rotation_cb, void *);
+	int	 (*grants)(struct srv_db *, srv_db_grant_cb, void *);
+	int	 (*grant_set)(struct srv_db *, const char *, const char *,
+		    const char *);
 	/* May be NULL: presence is not shared (one instance). */
 	int	 (*presence_put)(struct srv_db *, const char *, const char *,
 		    int64_t, int64_t);

@@ -175,6 +175,11 @@ static const char *srv_pg_migrations[] = {
 	"  statement text NOT NULL,"
 	"  sig_old text NOT NULL,"
 	"  sig_new text NOT NULL);",
+	/* 4 -> 5: per-collection grants (srv_grants); no row: everything. */
+	"CREATE TABLE key_grants ("
+	"  key text PRIMARY KEY,"
+	"  read text NOT NULL,"
+	"  write text NOT NULL);",
 };
 
 #define SRV_PG_NMIGRATIONS \
@@ -1428,6 +1433,49 @@ out:
 	return r;
 }
 
+static int
+srv_pg_grants(struct srv_db *base, srv_db_grant_cb cb, void *arg)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	PGresult *res;
+	int i, r = 0;
+
+	if ((r = srv_pg_read_ready(db)) < 0)
+		return r;
+	if ((res = srv_pg_run(db, "SELECT key, read, write FROM key_grants"
+	    " ORDER BY key", 0, NULL, NULL, false, &r)) == NULL)
+		return r;
+	for (i = 0; i < PQntuples(res); i++)
+		if ((r = cb(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    PQgetvalue(res, i, 2), arg)) < 0)
+			break;
+	PQclear(res);
+	return r < 0 ? r : i;
+}
+
+/* Set or clear a key's grants, then tell every instance (as revoke). */
+static int
+srv_pg_grant_set(struct srv_db *base, const char *key, const char *rd,
+    const char *wr)
+{
+	struct srv_pg *db = (struct srv_pg *)base;
+	const char *vals[3] = { key, rd, wr };
+	int r;
+
+	if (rd == NULL)
+		r = srv_pg_change_one(db, "DELETE FROM key_grants"
+		    " WHERE key = $1 RETURNING 1", 1, vals);
+	else
+		r = srv_pg_change_one(db, "INSERT INTO key_grants (key, read,"
+		    " write) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE"
+		    " SET read = excluded.read, write = excluded.write"
+		    " RETURNING 1", 3, vals);
+	if (r < 0)
+		return r;
+	srv_pg_keys_notify(db);
+	return 0;
+}
+
 /*
  * Before a request is authenticated: read what the listener has already
  * received (nonblocking, one recv), so a revocation whose notification
@@ -1540,4 +1588,6 @@ static const struct srv_db_ops srv_pg_ops = {
 	.watch_presence = srv_pg_watch_presence,
 	.rotate = srv_pg_rotate,
 	.rotations = srv_pg_rotations,
+	.grants = srv_pg_grants,
+	.grant_set = srv_pg_grant_set,
 };

@@ -61,6 +61,9 @@ enum {
 	SQ_SEEN,
 	SQ_ROTATE,
 	SQ_ROTATIONS,
+	SQ_GRANTS,
+	SQ_GRANT_SET,
+	SQ_GRANT_DEL,
 	SQ_COUNT
 };
 
@@ -140,6 +143,12 @@ static const char *srv_db_migrations[] = {
 	"  sig_old TEXT NOT NULL,"
 	"  sig_new TEXT NOT NULL"
 	");",
+	/* 3 -> 4: per-collection grants (srv_grants); no row: everything. */
+	"CREATE TABLE key_grants ("
+	"  key TEXT PRIMARY KEY,"
+	"  read TEXT NOT NULL,"
+	"  write TEXT NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 #define SRV_DB_NMIGRATIONS \
@@ -218,6 +227,12 @@ static const char *const srv_db_sql[SQ_COUNT] = {
 	[SQ_ROTATIONS] =
 	    "SELECT old_key, new_key, last_seq, rotated_ms, statement,"
 	    " sig_old, sig_new FROM key_rotations ORDER BY rowid",
+	[SQ_GRANTS] = "SELECT key, read, write FROM key_grants ORDER BY key",
+	[SQ_GRANT_SET] =
+	    "INSERT INTO key_grants (key, read, write) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (key) DO UPDATE SET"
+	    " read = excluded.read, write = excluded.write",
+	[SQ_GRANT_DEL] = "DELETE FROM key_grants WHERE key = ?1",
 };
 
 /* Map an SQLite result code to -errno and remember the message. */
@@ -854,6 +869,53 @@ out:
 	return r;
 }
 
+/* --- grants --- */
+
+static int
+srv_sqlite_grants(struct srv_db *base, srv_db_grant_cb cb, void *arg)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st = db->st[SQ_GRANTS];
+	const char *key, *rd, *wr;
+	int rc, r, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		key = (const char *)sqlite3_column_text(st, 0);
+		rd = (const char *)sqlite3_column_text(st, 1);
+		wr = (const char *)sqlite3_column_text(st, 2);
+		if (key == NULL || rd == NULL || wr == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if ((r = cb(key, rd, wr, arg)) < 0)
+			goto out;
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : srv_sqlite_fail(db, rc);
+out:
+	sqlite3_reset(st);
+	return r;
+}
+
+static int
+srv_sqlite_grant_set(struct srv_db *base, const char *key, const char *rd,
+    const char *wr)
+{
+	struct srv_sqlite *db = (struct srv_sqlite *)base;
+	sqlite3_stmt *st;
+
+	if (rd == NULL) {
+		st = db->st[SQ_GRANT_DEL];
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		return srv_sqlite_step_done(db, st);
+	}
+	st = db->st[SQ_GRANT_SET];
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rd, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, wr, -1, SQLITE_STATIC);
+	return srv_sqlite_step_done(db, st);
+}
+
 /* Another connection (`ferry-server revoke`) committed since last time. */
 static bool
 srv_sqlite_outside_change(struct srv_db *base)
@@ -900,4 +962,6 @@ static const struct srv_db_ops srv_sqlite_ops = {
 	.outside_change = srv_sqlite_outside_change,
 	.rotate = srv_sqlite_rotate,
 	.rotations = srv_sqlite_rotations,
+	.grants = srv_sqlite_grants,
+	.grant_set = srv_sqlite_grant_set,
 };

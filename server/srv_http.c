@@ -79,6 +79,10 @@ struct srv_waiter {
 	bool			 presence;
 	int64_t			 rev;
 	char			 key[KEYS_PUB_B64_LEN + 1];
+	int64_t			 deadline_ms;	/* when the wait ends */
+	bool			 expired;	/* its timer fired */
+	struct srv_grant	*grant;		/* a reference, or NULL */
+	struct srv_filter	*filter;	/* owned, or NULL */
 };
 
 TAILQ_HEAD(srv_waiters, srv_waiter);
@@ -105,6 +109,7 @@ struct srv_http {
 	bool				 shutting_down;
 	struct srv_revoked		*revoked;	/* srv_http_set_revoked */
 	struct srv_retired		*retired;	/* srv_http_set_retired */
+	struct srv_grants		*grants;	/* srv_http_set_grants */
 	/* Last seen: noted per request, written by seen_ev's timer. */
 	struct srv_seen			*lastseen;
 	struct event			*seen_ev;
@@ -465,12 +470,27 @@ srv_http_parse_int(const char *s, int64_t *ret)
 	return 0;
 }
 
+static int srv_http_params_text(struct srv_req *rq, struct srv_param *p,
+    size_t n, const char *tname, char **ret_text);
+
 /*
  * Read the query into p[0..n): each parameter at most once, known, a
  * non-negative integer within bounds.  0, or -EINVAL after answering 400.
  */
 static int
 srv_http_params(struct srv_req *rq, struct srv_param *p, size_t n)
+{
+	return srv_http_params_text(rq, p, n, NULL, NULL);
+}
+
+/*
+ * The same, and the parameter tname (if not NULL) taken as text: a copy
+ * in *ret_text (the caller's to free; NULL when absent).  A failure
+ * leaves nothing to free.
+ */
+static int
+srv_http_params_text(struct srv_req *rq, struct srv_param *p, size_t n,
+    const char *tname, char **ret_text)
 {
 	struct evkeyvalq q;
 	struct evkeyval *kv;
@@ -486,6 +506,18 @@ srv_http_params(struct srv_req *rq, struct srv_param *p, size_t n)
 		goto out;
 	}
 	TAILQ_FOREACH(kv, &q, next) {
+		if (tname != NULL && strcmp(kv->key, tname) == 0) {
+			if (*ret_text != NULL) {
+				srv_http_error(rq, 400, "query parameter '%s' "
+				    "is given twice", tname);
+				goto out;
+			}
+			if ((*ret_text = strdup(kv->value)) == NULL) {
+				srv_http_error(rq, 500, "out of memory");
+				goto out;
+			}
+			continue;
+		}
 		for (i = 0; i < n; i++)
 			if (strcmp(kv->key, p[i].name) == 0)
 				break;
@@ -515,6 +547,10 @@ srv_http_params(struct srv_req *rq, struct srv_param *p, size_t n)
 	r = 0;
 out:
 	evhttp_clear_headers(&q);
+	if (r < 0 && ret_text != NULL) {
+		free(*ret_text);
+		*ret_text = NULL;
+	}
 	return r;
 }
 
@@ -747,6 +783,56 @@ srv_http_push_revoked(struct srv_push_req *pr)
 }
 
 /*
+ * The grant of the key a request is signed by (NULL: it may do
+ * everything).  A key a device rotated to holds the grant of the key it
+ * follows (its chain of rotations, newest first) until the operator gives
+ * it one of its own: a rotation never widens a device's access.
+ */
+static struct srv_grant *
+srv_http_grant(const struct srv_http *h, const char *key)
+{
+	struct srv_grant *g;
+	size_t hops;
+
+	if (srv_grants_count(h->grants) == 0)
+		return NULL;
+	for (hops = 0; key != NULL && hops <= srv_retired_count(h->retired);
+	    hops++) {
+		if ((g = srv_grants_get(h->grants, key)) != NULL)
+			return g;
+		key = srv_retired_predecessor(h->retired, key);
+	}
+	return NULL;
+}
+
+/*
+ * Loop thread: records for a collection the pushing key may not write
+ * are rejected, each saying so; the others in the batch go on (a record
+ * is the pushing key's own: srv_push_check refuses others).  The grants
+ * are the loop's, as the revocations are; each check is a lookup in
+ * memory, never a query.
+ */
+static void
+srv_http_push_grants(struct srv_push_req *pr)
+{
+	struct srv_push_item *it;
+	struct srv_grant *g;
+	size_t i;
+
+	if (pr->code != 0 || (g = srv_http_grant(pr->rq.h,
+	    pr->rq.key)) == NULL)
+		return;
+	for (i = 0; i < pr->n; i++) {
+		it = &pr->items[i];
+		if (it->err == 0 && it->result == NULL &&
+		    !srv_grant_can_write(g, it->f.collection))
+			srv_push_item_forbidden(it, pr->rq.key,
+			    srv_grant_can_read(g, it->f.collection));
+	}
+	srv_grant_unref(g);
+}
+
+/*
  * Loop thread: a push is checked; store those at the head, in order: on
  * the loop (SQLite), or handed to a worker thread when the store takes
  * batches there (PostgreSQL), so the loop never waits for the database.
@@ -764,6 +850,7 @@ srv_http_push_checked(void *arg)
 			srv_rotate_push_admit(h->retired, first->rq.key,
 			    first->items, first->n);
 		srv_http_push_revoked(first);
+		srv_http_push_grants(first);
 		first->head = srv_db_head(h->db);
 		if (srv_db_has_workers(h->db) && first->code == 0 &&
 		    first->n > 0) {
@@ -1011,10 +1098,13 @@ srv_http_rotate(struct srv_req *rq)
 /* --- GET /v1/changes --- */
 
 struct srv_changes_ctx {
-	struct evbuffer	*out;
-	size_t		 bytes;
-	int64_t		 last;
-	int		 n;
+	struct evbuffer		*out;
+	size_t			 bytes;
+	int64_t			 last;
+	int			 n;
+	int			 rows;		/* read, sent or not */
+	const struct srv_grant	*grant;		/* NULL: everything */
+	const struct srv_filter	*filter;	/* NULL: everything */
 };
 
 /*
@@ -1111,6 +1201,14 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
 
 	if (c->n > 0 && c->bytes + row->record_len > SRV_HTTP_REPLY_BUDGET)
 		return SRV_HTTP_STOP;
+	c->rows++;
+	/* Not the reader's: not a byte of it is sent, but the cursor moves
+	 * past it, so the reader never asks for it again. */
+	if (!srv_filter_wants(c->filter, row->collection, row->seq) ||
+	    !srv_grant_can_read(c->grant, row->collection)) {
+		c->last = row->seq;
+		return 0;
+	}
 	deleted = strcmp(row->op, "delete") == 0;
 	if (evbuffer_add(c->out, c->n > 0 ? ",{" : "{", c->n > 0 ? 2 : 1) < 0)
 		return -ENOMEM;
@@ -1144,27 +1242,52 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
 
 /*
  * The reply to /v1/changes?since=since&limit=limit as it stands now, as
- * JSON text appended to out.  Returns the number of changes in it (>= 0),
- * or -errno (out then holds garbage).
+ * JSON text appended to out, with only the changes grant and filter let
+ * through (NULL: all).  Rows that are not let through are read on, at
+ * most max_scan of them, so a page holds up to limit changes
+ * the reader may have even when many others lie between them; its
+ * last_seq is past every row read.  Returns the number of changes in it
+ * (>= 0), or -errno (out then holds garbage); *ret_last gets last_seq,
+ * *ret_end whether the log was read to its end.
  */
 static int
 srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
-    struct evbuffer *out)
+    int max_scan, const struct srv_grant *grant,
+    const struct srv_filter *filter, struct evbuffer *out, int64_t *ret_last,
+    bool *ret_end)
 {
 	struct srv_changes_ctx c;
-	int r;
+	int asked, scanned = 0, r;
+	bool end = false;
 
 	memset(&c, 0, sizeof c);
 	c.out = out;
 	c.last = since;
+	c.grant = grant;
+	c.filter = filter;
 	if (evbuffer_add(out, "{\"changes\":[", 12) < 0)
 		return -ENOMEM;
-	r = srv_db_changes(db, since, limit, srv_http_change_cb, &c);
-	if (r < 0 && r != SRV_HTTP_STOP)
-		return r;
+	for (;;) {
+		asked = limit - c.n;
+		c.rows = 0;
+		r = srv_db_changes(db, c.last, asked, srv_http_change_cb, &c);
+		if (r == SRV_HTTP_STOP)
+			break;
+		if (r < 0)
+			return r;
+		scanned += c.rows;
+		if (c.rows < asked) {
+			end = true;
+			break;
+		}
+		if (c.n >= limit || scanned >= max_scan)
+			break;
+	}
 	if (evbuffer_add_printf(out, "],\"head\":%" PRId64 ",\"last_seq\":%"
 	    PRId64 "}", srv_db_head(db), c.last) < 0)
 		return -ENOMEM;
+	*ret_last = c.last;
+	*ret_end = end;
 	return c.n;
 }
 
@@ -1185,7 +1308,10 @@ srv_http_waiter_unlink(struct srv_waiter *w)
 static void
 srv_http_waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	srv_http_waiter_answer(arg);
+	struct srv_waiter *w = arg;
+
+	w->expired = true;
+	srv_http_waiter_answer(w);
 }
 
 /*
@@ -1214,6 +1340,8 @@ srv_http_waiter_gone_cb(evutil_socket_t fd, short what, void *arg)
 	srv_http_waiter_unlink(w);
 	log_debug("changes: long-poll since=%" PRId64 " dropped: its client "
 	    "went away (%d waiting)", w->since, w->h->nwaiters);
+	srv_grant_unref(w->grant);
+	srv_filter_free(w->filter);
 	free(w);
 	/* Frees the request too. */
 	evhttp_connection_free(evcon);
@@ -1291,6 +1419,10 @@ struct srv_changes_read {
 	int			 limit;
 	int			 wait;
 	struct evbuffer		*buf;
+	struct srv_grant	*grant;		/* a reference, or NULL */
+	struct srv_filter	*filter;	/* owned, or NULL */
+	int64_t			 last;		/* the page's last_seq */
+	bool			 end;		/* read to the log's end */
 };
 
 static void srv_http_changes_answer(struct srv_read *rd);
@@ -1303,6 +1435,8 @@ srv_http_changes_read_free(struct srv_read *rd)
 	if (cr->buf != NULL)
 		evbuffer_free(cr->buf);
 	free(cr->w);
+	srv_grant_unref(cr->grant);
+	srv_filter_free(cr->filter);
 	free(cr);
 }
 
@@ -1312,7 +1446,8 @@ srv_http_changes_run(struct srv_read *rd, struct srv_db *db)
 	struct srv_changes_read *cr = (struct srv_changes_read *)rd;
 
 	rd->r = cr->buf != NULL ? srv_http_changes_text(db, cr->since,
-	    cr->limit, cr->buf) : -ENOMEM;
+	    cr->limit, rd->h->cfg.max_scan, cr->grant, cr->filter, cr->buf,
+	    &cr->last, &cr->end) : -ENOMEM;
 	if (rd->r < 0)
 		snprintf(rd->dberr, sizeof rd->dberr, "%s", srv_db_errmsg(db));
 }
@@ -1355,21 +1490,48 @@ srv_http_waiter_answer(struct srv_waiter *w)
 	if ((cr = srv_http_changes_read_new(w->h)) == NULL) {
 		obj = json_pack("{s:s}", "error", "out of memory");
 		srv_http_reply(w->req, 500, obj);
+		srv_grant_unref(w->grant);
+		srv_filter_free(w->filter);
 		free(w);
 		return;
 	}
 	cr->w = w;
 	cr->since = w->since;
 	cr->limit = w->limit;
+	cr->grant = w->grant;
+	cr->filter = w->filter;
+	w->grant = NULL;
+	w->filter = NULL;
 	srv_http_read(&cr->rd);
 }
 
-/* A waiter's read is done: answer it. */
+static int srv_http_park(struct srv_http *h, struct evhttp_request *req,
+    int64_t since, int limit, int64_t deadline_ms, struct srv_changes_read *cr);
+
+/*
+ * A waiter's read is done: answer it, or, when it found nothing this
+ * reader may have (changes of collections it may not read, or asked not
+ * to have, woke it) and its time is not up, wait on from past them.
+ */
 static void
 srv_http_waiter_reply(struct srv_changes_read *cr)
 {
 	struct srv_waiter *w = cr->w;
 	json_t *obj;
+
+	if (cr->rd.r == 0 && cr->end && !w->expired &&
+	    !cr->rd.h->shutting_down && w->deadline_ms > util_now_ms() &&
+	    srv_http_park(cr->rd.h, w->req, cr->last, w->limit,
+	    w->deadline_ms, cr) == 0) {
+		log_debug("changes: long-poll since=%" PRId64 " woken by "
+		    "changes it may not have; waits on since=%" PRId64,
+		    w->since, cr->last);
+		/* Read on a worker: a commit may have come meanwhile (on the
+		 * loop the head is where the read ended). */
+		if (srv_db_head(cr->rd.h->db) > cr->last)
+			srv_http_wake(cr->rd.h);
+		return;
+	}
 
 	log_debug("changes: long-poll since=%" PRId64 " answered with %d "
 	    "changes (%d waiting)", w->since, cr->rd.r, cr->rd.h->nwaiters);
@@ -1380,8 +1542,11 @@ srv_http_waiter_reply(struct srv_changes_read *cr)
 		    "Retry-After", "1");
 		obj = json_pack("{s:s}", "error", "storage error");
 		srv_http_reply(w->req, 503, obj);
-	} else
+	} else {
+		log_debug("changes: since=%" PRId64 ": %d changes sent, "
+		    "last_seq %" PRId64, cr->since, cr->rd.r, cr->last);
 		srv_http_reply_buf(w->req, cr->buf);
+	}
 }
 
 /* Answer every long-poll that waits for something older than the head. */
@@ -1404,35 +1569,40 @@ srv_http_wake_cb(void *arg)
 }
 
 /*
- * Park rq for up to wait seconds, watching for its client to go: a new
- * waiter on the list (counted by the caller), or NULL on ENOMEM.
+ * Park req until deadline_ms (Unix ms), watching for its client to go: a
+ * new waiter on the list (counted by the caller), or NULL on ENOMEM.
  */
 static struct srv_waiter *
-srv_http_park(struct srv_req *rq, int wait)
+srv_http_park_until(struct srv_http *h, struct evhttp_request *req,
+    int64_t deadline_ms)
 {
-	struct srv_http *h = rq->h;
 	struct srv_waiter *w;
 	struct timeval tv;
 	evutil_socket_t fd;
+	int64_t left;
 
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return NULL;
 	w->h = h;
-	w->req = rq->req;
+	w->req = req;
+	w->deadline_ms = deadline_ms;
 	if ((w->timer = evtimer_new(h->base, srv_http_waiter_timeout_cb,
 	    w)) == NULL) {
 		free(w);
 		return NULL;
 	}
-	tv.tv_sec = wait;
-	tv.tv_usec = 0;
+	left = deadline_ms - util_now_ms();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 	if (evtimer_add(w->timer, &tv) < 0) {
 		event_free(w->timer);
 		free(w);
 		return NULL;
 	}
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
-	    evhttp_request_get_connection(rq->req)));
+	    evhttp_request_get_connection(req)));
 	if (fd != -1 && ((w->gone = event_new(h->base, fd, EV_READ | EV_PERSIST,
 	    srv_http_waiter_gone_cb, w)) == NULL ||
 	    event_add(w->gone, NULL) < 0)) {
@@ -1446,20 +1616,27 @@ srv_http_park(struct srv_req *rq, int wait)
 	return w;
 }
 
-/* Park rq until a push commits something newer or wait seconds pass. */
+/*
+ * Park req until a push commits something newer than since or the
+ * deadline passes; the waiter takes cr's grant and filter.
+ */
 static int
-srv_http_wait(struct srv_req *rq, int64_t since, int limit, int wait)
+srv_http_park(struct srv_http *h, struct evhttp_request *req, int64_t since,
+    int limit, int64_t deadline_ms, struct srv_changes_read *cr)
 {
-	struct srv_http *h = rq->h;
 	struct srv_waiter *w;
 
-	if ((w = srv_http_park(rq, wait)) == NULL)
+	if ((w = srv_http_park_until(h, req, deadline_ms)) == NULL)
 		return -ENOMEM;
 	w->since = since;
 	w->limit = limit;
 	h->nwaiters++;
-	log_debug("changes: long-poll waiting since=%" PRId64 " for %d s "
-	    "(%d waiting)", since, wait, h->nwaiters);
+	w->grant = cr->grant;
+	w->filter = cr->filter;
+	cr->grant = NULL;
+	cr->filter = NULL;
+	log_debug("changes: long-poll waiting since=%" PRId64 " until %"
+	    PRId64 " (%d waiting)", since, deadline_ms, h->nwaiters);
 	return 0;
 }
 
@@ -1474,13 +1651,25 @@ srv_http_changes(struct srv_req *rq)
 		{ "wait", 0, h->cfg.max_wait, 0, false },
 	};
 	struct srv_changes_read *cr;
+	struct srv_filter *filter = NULL;
+	char why[256], *text = NULL;
+	int r;
 
-	if (srv_http_params(rq, p, 3) < 0)
+	r = srv_http_params_text(rq, p, 3, "collections", &text);
+	if (r == 0 && text != NULL &&
+	    (r = srv_filter_parse(text, &filter, why, sizeof why)) < 0)
+		srv_http_error(rq, r == -ENOMEM ? 500 : 400, "query parameter "
+		    "'collections': %s", r == -ENOMEM ? "out of memory" : why);
+	free(text);
+	if (r < 0)
 		return;
 	if ((cr = srv_http_changes_read_new(h)) == NULL) {
+		srv_filter_free(filter);
 		srv_http_error(rq, 500, "out of memory");
 		return;
 	}
+	cr->filter = filter;
+	cr->grant = srv_http_grant(h, rq->key);
 	cr->rq = *rq;
 	cr->since = p[0].value;
 	cr->limit = (int)p[1].value;
@@ -1521,21 +1710,27 @@ srv_http_changes_answer(struct srv_read *rd)
 		    "head", cr->since, head);
 		return;
 	}
-	if (rd->r == 0 && cr->wait > 0 && !h->shutting_down) {
+	/* Nothing for this reader up to the end of the log: wait, from
+	 * past what it may not have.  Read up to the scan bound without
+	 * reaching the end: answer at once, the reader pages on. */
+	if (rd->r == 0 && cr->end && cr->wait > 0 && !h->shutting_down) {
 		if (h->nwaiters >= h->cfg.max_waiters) {
 			srv_http_error(rq, 429, "too many waiting requests "
 			    "(%d); retry later", h->nwaiters);
 			return;
 		}
-		if (srv_http_wait(rq, cr->since, cr->limit, cr->wait) < 0) {
+		if (srv_http_park(h, rq->req, cr->last, cr->limit,
+		    util_now_ms() + cr->wait * 1000LL, cr) < 0) {
 			srv_http_error(rq, 500, "out of memory");
 			return;
 		}
 		/* Read on a worker: a commit may have come meanwhile. */
-		if (srv_db_head(h->db) > cr->since)
+		if (srv_db_head(h->db) > cr->last)
 			srv_http_wake(h);
 		return;
 	}
+	log_debug("changes: since=%" PRId64 ": %d changes sent, last_seq %"
+	    PRId64, cr->since, rd->r, cr->last);
 	srv_http_reply_buf(rq->req, cr->buf);
 }
 
@@ -1750,6 +1945,26 @@ srv_http_history(struct srv_req *rq, const char *collection, const char *id)
 }
 
 /*
+ * Whether rq's key may read collection; if not, it is answered 403
+ * (naming only what the request itself named).
+ */
+static bool
+srv_http_may_read(struct srv_req *rq, const char *collection)
+{
+	struct srv_grant *g;
+	bool ok;
+
+	if ((g = srv_http_grant(rq->h, rq->key)) == NULL)
+		return true;
+	ok = srv_grant_can_read(g, collection);
+	srv_grant_unref(g);
+	if (!ok)
+		srv_http_error(rq, 403, "forbidden: key %s may not read "
+		    "collection '%s' on this server", rq->key, collection);
+	return ok;
+}
+
+/*
  * GET /v1/docs/{collection}/{id}[/history]: check the method and the
  * names (decoded), and hand over (or answer the error).
  */
@@ -1773,6 +1988,8 @@ srv_http_docs(struct srv_req *rq, const char *collection, const char *id,
 		srv_http_error(rq, 400, "id %s", why);
 		return;
 	}
+	if (!srv_http_may_read(rq, collection))
+		return;
 	if (history)
 		srv_http_history(rq, collection, id);
 	else
@@ -1938,7 +2155,8 @@ srv_http_presence_get(struct srv_req *rq)
 		    "(%d); retry later", h->npresence);
 		return;
 	}
-	if ((w = srv_http_park(rq, (int)p[1].value)) == NULL) {
+	if ((w = srv_http_park_until(h, rq->req, util_now_ms() +
+	    p[1].value * 1000)) == NULL) {
 		srv_http_error(rq, 500, "out of memory");
 		return;
 	}
@@ -2286,6 +2504,8 @@ srv_http_new(struct event_base *base, struct srv_db *db,
 		h->cfg.max_waiters = SRV_HTTP_MAX_WAITERS;
 	if (h->cfg.max_wait <= 0)
 		h->cfg.max_wait = SRV_HTTP_MAX_WAIT;
+	if (h->cfg.max_scan <= 0)
+		h->cfg.max_scan = SRV_HTTP_SCAN_MAX;
 	TAILQ_INIT(&h->waiters);
 	TAILQ_INIT(&h->pushes);
 	if ((r = srv_keys_empty(&h->keys)) < 0 ||
@@ -2399,6 +2619,13 @@ srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv)
 }
 
 void
+srv_http_set_grants(struct srv_http *h, struct srv_grants *gs)
+{
+	srv_grants_free(h->grants);
+	h->grants = gs;
+}
+
+void
 srv_http_shutdown(struct srv_http *h)
 {
 	h->shutting_down = true;
@@ -2440,6 +2667,7 @@ srv_http_free(struct srv_http *h)
 	srv_revoked_free(h->revoked);
 	srv_presence_free(h->presence);
 	srv_retired_free(h->retired);
+	srv_grants_free(h->grants);
 	if (h->seen_ev != NULL)
 		event_free(h->seen_ev);
 	srv_seen_free(h->lastseen);

@@ -66,6 +66,7 @@
 
 #include "srv_access.h"
 #include "srv_db.h"
+#include "srv_grants.h"
 #include "srv_keys.h"
 #include "srv_rotate.h"
 
@@ -73,6 +74,7 @@
 #define SRV_HTTP_REPLY_BUDGET	(8 * 1024 * 1024)
 #define SRV_HTTP_MAX_WAIT	60	/* seconds a long-poll may wait */
 #define SRV_HTTP_MAX_WAITERS	512
+#define SRV_HTTP_SCAN_MAX	10000	/* rows a filtered page reads past */
 
 struct srv_http_config {
 	bool	open;		/* accept any well-formed key */
@@ -81,6 +83,8 @@ struct srv_http_config {
 	int	threads;	/* push checkers (0: one per CPU) */
 	int	max_connections; /* 0: srv_conn_default_max() */
 	size_t	max_inflight;	/* body bytes at once (0: default) */
+	int	max_scan;	/* rows a filtered page reads past (0:
+				 * SRV_HTTP_SCAN_MAX) */
 	/* Another process changed the store (`ferry-server revoke` on
 	 * SQLite): reread the revocations now.  May be NULL. */
 	void	(*reload)(void *arg);
@@ -113,6 +117,14 @@ void	srv_http_set_revoked(struct srv_http *h, struct srv_revoked *rv);
  * seq are taken from their successor.
  */
 void	srv_http_set_retired(struct srv_http *h, struct srv_retired *rt);
+
+/*
+ * Hold keys to gs (sealed; ownership moves here) from now on: a push to a
+ * collection its key may not write is rejected per record, and changes,
+ * documents and history of collections it may not read are never sent
+ * (srv_grants.h).  Requests in flight keep the grant they started with.
+ */
+void	srv_http_set_grants(struct srv_http *h, struct srv_grants *gs);
 /*
  * Stop accepting connections and answer every waiting long-poll with
  * what there is now.  Requests already being read are still served.

@@ -136,6 +136,20 @@ srv_push_item_refuse(struct srv_push_item *it, const char *fmt, ...)
 		it->err = -ENOMEM;
 }
 
+void
+srv_push_item_forbidden(struct srv_push_item *it, const char *key,
+    bool readable)
+{
+	if (it->err < 0)
+		return;
+	json_decref(it->result);
+	it->result = srv_push_rejected("forbidden: key %s may not write "
+	    "collection '%s' (%s on this server)", key, it->f.collection,
+	    readable ? "it may only read it" : "it has no access to it");
+	if (it->result == NULL)
+		it->err = -ENOMEM;
+}
+
 /* The body's text: a slice of the record, or dumped if its layout is
  * not record_make's.  0 or -ENOMEM. */
 static int

@@ -103,6 +103,13 @@ void	srv_push_item_admit(struct srv_push_item *it);
 /* The item is rejected with this reason, whatever it was judged before. */
 void	srv_push_item_refuse(struct srv_push_item *it, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/*
+ * The pushing key (key) may not write the item's collection (srv_grants;
+ * readable says whether it may read it): it is rejected, saying so,
+ * whatever it was judged before.
+ */
+void	srv_push_item_forbidden(struct srv_push_item *it, const char *key,
+	    bool readable);
 
 /*
  * Judge and apply n checked changes of key, in order, inside an open

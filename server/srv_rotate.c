@@ -87,6 +87,18 @@ srv_retired_find(const struct srv_retired *rt, const char *key)
 	return bsearch(&k, rt->v, rt->n, sizeof *rt->v, srv_retired_cmp);
 }
 
+const char *
+srv_retired_predecessor(const struct srv_retired *rt, const char *key)
+{
+	size_t i;
+
+	/* Sorted by old key: a scan, done only where grants exist. */
+	for (i = 0; rt != NULL && key != NULL && i < rt->n; i++)
+		if (strcmp(rt->v[i].new_key, key) == 0)
+			return rt->v[i].old_key;
+	return NULL;
+}
+
 void
 srv_retirement_words(const struct srv_retirement *re, char *buf, size_t size)
 {

@@ -56,6 +56,9 @@ size_t	srv_retired_count(const struct srv_retired *rt);
 /* The retirement of key, or NULL (rt NULL too: nothing is retired). */
 const struct srv_retirement *srv_retired_find(const struct srv_retired *rt,
 	    const char *key);
+/* The key retired in favour of key, or NULL (none; rt NULL too). */
+const char *srv_retired_predecessor(const struct srv_retired *rt,
+	    const char *key);
 /* "retired on 2026-12-03 10:40:00 UTC in favour of <key>" into buf. */
 void	srv_retirement_words(const struct srv_retirement *re, char *buf,
 	    size_t size);

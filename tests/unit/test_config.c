@@ -341,7 +341,14 @@ test_errors(void **state)
 	check_error("wrongsect.conf", "[remote]\ndata_dir = /x\n",
 	    "2: data_dir: unknown key in [remote]: '/x'");
 	check_error("nosect.conf", "; top\nidle_timeout = 5\n",
-	    "2: idle_timeout: outside any section ([ferryd] or [remote]): '5'");
+	    "2: idle_timeout: outside any section ([ferryd], [remote] or "
+	    "[sync]): '5'");
+	check_error("colls.conf", "[sync]\ncollections = notes, a/b\n",
+	    "2: collections: not collection names (1-128 bytes of A-Z a-z 0-9 "
+	    ". _ -) separated by commas, nor *: 'notes, a/b'");
+	check_error("star.conf", "[sync]\ncollections = notes, *\n",
+	    "2: collections: '*' (every collection) cannot be given with "
+	    "names: 'notes, *'");
 	check_error("nan.conf", "[ferryd]\n\n\nidle_timeout = x\n",
 	    "4: idle_timeout: not a number: 'x'");
 	check_error("trail.conf", "[ferryd]\nidle_timeout = 10s\n",

@@ -482,7 +482,7 @@ setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	struct sync_transport tr;
-	struct sync_config cfg = { "http://remote.invalid/", 1 };
+	struct sync_config cfg = { "http://remote.invalid/", 1, NULL };
 	struct timeval tick = { 0, 20 * 1000 };
 	bool created;
 
