@@ -1635,8 +1635,10 @@ srv_http_park(struct srv_http *h, struct evhttp_request *req, int64_t since,
 	w->filter = cr->filter;
 	cr->grant = NULL;
 	cr->filter = NULL;
-	log_debug("changes: long-poll waiting since=%" PRId64 " until %"
-	    PRId64 " (%d waiting)", since, deadline_ms, h->nwaiters);
+	/* In whole seconds, rounded up, as the wait= it was asked for. */
+	log_debug("changes: long-poll waiting since=%" PRId64 " for %lld s "
+	    "(%d waiting)", since, (long long)((deadline_ms - util_now_ms() +
+	    999) / 1000), h->nwaiters);
 	return 0;
 }
 
