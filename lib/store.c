@@ -41,6 +41,7 @@
 #include "collset.h"
 #include "dberr.h"
 #include "jobq.h"
+#include "log.h"
 #include "store.h"
 
 enum {
@@ -107,10 +108,32 @@ enum {
  */
 #define STORE_CKPT_PAGES	10000
 
+/*
+ * The WAL's bound.  A passive checkpoint copies only what was committed
+ * when it started, and SQLite starts the WAL over only once everything in
+ * it was copied: under a write load that never pauses, the checkpointer
+ * never catches up and the file grows for ever (392 MB after 300,000
+ * Puts, session 9).  So once the WAL holds STORE_WAL_MAX_PAGES (80 MB),
+ * the writer itself, right after a COMMIT, runs a TRUNCATE checkpoint: it
+ * is the only writer, so only readers can hold it up, and it waits for
+ * them at most STORE_WAL_WAIT_MS; if one holds it longer (a checkpoint in
+ * hand, a long read), it tries again when the WAL has grown by another
+ * tenth of the bound.  A pause of the writes while the WAL is copied
+ * (tens of ms per 10,000 pages here) once per 80 MB written, against a
+ * file that grew without limit.
+ */
+#define STORE_WAL_MAX_PAGES	20000
+#define STORE_WAL_WAIT_MS	100
+
 struct store_ckpt {
 	struct jobq	*q;		/* one thread, no loop */
 	sqlite3		*db;
 	atomic_bool	 queued;	/* a checkpoint job is waiting */
+	/* Writer thread only: */
+	int		 wal_pages;	/* the WAL's size at the last commit */
+	int		 wal_limit;	/* truncate from this size on */
+	int		 wal_next;	/* ... and after a failure, from this */
+	uint64_t	 truncated;	/* truncating checkpoints done */
 };
 
 struct store {
@@ -778,10 +801,50 @@ store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	struct store_ckpt *c = arg;
 
+	c->wal_pages = pages;
 	if (pages >= STORE_CKPT_PAGES && !atomic_exchange(&c->queued, true) &&
 	    jobq_submit(c->q, NULL, store_ckpt_run, NULL, NULL, c) < 0)
 		atomic_store(&c->queued, false);	/* next commit retries */
 	return SQLITE_OK;
+}
+
+/* Writer thread, after a COMMIT: hold the WAL to its bound (see
+ * STORE_WAL_MAX_PAGES).  Failing is not an error: the WAL stays. */
+static void
+store_wal_bound(struct store *s)
+{
+	struct store_ckpt *c = &s->ckpt;
+	int rc, log = -1, done = -1;
+
+	if (c->q == NULL || c->wal_pages < c->wal_next)
+		return;
+	sqlite3_busy_timeout(s->w, STORE_WAL_WAIT_MS);
+	rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    &log, &done);
+	sqlite3_busy_timeout(s->w, 5000);
+	if (rc == SQLITE_OK) {
+		c->wal_pages = 0;
+		c->wal_next = c->wal_limit;
+		c->truncated++;
+		return;
+	}
+	c->wal_next = c->wal_pages + c->wal_limit / 10 + 1;
+	log_warn("store: the WAL holds %d pages and could not be truncated "
+	    "(%s); trying again at %d", c->wal_pages, sqlite3_errstr(rc),
+	    c->wal_next);
+}
+
+void
+store_set_wal_limit(struct store *s, int pages)
+{
+	s->ckpt.wal_limit = s->ckpt.wal_next = pages > 0 ? pages :
+	    STORE_WAL_MAX_PAGES;
+}
+
+uint64_t
+store_wal_truncations(const struct store *s)
+{
+	return s->ckpt.truncated;
 }
 
 static int
@@ -803,6 +866,7 @@ store_ckpt_start(struct store *s, const char *path)
 	/* From now on the writer never checkpoints in the loop itself. */
 	if ((r = store_exec(s, s->w, "PRAGMA wal_autocheckpoint = 0")) < 0)
 		return r;
+	c->wal_limit = c->wal_next = STORE_WAL_MAX_PAGES;
 	sqlite3_wal_hook(s->w, store_wal_hook, c);
 	return 0;
 }
@@ -995,6 +1059,7 @@ store_commit(struct store *s)
 	s->counts.parked += s->delta.parked;
 	s->counts.head_seq = s->batch_head;
 	pthread_mutex_unlock(&s->counts_lock);
+	store_wal_bound(s);
 	return 0;
 }
 

@@ -102,6 +102,14 @@ const char *store_errmsg(const struct store *s);
 /* Batch control on the writer: BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 int	store_begin(struct store *s);
 int	store_commit(struct store *s);
+/*
+ * The WAL's bound in pages (store.c STORE_WAL_MAX_PAGES; 0: that
+ * default): after a COMMIT that leaves more, the writer truncates it.
+ * For tests and tuning; writer thread.  store_wal_truncations counts the
+ * truncations done.
+ */
+void	store_set_wal_limit(struct store *s, int pages);
+uint64_t store_wal_truncations(const struct store *s);
 void	store_rollback(struct store *s);
 bool	store_in_batch(const struct store *s);
 /*
