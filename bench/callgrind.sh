@@ -21,15 +21,6 @@ port=${BENCH_PORT:-}
 . "$(dirname "$0")/sync-lib.sh"
 cg="valgrind --tool=callgrind --callgrind-out-file=$out"
 
-# wait_long LOG TEXT: wait_line with room for valgrind's start (60 s).
-wait_long() {
-	i=0
-	until grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1)); [ $i -le 600 ] || { cat "$1"; exit 1; }
-		sleep 0.1
-	done
-}
-
 fill() {
 	"$build/bench/bench_put" -s "$tmp/$1.sock" -m pipe -c 16 -d 32 \
 	    -n "$n" -w 0 -t 600 -N fill >/dev/null 2>&1
@@ -45,7 +36,7 @@ pull)
 	    --remote "http://127.0.0.1:$port" </dev/null >"$tmp/b.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
-	wait_long "$tmp/b.log" "ready: socket"
+	wait_line "$tmp/b.log" "ready: socket" 1200
 	"$build/ferryctl" --socket "$tmp/b.sock" sync --wait >/dev/null
 	;;
 push)
@@ -58,7 +49,7 @@ push)
 	    --remote "http://127.0.0.1:$port" </dev/null >"$tmp/v.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
-	wait_long "$tmp/v.log" "ready: socket"
+	wait_line "$tmp/v.log" "ready: socket" 1200
 	start_server
 	"$build/ferryctl" --socket "$tmp/d.sock" sync --wait >/dev/null
 	;;
@@ -69,7 +60,7 @@ server)
 	    --data-dir "$tmp/srv" --open </dev/null >"$tmp/s.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
-	wait_long "$tmp/s.log" "ready: listening"
+	wait_line "$tmp/s.log" "ready: listening" 1200
 	"$build/ferryctl" --socket "$tmp/d.sock" sync --wait >/dev/null
 	;;
 *)

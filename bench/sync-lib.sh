@@ -25,12 +25,13 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT INT TERM
 
-# wait_line LOG TEXT: until TEXT is in LOG (10 s at most); LOG may not
-# exist yet (the process started in the background creates it).
+# wait_line LOG TEXT [TRIES]: until TEXT is in LOG (TRIES checks 0.05 s
+# apart, 200 = 10 s by default); LOG may not exist yet (the process
+# started in the background creates it).
 wait_line() {
 	i=0
 	until grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1)); [ $i -le 200 ] || { cat "$1"; exit 1; }
+		i=$((i + 1)); [ $i -le "${3:-200}" ] || { cat "$1"; exit 1; }
 		sleep 0.05
 	done
 }

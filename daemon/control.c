@@ -128,8 +128,9 @@ reply_with(struct vl_call *call, const char *key, json_t *value)
 	json_decref(p);
 }
 
-static void
-reply_invalid(struct vl_call *call, const char *field, const char *reason)
+void
+control_reply_invalid(struct vl_call *call, const char *field,
+    const char *reason)
 {
 	json_t *p;
 
@@ -155,7 +156,7 @@ param_name(struct vl_call *call, json_t *params, const char *field, bool id)
 	s = json_string_value(json_object_get(params, field));
 	if ((id ? names_check_id(s, &reason) :
 	    names_check_collection(s, &reason)) < 0) {
-		reply_invalid(call, field, reason);
+		control_reply_invalid(call, field, reason);
 		return NULL;
 	}
 	return s;
@@ -176,7 +177,7 @@ param_int(struct vl_call *call, json_t *params, const char *field,
 	if (json_integer_value(v) < min || json_integer_value(v) > max) {
 		snprintf(why, sizeof why, "must be between %" PRId64 " and %"
 		    PRId64, min, max);
-		reply_invalid(call, field, why);
+		control_reply_invalid(call, field, why);
 		return -1;
 	}
 	*ret = json_integer_value(v);
@@ -652,7 +653,7 @@ handle_watch(struct control *c, struct vl_call *call, json_t *params)
 			    &reason) < 0) {
 				snprintf(why, sizeof why, "element %zu: %s", i,
 				    reason);
-				reply_invalid(call, "collections", why);
+				control_reply_invalid(call, "collections", why);
 				return;
 			}
 		}
@@ -972,7 +973,7 @@ handle_get_conflict(struct control *c, struct vl_call *call, json_t *params)
 	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
 	    &id)) <= 0) {
 		if (r == 0)
-			reply_invalid(call, "conflict_id", "missing");
+			control_reply_invalid(call, "conflict_id", "missing");
 		return;
 	}
 	r = store_conflict_get(c->st, STORE_READER, id, &cf);
@@ -1164,7 +1165,7 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 	if ((r = param_int(call, params, "conflict_id", 1, INT64_MAX,
 	    &id)) <= 0) {
 		if (r == 0)
-			reply_invalid(call, "conflict_id", "missing");
+			control_reply_invalid(call, "conflict_id", "missing");
 		return;
 	}
 	/* One of the enum's values, and an object or nothing
@@ -1175,7 +1176,7 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 			break;
 	if (strategy == NULL || i == RESOLVE_NNAMES) {
 		/* The interface's enum and resolve_names disagree. */
-		reply_invalid(call, "strategy", RESOLVE_STRATEGIES);
+		control_reply_invalid(call, "strategy", RESOLVE_STRATEGIES);
 		return;
 	}
 	body = json_object_get(params, "body");
@@ -1189,20 +1190,20 @@ handle_resolve(struct control *c, struct vl_call *call, json_t *params)
 	rq->strategy = resolve_names[i].strategy;
 	if (rq->strategy == RESOLVE_MERGED && body == NULL) {
 		free(rq);
-		reply_invalid(call, "body", "merged needs the body, a JSON "
+		control_reply_invalid(call, "body", "merged needs the body, a JSON "
 		    "object");
 		return;
 	}
 	if (rq->strategy != RESOLVE_MERGED && body != NULL) {
 		free(rq);
-		reply_invalid(call, "body", "only merged takes a body");
+		control_reply_invalid(call, "body", "only merged takes a body");
 		return;
 	}
 	/* json_dumpb without a buffer: the size of the compact text. */
 	if (body != NULL && !body_limit_ok(body, json_dumpb(body, NULL, 0,
 	    JSON_COMPACT), "body", why, sizeof why)) {
 		free(rq);
-		reply_invalid(call, "body", why);
+		control_reply_invalid(call, "body", why);
 		return;
 	}
 	rq->body = body;
@@ -1242,7 +1243,7 @@ sync_collections_request(struct control *c, struct vl_call *call,
 	size_t i, len = 1;
 
 	if (json_array_size(list) == 0) {
-		reply_invalid(call, "collections", "is empty; give [\"*\"] for "
+		control_reply_invalid(call, "collections", "is empty; give [\"*\"] for "
 		    "every collection");
 		return;
 	}
@@ -1259,14 +1260,14 @@ sync_collections_request(struct control *c, struct vl_call *call,
 		strcat(text, json_string_value(v));
 		if (strlen(json_string_value(v)) == 0) {
 			free(text);
-			reply_invalid(call, "collections", "holds an empty "
+			control_reply_invalid(call, "collections", "holds an empty "
 			    "name");
 			return;
 		}
 	}
 	if (collset_norm(text, &set, why, sizeof why) < 0) {
 		free(text);
-		reply_invalid(call, "collections", why);
+		control_reply_invalid(call, "collections", why);
 		return;
 	}
 	free(text);
@@ -1515,7 +1516,7 @@ params_check(struct control *c, struct vl_call *call,
 	if (meth->iface == IFACE_SERVICE)
 		vl_error_invalid(call, m->overflow);
 	else
-		reply_invalid(call, m->overflow, "holds a number out of the "
+		control_reply_invalid(call, m->overflow, "holds a number out of the "
 		    "range ferry keeps exactly: integers must fit in 64 bits "
 		    "(signed), other numbers in an IEEE 754 double");
 	return false;

@@ -80,5 +80,8 @@ char	*control_status_line(struct control *c);
 /* Finish every outstanding call and free (not the borrowed parts).
  * Accepts NULL. */
 void	control_free(struct control *c);
+/* Answer call io.ferry.InvalidArgument{field, reason}. */
+void	control_reply_invalid(struct vl_call *call, const char *field,
+	    const char *reason);
 
 #endif

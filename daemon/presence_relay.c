@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "names.h"
 #include "presence.h"
@@ -300,16 +301,6 @@ relay_emit(const struct presence_entry *e, bool gone, void *arg)
 
 /* --- handlers --- */
 
-static void
-reply_invalid(struct vl_call *call, const char *field, const char *reason)
-{
-	json_t *p;
-
-	p = json_pack("{s:s,s:s}", "field", field, "reason", reason);
-	vl_error(call, "io.ferry.InvalidArgument", p);
-	json_decref(p);
-}
-
 /* The program's name on the other end of call, from /proc, into buf. */
 static void
 peer_app(struct vl_call *call, char *buf, size_t size)
@@ -349,15 +340,15 @@ where_from(struct vl_call *call, json_t *params, bool need_collection,
 	id = json_string_value(json_object_get(params, "id"));
 	if ((c != NULL || need_collection) &&
 	    names_check_collection(c, &reason) < 0) {
-		reply_invalid(call, "collection", reason);
+		control_reply_invalid(call, "collection", reason);
 		return -1;
 	}
 	if (id != NULL && names_check_id(id, &reason) < 0) {
-		reply_invalid(call, "id", reason);
+		control_reply_invalid(call, "id", reason);
 		return -1;
 	}
 	if (id != NULL && c == NULL) {
-		reply_invalid(call, "id", "an id needs its collection");
+		control_reply_invalid(call, "id", "an id needs its collection");
 		return -1;
 	}
 	*ret_collection = c;
@@ -393,7 +384,7 @@ presence_relay_set(struct presence_relay *r, struct vl_call *call,
 	if (e == -EMSGSIZE) {
 		snprintf(why, sizeof why, "is %zu bytes of compact JSON; the "
 		    "limit is %d", strlen(text), PRESENCE_STATE_MAX);
-		reply_invalid(call, "state", why);
+		control_reply_invalid(call, "state", why);
 	} else if (e == -EDQUOT) {
 		if (strcmp(name, "presence_rate") == 0)
 			snprintf(why, sizeof why, "more than %" PRId64 " "
