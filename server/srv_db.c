@@ -236,11 +236,12 @@ srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret)
 }
 
 int
-srv_db_lock_docs(struct srv_db *db, const struct srv_doc_key *keys, size_t n)
+srv_db_batch_read(struct srv_db *db, const struct srv_batch_key *keys,
+    size_t n)
 {
-	if (db->ops->lock_docs == NULL || n == 0)
+	if (db->ops->batch_read == NULL || n == 0)
 		return 0;
-	return db->ops->lock_docs(db, keys, n);
+	return db->ops->batch_read(db, keys, n);
 }
 
 int

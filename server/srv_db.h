@@ -283,20 +283,28 @@ int	srv_db_change_id_get(struct srv_db *db, const char *device,
 	    int64_t dseq, struct srv_change_id *ret);
 void	srv_change_id_clear(struct srv_change_id *c);
 
-/* A document's name, for srv_db_lock_docs. */
-struct srv_doc_key {
+/* What one change of a batch names, for srv_db_batch_read. */
+struct srv_batch_key {
 	const char	*collection;
 	const char	*id;
+	const char	*device;
+	int64_t		 dseq;
 };
 
 /*
- * Inside a batch: lock the existing documents among keys (n of them,
- * duplicates allowed) in one order every batch uses, before any is read,
- * so two batches that touch the same documents in different orders wait
- * for each other instead of deadlocking.  A backend whose batches run one
- * at a time (SQLite) does nothing.  0 or -errno.
+ * Inside a batch, before any of its changes is judged: the documents and
+ * change ids its n changes name (duplicates allowed).  A backend whose
+ * batches run at once (PostgreSQL) locks the existing documents among
+ * them in one order every batch uses, so two batches that touch the same
+ * documents in different orders wait for each other instead of
+ * deadlocking; it may also read the documents' states and the change
+ * ids' outcomes ahead, a round trip for all of them, and answer
+ * srv_db_doc_state and srv_db_change_id_get for them from what it read
+ * and what the batch wrote since.  A backend whose batches run one at a
+ * time (SQLite) does nothing.  The strings must stay valid until the
+ * batch ends.  0 or -errno.
  */
-int	srv_db_lock_docs(struct srv_db *db, const struct srv_doc_key *keys,
+int	srv_db_batch_read(struct srv_db *db, const struct srv_batch_key *keys,
 	    size_t n);
 
 /* The device's highest applied-or-conflicted seq, 0 if unknown. */
@@ -308,7 +316,10 @@ int	srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret);
  * another writer moved it since it was read (a lost race: answer
  * "conflict", never overwrite).  *ret_seq gets its change-log seq, or 0
  * when the backend assigns seqs at commit (PostgreSQL: seq order is commit
- * order).  0 or -errno.  The caller raises the
+ * order).  a's strings must stay valid until the batch ends: a backend
+ * may write at commit (PostgreSQL), and -ESTALE may then come from
+ * srv_db_commit as -EAGAIN (nothing applied: run the batch again).
+ * 0 or -errno.  The caller raises the
  * device's max_seq (srv_db_set_max_seq) before the batch commits, and
  * forgets an earlier "conflict" answer for the change id.
  */

@@ -8,7 +8,7 @@
  * then the backend is used from the loop's thread only, and nothing but
  * this process writes its store; keys, allow and watch_keys may be NULL:
  * then the keys file is the only list; outside_change may be NULL (never:
- * the backend notifies instead); lock_docs may be NULL: then batches
+ * the backend notifies instead); batch_read may be NULL: then batches
  * never run at once.  Every backend keeps revocations and key times
  * (revoke ... seen_write), rotations (rotate, rotations) and grants
  * (grants, grant_set).
@@ -31,7 +31,7 @@ struct srv_db_ops {
 		    struct srv_doc *);
 	int	 (*change_id_get)(struct srv_db *, const char *, int64_t,
 		    struct srv_change_id *);
-	int	 (*lock_docs)(struct srv_db *, const struct srv_doc_key *,
+	int	 (*batch_read)(struct srv_db *, const struct srv_batch_key *,
 		    size_t);
 	int	 (*max_seq)(struct srv_db *, const char *, int64_t *);
 	int	 (*set_max_seq)(struct srv_db *, const char *, int64_t);

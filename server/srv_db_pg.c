@@ -4,19 +4,30 @@
  * srv_db_impl.h for the seam.
  *
  * How the promises of srv_db.h hold across instances:
- * - exactly once: a push batch first locks its device's row (INSERT ... ON
- *   CONFLICT DO NOTHING, then SELECT ... FOR UPDATE), so one device's
- *   batches run one after another whichever instance has them, and a
- *   retry that lands on another instance waits for the first transaction,
- *   then finds the change id applied ("duplicate");
- * - never overwrite: a change applies with a conditional upsert on the
- *   version it was judged against; a lost race is -ESTALE, which the
- *   caller answers "conflict";
- * - a feed that never skips: changes are inserted with seq NULL and get
- *   their seqs at the end of the transaction from the single head row
- *   (UPDATE head SET seq = seq + n RETURNING seq), whose row lock is held
- *   to COMMIT: seq order is commit order, without gaps, so a reader at
- *   since=N never misses a row that commits later with a smaller number;
+ * - exactly once: a push batch first locks its device's row (an upsert
+ *   that returns max_seq), so one device's batches run one after another
+ *   whichever instance has them, and a retry that lands on another
+ *   instance waits for the first transaction, then finds the change id
+ *   applied ("duplicate");
+ * - a batch in a handful of round trips, whatever its size ("bulk"): it
+ *   locks and reads its documents in one statement and its change ids'
+ *   outcomes in another (srv_pg_batch_read), is judged from what it read
+ *   and wrote (srv_pg_batch.h), and writes at commit: one UPDATE of the
+ *   documents that existed, one INSERT of the new ones, one INSERT of
+ *   every log row with its seq, from binary array parameters;
+ * - never overwrite: a document that existed is locked from the read on,
+ *   and one that did not is inserted at commit only if it still does not
+ *   exist (ON CONFLICT DO NOTHING); one another writer created meanwhile
+ *   makes the INSERT come short, the batch is rolled back (-EAGAIN) and
+ *   run again "direct": a statement per question and write, the change
+ *   applying with a conditional upsert on the version it was judged
+ *   against, a lost race -ESTALE, which the caller answers "conflict";
+ * - a feed that never skips: log rows get their seqs at the end of the
+ *   transaction from the single head row (UPDATE head SET seq = seq + n
+ *   RETURNING seq; a direct batch's rows are inserted with seq NULL and
+ *   numbered then), whose row lock is held to COMMIT: seq order is commit
+ *   order, without gaps, so a reader at since=N never misses a row that
+ *   commits later with a smaller number;
  * - wake-ups: after COMMIT (not inside the transaction) the new head is
  *   sent with pg_notify; the loop's handle LISTENs on a second,
  *   nonblocking connection registered in the event loop, and re-reads the
@@ -62,6 +73,7 @@
 #include "keys.h"
 #include "srv_db.h"
 #include "srv_db_impl.h"
+#include "srv_pg_batch.h"
 #include "util.h"
 
 #define SRV_PG_CHANNEL		"ferry_head"
@@ -86,6 +98,13 @@ struct srv_pg {
 	PGconn			*conn;
 	bool			 in_batch;
 	int64_t			 batch_n;	/* changes inserted */
+	/* A bulk batch answers from and writes to b, and reaches the
+	 * database at commit; a direct one (the attempt after a bulk one
+	 * lost a race) runs a statement for each question and write. */
+	bool			 bulk;
+	bool			 direct_next;
+	struct srv_pg_batch	 b;
+	PGresult		*ids_read;	/* b's applied records */
 	char			 errmsg[256];
 	/* Statements prepared on conn, by their text's address (every
 	 * statement here is a literal): "f<index>". */
@@ -589,7 +608,20 @@ srv_pg_begin(struct srv_db *base)
 		return r;
 	db->in_batch = true;
 	db->batch_n = 0;
+	db->bulk = !db->direct_next;
+	db->direct_next = false;
 	return 0;
+}
+
+/* Forget what the batch read and wrote. */
+static void
+srv_pg_batch_end(struct srv_pg *db)
+{
+	srv_pg_batch_clear(&db->b);
+	PQclear(db->ids_read);
+	db->ids_read = NULL;
+	db->in_batch = false;
+	db->batch_n = 0;
 }
 
 /*
@@ -630,6 +662,202 @@ srv_pg_sequence(struct srv_pg *db, int64_t *ret_head)
 	return 0;
 }
 
+/*
+ * Run sql with n binary array parameters after p0 (a text parameter, or
+ * NULL), each finished here; the result, or NULL with *ret_err set.
+ */
+static PGresult *
+srv_pg_run_arrays(struct srv_pg *db, const char *sql, const char *p0,
+    struct srv_pgarr *arr, int n, bool binary, int *ret_err)
+{
+	const char *vals[12];
+	int lens[12];
+	int i, k = 0;
+
+	if (n > 11) {
+		*ret_err = -EINVAL;
+		return NULL;
+	}
+	if (p0 != NULL) {
+		vals[k] = p0;
+		lens[k++] = 0;
+	}
+	for (i = 0; i < n; i++, k++) {
+		if ((*ret_err = srv_pgarr_finish(&arr[i])) < 0) {
+			snprintf(db->errmsg, sizeof db->errmsg, "a batch's "
+			    "array parameter: %s", strerror(-*ret_err));
+			return NULL;
+		}
+		vals[k] = arr[i].buf;
+		lens[k] = (int)arr[i].len;
+	}
+	return srv_pg_run(db, sql, k, vals, lens, binary, ret_err);
+}
+
+static void
+srv_pg_arrays_free(struct srv_pgarr *arr, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		srv_pgarr_free(&arr[i]);
+}
+
+/*
+ * A bulk statement changed fewer rows than it was given: another instance
+ * created one of the batch's documents since the batch read it absent.
+ * The batch is run again (-EAGAIN: nothing of it applied), the direct way,
+ * which judges that document against what is there now.
+ */
+static int
+srv_pg_bulk_lost(struct srv_pg *db, PGresult *res, const char *what,
+    int64_t want)
+{
+	int64_t got = strtoll(PQcmdTuples(res), NULL, 10);
+
+	PQclear(res);
+	if (got == want)
+		return 0;
+	snprintf(db->errmsg, sizeof db->errmsg, "%s %" PRId64 " of %" PRId64
+	    " documents: another writer moved the rest; running the batch "
+	    "again", what, got, want);
+	db->direct_next = true;
+	return -EAGAIN;
+}
+
+/*
+ * Write a bulk batch: its documents' last states (an UPDATE for those
+ * that existed, locked since the batch read them, and an INSERT for the
+ * new ones), then its change-log rows with their seqs from the head row,
+ * in the order the batch wrote them: three round trips, whatever the
+ * batch's size.  The head row stays locked until COMMIT, as in
+ * srv_pg_sequence.  0 or -errno.
+ */
+static int
+srv_pg_bulk_write(struct srv_pg *db, int64_t *ret_head)
+{
+	struct srv_pgarr arr[11];
+	const struct srv_pg_bdoc *d;
+	const struct srv_apply *a;
+	PGresult *res;
+	char nrows[24];
+	int64_t nup = 0, nnew = 0, count;
+	size_t i;
+	int r = 0;
+
+	/* Documents the batch found: collection, id, base, version,
+	 * deleted, body. */
+	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[1], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[2], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[3], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[4], SRV_PGARR_BOOL);
+	srv_pgarr_init(&arr[5], SRV_PGARR_TEXT);
+	/* New documents: collection, id, version, deleted, body. */
+	srv_pgarr_init(&arr[6], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[7], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[8], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[9], SRV_PGARR_BOOL);
+	srv_pgarr_init(&arr[10], SRV_PGARR_TEXT);
+	for (i = 0; i < db->b.ndocs; i++) {
+		d = &db->b.docs[i];
+		if (!d->written)
+			continue;
+		if (d->base > 0) {
+			srv_pgarr_text(&arr[0], d->collection);
+			srv_pgarr_text(&arr[1], d->id);
+			srv_pgarr_int8(&arr[2], d->base);
+			srv_pgarr_int8(&arr[3], d->version);
+			srv_pgarr_bool(&arr[4], d->deleted);
+			if (d->body != NULL)
+				srv_pgarr_bytes(&arr[5], d->body, d->body_len);
+			else
+				srv_pgarr_null(&arr[5]);
+			nup++;
+			continue;
+		}
+		srv_pgarr_text(&arr[6], d->collection);
+		srv_pgarr_text(&arr[7], d->id);
+		srv_pgarr_int8(&arr[8], d->version);
+		srv_pgarr_bool(&arr[9], d->deleted);
+		if (d->body != NULL)
+			srv_pgarr_bytes(&arr[10], d->body, d->body_len);
+		else
+			srv_pgarr_null(&arr[10]);
+		nnew++;
+	}
+	if (nup > 0) {
+		if ((res = srv_pg_run_arrays(db, "UPDATE docs d SET"
+		    " version = u.v, deleted = u.del, body = u.b"
+		    " FROM unnest($1::text[], $2::text[], $3::int8[],"
+		    " $4::int8[], $5::bool[], $6::text[]) AS u(c, i, base, v,"
+		    " del, b) WHERE d.collection = u.c AND d.id = u.i"
+		    " AND d.version = u.base", NULL, &arr[0], 6, false, &r)) == NULL ||
+		    (r = srv_pg_bulk_lost(db, res, "updated", nup)) < 0)
+			goto out;
+	}
+	if (nnew > 0) {
+		if ((res = srv_pg_run_arrays(db, "INSERT INTO docs"
+		    " (collection, id, version, deleted, body) SELECT * FROM"
+		    " unnest($1::text[], $2::text[], $3::int8[], $4::bool[],"
+		    " $5::text[]) ON CONFLICT DO NOTHING", NULL, &arr[6], 5,
+		    false, &r)) == NULL ||
+		    (r = srv_pg_bulk_lost(db, res, "created", nnew)) < 0)
+			goto out;
+	}
+	srv_pg_arrays_free(arr, 11);
+
+	/* The change-log rows. */
+	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[1], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[2], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[3], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[4], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[5], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[6], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[7], SRV_PGARR_INT8);
+	srv_pgarr_init(&arr[8], SRV_PGARR_BYTEA);
+	srv_pgarr_init(&arr[9], SRV_PGARR_TEXT);
+	for (i = 0; i < db->b.nrows; i++) {
+		a = &db->b.rows[i].a;
+		srv_pgarr_text(&arr[0], a->collection);
+		srv_pgarr_text(&arr[1], a->id);
+		srv_pgarr_int8(&arr[2], a->version);
+		srv_pgarr_text(&arr[3], a->op);
+		srv_pgarr_text(&arr[4], a->device);
+		srv_pgarr_int8(&arr[5], a->dseq);
+		srv_pgarr_int8(&arr[6], a->ts);
+		srv_pgarr_int8(&arr[7], db->b.rows[i].received_ms);
+		srv_pgarr_bytes(&arr[8], a->record, a->record_len);
+		srv_pgarr_text(&arr[9], a->sig);
+	}
+	snprintf(nrows, sizeof nrows, "%zu", db->b.nrows);
+	if ((res = srv_pg_run_arrays(db,
+	    "WITH h AS (UPDATE head SET seq = seq + $1::bigint RETURNING seq),"
+	    " i AS (INSERT INTO changes (seq, collection, id, version, op,"
+	    " device, dseq, ts, received_ms, record, sig)"
+	    " SELECT h.seq - $1::bigint + u.n, u.c, u.i, u.v, u.op, u.dev,"
+	    " u.ds, u.ts, u.rcv, u.rec, u.sig FROM h, unnest($2::text[],"
+	    " $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[],"
+	    " $8::int8[], $9::int8[], $10::bytea[], $11::text[])"
+	    " WITH ORDINALITY AS u(c, i, v, op, dev, ds, ts, rcv, rec, sig, n)"
+	    " RETURNING 1)"
+	    " SELECT (SELECT seq FROM h), (SELECT count(*) FROM i)", nrows,
+	    arr, 10, false, &r)) == NULL)
+		goto out;
+	count = PQntuples(res) == 1 ? srv_pg_text_int(res, 0, 1) : -1;
+	*ret_head = PQntuples(res) == 1 ? srv_pg_text_int(res, 0, 0) : 0;
+	PQclear(res);
+	if (count != (int64_t)db->b.nrows) {
+		snprintf(db->errmsg, sizeof db->errmsg, "logged %" PRId64
+		    " changes of %zu", count, db->b.nrows);
+		r = -EIO;
+	}
+out:
+	srv_pg_arrays_free(arr, 11);
+	return r;
+}
+
 static int
 srv_pg_commit(struct srv_db *base)
 {
@@ -641,12 +869,13 @@ srv_pg_commit(struct srv_db *base)
 
 	if (!db->in_batch)
 		return -EINVAL;
-	if ((db->batch_n > 0 && (r = srv_pg_sequence(db, &head)) < 0) ||
+	if ((db->batch_n > 0 && (r = db->bulk ? srv_pg_bulk_write(db, &head) :
+	    srv_pg_sequence(db, &head)) < 0) ||
 	    (r = srv_pg_do(db, "COMMIT", 0, NULL, NULL)) < 0) {
 		srv_pg_rollback(base);
 		return r;
 	}
-	db->in_batch = false;
+	srv_pg_batch_end(db);
 	if (head == 0)
 		return 0;
 	srv_pg_head_raise(db->sh, head);
@@ -665,8 +894,7 @@ srv_pg_rollback(struct srv_db *base)
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(db->conn, "ROLLBACK"));
-	db->in_batch = false;
-	db->batch_n = 0;
+	srv_pg_batch_end(db);
 }
 
 /* Reads outside a batch reconnect first; inside one they must not. */
@@ -682,12 +910,25 @@ srv_pg_doc_read(struct srv_db *base, const char *collection, const char *id,
 {
 	struct srv_pg *db = (struct srv_pg *)base;
 	const char *vals[2] = { collection, id };
+	const struct srv_pg_bdoc *bd;
 	struct srv_doc d;
 	PGresult *res;
 	int r = 0;
 
 	if ((r = srv_pg_read_ready(db)) < 0)
 		return r;
+	if (db->bulk && (bd = srv_pg_batch_doc(&db->b, collection, id)) !=
+	    NULL && (!with_body || bd->written || bd->base == 0)) {
+		/* What the batch read (the row is locked) or wrote. */
+		memset(&d, 0, sizeof d);
+		d.version = bd->version;
+		d.deleted = bd->deleted && bd->version > 0;
+		if (with_body && bd->body != NULL && (d.body =
+		    strndup(bd->body, bd->body_len)) == NULL)
+			return -ENOMEM;
+		*ret = d;
+		return 0;
+	}
 	/* In a batch the row is locked: judged and written as one. */
 	res = srv_pg_run(db, db->in_batch ?
 	    "SELECT version, deleted, body FROM docs"
@@ -716,6 +957,7 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
     struct srv_change_id *ret)
 {
 	struct srv_pg *db = (struct srv_pg *)base;
+	const struct srv_pg_bid *bid;
 	struct srv_change_id c;
 	char seq[24];
 	const char *vals[2] = { device, seq };
@@ -724,8 +966,23 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 
 	if ((r = srv_pg_read_ready(db)) < 0)
 		return r;
-	snprintf(seq, sizeof seq, "%" PRId64, dseq);
 	memset(&c, 0, sizeof c);
+	if (db->bulk && (bid = srv_pg_batch_id(&db->b, device, dseq)) !=
+	    NULL) {
+		/* What the batch read or did. */
+		c.outcome = bid->outcome;
+		c.version = bid->version;
+		if (bid->outcome == SRV_OUTCOME_APPLIED) {
+			if ((c.record = malloc(bid->record_len + 1)) == NULL)
+				return -ENOMEM;
+			memcpy(c.record, bid->record, bid->record_len);
+			c.record[bid->record_len] = '\0';
+			c.record_len = bid->record_len;
+		}
+		*ret = c;
+		return 0;
+	}
+	snprintf(seq, sizeof seq, "%" PRId64, dseq);
 	/* Applied (a changes row) or answered "conflict": one round trip. */
 	if ((res = srv_pg_run(db, "SELECT 1::bigint, version, record"
 	    " FROM changes WHERE device = $1 AND dseq = $2::bigint"
@@ -756,44 +1013,98 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 }
 
 /*
- * Lock the batch's existing documents in (collection, id) order, in one
- * round trip: the names go as one JSON array, and the sort sits under the
- * row locking, so rows are locked in that order.  Without it two batches
- * locking c1 then c2 and c2 then c1 deadlock, and PostgreSQL aborts one
- * after deadlock_timeout (a 503 and a retry for its device).
+ * Name the batch's documents and change ids (srv_db_batch_read): lock
+ * its existing documents in (collection, id) order, reading their states,
+ * in one round trip, and in a bulk batch read its change ids' outcomes in
+ * a second.  The names go as binary arrays, sorted and without repeats;
+ * WITH ORDINALITY gives back each row's place in them.  The sort sits
+ * under the row locking, so rows are locked in that order: without it
+ * two batches locking c1 then c2 and c2 then c1 deadlock, and PostgreSQL
+ * aborts one after deadlock_timeout (a 503 and a retry for its device).
  */
 static int
-srv_pg_lock_docs(struct srv_db *base, const struct srv_doc_key *keys,
+srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
     size_t n)
 {
 	struct srv_pg *db = (struct srv_pg *)base;
-	json_t *arr, *k;
-	const char *vals[1];
-	char *text = NULL;
+	struct srv_pgarr arr[2];
+	struct srv_pg_bdoc *d;
+	struct srv_pg_bid *c;
+	PGresult *res;
+	int64_t k;
 	size_t i;
-	int r = -ENOMEM;
+	int r = 0;
 
 	if (!db->in_batch)
 		return -EINVAL;
-	if ((arr = json_array()) == NULL)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		k = json_pack("{s:s,s:s}", "c", keys[i].collection, "i",
-		    keys[i].id);
-		if (k == NULL || json_array_append_new(arr, k) < 0)
-			goto out;
+	srv_pg_batch_clear(&db->b);
+	if ((r = srv_pg_batch_init(&db->b, keys, n)) < 0)
+		return r;
+	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[1], SRV_PGARR_TEXT);
+	for (i = 0; i < db->b.ndocs; i++) {
+		d = &db->b.docs[i];
+		srv_pgarr_text(&arr[0], d->collection);
+		srv_pgarr_text(&arr[1], d->id);
 	}
-	if ((text = json_dumps(arr, JSON_COMPACT)) == NULL)
-		goto out;
-	vals[0] = text;
-	r = srv_pg_do(db, "SELECT 1 FROM docs d"
-	    " JOIN (SELECT DISTINCT c, i FROM json_to_recordset($1::json)"
-	    "  AS k(c text, i text)) k ON d.collection = k.c AND d.id = k.i"
-	    " ORDER BY d.collection, d.id FOR UPDATE OF d", 1, vals, NULL);
-out:
-	free(text);
-	json_decref(arr);
-	return r;
+	res = srv_pg_run_arrays(db, "SELECT u.n, d.version, d.deleted"
+	    " FROM docs d JOIN unnest($1::text[], $2::text[])"
+	    " WITH ORDINALITY AS u(c, i, n) ON d.collection = u.c"
+	    " AND d.id = u.i ORDER BY d.collection, d.id FOR UPDATE OF d",
+	    NULL, arr, 2, true, &r);
+	srv_pg_arrays_free(arr, 2);
+	if (res == NULL)
+		return r;
+	for (i = 0; i < (size_t)PQntuples(res); i++) {
+		k = srv_pg_int8(res, (int)i, 0);
+		if (k < 1 || (uint64_t)k > db->b.ndocs)
+			continue;
+		d = &db->b.docs[k - 1];
+		d->base = d->version = srv_pg_int8(res, (int)i, 1);
+		d->base_deleted = d->deleted =
+		    PQgetvalue(res, (int)i, 2)[0] != 0;
+	}
+	PQclear(res);
+	if (!db->bulk)
+		return 0;
+
+	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
+	srv_pgarr_init(&arr[1], SRV_PGARR_INT8);
+	for (i = 0; i < db->b.nids; i++) {
+		c = &db->b.ids[i];
+		srv_pgarr_text(&arr[0], c->device);
+		srv_pgarr_int8(&arr[1], c->dseq);
+	}
+	/* Applied (a changes row) or answered "conflict" (version -1). */
+	res = srv_pg_run_arrays(db, "SELECT u.n, c.version, c.record"
+	    " FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS u(d, s, n)"
+	    " JOIN changes c ON c.device = u.d AND c.dseq = u.s"
+	    " UNION ALL SELECT u.n, -1::bigint, NULL::bytea"
+	    " FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS u(d, s, n)"
+	    " JOIN conflicts f ON f.device = u.d AND f.dseq = u.s",
+	    NULL, arr, 2, true, &r);
+	srv_pg_arrays_free(arr, 2);
+	if (res == NULL)
+		return r;
+	for (i = 0; i < (size_t)PQntuples(res); i++) {
+		k = srv_pg_int8(res, (int)i, 0);
+		if (k < 1 || (uint64_t)k > db->b.nids)
+			continue;
+		c = &db->b.ids[k - 1];
+		if (srv_pg_int8(res, (int)i, 1) < 0) {
+			if (c->outcome == SRV_OUTCOME_NONE)
+				c->outcome = SRV_OUTCOME_CONFLICT;
+			continue;
+		}
+		c->outcome = SRV_OUTCOME_APPLIED;
+		c->version = srv_pg_int8(res, (int)i, 1);
+		c->record = PQgetvalue(res, (int)i, 2);
+		c->record_len = (size_t)PQgetlength(res, (int)i, 2);
+	}
+	/* The records stay in the result until the batch ends. */
+	PQclear(db->ids_read);
+	db->ids_read = res;
+	return 0;
 }
 
 static int
@@ -806,13 +1117,12 @@ srv_pg_max_seq(struct srv_db *base, const char *device, int64_t *ret)
 
 	if ((r = srv_pg_read_ready(db)) < 0)
 		return r;
-	/* In a batch: take the device's row lock, making it if need be. */
-	if (db->in_batch && (r = srv_pg_do(db, "INSERT INTO devices"
-	    " (device, max_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", 1,
-	    vals, NULL)) < 0)
-		return r;
+	/* In a batch: take the device's row lock, making it if need be
+	 * (the no-op update locks the row as FOR UPDATE would). */
 	if ((res = srv_pg_run(db, db->in_batch ?
-	    "SELECT max_seq FROM devices WHERE device = $1 FOR UPDATE" :
+	    "INSERT INTO devices (device, max_seq) VALUES ($1, 0)"
+	    " ON CONFLICT (device) DO UPDATE SET max_seq = devices.max_seq"
+	    " RETURNING max_seq" :
 	    "SELECT max_seq FROM devices WHERE device = $1", 1, vals, NULL,
 	    false, &r)) == NULL)
 		return r;
@@ -854,6 +1164,23 @@ srv_pg_apply(struct srv_db *base, const struct srv_apply *a, int64_t *ret_seq)
 
 	if (!db->in_batch)
 		return -EINVAL;
+	if (db->bulk) {
+		/* Written at commit (srv_pg_bulk_write). */
+		r = srv_pg_batch_write(&db->b, a, util_now_ms());
+		if (r == -ENOENT) {
+			/* Not named to srv_pg_batch_read: not locked. */
+			snprintf(db->errmsg, sizeof db->errmsg, "%s/%s was "
+			    "not read ahead; running the batch again",
+			    a->collection, a->id);
+			db->direct_next = true;
+			return -EAGAIN;
+		}
+		if (r < 0)
+			return r;
+		db->batch_n++;
+		*ret_seq = 0;
+		return 0;
+	}
 	snprintf(version, sizeof version, "%" PRId64, a->version);
 	snprintf(dseq, sizeof dseq, "%" PRId64, a->dseq);
 	snprintf(ts, sizeof ts, "%" PRId64, a->ts);
@@ -905,11 +1232,15 @@ srv_pg_conflict(struct srv_db *base, const char *device, int64_t dseq,
     bool add)
 {
 	struct srv_pg *db = (struct srv_pg *)base;
+	struct srv_pg_bid *bid;
 	char seq[24];
 	const char *vals[2] = { device, seq };
 
 	if (!db->in_batch)
 		return -EINVAL;
+	if (db->bulk && (bid = srv_pg_batch_id(&db->b, device, dseq)) !=
+	    NULL && bid->outcome != SRV_OUTCOME_APPLIED)
+		bid->outcome = add ? SRV_OUTCOME_CONFLICT : SRV_OUTCOME_NONE;
 	snprintf(seq, sizeof seq, "%" PRId64, dseq);
 	return srv_pg_do(db, add ?
 	    "INSERT INTO conflicts (device, dseq) VALUES ($1, $2::bigint)"
@@ -1563,7 +1894,7 @@ static const struct srv_db_ops srv_pg_ops = {
 	.rollback = srv_pg_rollback,
 	.doc_read = srv_pg_doc_read,
 	.change_id_get = srv_pg_change_id_get,
-	.lock_docs = srv_pg_lock_docs,
+	.batch_read = srv_pg_batch_read,
 	.max_seq = srv_pg_max_seq,
 	.set_max_seq = srv_pg_set_max_seq,
 	.apply = srv_pg_apply,

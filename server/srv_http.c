@@ -684,8 +684,11 @@ again:
 		snprintf(pr->dberr, sizeof pr->dberr, "%s", srv_db_errmsg(db));
 		json_decref(pr->results);
 		pr->results = NULL;
-		if (r == -EAGAIN && ++tries < SRV_HTTP_PUSH_TRIES)
+		if (r == -EAGAIN && ++tries < SRV_HTTP_PUSH_TRIES) {
+			log_info("push from %s: the store aborted the batch, "
+			    "running it again: %s", pr->rq.key, pr->dberr);
 			goto again;
+		}
 		pr->r = r;
 	}
 }

@@ -402,16 +402,18 @@ out:
 }
 
 /*
- * Lock the documents the batch's verified changes touch, all at once and
- * in the store's order, before judging any: on a shared store (several
- * instances, or worker threads) batches of different devices touching
- * the same documents then queue instead of deadlocking.  0 or -errno.
+ * Name the documents and change ids of the batch's verified changes to
+ * the store, all at once, before judging any: on a shared store (several
+ * instances, or worker threads) it locks the documents in its order, so
+ * batches of different devices touching the same documents queue instead
+ * of deadlocking, and it may read them all in one round trip instead of
+ * one per change.  0 or -errno.
  */
 static int
-srv_push_lock_docs(struct srv_db *db, const struct srv_push_item *items,
+srv_push_batch_read(struct srv_db *db, const struct srv_push_item *items,
     size_t n)
 {
-	struct srv_doc_key *keys;
+	struct srv_batch_key *keys;
 	size_t i, k = 0;
 	int r;
 
@@ -424,9 +426,11 @@ srv_push_lock_docs(struct srv_db *db, const struct srv_push_item *items,
 			continue;
 		keys[k].collection = items[i].f.collection;
 		keys[k].id = items[i].f.id;
+		keys[k].device = items[i].f.device;
+		keys[k].dseq = items[i].f.seq;
 		k++;
 	}
-	r = srv_db_lock_docs(db, keys, k);
+	r = srv_db_batch_read(db, keys, k);
 	free(keys);
 	return r;
 }
@@ -444,7 +448,7 @@ srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
 	c.db = db;
 	c.key = key;
 	if ((r = srv_db_max_seq(db, key, &c.max_seq)) < 0 ||
-	    (r = srv_push_lock_docs(db, items, n)) < 0)
+	    (r = srv_push_batch_read(db, items, n)) < 0)
 		return r;
 	if ((results = json_array()) == NULL)
 		return -ENOMEM;
