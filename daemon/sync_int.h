@@ -189,7 +189,8 @@ struct sync {
 	struct event		*rot_ev;	/* retry timer */
 	struct backoff		 rot_backoff;
 	char			 rot_prev[KEYS_PUB_B64_LEN + 1]; /* the key
-						 * before, "" if none */
+						 * before, "" if none (kept
+						 * as meta "key_prev") */
 	/* Selective sync (sync_select.c). */
 	char			*cfg_collections; /* ferryd.conf's, or NULL */
 	char			*sync_set;	/* the set synced (collset) */
@@ -286,6 +287,16 @@ bool	sync_rotate_holds_requests(const struct sync *sy);
 /* Whether key (len bytes) is the one this device rotated from. */
 bool	sync_rotate_is_prev(const struct sync *sy, const char *key,
 	    size_t len);
+/*
+ * Writer thread: the key rotated from as the replica stores it (meta
+ * "key_prev") into ret (size >= KEYS_PUB_B64_LEN + 1), "" when none (a
+ * replica from before it was kept).  0, -EBADMSG when the stored value is
+ * not a key (ret is then ""), or -errno from the store.
+ */
+int	sync_rotate_prev_load(struct store *st, char *ret, size_t size);
+/* On the loop, before pulls start: take the key sync_rotate_prev_load
+ * read as the one rotated from, unless it is the device key. */
+void	sync_rotate_prev_take(struct sync *sy, const char *prev);
 void	sync_rotate_stop(struct sync *sy);
 void	sync_rotate_free(struct sync *sy);
 

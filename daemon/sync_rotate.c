@@ -38,6 +38,17 @@
  * leaves device.key (the old key, or the new one once renamed) and maybe
  * device.key.next: resending the statement is harmless (the server
  * answers a retry as the first), and the rename is atomic.
+ *
+ * The key rotated from outlives the process: a record it signed may come
+ * back in a pull after a restart (its push's reply lost), and must be
+ * settled as this device's own, not merged with itself.  PREPARE's op
+ * stores the key in use (the one being rotated from) as the replica's
+ * meta "key_prev" before the statement is sent, so whichever file a
+ * kill -9 leaves as device.key, key_prev is the key before it or the
+ * key itself; DISCARD's op puts back the one before.  At start
+ * (sync_rotate_prev_load, with the pull cursor) key_prev is the previous
+ * key unless it is the device key; a replica from before it was kept has
+ * none.  Only one previous key is kept, as in memory.
  */
 #include "autoconfig.h"
 
@@ -60,6 +71,9 @@ struct rot_op {
 	struct sync	*sy;
 	struct keys	*next;		/* PREPARE: loaded or made */
 	int64_t		 seq;		/* PREPARE: the device seq */
+	/* PREPARE: the key in use; DISCARD: the one before it ("": none).
+	 * Stored as meta "key_prev". */
+	char		 prev[KEYS_PUB_B64_LEN + 1];
 	char		 why[256];
 };
 
@@ -153,6 +167,13 @@ rot_prepare_run(struct writer_batch *b, struct writer_op *op)
 		snprintf(o->why, sizeof o->why, "cannot read the device seq: "
 		    "%s", store_errmsg(b->st));
 		writer_op_fail(op, r, o->why);
+		return;
+	}
+	/* Committed with this op, before the statement is sent. */
+	if ((r = store_meta_set(b->st, "key_prev", o->prev)) < 0) {
+		snprintf(o->why, sizeof o->why, "cannot store the key rotated "
+		    "from: %s", store_errmsg(b->st));
+		writer_op_fail(op, r, o->why);
 	}
 }
 
@@ -195,7 +216,16 @@ rot_file_run(struct writer_batch *b, struct writer_op *op)
 	struct sync *sy = o->sy;
 	int r;
 
-	(void)b;
+	/* Dropped: the key before the one in use is the previous key
+	 * again.  (A crash before this op commits leaves key_prev naming the
+	 * key in use, which counts as none.) */
+	if (sy->rot_stage == ROT_DISCARD &&
+	    (r = store_meta_set(b->st, "key_prev", o->prev)) < 0) {
+		snprintf(o->why, sizeof o->why, "cannot store the key rotated "
+		    "from: %s", store_errmsg(b->st));
+		writer_op_fail(op, r, o->why);
+		return;
+	}
 	r = sy->rot_stage == ROT_COMMIT ? keys_next_commit(sy->rot_dir) :
 	    keys_next_discard(sy->rot_dir);
 	if (r < 0) {
@@ -251,6 +281,7 @@ rot_file(struct sync *sy, enum rot_stage st)
 	if ((o = calloc(1, sizeof *o)) == NULL)
 		return -ENOMEM;
 	o->sy = sy;
+	memcpy(o->prev, sy->rot_prev, sizeof o->prev);
 	if (sync_writer_add(sy, rot_file_run, rot_file_done, o) < 0) {
 		free(o);
 		return -ENOMEM;
@@ -366,6 +397,7 @@ rot_poll(struct sync *sy)
 		o->sy = sy;
 		o->next = sy->rot_next;		/* pending from start */
 		sy->rot_next = NULL;
+		memcpy(o->prev, sy->keys->pub_b64, sizeof o->prev);
 		if (sync_writer_add(sy, rot_prepare_run, rot_prepare_done,
 		    o) < 0) {
 			sy->rot_next = o->next;
@@ -411,6 +443,44 @@ sync_rotate_is_prev(const struct sync *sy, const char *key, size_t len)
 {
 	return sy->rot_prev[0] != '\0' && len == strlen(sy->rot_prev) &&
 	    memcmp(sy->rot_prev, key, len) == 0;
+}
+
+int
+sync_rotate_prev_load(struct store *st, char *ret, size_t size)
+{
+	unsigned char bin[crypto_sign_PUBLICKEYBYTES];
+	char *v = NULL;
+	int r;
+
+	if (size < KEYS_PUB_B64_LEN + 1)
+		return -EINVAL;
+	ret[0] = '\0';
+	if ((r = store_meta_get(st, "key_prev", &v)) == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = 0;
+	if (v[0] != '\0' && (strlen(v) != KEYS_PUB_B64_LEN ||
+	    keys_b64_decode(v, bin, sizeof bin) < 0))
+		r = -EBADMSG;
+	else
+		memcpy(ret, v, strlen(v) + 1);
+	free(v);
+	return r;
+}
+
+void
+sync_rotate_prev_take(struct sync *sy, const char *prev)
+{
+	/* The key in use is not a previous one (a rotation that did not
+	 * complete); a rotation completed since start knows better. */
+	if (prev[0] == '\0' || strcmp(prev, sy->keys->pub_b64) == 0 ||
+	    sy->rot_prev[0] != '\0')
+		return;
+	memcpy(sy->rot_prev, prev, sizeof sy->rot_prev);
+	log_info("sync: the device key %s was rotated from %s: changes that "
+	    "key signed are this device's own", sy->keys->pub_b64,
+	    sy->rot_prev);
 }
 
 int

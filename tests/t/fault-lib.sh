@@ -4,7 +4,8 @@
 #
 # A fault test puts tests/tools/faultproxy between its ferryd daemons and
 # ferry-server and tells it, request by request or by chance, to drop,
-# reset, duplicate or slow what passes (see faultproxy.c for the commands):
+# reset, duplicate, slow or hold what passes (see faultproxy.c for the
+# commands):
 #     server_start srv --open
 #     proxy_start px srv [--seed N]      faultproxy in front of srv
 #     ferryd_start a --remote "$(proxy_url px)"

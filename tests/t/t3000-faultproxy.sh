@@ -6,7 +6,8 @@
 # (a lost push reply, a doubled push) go unseen.  Each action is checked
 # on the wire (what srvclient gets) and at the server (what it applied),
 # and so are the rule semantics: counts, newest rule first, default,
-# clear, chaos from a seed, cut, and refusing bad commands.
+# clear, chaos from a seed, cut, hold and release, and refusing bad
+# commands.
 
 . "$(dirname "$0")/fault-lib.sh"
 
@@ -17,7 +18,7 @@ test_expect_success 'a server and the proxy in front of it' '
 	status_is 200 out &&
 	test_grep "\"protocol\":1" out &&
 	proxy_ctl px stats >stats &&
-	test_grep "^requests=1 passed=1 drop-after=0 drop-before=0 reset-mid=0 dup=0 trickle=0 refuse=0$" stats
+	test_grep "^requests=1 passed=1 drop-after=0 drop-before=0 reset-mid=0 dup=0 trickle=0 refuse=0 hold=0$" stats
 '
 
 # pushed KEY: how many changes of KEY's device the server holds.
@@ -76,6 +77,22 @@ test_expect_success 'trickle: the whole reply, slowly' '
 	echo "trickled in $ms ms" &&
 	test "$ms" -ge 1000 &&
 	test "$(proxy_stat px trickle)" = 1
+'
+
+test_expect_success 'hold: the whole reply, only once released' '
+	req srv probe GET "/v1/changes?since=0" >direct &&
+	status_is 200 direct &&
+	proxy_ctl px "set /v1/changes hold 1" &&
+	test_bg "$SRVCLIENT" --key-dir "$TEST_DIR/keys/probe" \
+	    --url "$(proxy_url px)" --timeout 60 \
+	    GET "/v1/changes?since=0" >held.out &&
+	held=$test_bg_pid &&
+	test_wait_until 30 "grep -q \"held GET /v1/changes?since=0\\\$\" \"$(proxy_log px)\"" &&
+	test_pid_ours "$held" && test ! -s held.out &&
+	proxy_ctl px release &&
+	test_wait_exit "$held" 30 && test "$test_exit_status" = 0 &&
+	test_cmp direct held.out &&
+	test "$(proxy_stat px hold)" = 1
 '
 
 test_expect_success 'refuse: closed without an answer, nothing read' '

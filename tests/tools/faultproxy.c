@@ -25,6 +25,7 @@
  *   stats                          requests=N passed=N drop-after=N
  *	drop-before=N reset-mid=N dup=N trickle=N refuse=N
  *   cut                            close every open connection now
+ *   release                        return every reply held now (see hold)
  *
  * Actions: pass; drop-after (forward, read the whole reply, discard it and
  * close the client: the server applied it, the client never learns);
@@ -36,7 +37,11 @@
  * query, is passed instead and a trickle rule does not match it); refuse
  * (close without reading: at accept when the rule in force matches any
  * path, i.e. the newest rule is "*" or there is none and the default is
- * refuse; else as soon as the request's head is read, before its body).
+ * refuse; else as soon as the request's head is read, before its body);
+ * hold (forward, read the whole reply and keep it, logging "held", until
+ * a "release" command: a test orders the reply after something else the
+ * client does; never drawn by chaos, and a held reply whose client goes
+ * is dropped with it).
  *
  * The proxy understands the framing it needs and no more: a request or
  * reply is a head of at most 64 KiB and a body by Content-Length, chunked
@@ -100,12 +105,13 @@ enum action {
 	A_DUP,
 	A_TRICKLE,
 	A_REFUSE,
+	A_HOLD,			/* not one of chaos's faults: it waits */
 	A_COUNT
 };
 
 static const char *const action_names[A_COUNT] = {
 	"pass", "drop-after", "drop-before", "reset-mid", "dup", "trickle",
-	"refuse",
+	"refuse", "hold",
 };
 
 struct rule {
@@ -141,6 +147,7 @@ enum cstate {
 	C_DUP,			/* the first copy of a dup is at the server */
 	C_UPSTREAM,		/* the request is at the server */
 	C_TRICKLE,		/* returning the reply piece by piece */
+	C_HELD,			/* the reply waits for "release" */
 	C_CLOSING,		/* flushing the last bytes, then close */
 	C_RESET,		/* flushing half a reply, then RST */
 	C_LINGER		/* an error sent: half-close, drain, close */
@@ -560,7 +567,8 @@ decide(struct proxy *px, const char *target, bool longpoll)
 		return act;
 	}
 	if (px->chaos > 0 && (int)(prng_next(px) % 100) < px->chaos)
-		act = A_DROP_AFTER + prng_next(px) % (A_COUNT - 1);
+		act = A_DROP_AFTER + prng_next(px) %
+		    (A_REFUSE - A_DROP_AFTER + 1);
 	else
 		act = px->dflt;
 	return act == A_TRICKLE && longpoll ? A_PASS : act;
@@ -922,6 +930,11 @@ conn_deliver(struct conn *c)
 		c->state = C_TRICKLE;
 		trickle_cb(-1, 0, c);
 		return;
+	case A_HOLD:
+		c->state = C_HELD;
+		plog(c->px, "conn %" PRIu64 " req %" PRIu64 ": held %s %s",
+		    c->id, c->nreq, c->req.method, c->req.target);
+		return;
 	default:
 		bufferevent_write_buffer(c->cli, c->repbuf);
 		conn_reply_done(c);
@@ -1207,10 +1220,27 @@ ctl_run(struct proxy *px, char *line, struct evbuffer *out)
 			n++;
 		}
 		plog(px, "cut: %ld connections closed", n);
+	} else if (strcmp(argv[0], "release") == 0 && argc == 1) {
+		n = 0;
+		TAILQ_FOREACH(c, &px->conns, entry)
+			if (c->state == C_HELD)
+				n++;
+		/* Each one may go on to its next request: count first. */
+		while (n > 0) {
+			TAILQ_FOREACH(c, &px->conns, entry)
+				if (c->state == C_HELD)
+					break;
+			if (c == NULL)
+				break;
+			bufferevent_write_buffer(c->cli, c->repbuf);
+			conn_reply_done(c);
+			n--;
+		}
+		plog(px, "release: the replies held are returned");
 	} else {
 		evbuffer_add_printf(out, "error: unknown command '%s' (set, "
-		    "default, clear, chaos, stats, cut; clear, stats and cut "
-		    "take no arguments)", argv[0]);
+		    "default, clear, chaos, stats, cut, release; clear, stats, "
+		    "cut and release take no arguments)", argv[0]);
 		return;
 	}
 	plog(px, "control: %s done", argv[0]);
@@ -1219,7 +1249,8 @@ ctl_run(struct proxy *px, char *line, struct evbuffer *out)
 
 bad_action:
 	evbuffer_add_printf(out, "error: unknown action '%s' (pass, "
-	    "drop-after, drop-before, reset-mid, dup, trickle, refuse)",
+	    "drop-after, drop-before, reset-mid, dup, trickle, refuse, "
+	    "hold)",
 	    argc == 2 ? argv[1] : argv[2]);
 }
 
