@@ -20,6 +20,10 @@
  *	prints one push item {"record":..,"sig":..}: a change record made
  *	and signed by lib/record.c (OP put needs BODY, a JSON object, or
  *	@FILE holding one: an argument cannot be larger than 128 KiB).
+ *   srvclient --key-dir DIR changes COLLECTION ID BASE SEQ COUNT
+ *	prints a push body {"changes":[...]} of COUNT puts of one
+ *	document, each on top of the one before (base BASE+i, seq SEQ+i,
+ *	body {"n":SEQ+i}): a long history in one request.
  *   srvclient --key-dir DIR sign-record TEXT|@FILE
  *	prints a push item for exactly these record bytes (any spelling,
  *	any content: for records lib/record.c would never write).
@@ -91,6 +95,8 @@ usage(void)
 	    "       srvclient --key-dir DIR sign METHOD TARGET [BODYFILE]\n"
 	    "       srvclient --key-dir DIR change OP COLLECTION ID BASE SEQ "
 	    "[BODY|@FILE]\n"
+	    "       srvclient --key-dir DIR changes COLLECTION ID BASE SEQ "
+	    "COUNT\n"
 	    "       srvclient --key-dir DIR sign-record TEXT|@FILE\n"
 	    "       srvclient --key-dir DIR rotation NEWDIR SEQ\n"
 	    "       srvclient verify-changes FILE...\n"
@@ -294,9 +300,11 @@ cmd_sign(const struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* Print {"record":text,"sig":sig} compactly.  0 or 1. */
+/* Print {"record":text,"sig":sig} compactly, then end (a string).  0 or
+ * 1. */
 static int
-print_item(const char *text, size_t len, const char *sig)
+print_item_end(const char *text, size_t len, const char *sig,
+    const char *end)
 {
 	json_t *item;
 	char *out;
@@ -308,9 +316,15 @@ print_item(const char *text, size_t len, const char *sig)
 		fprintf(stderr, "srvclient: the record is not UTF-8 text\n");
 		return 1;
 	}
-	printf("%s\n", out);
+	printf("%s%s", out, end);
 	free(out);
 	return 0;
+}
+
+static int
+print_item(const char *text, size_t len, const char *sig)
+{
+	return print_item_end(text, len, sig, "\n");
 }
 
 static int
@@ -362,6 +376,47 @@ cmd_change(const struct opts *o, int argc, char **argv)
 	json_decref(body);
 	free(text);
 	free(sig);
+	keys_free(k);
+	return r;
+}
+
+/*
+ * changes COLLECTION ID BASE SEQ COUNT: one push body of COUNT puts of
+ * one document, each on top of the one before: the i-th (from 0) has
+ * base BASE+i, seq SEQ+i and body {"n":SEQ+i}.
+ */
+static int
+cmd_changes(const struct opts *o, int argc, char **argv)
+{
+	struct keys *k;
+	json_t *body;
+	int64_t base, seq, count, i;
+	char *text, *sig;
+	size_t len;
+	int r = 0;
+
+	if (argc != 6 || parse_i64(argv[3], &base) < 0 ||
+	    parse_i64(argv[4], &seq) < 0 || parse_i64(argv[5], &count) < 0 ||
+	    count < 1)
+		usage();
+	k = load_key(o->key_dir);
+	printf("{\"changes\":[");
+	for (i = 0; i < count && r == 0; i++) {
+		if ((body = json_pack("{s:I}", "n", (json_int_t)(seq + i))) ==
+		    NULL || record_make(k, "put", base + i, argv[1], argv[2],
+		    seq + i, util_now_ms(), body, &text, &len, &sig) < 0) {
+			fprintf(stderr, "srvclient: cannot make record %"
+			    PRId64 "\n", i);
+			json_decref(body);
+			r = 1;
+			break;
+		}
+		r = print_item_end(text, len, sig, i + 1 < count ? "," : "");
+		json_decref(body);
+		free(text);
+		free(sig);
+	}
+	printf("]}\n");
 	keys_free(k);
 	return r;
 }
@@ -679,6 +734,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "change") == 0)
 		return cmd_change(&o, argc, argv);
+	if (strcmp(argv[0], "changes") == 0)
+		return cmd_changes(&o, argc, argv);
 	if (strcmp(argv[0], "sign") == 0)
 		return cmd_sign(&o, argc, argv);
 	if (strcmp(argv[0], "sign-record") == 0)
