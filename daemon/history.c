@@ -14,9 +14,11 @@
  * reader (local_step_next) and verified on the verifier thread
  * (local_entry, which reads only the step and the request's names); at
  * most one step per request, HISTORY_STEPS_OUT in all, is at the
- * verifier, the other requests waiting on h->waiting in order.  While a
- * step is out the request is the step's: a caller that goes only marks
- * it gone, and the step's end frees it.
+ * verifier, the other requests waiting on h->waiting in order.  The
+ * reply, too, is written as text and its entries freed on the verifier
+ * (history_reply): for thousands of entries that is tens of ms.  While a
+ * job is out (held) the request is the job's: a caller that goes only
+ * marks it gone, and the job's end frees it.
  */
 #include "autoconfig.h"
 
@@ -44,8 +46,6 @@ struct history {
 	size_t		 out;		/* steps at the verifier */
 };
 
-struct local_step;
-
 struct history_req {
 	struct history	*h;
 	struct sync	*sy;
@@ -69,9 +69,12 @@ struct history_req {
 	 * all read), the entries read so far, the step at the verifier. */
 	int64_t		 local_from;
 	size_t		 local_read;
-	struct local_step *step;
 	bool		 queued;	/* on h->waiting */
-	bool		 gone;		/* the caller went while step was out */
+	bool		 held;		/* a verifier job holds the request */
+	bool		 gone;		/* the caller went while it was held */
+	/* The reply, made into text by the verifier (history_reply). */
+	json_t		*reply;
+	char		*text;
 	TAILQ_ENTRY(history_req) entry;
 };
 
@@ -99,6 +102,7 @@ struct local_step {
 static void	history_fetch(struct history_req *hr);
 static void	history_reply(struct history_req *hr, bool more,
 		    const char *remote_error);
+static void	history_admit(struct history *h);
 
 static void
 history_req_free(struct history_req *hr)
@@ -108,6 +112,8 @@ history_req_free(struct history_req *hr)
 	if (hr->queued)
 		TAILQ_REMOVE(&hr->h->waiting, hr, entry);
 	sync_cancel(hr->sy, hr->http);
+	json_decref(hr->reply);
+	free(hr->text);
 	json_decref(hr->entries);
 	json_decref(hr->local);
 	json_decref(hr->prev);
@@ -143,6 +149,52 @@ history_offline(struct history_req *hr, const char *fmt, ...)
 		    "reason", reason));
 }
 
+/* Verifier thread: the reply as text, and the entries freed. */
+static void
+reply_text_run(void *arg, size_t i)
+{
+	struct history_req *hr = arg;
+
+	hr->text = json_dumps(hr->reply, JSON_COMPACT);
+	json_decref(hr->reply);
+	hr->reply = NULL;
+	json_decref(hr->entries);
+	hr->entries = NULL;
+	json_decref(hr->local);
+	hr->local = NULL;
+}
+
+/* Loop thread: send the text, unless the caller has gone. */
+static void
+reply_text_done(void *arg)
+{
+	struct history_req *hr = arg;
+
+	hr->held = false;
+	if (hr->gone) {
+		history_req_free(hr);
+		return;
+	}
+	if (hr->text == NULL) {
+		history_fail(hr, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	vl_call_set_cancel(hr->call, NULL, NULL);
+	vl_reply_raw(hr->call, hr->text, strlen(hr->text), false);
+	history_req_free(hr);
+}
+
+/* Shutdown: the verifier is freed; a request still held is gone. */
+static void
+reply_text_drop(void *arg)
+{
+	struct history_req *hr = arg;
+
+	hr->held = false;
+	if (hr->gone)
+		history_req_free(hr);
+}
+
 /*
  * Answer with what was gathered; more: entries above last_out follow.
  * remote_error (may be NULL): why the remote's part is missing or cut
@@ -174,9 +226,16 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
 		history_fail(hr, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	/* Thousands of entries take tens of ms to write as text, and to
+	 * free: the verifier does both, and the loop sends the text. */
+	hr->reply = p;
+	if (jobq_submit(hr->h->q, NULL, reply_text_run, reply_text_done,
+	    reply_text_drop, hr) == 0) {
+		hr->held = true;
+		return;
+	}
 	vl_call_set_cancel(hr->call, NULL, NULL);
 	vl_reply(hr->call, p, false);
-	json_decref(p);
 	history_req_free(hr);
 }
 
@@ -383,9 +442,9 @@ local_entry(const struct history_req *hr, const struct store_doc_change *c,
 }
 
 /*
- * The client went away: stop the fetch and let the call go.  A step at
+ * The client went away: stop the fetch and let the call go.  A job at
  * the verifier cannot be called back: the request is marked gone, and
- * the step's end frees it without a word to the call.
+ * the job's end frees it without a word to the call.
  */
 static void
 history_cancel_cb(struct vl_call *call, void *arg)
@@ -393,7 +452,7 @@ history_cancel_cb(struct vl_call *call, void *arg)
 	struct history_req *hr = arg;
 
 	vl_reply(call, NULL, false);
-	if (hr->step != NULL) {
+	if (hr->held) {
 		hr->gone = true;
 		hr->call = NULL;
 		return;
@@ -829,8 +888,6 @@ local_step_item(void *arg, size_t i)
 	row->r = local_entry(ls->hr, &row->c, &row->entry);
 }
 
-static void	history_admit(struct history *h);
-
 /*
  * A step is back, or dropped (entries false: the verifier is being
  * freed): take its entries unless the caller has gone, then read the
@@ -844,7 +901,7 @@ local_step_end(struct local_step *ls, bool entries)
 	size_t i;
 	int r = 0;
 
-	hr->step = NULL;
+	hr->held = false;
 	h->out--;
 	if (hr->gone) {
 		local_step_free(ls);
@@ -964,7 +1021,7 @@ local_step_next(struct history_req *hr)
 				local_step_free(ls);
 				local_unread(hr, strerror(-r));
 			} else {
-				hr->step = ls;
+				hr->held = true;
 				hr->h->out++;
 				return;
 			}

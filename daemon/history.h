@@ -28,11 +28,12 @@
  * ~50 us, a pulled change's record is rebuilt from its body first): so it
  * is read in short steps on the loop, newest first, and each step is
  * checked on the module's verifier thread (a lib/jobq, as the writer and
- * the pull parsers use), the loop serving other calls meanwhile.
+ * the pull parsers use), the loop serving other calls meanwhile; the
+ * reply is made into text there too.
  *
  * Ownership: a request lives from history_start until it answers its
  * call, or until the call's connection goes away (the fetch is then
- * cancelled and everything freed; a step at the verifier is let finish
+ * cancelled and everything freed; a job at the verifier is let finish
  * and freed with the request when it comes back, never answered).
  * Nothing here blocks.
  */
