@@ -8,7 +8,8 @@
  * History call (hr->http); the remote's paging position only grows, and
  * every page must hold entries with versions above it, so a remote cannot
  * keep a call going forever; a record's body is looked at only after its
- * signature over the exact bytes received checked out.
+ * signature over the exact bytes received checked out.  Each page is
+ * taken (parsed, verified, diffed: page_take) on the verifier thread.
  *
  * Before that, the local change log: steps of it are copied off the
  * reader (local_step_next) and verified on the verifier thread
@@ -75,6 +76,11 @@ struct history_req {
 	/* The reply, made into text by the verifier (history_reply). */
 	json_t		*reply;
 	char		*text;
+	/* A remote page at the verifier (history_page), and its outcome. */
+	char		*page;
+	size_t		 page_len;
+	int		 page_r;
+	bool		 page_next;
 	TAILQ_ENTRY(history_req) entry;
 };
 
@@ -114,6 +120,7 @@ history_req_free(struct history_req *hr)
 	sync_cancel(hr->sy, hr->http);
 	json_decref(hr->reply);
 	free(hr->text);
+	free(hr->page);
 	json_decref(hr->entries);
 	json_decref(hr->local);
 	json_decref(hr->prev);
@@ -149,6 +156,20 @@ history_offline(struct history_req *hr, const char *fmt, ...)
 		    "reason", reason));
 }
 
+/*
+ * Loop thread: a verifier job holding hr is back.  False if the caller
+ * has gone meanwhile: then hr is freed.
+ */
+static bool
+history_back(struct history_req *hr)
+{
+	hr->held = false;
+	if (!hr->gone)
+		return true;
+	history_req_free(hr);
+	return false;
+}
+
 /* Verifier thread: the reply as text, and the entries freed. */
 static void
 reply_text_run(void *arg, size_t i)
@@ -170,11 +191,8 @@ reply_text_done(void *arg)
 {
 	struct history_req *hr = arg;
 
-	hr->held = false;
-	if (hr->gone) {
-		history_req_free(hr);
+	if (!history_back(hr))
 		return;
-	}
 	if (hr->text == NULL) {
 		history_fail(hr, "io.ferry.WriteFailed", NULL);
 		return;
@@ -186,13 +204,9 @@ reply_text_done(void *arg)
 
 /* Shutdown: the verifier is freed; a request still held is gone. */
 static void
-reply_text_drop(void *arg)
+history_held_drop(void *arg)
 {
-	struct history_req *hr = arg;
-
-	hr->held = false;
-	if (hr->gone)
-		history_req_free(hr);
+	(void)history_back(arg);
 }
 
 /*
@@ -230,7 +244,7 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
 	 * free: the verifier does both, and the loop sends the text. */
 	hr->reply = p;
 	if (jobq_submit(hr->h->q, NULL, reply_text_run, reply_text_done,
-	    reply_text_drop, hr) == 0) {
+	    history_held_drop, hr) == 0) {
 		hr->held = true;
 		return;
 	}
@@ -695,9 +709,15 @@ history_entry(struct history_req *hr, json_t *e)
 	return 0;
 }
 
-/* A 200 page: take its entries, then fetch the next one or answer. */
-static void
-history_page(struct history_req *hr, const struct http_result *res)
+/*
+ * Take the entries of a 200 page (text, len bytes).  Verifier thread (or
+ * the loop, without one): it touches only hr's page state.  0 taken,
+ * *ret_next says whether another page follows; 1 the reply is full;
+ * -EBADMSG the page cannot be read; -ENOMEM.
+ */
+static int
+page_take(struct history_req *hr, const char *text, size_t len,
+    bool *ret_next)
 {
 	json_error_t jerr;
 	json_t *page, *entries, *next, *e;
@@ -705,14 +725,13 @@ history_page(struct history_req *hr, const struct http_result *res)
 	size_t i;
 	int r = 0;
 
-	page = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES, &jerr);
+	page = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	entries = json_object_get(page, "entries");
 	next = json_object_get(page, "next");
 	if (!json_is_array(entries) || (next != NULL &&
 	    !json_is_integer(next))) {
 		json_decref(page);
-		history_offline(hr, "the remote's answer cannot be read");
-		return;
+		return -EBADMSG;
 	}
 	json_array_foreach(entries, i, e)
 		if ((r = history_entry(hr, e)) != 0)
@@ -720,7 +739,15 @@ history_page(struct history_req *hr, const struct http_result *res)
 	/* Another page only if this one moved forward and said so. */
 	if (r == 0 && next != NULL && hr->cursor == before)
 		r = -EBADMSG;
+	*ret_next = next != NULL;
 	json_decref(page);
+	return r;
+}
+
+/* A page taken (page_take's r and next): fetch the next one or answer. */
+static void
+page_answer(struct history_req *hr, int r, bool next)
+{
 	if (r == -EBADMSG)
 		history_offline(hr, "the remote's answer cannot be read");
 	else if (r < 0)
@@ -728,10 +755,57 @@ history_page(struct history_req *hr, const struct http_result *res)
 		    "reason", "out of memory"));
 	else if (r == 1)
 		history_reply(hr, true, NULL);
-	else if (next != NULL)
+	else if (next)
 		history_fetch(hr);
 	else
 		history_reply(hr, false, NULL);
+}
+
+/* Verifier thread: a page's records checked and diffed. */
+static void
+page_run(void *arg, size_t i)
+{
+	struct history_req *hr = arg;
+
+	hr->page_r = page_take(hr, hr->page, hr->page_len, &hr->page_next);
+	free(hr->page);
+	hr->page = NULL;
+}
+
+static void
+page_done(void *arg)
+{
+	struct history_req *hr = arg;
+
+	if (history_back(hr))
+		page_answer(hr, hr->page_r, hr->page_next);
+}
+
+/*
+ * A 200 page: its records are verified (and bodies diffed) on the
+ * verifier, a page of large bodies costing more than a loop turn should;
+ * the text is copied, since res is the caller's.  Without room for the
+ * copy or the job, here.
+ */
+static void
+history_page(struct history_req *hr, const struct http_result *res)
+{
+	bool next = false;
+	int r;
+
+	if ((hr->page = malloc(res->len > 0 ? res->len : 1)) != NULL) {
+		memcpy(hr->page, res->body, res->len);
+		hr->page_len = res->len;
+		if (jobq_submit(hr->h->q, NULL, page_run, page_done,
+		    history_held_drop, hr) == 0) {
+			hr->held = true;
+			return;
+		}
+		free(hr->page);
+		hr->page = NULL;
+	}
+	r = page_take(hr, res->body, res->len, &next);
+	page_answer(hr, r, next);
 }
 
 static void
@@ -901,11 +975,9 @@ local_step_end(struct local_step *ls, bool entries)
 	size_t i;
 	int r = 0;
 
-	hr->held = false;
 	h->out--;
-	if (hr->gone) {
+	if (!history_back(hr)) {
 		local_step_free(ls);
-		history_req_free(hr);
 		if (entries)
 			history_admit(h);
 		return;

@@ -5,7 +5,7 @@
  *
  * The trail is fetched page by page through sync_fetch (signed,
  * non-blocking GETs on the daemon's loop) and each record is verified
- * here: the Ed25519 signature over the exact record bytes the remote sent,
+ * here, on the module's verifier thread: the Ed25519 signature over the exact record bytes the remote sent,
  * against the key the entry names, before the record is parsed at all
  * (with duplicate keys refused); then its fields must agree with the
  * entry's (collection, id, device, seq, op, ts).  A record that fails is
@@ -60,7 +60,8 @@
 #define HISTORY_STEP_BYTES	(1024u * 1024)
 #define HISTORY_STEPS_OUT	4
 /* Records asked of the remote per page: each page is verified (~50 us a
- * signature) and diffed in one loop callback, so pages stay small. */
+ * signature) and diffed in one job of the verifier thread, so the reply
+ * grows by bounded steps. */
 #define HISTORY_PAGE	100
 #define HISTORY_REPLY_MAX	(4u * 1024 * 1024)
 #define HISTORY_PATHS_MAX	1000
