@@ -67,6 +67,7 @@ struct control {
 	struct writer		*writer;
 	struct sync		*sync;		/* NULL: no remote */
 	struct presence_relay	*presence;
+	struct history		*history;	/* owned: its verifier */
 	struct event		*status_ev;
 	const struct keys	*keys;		/* live: a rotation changes it */
 	char			*device_name;
@@ -1326,7 +1327,8 @@ handle_history(struct control *c, struct vl_call *call, json_t *params)
 	    NULL || (id = param_name(call, params, "id", true)) == NULL ||
 	    param_int(call, params, "after", 0, INT64_MAX, &after) < 0)
 		return;
-	history_start(c->sync, c->st, call, collection, id, after);
+	history_start(c->history, c->sync, c->st, call, collection, id,
+	    after);
 }
 
 /* --- org.varlink.service --- */
@@ -1710,7 +1712,8 @@ control_new(struct event_base *base, struct store *st,
 	c->writer = parts->writer;
 	c->sync = parts->sync;
 	c->presence = parts->presence;
-	if ((r = control_load_ifaces(c)) < 0) {
+	if ((r = control_load_ifaces(c)) < 0 ||
+	    (r = history_new(base, &c->history)) < 0) {
 		control_free(c);
 		return r;
 	}
@@ -1770,6 +1773,7 @@ control_free(struct control *c)
 		return;
 	control_run_held(c);
 	control_end_streams(c);
+	history_free(c->history);
 	free(c->status_subs.v);
 	if (c->status_ev != NULL)
 		event_free(c->status_ev);

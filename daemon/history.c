@@ -8,9 +8,22 @@
  * History call (hr->http); the remote's paging position only grows, and
  * every page must hold entries with versions above it, so a remote cannot
  * keep a call going forever; a record's body is looked at only after its
- * signature over the exact bytes received checked out.
+ * signature over the exact bytes received checked out.  Each page is
+ * taken (parsed, verified, diffed: page_take) on the verifier thread.
+ *
+ * Before that, the local change log: steps of it are copied off the
+ * reader (local_step_next) and verified on the verifier thread
+ * (local_entry, which reads only the step and the request's names); at
+ * most one step per request, HISTORY_STEPS_OUT in all, is at the
+ * verifier, the other requests waiting on h->waiting in order.  The
+ * reply, too, is written as text and its entries freed on the verifier
+ * (history_reply): for thousands of entries that is tens of ms.  While a
+ * job is out (held) the request is the job's: a caller that goes only
+ * marks it gone, and the job's end frees it.
  */
 #include "autoconfig.h"
+
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -21,14 +34,24 @@
 #include <string.h>
 
 #include "history.h"
+#include "jobq.h"
 #include "keys.h"
 #include "log.h"
 #include "merge.h"
 #include "record.h"
 
+/* The module: the verifier thread and the requests waiting for it. */
+struct history {
+	struct jobq	*q;
+	TAILQ_HEAD(, history_req) waiting;	/* a step to read, in order */
+	size_t		 out;		/* steps at the verifier */
+};
+
 struct history_req {
+	struct history	*h;
 	struct sync	*sy;
-	struct vl_call	*call;
+	struct store	*st;
+	struct vl_call	*call;		/* NULL once gone */
 	struct sync_req	*http;		/* the page under way, or NULL */
 	char		*collection;
 	char		*id;
@@ -42,18 +65,62 @@ struct history_req {
 	size_t		 unverified;
 	json_t		*local;		/* the replica's change log, or NULL */
 	size_t		 local_failed;	/* its records that did not verify */
+	/* Reading the local log in steps, newest first (local is reversed
+	 * once read): where the next step starts (0: the latest entry, -1:
+	 * all read), the entries read so far, the step at the verifier. */
+	int64_t		 local_from;
+	size_t		 local_read;
+	bool		 queued;	/* on h->waiting */
+	bool		 held;		/* a verifier job holds the request */
+	bool		 gone;		/* the caller went while it was held */
+	/* The reply, made into text by the verifier (history_reply). */
+	json_t		*reply;
+	char		*text;
+	/* A remote page at the verifier (history_page), and its outcome. */
+	char		*page;
+	size_t		 page_len;
+	int		 page_r;
+	bool		 page_next;
+	TAILQ_ENTRY(history_req) entry;
+};
+
+/*
+ * One entry of the replica's change log, copied for the verifier: c's
+ * pointers point into mem (one allocation, or NULL), and what the
+ * verifier made of it (entry; r: 0 shown, 1 a record that did not verify,
+ * -ENOMEM).
+ */
+struct local_row {
+	struct store_doc_change	 c;
+	void			*mem;
+	json_t			*entry;
+	int			 r;
+};
+
+/* A step of the local log on its way through the verifier. */
+struct local_step {
+	struct history_req	*hr;
+	struct local_row	*rows;	/* newest first */
+	size_t			 n;
+	size_t			 bytes;	/* what their copies hold */
 };
 
 static void	history_fetch(struct history_req *hr);
 static void	history_reply(struct history_req *hr, bool more,
 		    const char *remote_error);
+static void	history_admit(struct history *h);
 
 static void
-history_free(struct history_req *hr)
+history_req_free(struct history_req *hr)
 {
 	if (hr == NULL)
 		return;
+	if (hr->queued)
+		TAILQ_REMOVE(&hr->h->waiting, hr, entry);
 	sync_cancel(hr->sy, hr->http);
+	json_decref(hr->reply);
+	free(hr->text);
+	free(hr->page);
 	json_decref(hr->entries);
 	json_decref(hr->local);
 	json_decref(hr->prev);
@@ -69,7 +136,7 @@ history_fail(struct history_req *hr, const char *name, json_t *params)
 	vl_call_set_cancel(hr->call, NULL, NULL);
 	vl_error(hr->call, name, params);
 	json_decref(params);
-	history_free(hr);
+	history_req_free(hr);
 }
 
 static void __attribute__((format(printf, 2, 3)))
@@ -87,6 +154,59 @@ history_offline(struct history_req *hr, const char *fmt, ...)
 	else
 		history_fail(hr, "io.ferry.Offline", json_pack("{s:s}",
 		    "reason", reason));
+}
+
+/*
+ * Loop thread: a verifier job holding hr is back.  False if the caller
+ * has gone meanwhile: then hr is freed.
+ */
+static bool
+history_back(struct history_req *hr)
+{
+	hr->held = false;
+	if (!hr->gone)
+		return true;
+	history_req_free(hr);
+	return false;
+}
+
+/* Verifier thread: the reply as text, and the entries freed. */
+static void
+reply_text_run(void *arg, size_t i)
+{
+	struct history_req *hr = arg;
+
+	hr->text = json_dumps(hr->reply, JSON_COMPACT);
+	json_decref(hr->reply);
+	hr->reply = NULL;
+	json_decref(hr->entries);
+	hr->entries = NULL;
+	json_decref(hr->local);
+	hr->local = NULL;
+}
+
+/* Loop thread: send the text, unless the caller has gone. */
+static void
+reply_text_done(void *arg)
+{
+	struct history_req *hr = arg;
+
+	if (!history_back(hr))
+		return;
+	if (hr->text == NULL) {
+		history_fail(hr, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	vl_call_set_cancel(hr->call, NULL, NULL);
+	vl_reply_raw(hr->call, hr->text, strlen(hr->text), false);
+	history_req_free(hr);
+}
+
+/* Shutdown: the verifier is freed; a request still held is gone. */
+static void
+history_held_drop(void *arg)
+{
+	(void)history_back(arg);
 }
 
 /*
@@ -120,10 +240,17 @@ history_reply(struct history_req *hr, bool more, const char *remote_error)
 		history_fail(hr, "io.ferry.WriteFailed", NULL);
 		return;
 	}
+	/* Thousands of entries take tens of ms to write as text, and to
+	 * free: the verifier does both, and the loop sends the text. */
+	hr->reply = p;
+	if (jobq_submit(hr->h->q, NULL, reply_text_run, reply_text_done,
+	    history_held_drop, hr) == 0) {
+		hr->held = true;
+		return;
+	}
 	vl_call_set_cancel(hr->call, NULL, NULL);
 	vl_reply(hr->call, p, false);
-	json_decref(p);
-	history_free(hr);
+	history_req_free(hr);
 }
 
 /*
@@ -256,12 +383,15 @@ local_pulled_verify(const struct history_req *hr,
  * Checked, it adds version, change, device, op and verified (true, or
  * false with why); a pulled change that cannot be checked (no key, no
  * signature kept) gets why and no verified.  Entries of this device with
- * no signed record (writes not applied yet) have neither.
+ * no signed record (writes not applied yet) have neither.  Runs on the
+ * verifier thread: it reads c and hr's names, nothing else.  0 with
+ * *ret_e (a new reference), 1 the same for a record that did not verify,
+ * or -ENOMEM.
  */
 static int
-history_local_cb(const struct store_doc_change *c, void *arg)
+local_entry(const struct history_req *hr, const struct store_doc_change *c,
+    json_t **ret_e)
 {
-	struct history_req *hr = arg;
 	struct record_fields f;
 	const char *why = NULL;
 	char *device = NULL;
@@ -317,23 +447,31 @@ history_local_cb(const struct store_doc_change *c, void *arg)
 	if (r != -ENOMEM && why != NULL && json_object_set_new(e, "why",
 	    json_string(why)) < 0)
 		r = -ENOMEM;
-	if (r == 0)
-		hr->local_failed++;
 	if (r == -ENOMEM) {
 		json_decref(e);
 		return r;
 	}
-	return json_array_append_new(hr->local, e) < 0 ? -ENOMEM : 0;
+	*ret_e = e;
+	return r == 0 ? 1 : 0;
 }
 
-/* The client went away: stop the fetch and let the call go. */
+/*
+ * The client went away: stop the fetch and let the call go.  A job at
+ * the verifier cannot be called back: the request is marked gone, and
+ * the job's end frees it without a word to the call.
+ */
 static void
 history_cancel_cb(struct vl_call *call, void *arg)
 {
 	struct history_req *hr = arg;
 
 	vl_reply(call, NULL, false);
-	history_free(hr);
+	if (hr->held) {
+		hr->gone = true;
+		hr->call = NULL;
+		return;
+	}
+	history_req_free(hr);
 }
 
 /*
@@ -571,9 +709,15 @@ history_entry(struct history_req *hr, json_t *e)
 	return 0;
 }
 
-/* A 200 page: take its entries, then fetch the next one or answer. */
-static void
-history_page(struct history_req *hr, const struct http_result *res)
+/*
+ * Take the entries of a 200 page (text, len bytes).  Verifier thread (or
+ * the loop, without one): it touches only hr's page state.  0 taken,
+ * *ret_next says whether another page follows; 1 the reply is full;
+ * -EBADMSG the page cannot be read; -ENOMEM.
+ */
+static int
+page_take(struct history_req *hr, const char *text, size_t len,
+    bool *ret_next)
 {
 	json_error_t jerr;
 	json_t *page, *entries, *next, *e;
@@ -581,14 +725,13 @@ history_page(struct history_req *hr, const struct http_result *res)
 	size_t i;
 	int r = 0;
 
-	page = json_loadb(res->body, res->len, JSON_REJECT_DUPLICATES, &jerr);
+	page = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	entries = json_object_get(page, "entries");
 	next = json_object_get(page, "next");
 	if (!json_is_array(entries) || (next != NULL &&
 	    !json_is_integer(next))) {
 		json_decref(page);
-		history_offline(hr, "the remote's answer cannot be read");
-		return;
+		return -EBADMSG;
 	}
 	json_array_foreach(entries, i, e)
 		if ((r = history_entry(hr, e)) != 0)
@@ -596,7 +739,15 @@ history_page(struct history_req *hr, const struct http_result *res)
 	/* Another page only if this one moved forward and said so. */
 	if (r == 0 && next != NULL && hr->cursor == before)
 		r = -EBADMSG;
+	*ret_next = next != NULL;
 	json_decref(page);
+	return r;
+}
+
+/* A page taken (page_take's r and next): fetch the next one or answer. */
+static void
+page_answer(struct history_req *hr, int r, bool next)
+{
 	if (r == -EBADMSG)
 		history_offline(hr, "the remote's answer cannot be read");
 	else if (r < 0)
@@ -604,10 +755,57 @@ history_page(struct history_req *hr, const struct http_result *res)
 		    "reason", "out of memory"));
 	else if (r == 1)
 		history_reply(hr, true, NULL);
-	else if (next != NULL)
+	else if (next)
 		history_fetch(hr);
 	else
 		history_reply(hr, false, NULL);
+}
+
+/* Verifier thread: a page's records checked and diffed. */
+static void
+page_run(void *arg, size_t i)
+{
+	struct history_req *hr = arg;
+
+	hr->page_r = page_take(hr, hr->page, hr->page_len, &hr->page_next);
+	free(hr->page);
+	hr->page = NULL;
+}
+
+static void
+page_done(void *arg)
+{
+	struct history_req *hr = arg;
+
+	if (history_back(hr))
+		page_answer(hr, hr->page_r, hr->page_next);
+}
+
+/*
+ * A 200 page: its records are verified (and bodies diffed) on the
+ * verifier, a page of large bodies costing more than a loop turn should;
+ * the text is copied, since res is the caller's.  Without room for the
+ * copy or the job, here.
+ */
+static void
+history_page(struct history_req *hr, const struct http_result *res)
+{
+	bool next = false;
+	int r;
+
+	if ((hr->page = malloc(res->len > 0 ? res->len : 1)) != NULL) {
+		memcpy(hr->page, res->body, res->len);
+		hr->page_len = res->len;
+		if (jobq_submit(hr->h->q, NULL, page_run, page_done,
+		    history_held_drop, hr) == 0) {
+			hr->held = true;
+			return;
+		}
+		free(hr->page);
+		hr->page = NULL;
+	}
+	r = page_take(hr, res->body, res->len, &next);
+	page_answer(hr, r, next);
 }
 
 static void
@@ -667,55 +865,320 @@ history_fetch(struct history_req *hr)
 		    strerror(-r));
 }
 
-void
-history_start(struct sync *sy, struct store *st, struct vl_call *call,
-    const char *collection, const char *id, int64_t after)
-{
-	struct history_req *hr;
-	json_t *p;
-	int r;
+/* --- the local change log, read in steps and verified off the loop --- */
 
-	if ((hr = calloc(1, sizeof *hr)) == NULL ||
-	    (hr->collection = strdup(collection)) == NULL ||
-	    (hr->id = strdup(id)) == NULL ||
-	    (hr->entries = json_array()) == NULL) {
-		history_free(hr);
-		vl_error(call, "io.ferry.WriteFailed", NULL);
-		return;
-	}
-	hr->sy = sy;
-	hr->call = call;
-	hr->after = after;
-	/* The local log comes with the first call only (after 0). */
-	if (after == 0) {
-		if ((hr->local = json_array()) == NULL) {
-			history_free(hr);
-			vl_error(call, "io.ferry.WriteFailed", NULL);
-			return;
-		}
-		r = store_doc_changes(st, collection, id, HISTORY_ENTRIES_MAX,
-		    history_local_cb, hr);
-		if (r < 0) {
-			log_warn("history of %s/%s: cannot read the change "
-			    "log: %s", collection, id, store_errmsg(st));
-			json_decref(hr->local);
-			hr->local = NULL;
-		}
-	}
-	if (sy == NULL) {
+/* The local log is read (hr->local oldest first): on to the remote. */
+static void
+history_remote(struct history_req *hr)
+{
+	json_t *p;
+
+	if (hr->sy == NULL) {
 		if (hr->local != NULL && json_array_size(hr->local) > 0) {
 			history_reply(hr, false, "no remote is configured");
 			return;
 		}
-		history_free(hr);
 		p = json_pack("{s:s}", "reason", "no remote is configured");
-		vl_error(call, "io.ferry.Offline", p);
-		json_decref(p);
+		history_fail(hr, "io.ferry.Offline", p);
 		return;
 	}
 	/* From version after on: its body is the base of the first diff. */
-	hr->cursor = after > 0 ? after - 1 : 0;
-	hr->prev_known = after == 0;
-	vl_call_set_cancel(call, history_cancel_cb, hr);
+	hr->cursor = hr->after > 0 ? hr->after - 1 : 0;
+	hr->prev_known = hr->after == 0;
 	history_fetch(hr);
+}
+
+static void
+local_step_free(struct local_step *ls)
+{
+	size_t i;
+
+	if (ls == NULL)
+		return;
+	for (i = 0; i < ls->n; i++) {
+		json_decref(ls->rows[i].entry);
+		free(ls->rows[i].mem);
+	}
+	free(ls->rows);
+	free(ls);
+}
+
+/* Copy n bytes of src (NULL: none) to *at and move *at past them. */
+static const void *
+row_put(char **at, const void *src, size_t n)
+{
+	char *dst = *at;
+
+	if (src == NULL)
+		return NULL;
+	memcpy(dst, src, n);
+	*at += n;
+	return dst;
+}
+
+/*
+ * store_doc_changes_back's callback: copy the entry into the step, in one
+ * allocation.  -ENOBUFS once the step holds HISTORY_STEP_BYTES (the entry
+ * that reached it is kept: a step holds at least one), -ENOMEM.
+ */
+static int
+local_copy_cb(const struct store_doc_change *c, void *arg)
+{
+	struct local_step *ls = arg;
+	struct local_row *row = &ls->rows[ls->n];
+	size_t sig = c->sig != NULL ? strlen(c->sig) + 1 : 0;
+	size_t body = c->body != NULL ? strlen(c->body) + 1 : 0;
+	size_t device = c->device != NULL ? STORE_DEVICE_LEN : 0;
+	size_t size = c->record_len + sig + c->pulled_sig_len + device + body;
+	char *at;
+
+	memset(row, 0, sizeof *row);
+	row->c = *c;
+	if ((at = row->mem = malloc(size > 0 ? size : 1)) == NULL)
+		return -ENOMEM;
+	row->c.record = row_put(&at, c->record, c->record_len);
+	row->c.sig = row_put(&at, c->sig, sig);
+	row->c.pulled_sig = row_put(&at, c->pulled_sig, c->pulled_sig_len);
+	row->c.device = row_put(&at, c->device, device);
+	row->c.body = row_put(&at, c->body, body);
+	ls->n++;
+	ls->bytes += size;
+	return ls->bytes >= HISTORY_STEP_BYTES ? -ENOBUFS : 0;
+}
+
+/* Verifier thread: how many entries the step has, then each one. */
+static size_t
+local_step_start(void *arg)
+{
+	return ((struct local_step *)arg)->n;
+}
+
+static void
+local_step_item(void *arg, size_t i)
+{
+	struct local_step *ls = arg;
+	struct local_row *row = &ls->rows[i];
+
+	row->r = local_entry(ls->hr, &row->c, &row->entry);
+}
+
+/*
+ * A step is back, or dropped (entries false: the verifier is being
+ * freed): take its entries unless the caller has gone, then read the
+ * next step (after the requests waiting for the verifier).
+ */
+static void
+local_step_end(struct local_step *ls, bool entries)
+{
+	struct history_req *hr = ls->hr;
+	struct history *h = hr->h;
+	size_t i;
+	int r = 0;
+
+	h->out--;
+	if (!history_back(hr)) {
+		local_step_free(ls);
+		if (entries)
+			history_admit(h);
+		return;
+	}
+	for (i = 0; i < ls->n && entries && r == 0; i++) {
+		if ((r = ls->rows[i].r) == 1) {
+			hr->local_failed++;
+			r = 0;
+		}
+		if (r == 0 && json_array_append(hr->local,
+		    ls->rows[i].entry) < 0)
+			r = -ENOMEM;
+	}
+	local_step_free(ls);
+	if (!entries)
+		return;		/* shutdown: its call's cancellation frees hr */
+	if (r < 0) {
+		history_fail(hr, "io.ferry.WriteFailed", json_pack("{s:s}",
+		    "reason", "out of memory"));
+		history_admit(h);
+		return;
+	}
+	hr->queued = true;
+	TAILQ_INSERT_TAIL(&h->waiting, hr, entry);
+	history_admit(h);
+}
+
+static void
+local_step_done(void *arg)
+{
+	local_step_end(arg, true);
+}
+
+static void
+local_step_drop(void *arg)
+{
+	local_step_end(arg, false);
+}
+
+/* hr->local, read newest first, in the order the reply gives it. */
+static int
+local_reverse(struct history_req *hr)
+{
+	json_t *v;
+	size_t n;
+
+	if (hr->local == NULL)
+		return 0;
+	if ((v = json_array()) == NULL)
+		return -ENOMEM;
+	for (n = json_array_size(hr->local); n > 0; n--)
+		if (json_array_append(v, json_array_get(hr->local,
+		    n - 1)) < 0) {
+			json_decref(v);
+			return -ENOMEM;
+		}
+	json_decref(hr->local);
+	hr->local = v;
+	return 0;
+}
+
+/* The log could not be read: the reply goes without it. */
+static void
+local_unread(struct history_req *hr, const char *why)
+{
+	log_warn("history of %s/%s: cannot read the change log: %s",
+	    hr->collection, hr->id, why);
+	json_decref(hr->local);
+	hr->local = NULL;
+	hr->local_from = -1;
+}
+
+/*
+ * Read hr's next step of the local log (at most HISTORY_STEP_ENTRIES
+ * entries or about HISTORY_STEP_BYTES, and HISTORY_ENTRIES_MAX in all)
+ * and hand it to the verifier; with the log read, go on to the remote.
+ * A short read on the reader connection is all this does on the loop.
+ */
+static void
+local_step_next(struct history_req *hr)
+{
+	struct local_step *ls;
+	size_t left = HISTORY_ENTRIES_MAX - hr->local_read;
+	int r;
+
+	if (left > HISTORY_STEP_ENTRIES)
+		left = HISTORY_STEP_ENTRIES;
+	if (hr->local_from >= 0 && left > 0) {
+		if ((ls = calloc(1, sizeof *ls)) == NULL ||
+		    (ls->rows = calloc(left, sizeof *ls->rows)) == NULL) {
+			free(ls);
+			history_fail(hr, "io.ferry.WriteFailed", json_pack(
+			    "{s:s}", "reason", "out of memory"));
+			return;
+		}
+		ls->hr = hr;
+		r = store_doc_changes_back(hr->st, hr->collection, hr->id,
+		    hr->local_from, (int)left, local_copy_cb, ls);
+		if (r < 0 && r != -ENOBUFS) {
+			local_step_free(ls);
+			local_unread(hr, r == -ENOMEM ? "out of memory" :
+			    store_errmsg(hr->st));
+		} else if (ls->n == 0) {
+			local_step_free(ls);
+			hr->local_from = -1;
+		} else {
+			hr->local_read += ls->n;
+			hr->local_from = ls->rows[ls->n - 1].c.prev > 0 ?
+			    ls->rows[ls->n - 1].c.prev : -1;
+			if ((r = jobq_submit(hr->h->q, local_step_start,
+			    local_step_item, local_step_done,
+			    local_step_drop, ls)) < 0) {
+				local_step_free(ls);
+				local_unread(hr, strerror(-r));
+			} else {
+				hr->held = true;
+				hr->h->out++;
+				return;
+			}
+		}
+	}
+	if (local_reverse(hr) < 0) {
+		history_fail(hr, "io.ferry.WriteFailed", json_pack("{s:s}",
+		    "reason", "out of memory"));
+		return;
+	}
+	history_remote(hr);
+}
+
+/* Let waiting requests read their next step while the verifier has room:
+ * at most HISTORY_STEPS_OUT steps are held at once, whoever asks. */
+static void
+history_admit(struct history *h)
+{
+	struct history_req *hr;
+
+	while (h->out < HISTORY_STEPS_OUT &&
+	    (hr = TAILQ_FIRST(&h->waiting)) != NULL) {
+		TAILQ_REMOVE(&h->waiting, hr, entry);
+		hr->queued = false;
+		local_step_next(hr);
+	}
+}
+
+int
+history_new(struct event_base *base, struct history **ret)
+{
+	struct history *h;
+	int r;
+
+	if ((h = calloc(1, sizeof *h)) == NULL)
+		return -ENOMEM;
+	TAILQ_INIT(&h->waiting);
+	if ((r = jobq_new(base, 1, &h->q)) < 0) {
+		free(h);
+		return r;
+	}
+	*ret = h;
+	return 0;
+}
+
+void
+history_free(struct history *h)
+{
+	if (h == NULL)
+		return;
+	/* Steps not delivered are dropped: their requests, gone by now
+	 * (the connections closed first), are freed with them. */
+	jobq_free(h->q);
+	free(h);
+}
+
+void
+history_start(struct history *h, struct sync *sy, struct store *st,
+    struct vl_call *call, const char *collection, const char *id,
+    int64_t after)
+{
+	struct history_req *hr;
+
+	if ((hr = calloc(1, sizeof *hr)) == NULL ||
+	    (hr->collection = strdup(collection)) == NULL ||
+	    (hr->id = strdup(id)) == NULL ||
+	    (hr->entries = json_array()) == NULL ||
+	    /* The local log comes with the first call only (after 0). */
+	    (after == 0 && (hr->local = json_array()) == NULL)) {
+		history_req_free(hr);
+		vl_error(call, "io.ferry.WriteFailed", NULL);
+		return;
+	}
+	hr->h = h;
+	hr->sy = sy;
+	hr->st = st;
+	hr->call = call;
+	hr->after = after;
+	hr->local_from = after == 0 ? 0 : -1;
+	vl_call_set_cancel(call, history_cancel_cb, hr);
+	if (after > 0) {
+		history_remote(hr);	/* no local log to verify */
+		return;
+	}
+	hr->queued = true;
+	TAILQ_INSERT_TAIL(&h->waiting, hr, entry);
+	history_admit(h);
 }

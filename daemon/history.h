@@ -5,7 +5,7 @@
  *
  * The trail is fetched page by page through sync_fetch (signed,
  * non-blocking GETs on the daemon's loop) and each record is verified
- * here: the Ed25519 signature over the exact record bytes the remote sent,
+ * here, on the module's verifier thread: the Ed25519 signature over the exact record bytes the remote sent,
  * against the key the entry names, before the record is parsed at all
  * (with duplicate keys refused); then its fields must agree with the
  * entry's (collection, id, device, seq, op, ts).  A record that fails is
@@ -23,22 +23,45 @@
  * bytes of them) is summarised by the top-level members that changed, or
  * by "" if that is still too long.
  *
+ * The replica's own change log (with after 0) is verified too, and a
+ * document may have thousands of entries there (a signature check costs
+ * ~50 us, a pulled change's record is rebuilt from its body first): so it
+ * is read in short steps on the loop, newest first, and each step is
+ * checked on the module's verifier thread (a lib/jobq, as the writer and
+ * the pull parsers use), the loop serving other calls meanwhile; the
+ * reply is made into text there too.
+ *
  * Ownership: a request lives from history_start until it answers its
  * call, or until the call's connection goes away (the fetch is then
- * cancelled and everything freed).  Nothing here blocks.
+ * cancelled and everything freed; a job at the verifier is let finish
+ * and freed with the request when it comes back, never answered).
+ * Nothing here blocks.
  */
 #ifndef FERRY_HISTORY_H
 #define FERRY_HISTORY_H
 
 #include <stdint.h>
 
+#include <event2/event.h>
+
 #include "store.h"
 #include "sync.h"
 #include "vl_server.h"
 
 #define HISTORY_ENTRIES_MAX	10000
+/*
+ * The local change log is read in steps of at most HISTORY_STEP_ENTRIES
+ * entries (or about HISTORY_STEP_BYTES of records and bodies: a step
+ * holds at least one), each verified on the verifier thread while the
+ * loop serves other calls; HISTORY_STEPS_OUT steps at most are held at
+ * once, whatever the number of calls: the others wait their turn.
+ */
+#define HISTORY_STEP_ENTRIES	256
+#define HISTORY_STEP_BYTES	(1024u * 1024)
+#define HISTORY_STEPS_OUT	4
 /* Records asked of the remote per page: each page is verified (~50 us a
- * signature) and diffed in one loop callback, so pages stay small. */
+ * signature) and diffed in one job of the verifier thread, so the reply
+ * grows by bounded steps. */
 #define HISTORY_PAGE	100
 #define HISTORY_REPLY_MAX	(4u * 1024 * 1024)
 #define HISTORY_PATHS_MAX	1000
@@ -50,6 +73,21 @@
  * caller 3 s, not the transfer timeout of a push.
  */
 #define HISTORY_REMOTE_TIMEOUT_MS	3000
+
+struct history;
+
+/*
+ * The module's state: the verifier thread (a lib/jobq on base, which must
+ * have been made after evthread_use_pthreads()) and the requests waiting
+ * for it.  0, -ENOMEM or -errno from jobq_new.
+ */
+int	history_new(struct event_base *base, struct history **ret);
+/*
+ * Stop the verifier; requests whose step it still held must be gone
+ * already (their calls cancelled: free the varlink server first) and are
+ * freed here.  Accepts NULL.
+ */
+void	history_free(struct history *h);
 
 /*
  * Answer io.ferry.History for call: the entries of collection/id (valid
@@ -67,7 +105,7 @@
  * answered another error, or answered something unreadable) or
  * io.ferry.WriteFailed (out of memory).
  */
-void	history_start(struct sync *sy, struct store *st,
+void	history_start(struct history *h, struct sync *sy, struct store *st,
 	    struct vl_call *call, const char *collection, const char *id,
 	    int64_t after);
 

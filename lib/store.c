@@ -80,6 +80,7 @@ enum {
 	ST_OUTBOX_DROP_DOC,
 	ST_REJECTED_R,
 	ST_DOC_CHANGES_R,
+	ST_DOC_CHANGES_BACK_R,
 	ST_OUTBOX_APPLIED,
 	ST_APPLIED_ADD,
 	ST_SIGNED_ADD,
@@ -388,6 +389,34 @@ static const char *store_migrations[] = {
 /* The body last synced (see migration 2 -> 3). */
 #define STORE_BASE_BODY	"CASE WHEN base_same THEN body ELSE base_body END"
 
+/*
+ * A document's change chain from the change FROM (an SQL expression over
+ * docs) back through prev, at most ?3 entries, in seq ORDER.  A signed
+ * change's record is this device's (signed, once applied) or a pulled
+ * one's (the change row's own columns); the body of a revision is
+ * docs.body while it is the latest, then the one its change row kept
+ * (migration 8 -> 9).
+ */
+#define DOC_CHANGES_SQL(from, order)					\
+	"WITH RECURSIVE chain(seq) AS ("				\
+	" SELECT " from " FROM docs WHERE collection = ?1 AND id = ?2"	\
+	" UNION ALL SELECT c.prev FROM chain JOIN changes c"		\
+	" ON c.seq = chain.seq WHERE c.prev IS NOT NULL LIMIT ?3)"	\
+	" SELECT c.seq, c.rev, c.origin, c.ts,"				\
+	" coalesce(a.version, c.version), coalesce(s.record, c.record),"	\
+	" s.sig, c.sig, c.device, c.dseq, c.rts,"			\
+	" CASE WHEN c.seq = d.last_seq THEN d.body ELSE c.body END,"	\
+	" c.prev"							\
+	" FROM chain JOIN changes c ON c.seq = chain.seq"		\
+	" JOIN docs d ON d.collection = ?1 AND d.id = ?2"		\
+	" LEFT JOIN signed s ON s.collection = c.collection"		\
+	" AND s.id = c.id AND s.rev = c.rev"				\
+	" AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */	\
+	" AND EXISTS (SELECT 1 FROM applied x"				\
+	"  WHERE x.change_seq = s.change_seq)"				\
+	" LEFT JOIN applied a ON a.change_seq = s.change_seq"		\
+	" ORDER BY c.seq" order
+
 static const struct {
 	int		 conn;	/* 0 writer, 1 reader */
 	const char	*sql;
@@ -551,29 +580,12 @@ static const struct {
 	/*
 	 * One document's latest ?3 changes: the chain from the document's
 	 * last_seq back through prev, each step a primary-key lookup, then
-	 * in seq order.  A signed change's record is this device's (signed,
-	 * once applied) or a pulled one's (the change row's own columns);
-	 * the body of a revision is docs.body while it is the latest, then
-	 * the one its change row kept (migration 8 -> 9).
+	 * in seq order.  The same walked back from change ?4 (NULL: the
+	 * latest), newest first, each row with its prev for the next walk.
 	 */
-	[ST_DOC_CHANGES_R] = { 1,
-	    "WITH RECURSIVE chain(seq) AS ("
-	    " SELECT last_seq FROM docs WHERE collection = ?1 AND id = ?2"
-	    " UNION ALL SELECT c.prev FROM chain JOIN changes c"
-	    " ON c.seq = chain.seq WHERE c.prev IS NOT NULL LIMIT ?3)"
-	    " SELECT c.seq, c.rev, c.origin, c.ts,"
-	    " coalesce(a.version, c.version), coalesce(s.record, c.record),"
-	    " s.sig, c.sig, c.device, c.dseq, c.rts,"
-	    " CASE WHEN c.seq = d.last_seq THEN d.body ELSE c.body END"
-	    " FROM chain JOIN changes c ON c.seq = chain.seq"
-	    " JOIN docs d ON d.collection = ?1 AND d.id = ?2"
-	    " LEFT JOIN signed s ON s.collection = c.collection"
-	    " AND s.id = c.id AND s.rev = c.rev"
-	    " AND c.origin <> 1"	/* STORE_ORIGIN_REMOTE: not ours */
-	    " AND EXISTS (SELECT 1 FROM applied x"
-	    "  WHERE x.change_seq = s.change_seq)"
-	    " LEFT JOIN applied a ON a.change_seq = s.change_seq"
-	    " ORDER BY c.seq" },
+	[ST_DOC_CHANGES_R] = { 1, DOC_CHANGES_SQL("last_seq", "") },
+	[ST_DOC_CHANGES_BACK_R] = { 1,
+	    DOC_CHANGES_SQL("coalesce(?4, last_seq)", " DESC") },
 	[ST_OUTBOX_APPLIED] = { 0,
 	    "DELETE FROM outbox WHERE seq = ?1 RETURNING change_seq" },
 	[ST_APPLIED_ADD] = { 0,
@@ -2016,23 +2028,21 @@ store_rejected_list(struct store *s, int limit, store_rejected_cb cb,
 	return store_walk_end(s, st, rc, r, n);
 }
 
-int
-store_doc_changes(struct store *s, const char *collection, const char *id,
-    int limit, store_doc_change_cb cb, void *arg)
+/* Give cb each row of a bound ST_DOC_CHANGES statement, then reset it. */
+static int
+store_doc_walk(struct store *s, sqlite3_stmt *st, store_doc_change_cb cb,
+    void *arg)
 {
-	sqlite3_stmt *st = s->st[ST_DOC_CHANGES_R];
 	struct store_doc_change c;
 	int rc, r = 0, n = 0;
 
-	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&c, 0, sizeof c);
 		c.seq = sqlite3_column_int64(st, 0);
 		c.rev = sqlite3_column_int64(st, 1);
 		c.origin = (enum store_origin)sqlite3_column_int(st, 2);
 		c.ts_ms = sqlite3_column_int64(st, 3);
+		c.prev = sqlite3_column_int64(st, 12);
 		/* Signed: this device's applied record, or a pulled change
 		 * (its record kept only when not in the canonical layout). */
 		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
@@ -2061,6 +2071,33 @@ store_doc_changes(struct store *s, const char *collection, const char *id,
 		n++;
 	}
 	return store_walk_end(s, st, rc, r, n);
+}
+
+int
+store_doc_changes(struct store *s, const char *collection, const char *id,
+    int limit, store_doc_change_cb cb, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_DOC_CHANGES_R];
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, limit);
+	return store_doc_walk(s, st, cb, arg);
+}
+
+int
+store_doc_changes_back(struct store *s, const char *collection,
+    const char *id, int64_t from, int limit, store_doc_change_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_DOC_CHANGES_BACK_R];
+
+	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, limit);
+	if (from > 0)
+		sqlite3_bind_int64(st, 4, from);
+	return store_doc_walk(s, st, cb, arg);
 }
 
 /* --- our own change pulled back --- */

@@ -362,11 +362,23 @@ struct store_doc_change {
 	int64_t		 device_seq;
 	int64_t		 record_ts;	/* pulled: the record's ts */
 	const char	*body;		/* pulled: the revision's body */
+	int64_t		 prev;		/* the document's change before, 0 */
 };
 typedef int (*store_doc_change_cb)(const struct store_doc_change *c,
 	    void *arg);
 int	store_doc_changes(struct store *s, const char *collection,
 	    const char *id, int limit, store_doc_change_cb cb, void *arg);
+/*
+ * The same entries walked back: from the change seq from (one of this
+ * document's; 0: its latest) at most limit of them, newest first, so a
+ * caller can read a long log in short steps, each going on from the
+ * last entry's prev (0: that was the first).  A cb that returns < 0
+ * stops the walk, and that value is returned (a bound the caller set:
+ * the entries given so far are all there is to take).
+ */
+int	store_doc_changes_back(struct store *s, const char *collection,
+	    const char *id, int64_t from, int limit, store_doc_change_cb cb,
+	    void *arg);
 
 /* Parked (rejected) intents, oldest first, with the remote's reason
  * (reader).  Count given to cb, or -errno. */

@@ -20,6 +20,11 @@
  *	prints one push item {"record":..,"sig":..}: a change record made
  *	and signed by lib/record.c (OP put needs BODY, a JSON object, or
  *	@FILE holding one: an argument cannot be larger than 128 KiB).
+ *   srvclient --key-dir DIR changes COLLECTION ID BASE SEQ COUNT [PAD]
+ *	prints a push body {"changes":[...]} of COUNT puts of one
+ *	document, each on top of the one before (base BASE+i, seq SEQ+i,
+ *	body {"n":SEQ+i}, and "pad", PAD bytes, if given): a long
+ *	history in one request.
  *   srvclient --key-dir DIR sign-record TEXT|@FILE
  *	prints a push item for exactly these record bytes (any spelling,
  *	any content: for records lib/record.c would never write).
@@ -91,6 +96,8 @@ usage(void)
 	    "       srvclient --key-dir DIR sign METHOD TARGET [BODYFILE]\n"
 	    "       srvclient --key-dir DIR change OP COLLECTION ID BASE SEQ "
 	    "[BODY|@FILE]\n"
+	    "       srvclient --key-dir DIR changes COLLECTION ID BASE SEQ "
+	    "COUNT [PAD]\n"
 	    "       srvclient --key-dir DIR sign-record TEXT|@FILE\n"
 	    "       srvclient --key-dir DIR rotation NEWDIR SEQ\n"
 	    "       srvclient verify-changes FILE...\n"
@@ -294,9 +301,11 @@ cmd_sign(const struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* Print {"record":text,"sig":sig} compactly.  0 or 1. */
+/* Print {"record":text,"sig":sig} compactly, then end (a string).  0 or
+ * 1. */
 static int
-print_item(const char *text, size_t len, const char *sig)
+print_item_end(const char *text, size_t len, const char *sig,
+    const char *end)
 {
 	json_t *item;
 	char *out;
@@ -308,9 +317,15 @@ print_item(const char *text, size_t len, const char *sig)
 		fprintf(stderr, "srvclient: the record is not UTF-8 text\n");
 		return 1;
 	}
-	printf("%s\n", out);
+	printf("%s%s", out, end);
 	free(out);
 	return 0;
+}
+
+static int
+print_item(const char *text, size_t len, const char *sig)
+{
+	return print_item_end(text, len, sig, "\n");
 }
 
 static int
@@ -363,6 +378,58 @@ cmd_change(const struct opts *o, int argc, char **argv)
 	free(text);
 	free(sig);
 	keys_free(k);
+	return r;
+}
+
+/*
+ * changes COLLECTION ID BASE SEQ COUNT [PAD]: one push body of COUNT puts
+ * of one document, each on top of the one before: the i-th (from 0) has
+ * base BASE+i, seq SEQ+i and body {"n":SEQ+i}, with "pad", a string of
+ * PAD bytes, if PAD is given.
+ */
+static int
+cmd_changes(const struct opts *o, int argc, char **argv)
+{
+	struct keys *k;
+	json_t *body;
+	int64_t base, seq, count, i, pad = 0;
+	char *text, *sig, *fill;
+	size_t len;
+	int r = 0;
+
+	if (argc < 6 || argc > 7 || parse_i64(argv[3], &base) < 0 ||
+	    parse_i64(argv[4], &seq) < 0 || parse_i64(argv[5], &count) < 0 ||
+	    count < 1 || (argc == 7 && (parse_i64(argv[6], &pad) < 0 ||
+	    pad < 0 || pad > 8 * 1024 * 1024)))
+		usage();
+	if ((fill = malloc((size_t)pad + 1)) == NULL) {
+		fprintf(stderr, "srvclient: out of memory\n");
+		return 1;
+	}
+	memset(fill, 'p', (size_t)pad);
+	fill[pad] = '\0';
+	k = load_key(o->key_dir);
+	printf("{\"changes\":[");
+	for (i = 0; i < count && r == 0; i++) {
+		body = argc == 7 ? json_pack("{s:I,s:s}", "n",
+		    (json_int_t)(seq + i), "pad", fill) : json_pack("{s:I}",
+		    "n", (json_int_t)(seq + i));
+		if (body == NULL || record_make(k, "put", base + i, argv[1], argv[2],
+		    seq + i, util_now_ms(), body, &text, &len, &sig) < 0) {
+			fprintf(stderr, "srvclient: cannot make record %"
+			    PRId64 "\n", i);
+			json_decref(body);
+			r = 1;
+			break;
+		}
+		r = print_item_end(text, len, sig, i + 1 < count ? "," : "");
+		json_decref(body);
+		free(text);
+		free(sig);
+	}
+	printf("]}\n");
+	keys_free(k);
+	free(fill);
 	return r;
 }
 
@@ -679,6 +746,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "change") == 0)
 		return cmd_change(&o, argc, argv);
+	if (strcmp(argv[0], "changes") == 0)
+		return cmd_changes(&o, argc, argv);
 	if (strcmp(argv[0], "sign") == 0)
 		return cmd_sign(&o, argc, argv);
 	if (strcmp(argv[0], "sign-record") == 0)

@@ -967,6 +967,22 @@ count_rows(const char *path, const char *sql)
 	return n;
 }
 
+/* Replace f's replica by replica_v6, migrated as store_open does. */
+static void
+open_v6(struct fixture *f)
+{
+	sqlite3 *db;
+
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, replica_v6, NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->path, &f->st, NULL), 0);
+}
+
 /*
  * Guards the 6 -> 7 migration (issue 8's bench check): the per-document
  * change log, read through the changes_doc index until schema 6, is read
@@ -1002,17 +1018,8 @@ test_migrate_v6_history(void **state)
 	struct fixture *f = *state;
 	struct first_intent fi;
 	struct store_counts n;
-	sqlite3 *db;
 
-	store_close(f->st);
-	f->st = NULL;
-	assert_int_equal(unlink(f->path), 0);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, replica_v6, NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
-
-	assert_int_equal(store_open(f->path, &f->st, NULL), 0);
+	open_v6(f);
 	check_changes(f->st, "a", 100, a, 6);
 	check_changes(f->st, "b", 100, b, 2);
 	check_changes(f->st, "a", 2, a + 4, 2);
@@ -1038,6 +1045,72 @@ test_migrate_v6_history(void **state)
 	assert_int_equal(store_counts(f->st, &n), 0);
 	assert_int_equal(n.rejected, 1);
 	assert_int_equal(store_integrity_check(f->st), 0);
+}
+
+/* store_doc_changes_back's entries against a's seqs, newest first. */
+struct back_walk {
+	const int64_t	*seqs;
+	size_t		 left;		/* seqs not walked yet */
+	size_t		 got;
+	size_t		 stop;		/* stop after this many; 0: never */
+	int64_t		 prev;		/* the last entry's */
+};
+
+static int
+back_cb(const struct store_doc_change *c, void *arg)
+{
+	struct back_walk *b = arg;
+
+	assert_true(b->left > 0);
+	b->left--;
+	assert_int_equal(c->seq, b->seqs[b->left]);
+	assert_int_equal(c->rev, (int64_t)b->left + 1);
+	b->prev = c->prev;
+	return ++b->got == b->stop ? -ENOBUFS : 0;
+}
+
+/*
+ * Guards History's reading of a long change log in short steps (issue:
+ * the verification stalled the loop): walked back from the latest entry,
+ * then from each step's last prev, a document's entries come newest
+ * first, each once, the first one's prev 0; a callback that stops the
+ * walk has its value returned, and the next walk starts afresh.
+ */
+static void
+test_doc_changes_back(void **state)
+{
+	static const int64_t seqs[] = { 1, 3, 5, 7, 8, 9, 10 };
+	struct fixture *f = *state;
+	struct back_walk b = { seqs, 7, 0, 0, 0 };
+
+	open_v6(f);
+	put(f->st, "notes", "a", "{\"t\":\"a7\"}");
+
+	assert_int_equal(store_doc_changes_back(f->st, "notes", "a", 0, 3,
+	    back_cb, &b), 3);
+	assert_int_equal(b.prev, 7);
+	assert_int_equal(store_doc_changes_back(f->st, "notes", "a", b.prev,
+	    3, back_cb, &b), 3);
+	assert_int_equal(b.prev, 1);
+	assert_int_equal(store_doc_changes_back(f->st, "notes", "a", b.prev,
+	    3, back_cb, &b), 1);
+	assert_int_equal(b.prev, 0);
+	assert_int_equal(b.left, 0);
+
+	/* Stopped by the callback after two: the next walk is whole. */
+	memset(&b, 0, sizeof b);
+	b.seqs = seqs;
+	b.left = 7;
+	b.stop = 2;
+	assert_int_equal(store_doc_changes_back(f->st, "notes", "a", 0, 100,
+	    back_cb, &b), -ENOBUFS);
+	assert_int_equal(b.prev, 8);
+	b.left = 7;
+	b.stop = 0;
+	assert_int_equal(store_doc_changes_back(f->st, "notes", "a", 0, 100,
+	    back_cb, &b), 7);
+	assert_int_equal(store_doc_changes_back(f->st, "notes", "nope", 0,
+	    100, back_cb, &b), 0);
 }
 
 /* One pulled change as store_doc_changes gives it, copied. */
@@ -1242,6 +1315,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_savepoint_parked, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v6_history, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_doc_changes_back, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_applied_writes_once, setup,
 		    teardown),
