@@ -13,6 +13,9 @@
 #   two_instances   two ferryds, N/2 queued changes each, drained into one
 #                   instance, then each into its own instance (both
 #                   instances on one database): aggregate changes/s.
+# Each drain also prints a CPU line: the CPU seconds the ferryds, the
+# ferry-servers and PostgreSQL's processes used during it (from /proc),
+# so that a figure comes with where its time went.
 #
 # usage: bench/pg.sh BUILD-DIR [N] [WATCH-COUNT]   (default 20000, 1000)
 # Ports: BENCH_PG_PORT (default 28810) and the next one.  Needs the
@@ -76,6 +79,7 @@ srv() {
 	spid=$!
 	pids="$pids $spid"
 	phase="$phase $spid"
+	srvs="$srvs $spid"
 	wait_line "$tmp/$_name.log" "ready: listening"
 }
 
@@ -87,6 +91,7 @@ dev() {
 	start_ferryd "$1"
 	port=$_keep
 	phase="$phase $dpid"
+	devs="$devs $dpid"
 	[ "$3" -eq 0 ] ||
 	"$build/bench/bench_put" -s "$tmp/$1.sock" -m pipe -c 16 -d 32 \
 	    -n "$3" -w 0 -t 600 -N "fill$1" >/dev/null 2>&1
@@ -106,20 +111,50 @@ drain() {
 	echo "$(date +%s.%N) - $_t0" | bc -l
 }
 
+# ticks PID...: their CPU time so far (user + system, clock ticks).
+ticks() {
+	_t=0
+	for _p in "$@"; do
+		[ -r "/proc/$_p/stat" ] || continue
+		_t=$((_t + $(sed 's/.*) //' "/proc/$_p/stat" |
+		    awk '{ print $12 + $13 }')))
+	done
+	echo "$_t"
+}
+# cpu: the CPU ticks of the phase's ferryds, ferry-servers and PostgreSQL
+# (the postmaster and its children: the instances' connections last as
+# long as the phase), as three numbers.
+cpu() {
+	_pg=$(for _s in /proc/[0-9]*/stat; do
+		sed 's/.*) //' "$_s" 2>/dev/null | awk -v p="$pgpid" \
+		    -v f="$_s" '$2 == p { split(f, a, "/"); print a[3] }'
+	done)
+	echo "$(ticks $devs) $(ticks $srvs) $(ticks $pgpid $_pg)"
+}
+# cpu_since "BEFORE": what each used since BEFORE (cpu's output), in
+# seconds, as "ferryd=S ferry-server=S postgres=S".
+cpu_since() {
+	echo "$1 $(cpu)" | awk -v hz="$(getconf CLK_TCK)" '{ printf \
+	    "ferryd=%.1f ferry-server=%.1f postgres=%.1f", ($4 - $1) / hz,
+	    ($5 - $2) / hz, ($6 - $3) / hz }'
+}
+
 # stop: the processes of the phase that ended (ferryds, servers), so
 # none syncs with the next phase's servers on the same ports.
-phase=
+phase= devs= srvs=
 stop() {
 	for _p in $phase; do kill "$_p" 2>/dev/null || :; done
 	for _p in $phase; do wait "$_p" 2>/dev/null || :; done
-	phase=
+	phase= devs= srvs=
 }
 
 # one_drain NAME [DB]: push_drain on one backend; changes/s.
 one_drain() {
 	dev "p$1" "$port" "$n"
 	srv "s$1" "$port" "${2:-}"
+	_c=$(cpu)
 	_s=$(drain "p$1")
+	echo "CPU push_drain $1: $(cpu_since "$_c") seconds" >&2
 	stop
 	echo "$n / $_s" | bc
 }
@@ -147,12 +182,16 @@ half=$((n / 2))
 db=$(newdb one)
 dev o1 "$port" "$half"; dev o2 "$port" "$half"
 srv one "$port" "$db"
+_c=$(cpu)
 s1=$(drain o1 o2)
+echo "CPU two_instances one: $(cpu_since "$_c") seconds"
 stop
 db=$(newdb two)
 dev t1 "$port" "$half"; dev t2 "$port2" "$half"
 srv two1 "$port" "$db"
 srv two2 "$port2" "$db"
+_c=$(cpu)
 s2=$(drain t1 t2)
+echo "CPU two_instances two: $(cpu_since "$_c") seconds"
 echo "RESULT two_instances one=$(echo "$n / $s1" | bc) two=$(echo \
     "$n / $s2" | bc) changes/s (2 devices, $half each) cmd=bench/pg.sh $build $n"
