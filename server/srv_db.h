@@ -297,10 +297,11 @@ struct srv_batch_key {
  * batches run at once (PostgreSQL) locks the existing documents among
  * them in one order every batch uses, so two batches that touch the same
  * documents in different orders wait for each other instead of
- * deadlocking; it may also read the documents' states and the change
- * ids' outcomes ahead, a round trip for all of them, and answer
- * srv_db_doc_state and srv_db_change_id_get for them from what it read
- * and what the batch wrote since.  A backend whose batches run one at a
+ * deadlocking (new documents too: a batch creating one waits for
+ * another creating it, then finds it); it may also read the documents'
+ * states and the change ids' outcomes ahead, a round trip for all of
+ * them, and answer srv_db_doc_state and srv_db_change_id_get for them
+ * from what it read and what the batch wrote since.  A backend whose batches run one at a
  * time (SQLite) does nothing.  The strings must stay valid until the
  * batch ends.  0 or -errno.
  */
@@ -317,9 +318,8 @@ int	srv_db_max_seq(struct srv_db *db, const char *device, int64_t *ret);
  * "conflict", never overwrite).  *ret_seq gets its change-log seq, or 0
  * when the backend assigns seqs at commit (PostgreSQL: seq order is commit
  * order).  a's strings must stay valid until the batch ends: a backend
- * may write at commit (PostgreSQL), and -ESTALE may then come from
- * srv_db_commit as -EAGAIN (nothing applied: run the batch again).
- * 0 or -errno.  The caller raises the
+ * may write at commit (PostgreSQL, which also wants the document named
+ * to srv_db_batch_read first: -EINVAL otherwise).  0 or -errno.  The caller raises the
  * device's max_seq (srv_db_set_max_seq) before the batch commits, and
  * forgets an earlier "conflict" answer for the change id.
  */

@@ -9,25 +9,29 @@
  *   whichever instance has them, and a retry that lands on another
  *   instance waits for the first transaction, then finds the change id
  *   applied ("duplicate");
- * - a batch in a handful of round trips, whatever its size ("bulk"): it
- *   locks and reads its documents in one statement and its change ids'
- *   outcomes in another (srv_pg_batch_read), is judged from what it read
- *   and wrote (srv_pg_batch.h), and writes at commit: one UPDATE of the
- *   documents that existed, one INSERT of the new ones, one INSERT of
- *   every log row with its seq, from binary array parameters;
- * - never overwrite: a document that existed is locked from the read on,
- *   and one that did not is inserted at commit only if it still does not
- *   exist (ON CONFLICT DO NOTHING); one another writer created meanwhile
- *   makes the INSERT come short, the batch is rolled back (-EAGAIN) and
- *   run again "direct": a statement per question and write, the change
- *   applying with a conditional upsert on the version it was judged
- *   against, a lost race -ESTALE, which the caller answers "conflict";
+ * - a batch in a handful of round trips, whatever its size: it holds
+ *   and reads its documents (srv_pg_batch_read: one statement makes a
+ *   placeholder row, version 0, for each that does not exist, the next
+ *   locks them all FOR UPDATE and reads their states) and its change
+ *   ids' outcomes (one more), is judged from what it read and wrote
+ *   (srv_pg_batch.h), and writes at commit: one UPDATE of its documents,
+ *   one INSERT of every log row with its seq, from binary array
+ *   parameters;
+ * - never overwrite: every document a batch names is locked from its
+ *   read to COMMIT, a new one through its placeholder, so a change is
+ *   judged against the version it will replace; two batches creating
+ *   the same document queue on the placeholder's insertion, and the
+ *   second reads the first's version and answers "conflict".  Rows are
+ *   taken in one order (placeholders, then locks, each sorted the same
+ *   way), so batches of different devices wait for each other instead
+ *   of deadlocking.  A version-0 row is no document (srv_doc.version 0):
+ *   one the batch made and did not write is deleted at commit;
  * - a feed that never skips: log rows get their seqs at the end of the
  *   transaction from the single head row (UPDATE head SET seq = seq + n
- *   RETURNING seq; a direct batch's rows are inserted with seq NULL and
- *   numbered then), whose row lock is held to COMMIT: seq order is commit
- *   order, without gaps, so a reader at since=N never misses a row that
- *   commits later with a smaller number;
+ *   RETURNING seq, in the statement that inserts them), whose row lock is
+ *   held to COMMIT: seq order is commit order, without gaps, so a reader
+ *   at since=N never misses a row that commits later with a smaller
+ *   number;
  * - wake-ups: after COMMIT (not inside the transaction) the new head is
  *   sent with pg_notify; the loop's handle LISTENs on a second,
  *   nonblocking connection registered in the event loop, and re-reads the
@@ -98,11 +102,8 @@ struct srv_pg {
 	PGconn			*conn;
 	bool			 in_batch;
 	int64_t			 batch_n;	/* changes inserted */
-	/* A bulk batch answers from and writes to b, and reaches the
-	 * database at commit; a direct one (the attempt after a bulk one
-	 * lost a race) runs a statement for each question and write. */
-	bool			 bulk;
-	bool			 direct_next;
+	/* The batch's questions are answered from b, its writes reach
+	 * the database at commit. */
 	struct srv_pg_batch	 b;
 	PGresult		*ids_read;	/* b's applied records */
 	char			 errmsg[256];
@@ -608,8 +609,6 @@ srv_pg_begin(struct srv_db *base)
 		return r;
 	db->in_batch = true;
 	db->batch_n = 0;
-	db->bulk = !db->direct_next;
-	db->direct_next = false;
 	return 0;
 }
 
@@ -622,44 +621,6 @@ srv_pg_batch_end(struct srv_pg *db)
 	db->ids_read = NULL;
 	db->in_batch = false;
 	db->batch_n = 0;
-}
-
-/*
- * Give the batch's changes their seqs from the head row, in insertion
- * order: the head row stays locked until COMMIT, so the next batch gets
- * the next numbers only once this one is visible.  0 or -errno.
- */
-static int
-srv_pg_sequence(struct srv_pg *db, int64_t *ret_head)
-{
-	char n[24];
-	const char *vals[1] = { n };
-	PGresult *res;
-	int64_t head = 0;
-	int i, r = 0;
-
-	snprintf(n, sizeof n, "%" PRId64, db->batch_n);
-	res = srv_pg_run(db,
-	    "WITH h AS (UPDATE head SET seq = seq + $1::bigint RETURNING seq),"
-	    " s AS (SELECT rid, row_number() OVER (ORDER BY rid) AS rn"
-	    "  FROM changes WHERE seq IS NULL)"
-	    " UPDATE changes c SET seq = (SELECT seq FROM h) - $1::bigint + s.rn"
-	    " FROM s WHERE c.rid = s.rid RETURNING c.seq", 1, vals, NULL,
-	    false, &r);
-	if (res == NULL)
-		return r;
-	if (PQntuples(res) != db->batch_n) {
-		snprintf(db->errmsg, sizeof db->errmsg, "sequenced %d changes "
-		    "of %" PRId64, PQntuples(res), db->batch_n);
-		PQclear(res);
-		return -EIO;
-	}
-	for (i = 0; i < PQntuples(res); i++)
-		if (srv_pg_text_int(res, i, 0) > head)
-			head = srv_pg_text_int(res, i, 0);
-	PQclear(res);
-	*ret_head = head;
-	return 0;
 }
 
 /*
@@ -704,110 +665,91 @@ srv_pg_arrays_free(struct srv_pgarr *arr, int n)
 }
 
 /*
- * A bulk statement changed fewer rows than it was given: another instance
- * created one of the batch's documents since the batch read it absent.
- * The batch is run again (-EAGAIN: nothing of it applied), the direct way,
- * which judges that document against what is there now.
+ * Write what the batch did, at commit: its documents' last states in one
+ * UPDATE (every one exists, locked since srv_pg_batch_read: a new one as
+ * its placeholder), the placeholders it made and did not write deleted,
+ * then its log rows in one INSERT, numbered from the head row in the
+ * order the batch wrote them.  *ret_head: the new head (0 if nothing was
+ * logged).  The head row stays locked until COMMIT, so the next batch
+ * gets the next numbers only once this one is visible.  0 or -errno.
  */
 static int
-srv_pg_bulk_lost(struct srv_pg *db, PGresult *res, const char *what,
-    int64_t want)
+srv_pg_batch_flush(struct srv_pg *db, int64_t *ret_head)
 {
-	int64_t got = strtoll(PQcmdTuples(res), NULL, 10);
-
-	PQclear(res);
-	if (got == want)
-		return 0;
-	snprintf(db->errmsg, sizeof db->errmsg, "%s %" PRId64 " of %" PRId64
-	    " documents: another writer moved the rest; running the batch "
-	    "again", what, got, want);
-	db->direct_next = true;
-	return -EAGAIN;
-}
-
-/*
- * Write a bulk batch: its documents' last states (an UPDATE for those
- * that existed, locked since the batch read them, and an INSERT for the
- * new ones), then its change-log rows with their seqs from the head row,
- * in the order the batch wrote them: three round trips, whatever the
- * batch's size.  The head row stays locked until COMMIT, as in
- * srv_pg_sequence.  0 or -errno.
- */
-static int
-srv_pg_bulk_write(struct srv_pg *db, int64_t *ret_head)
-{
-	struct srv_pgarr arr[11];
+	struct srv_pgarr arr[10];
 	const struct srv_pg_bdoc *d;
 	const struct srv_apply *a;
 	PGresult *res;
 	char nrows[24];
-	int64_t nup = 0, nnew = 0, count;
+	int64_t nwritten = 0, nunused = 0, got;
 	size_t i;
 	int r = 0;
 
-	/* Documents the batch found: collection, id, base, version,
-	 * deleted, body. */
+	*ret_head = 0;
+	memset(arr, 0, sizeof arr);
+	/* Written: collection, id, base, version, deleted, body; made and
+	 * not written: collection, id. */
 	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[1], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[2], SRV_PGARR_INT8);
 	srv_pgarr_init(&arr[3], SRV_PGARR_INT8);
 	srv_pgarr_init(&arr[4], SRV_PGARR_BOOL);
 	srv_pgarr_init(&arr[5], SRV_PGARR_TEXT);
-	/* New documents: collection, id, version, deleted, body. */
 	srv_pgarr_init(&arr[6], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[7], SRV_PGARR_TEXT);
-	srv_pgarr_init(&arr[8], SRV_PGARR_INT8);
-	srv_pgarr_init(&arr[9], SRV_PGARR_BOOL);
-	srv_pgarr_init(&arr[10], SRV_PGARR_TEXT);
 	for (i = 0; i < db->b.ndocs; i++) {
 		d = &db->b.docs[i];
-		if (!d->written)
-			continue;
-		if (d->base > 0) {
-			srv_pgarr_text(&arr[0], d->collection);
-			srv_pgarr_text(&arr[1], d->id);
-			srv_pgarr_int8(&arr[2], d->base);
-			srv_pgarr_int8(&arr[3], d->version);
-			srv_pgarr_bool(&arr[4], d->deleted);
-			if (d->body != NULL)
-				srv_pgarr_bytes(&arr[5], d->body, d->body_len);
-			else
-				srv_pgarr_null(&arr[5]);
-			nup++;
+		if (!d->written) {
+			if (d->placeholder) {
+				srv_pgarr_text(&arr[6], d->collection);
+				srv_pgarr_text(&arr[7], d->id);
+				nunused++;
+			}
 			continue;
 		}
-		srv_pgarr_text(&arr[6], d->collection);
-		srv_pgarr_text(&arr[7], d->id);
-		srv_pgarr_int8(&arr[8], d->version);
-		srv_pgarr_bool(&arr[9], d->deleted);
+		srv_pgarr_text(&arr[0], d->collection);
+		srv_pgarr_text(&arr[1], d->id);
+		srv_pgarr_int8(&arr[2], d->base);
+		srv_pgarr_int8(&arr[3], d->version);
+		srv_pgarr_bool(&arr[4], d->deleted);
 		if (d->body != NULL)
-			srv_pgarr_bytes(&arr[10], d->body, d->body_len);
+			srv_pgarr_bytes(&arr[5], d->body, d->body_len);
 		else
-			srv_pgarr_null(&arr[10]);
-		nnew++;
+			srv_pgarr_null(&arr[5]);
+		nwritten++;
 	}
-	if (nup > 0) {
+	if (nwritten > 0) {
 		if ((res = srv_pg_run_arrays(db, "UPDATE docs d SET"
 		    " version = u.v, deleted = u.del, body = u.b"
 		    " FROM unnest($1::text[], $2::text[], $3::int8[],"
 		    " $4::int8[], $5::bool[], $6::text[]) AS u(c, i, base, v,"
 		    " del, b) WHERE d.collection = u.c AND d.id = u.i"
-		    " AND d.version = u.base", NULL, &arr[0], 6, false, &r)) == NULL ||
-		    (r = srv_pg_bulk_lost(db, res, "updated", nup)) < 0)
+		    " AND d.version = u.base", NULL, &arr[0], 6, false, &r)) ==
+		    NULL)
 			goto out;
-	}
-	if (nnew > 0) {
-		if ((res = srv_pg_run_arrays(db, "INSERT INTO docs"
-		    " (collection, id, version, deleted, body) SELECT * FROM"
-		    " unnest($1::text[], $2::text[], $3::int8[], $4::bool[],"
-		    " $5::text[]) ON CONFLICT DO NOTHING", NULL, &arr[6], 5,
-		    false, &r)) == NULL ||
-		    (r = srv_pg_bulk_lost(db, res, "created", nnew)) < 0)
+		got = strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		if (got != nwritten) {
+			/* Every one was locked at its read version. */
+			snprintf(db->errmsg, sizeof db->errmsg, "wrote %"
+			    PRId64 " of the %" PRId64 " documents the batch "
+			    "held", got, nwritten);
+			r = -EIO;
 			goto out;
+		}
 	}
-	srv_pg_arrays_free(arr, 11);
+	if (nunused > 0 && (res = srv_pg_run_arrays(db, "DELETE FROM docs d"
+	    " USING unnest($1::text[], $2::text[]) AS u(c, i)"
+	    " WHERE d.collection = u.c AND d.id = u.i AND d.version = 0",
+	    NULL, &arr[6], 2, false, &r)) == NULL)
+		goto out;
+	if (nunused > 0)
+		PQclear(res);
+	srv_pg_arrays_free(arr, 10);
+	if (db->b.nrows == 0)
+		return 0;
 
-	/* The change-log rows. */
+	/* The log rows. */
 	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[1], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[2], SRV_PGARR_INT8);
@@ -845,16 +787,16 @@ srv_pg_bulk_write(struct srv_pg *db, int64_t *ret_head)
 	    " SELECT (SELECT seq FROM h), (SELECT count(*) FROM i)", nrows,
 	    arr, 10, false, &r)) == NULL)
 		goto out;
-	count = PQntuples(res) == 1 ? srv_pg_text_int(res, 0, 1) : -1;
+	got = PQntuples(res) == 1 ? srv_pg_text_int(res, 0, 1) : -1;
 	*ret_head = PQntuples(res) == 1 ? srv_pg_text_int(res, 0, 0) : 0;
 	PQclear(res);
-	if (count != (int64_t)db->b.nrows) {
+	if (got != (int64_t)db->b.nrows) {
 		snprintf(db->errmsg, sizeof db->errmsg, "logged %" PRId64
-		    " changes of %zu", count, db->b.nrows);
+		    " changes of %zu", got, db->b.nrows);
 		r = -EIO;
 	}
 out:
-	srv_pg_arrays_free(arr, 11);
+	srv_pg_arrays_free(arr, 10);
 	return r;
 }
 
@@ -869,8 +811,7 @@ srv_pg_commit(struct srv_db *base)
 
 	if (!db->in_batch)
 		return -EINVAL;
-	if ((db->batch_n > 0 && (r = db->bulk ? srv_pg_bulk_write(db, &head) :
-	    srv_pg_sequence(db, &head)) < 0) ||
+	if ((r = srv_pg_batch_flush(db, &head)) < 0 ||
 	    (r = srv_pg_do(db, "COMMIT", 0, NULL, NULL)) < 0) {
 		srv_pg_rollback(base);
 		return r;
@@ -917,7 +858,7 @@ srv_pg_doc_read(struct srv_db *base, const char *collection, const char *id,
 
 	if ((r = srv_pg_read_ready(db)) < 0)
 		return r;
-	if (db->bulk && (bd = srv_pg_batch_doc(&db->b, collection, id)) !=
+	if ((bd = srv_pg_batch_doc(&db->b, collection, id)) !=
 	    NULL && (!with_body || bd->written || bd->base == 0)) {
 		/* What the batch read (the row is locked) or wrote. */
 		memset(&d, 0, sizeof d);
@@ -967,8 +908,7 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 	if ((r = srv_pg_read_ready(db)) < 0)
 		return r;
 	memset(&c, 0, sizeof c);
-	if (db->bulk && (bid = srv_pg_batch_id(&db->b, device, dseq)) !=
-	    NULL) {
+	if ((bid = srv_pg_batch_id(&db->b, device, dseq)) != NULL) {
 		/* What the batch read or did. */
 		c.outcome = bid->outcome;
 		c.version = bid->version;
@@ -1013,14 +953,16 @@ srv_pg_change_id_get(struct srv_db *base, const char *device, int64_t dseq,
 }
 
 /*
- * Name the batch's documents and change ids (srv_db_batch_read): lock
- * its existing documents in (collection, id) order, reading their states,
- * in one round trip, and in a bulk batch read its change ids' outcomes in
- * a second.  The names go as binary arrays, sorted and without repeats;
- * WITH ORDINALITY gives back each row's place in them.  The sort sits
- * under the row locking, so rows are locked in that order: without it
- * two batches locking c1 then c2 and c2 then c1 deadlock, and PostgreSQL
- * aborts one after deadlock_timeout (a 503 and a retry for its device).
+ * Name the batch's documents and change ids (srv_db_batch_read), in
+ * three round trips whatever their number: a placeholder row (version 0)
+ * for each document that does not exist, then every document locked FOR
+ * UPDATE with its state read, then the change ids' outcomes.  The names
+ * go as binary arrays, sorted and without repeats, and rows are taken in
+ * that order (the placeholders as the INSERT walks the array, the locks
+ * by WITH ORDINALITY's place), so two batches wait for each other
+ * instead of deadlocking.  A placeholder another batch is inserting
+ * makes this one wait for that batch's end; a separate statement then
+ * locks, so its snapshot sees what that batch committed.
  */
 static int
 srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
@@ -1043,18 +985,30 @@ srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
 	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[1], SRV_PGARR_TEXT);
 	for (i = 0; i < db->b.ndocs; i++) {
-		d = &db->b.docs[i];
-		srv_pgarr_text(&arr[0], d->collection);
-		srv_pgarr_text(&arr[1], d->id);
+		srv_pgarr_text(&arr[0], db->b.docs[i].collection);
+		srv_pgarr_text(&arr[1], db->b.docs[i].id);
 	}
+	res = srv_pg_run_arrays(db, "INSERT INTO docs"
+	    " (collection, id, version, deleted, body)"
+	    " SELECT u.c, u.i, 0, true, NULL"
+	    " FROM unnest($1::text[], $2::text[]) AS u(c, i)"
+	    " ON CONFLICT DO NOTHING RETURNING collection, id",
+	    NULL, arr, 2, false, &r);
+	if (res == NULL)
+		goto out;
+	for (i = 0; i < (size_t)PQntuples(res); i++)
+		if ((d = srv_pg_batch_doc(&db->b, PQgetvalue(res, (int)i, 0),
+		    PQgetvalue(res, (int)i, 1))) != NULL)
+			d->placeholder = true;
+	PQclear(res);
+	/* The arrays again: srv_pg_run_arrays finished them already. */
 	res = srv_pg_run_arrays(db, "SELECT u.n, d.version, d.deleted"
 	    " FROM docs d JOIN unnest($1::text[], $2::text[])"
 	    " WITH ORDINALITY AS u(c, i, n) ON d.collection = u.c"
-	    " AND d.id = u.i ORDER BY d.collection, d.id FOR UPDATE OF d",
+	    " AND d.id = u.i ORDER BY u.n FOR UPDATE OF d",
 	    NULL, arr, 2, true, &r);
-	srv_pg_arrays_free(arr, 2);
 	if (res == NULL)
-		return r;
+		goto out;
 	for (i = 0; i < (size_t)PQntuples(res); i++) {
 		k = srv_pg_int8(res, (int)i, 0);
 		if (k < 1 || (uint64_t)k > db->b.ndocs)
@@ -1065,15 +1019,13 @@ srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
 		    PQgetvalue(res, (int)i, 2)[0] != 0;
 	}
 	PQclear(res);
-	if (!db->bulk)
-		return 0;
+	srv_pg_arrays_free(arr, 2);
 
 	srv_pgarr_init(&arr[0], SRV_PGARR_TEXT);
 	srv_pgarr_init(&arr[1], SRV_PGARR_INT8);
 	for (i = 0; i < db->b.nids; i++) {
-		c = &db->b.ids[i];
-		srv_pgarr_text(&arr[0], c->device);
-		srv_pgarr_int8(&arr[1], c->dseq);
+		srv_pgarr_text(&arr[0], db->b.ids[i].device);
+		srv_pgarr_int8(&arr[1], db->b.ids[i].dseq);
 	}
 	/* Applied (a changes row) or answered "conflict" (version -1). */
 	res = srv_pg_run_arrays(db, "SELECT u.n, c.version, c.record"
@@ -1083,9 +1035,8 @@ srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
 	    " FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS u(d, s, n)"
 	    " JOIN conflicts f ON f.device = u.d AND f.dseq = u.s",
 	    NULL, arr, 2, true, &r);
-	srv_pg_arrays_free(arr, 2);
 	if (res == NULL)
-		return r;
+		goto out;
 	for (i = 0; i < (size_t)PQntuples(res); i++) {
 		k = srv_pg_int8(res, (int)i, 0);
 		if (k < 1 || (uint64_t)k > db->b.nids)
@@ -1104,7 +1055,9 @@ srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
 	/* The records stay in the result until the batch ends. */
 	PQclear(db->ids_read);
 	db->ids_read = res;
-	return 0;
+out:
+	srv_pg_arrays_free(arr, 2);
+	return r;
 }
 
 static int
@@ -1148,79 +1101,29 @@ srv_pg_set_max_seq(struct srv_db *base, const char *device, int64_t dseq)
 }
 
 /*
- * The document's conditional upsert and the change's log row in one
- * statement, one round trip: the log row is inserted only if the upsert
- * returned a row, so no row back means the document moved.
+ * Record a judged change in the batch's books (srv_pg_batch_write); it
+ * reaches the database at commit (srv_pg_batch_flush).  Its document was
+ * named to srv_pg_batch_read, so it is locked and its version known.
  */
 static int
 srv_pg_apply(struct srv_db *base, const struct srv_apply *a, int64_t *ret_seq)
 {
 	struct srv_pg *db = (struct srv_pg *)base;
-	char version[24], dseq[24], ts[24], now[24];
-	const char *vals[12];
-	int lens[12];
-	PGresult *res;
-	int r = 0;
+	int r;
 
 	if (!db->in_batch)
 		return -EINVAL;
-	if (db->bulk) {
-		/* Written at commit (srv_pg_bulk_write). */
-		r = srv_pg_batch_write(&db->b, a, util_now_ms());
-		if (r == -ENOENT) {
-			/* Not named to srv_pg_batch_read: not locked. */
-			snprintf(db->errmsg, sizeof db->errmsg, "%s/%s was "
-			    "not read ahead; running the batch again",
-			    a->collection, a->id);
-			db->direct_next = true;
-			return -EAGAIN;
-		}
-		if (r < 0)
-			return r;
-		db->batch_n++;
-		*ret_seq = 0;
-		return 0;
+	r = srv_pg_batch_write(&db->b, a, util_now_ms());
+	if (r == -ENOENT) {
+		snprintf(db->errmsg, sizeof db->errmsg, "%s/%s was not named "
+		    "to srv_db_batch_read", a->collection, a->id);
+		return -EINVAL;
 	}
-	snprintf(version, sizeof version, "%" PRId64, a->version);
-	snprintf(dseq, sizeof dseq, "%" PRId64, a->dseq);
-	snprintf(ts, sizeof ts, "%" PRId64, a->ts);
-	snprintf(now, sizeof now, "%" PRId64, util_now_ms());
-
-	/* The body and the record as bytes: the body is a slice of it. */
-	memset(lens, 0, sizeof lens);
-	vals[0] = a->collection;
-	vals[1] = a->id;
-	vals[2] = version;
-	vals[3] = a->body == NULL ? "t" : "f";
-	vals[4] = a->body;
-	lens[4] = a->body != NULL ? (int)a->body_len : 0;
-	vals[5] = a->op;
-	vals[6] = a->device;
-	vals[7] = dseq;
-	vals[8] = ts;
-	vals[9] = now;
-	vals[10] = a->record;
-	lens[10] = (int)a->record_len;
-	vals[11] = a->sig;
-	if ((res = srv_pg_run(db, "WITH d AS (INSERT INTO docs AS d"
-	    " (collection, id, version, deleted, body) VALUES ($1, $2,"
-	    " $3::bigint, $4::boolean, $5::text) ON CONFLICT (collection, id)"
-	    " DO UPDATE SET version = excluded.version, deleted ="
-	    " excluded.deleted, body = excluded.body"
-	    " WHERE d.version = excluded.version - 1 RETURNING 1)"
-	    " INSERT INTO changes (collection, id, version, op, device, dseq,"
-	    " ts, received_ms, record, sig) SELECT $1, $2, $3::bigint, $6,"
-	    " $7, $8::bigint, $9::bigint, $10::bigint, $11::bytea, $12"
-	    " FROM d RETURNING 1", 12, vals, lens, false, &r)) == NULL)
+	if (r == -ESTALE)
+		snprintf(db->errmsg, sizeof db->errmsg, "%s/%s is not at "
+		    "version %" PRId64, a->collection, a->id, a->version - 1);
+	if (r < 0)
 		return r;
-	if (PQntuples(res) != 1) {
-		/* Another instance moved the document since it was read. */
-		PQclear(res);
-		snprintf(db->errmsg, sizeof db->errmsg, "%s/%s moved",
-		    a->collection, a->id);
-		return -ESTALE;
-	}
-	PQclear(res);
 	db->batch_n++;
 	*ret_seq = 0;
 	return 0;
@@ -1238,8 +1141,8 @@ srv_pg_conflict(struct srv_db *base, const char *device, int64_t dseq,
 
 	if (!db->in_batch)
 		return -EINVAL;
-	if (db->bulk && (bid = srv_pg_batch_id(&db->b, device, dseq)) !=
-	    NULL && bid->outcome != SRV_OUTCOME_APPLIED)
+	if ((bid = srv_pg_batch_id(&db->b, device, dseq)) != NULL &&
+	    bid->outcome != SRV_OUTCOME_APPLIED)
 		bid->outcome = add ? SRV_OUTCOME_CONFLICT : SRV_OUTCOME_NONE;
 	snprintf(seq, sizeof seq, "%" PRId64, dseq);
 	return srv_pg_do(db, add ?

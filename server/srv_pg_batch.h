@@ -35,6 +35,7 @@ struct srv_pg_bdoc {
 	int64_t		 version;	/* as of the batch's writes */
 	bool		 deleted;
 	bool		 written;	/* the batch wrote it */
+	bool		 placeholder;	/* the batch made its row (version 0) */
 	const char	*body;		/* the last write's; NULL: deleted */
 	size_t		 body_len;
 };
