@@ -1835,6 +1835,7 @@ srv_http_doc_reply(struct srv_doc_read *dr)
 {
 	struct srv_doc *d = &dr->doc;
 	json_t *obj, *body;
+	json_error_t err;
 
 	if (d->version == 0) {
 		srv_http_error(&dr->rq, 404, "no such document");
@@ -1844,13 +1845,27 @@ srv_http_doc_reply(struct srv_doc_read *dr)
 	    "deleted", d->deleted);
 	if (obj != NULL && !d->deleted) {
 		body = json_loads(d->body != NULL ? d->body : "",
-		    JSON_REJECT_DUPLICATES, NULL);
+		    JSON_REJECT_DUPLICATES, &err);
+		/* Every body was checked before it was stored: one that does
+		 * not parse now was damaged, or written by something else. */
+		if (body == NULL &&
+		    json_error_code(&err) != json_error_out_of_memory) {
+			json_decref(obj);
+			log_err("the stored body of %s/%s is not JSON: %s "
+			    "(line %d, column %d); the store is damaged or "
+			    "was written by another program", dr->collection,
+			    dr->id, err.text, err.line, err.column);
+			srv_http_error(&dr->rq, 500, "the stored body of %s/%s "
+			    "is not JSON", dr->collection, dr->id);
+			return;
+		}
 		if (body == NULL || json_object_set_new(obj, "body", body)
 		    != 0) {
 			json_decref(obj);
 			obj = NULL;
 		}
 	}
+	/* NULL: out of memory, which it says. */
 	srv_http_reply(dr->rq.req, 200, obj);
 }
 
