@@ -1106,6 +1106,7 @@ struct srv_changes_ctx {
 	int64_t			 last;
 	int			 n;
 	int			 rows;		/* read, sent or not */
+	int			 skipped;	/* read and not sent */
 	const struct srv_grant	*grant;		/* NULL: everything */
 	const struct srv_filter	*filter;	/* NULL: everything */
 };
@@ -1210,6 +1211,7 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
 	if (!srv_filter_wants(c->filter, row->collection, row->seq) ||
 	    !srv_grant_can_read(c->grant, row->collection)) {
 		c->last = row->seq;
+		c->skipped++;
 		return 0;
 	}
 	deleted = strcmp(row->op, "delete") == 0;
@@ -1247,11 +1249,14 @@ srv_http_change_cb(const struct srv_change_row *row, void *arg)
  * The reply to /v1/changes?since=since&limit=limit as it stands now, as
  * JSON text appended to out, with only the changes grant and filter let
  * through (NULL: all).  Rows that are not let through are read on, at
- * most max_scan of them, so a page holds up to limit changes
- * the reader may have even when many others lie between them; its
- * last_seq is past every row read.  Returns the number of changes in it
- * (>= 0), or -errno (out then holds garbage); *ret_last gets last_seq,
- * *ret_end whether the log was read to its end.
+ * most max_scan of them (docs/protocol.md "Filtered pages"), so a page
+ * holds up to limit changes the reader may have even when many others
+ * lie between them: the log is read in chunks no larger than what is left
+ * of either bound, so neither is ever passed, and a page that reaches
+ * max_scan ends there, its last_seq at the last row read; the reader
+ * pages on from it.  Returns the number of changes in it (>= 0), or
+ * -errno (out then holds garbage); *ret_last gets last_seq, *ret_end
+ * whether the log was read to its end.
  */
 static int
 srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
@@ -1260,7 +1265,7 @@ srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
     bool *ret_end)
 {
 	struct srv_changes_ctx c;
-	int asked, scanned = 0, r;
+	int asked, r;
 	bool end = false;
 
 	memset(&c, 0, sizeof c);
@@ -1270,21 +1275,21 @@ srv_http_changes_text(struct srv_db *db, int64_t since, int limit,
 	c.filter = filter;
 	if (evbuffer_add(out, "{\"changes\":[", 12) < 0)
 		return -ENOMEM;
-	for (;;) {
+	while (c.n < limit && c.skipped < max_scan) {
+		/* Every row of the chunk may be sent, or every one not. */
 		asked = limit - c.n;
+		if (asked > max_scan - c.skipped)
+			asked = max_scan - c.skipped;
 		c.rows = 0;
 		r = srv_db_changes(db, c.last, asked, srv_http_change_cb, &c);
 		if (r == SRV_HTTP_STOP)
 			break;
 		if (r < 0)
 			return r;
-		scanned += c.rows;
 		if (c.rows < asked) {
 			end = true;
 			break;
 		}
-		if (c.n >= limit || scanned >= max_scan)
-			break;
 	}
 	if (evbuffer_add_printf(out, "],\"head\":%" PRId64 ",\"last_seq\":%"
 	    PRId64 "}", srv_db_head(db), c.last) < 0)
@@ -1830,6 +1835,7 @@ srv_http_doc_reply(struct srv_doc_read *dr)
 {
 	struct srv_doc *d = &dr->doc;
 	json_t *obj, *body;
+	json_error_t err;
 
 	if (d->version == 0) {
 		srv_http_error(&dr->rq, 404, "no such document");
@@ -1839,13 +1845,27 @@ srv_http_doc_reply(struct srv_doc_read *dr)
 	    "deleted", d->deleted);
 	if (obj != NULL && !d->deleted) {
 		body = json_loads(d->body != NULL ? d->body : "",
-		    JSON_REJECT_DUPLICATES, NULL);
+		    JSON_REJECT_DUPLICATES, &err);
+		/* Every body was checked before it was stored: one that does
+		 * not parse now was damaged, or written by something else. */
+		if (body == NULL &&
+		    json_error_code(&err) != json_error_out_of_memory) {
+			json_decref(obj);
+			log_err("the stored body of %s/%s is not JSON: %s "
+			    "(line %d, column %d); the store is damaged or "
+			    "was written by another program", dr->collection,
+			    dr->id, err.text, err.line, err.column);
+			srv_http_error(&dr->rq, 500, "the stored body of %s/%s "
+			    "is not JSON", dr->collection, dr->id);
+			return;
+		}
 		if (body == NULL || json_object_set_new(obj, "body", body)
 		    != 0) {
 			json_decref(obj);
 			obj = NULL;
 		}
 	}
+	/* NULL: out of memory, which it says. */
 	srv_http_reply(dr->rq.req, 200, obj);
 }
 

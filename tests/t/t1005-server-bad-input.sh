@@ -4,7 +4,11 @@
 # keys, invalid UTF-8, absurd nesting or the wrong shape get 400 with a
 # reason; a body over 16 MiB or a push of more than 1000 changes gets 413;
 # unknown query parameters get 400; and after each the server's state is
-# exactly what it was and it still answers.
+# exactly what it was and it still answers.  Bad data in its own store is
+# named too: a document whose stored body is not JSON is a 500 saying so,
+# logged as an error, and the server answers the next request (bug
+# guarded: it was answered "out of memory").  t5005 runs this script
+# against PostgreSQL.
 
 . "$(dirname "$0")/server-lib.sh"
 
@@ -102,6 +106,32 @@ test_expect_success 'unknown or malformed query parameters: 400' '
 	status_is 400 out &&
 	server_state s alice >after &&
 	test_cmp before after
+'
+
+# spoil_body ID: overwrite the stored body of notes/ID behind the running
+# server's back with text that is not JSON, as a damaged store or another
+# program writing to it would leave it.
+spoil_body() {
+	_sql="UPDATE docs SET body = '{\"k\":' WHERE collection = 'notes' AND id = '$1'"
+	if [ "${FERRY_TEST_DB:-sqlite}" = postgresql ]; then
+		pg_sql srv_s "$_sql"
+	else
+		sqlite3 -cmd ".timeout 10000" "$(server_datadir s)/server.db" \
+		    "$_sql"
+	fi
+}
+
+test_expect_success 'a stored body that is not JSON: 500 naming it, logged; the server goes on' '
+	push s alice "$(item alice put notes spoilt 0 4 "{\"k\":4}")" >out &&
+	test_grep "\"status\":\"applied\"" out &&
+	spoil_body spoilt &&
+	req s alice GET /v1/docs/notes/spoilt >out &&
+	status_is 500 out &&
+	test_grep "^{\"error\":\"the stored body of notes/spoilt is not JSON" out &&
+	test_grep ! "out of memory" out &&
+	test_grep "notes/spoilt is not JSON: .*(line 1, column" "$(server_log s)" &&
+	server_running s &&
+	req s alice GET /v1/docs/notes/keep >out && status_is 200 out
 '
 
 test_expect_success 'the server is still up and answering' '

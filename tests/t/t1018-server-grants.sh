@@ -12,8 +12,13 @@
 # by them; `keys` shows each key's grants; a key with no grants may do
 # everything, as before; the grants reach a running server from the next
 # request on.  /v1/changes also takes collections= (what the reader wants,
-# with a floor per collection).  t5027 runs this script against
-# PostgreSQL.
+# with a floor per collection).  ferry-server --max-scan N bounds the rows
+# one page reads and does not send: a page stops after at most N of them
+# with its cursor where it stopped, whatever the page limit (bug guarded:
+# the bound was checked only between reads of a page's worth of rows, so
+# a page of limit 1000 read 1000 rows past a --max-scan of 10), and
+# paging on still reaches every row the key may read.  t5027 runs this
+# script against PostgreSQL.
 
 . "$(dirname "$0")/server-lib.sh"
 
@@ -33,6 +38,32 @@ until_status() {
 	else
 		req s "$1" GET "$2" >out
 	fi
+}
+
+# scan_pages KEY SINCE [QUERY]: page /v1/changes as KEY from SINCE with
+# limit=1000 (and QUERY) until a page neither sends nor moves; each page
+# must skip at most 10 positions (last_seq - since - entries, seqs having
+# no gaps).  The pages land in pages.out.  At most 50 pages.
+scan_pages() {
+	_s=$2
+	_i=0
+	: >pages.out
+	while [ "$_i" -lt 50 ]; do
+		req s "$1" GET "/v1/changes?since=$_s&limit=1000${3:-}" >page &&
+		    status_is 200 page || return 1
+		cat page >>pages.out
+		_n=$(grep -o '"seq":' page | wc -l)
+		_l=$(tail -n +2 page | json_int last_seq)
+		if [ $((_l - _s - _n)) -gt 10 ]; then
+			echo "the page since=$_s read $((_l - _s - _n)) rows it did not send (--max-scan 10)"
+			return 1
+		fi
+		[ "$_n" -eq 0 ] && [ "$_l" -eq "$_s" ] && return 0
+		_s=$_l
+		_i=$((_i + 1))
+	done
+	echo "no end after 50 pages"
+	return 1
 }
 
 test_expect_success 'setup: alice limited, bob everything; bob writes five collections' '
@@ -198,6 +229,29 @@ test_expect_success 'a key rotated to holds the grant of the key it follows' '
 	test "$(grep -o "\"status\":\"applied\"" res.json | wc -l)" -eq 1 &&
 	test_grep "forbidden: key $A2 may not write collection .payroll." \
 	    res.json
+'
+
+test_expect_success '--max-scan 10: a page reads at most 10 rows it does not send; paging on reaches every row' '
+	server_stop s && server_start s --max-scan 10 &&
+	H=$(server_head s bob) &&
+	set -- && i=0 &&
+	while [ $i -lt 45 ]; do
+		case $i in
+		12|30|44) it=$(item bob put team-scan "t$i" 0 $((100 + i)) "{}") ;;
+		*) it=$(item bob put scanned "s$i" 0 $((100 + i)) "{}") ;;
+		esac &&
+		set -- "$@" "$it" && i=$((i + 1)) || return 1
+	done &&
+	push s bob "$@" >out &&
+	test "$(grep -o "\"status\":\"applied\"" out | wc -l)" -eq 45 &&
+	scan_pages alice2 "$H" &&
+	test "$(grep -o "\"collection\":\"team-scan\"" pages.out | wc -l)" -eq 3 &&
+	! on_wire pages.out "\"scanned\"" &&
+	test "$(grep -c "^200\$" pages.out)" -ge 5 &&
+	scan_pages bob "$H" "&collections=team-scan" &&
+	test "$(grep -o "\"collection\":\"team-scan\"" pages.out | wc -l)" -eq 3 &&
+	! on_wire pages.out "\"scanned\"" &&
+	test "$(tail -n +2 page | json_int last_seq)" -eq "$(server_head s bob)"
 '
 
 test_done

@@ -10,9 +10,9 @@
 # not sync stay in the outbox and never reach the server, counted by
 # Status and `ferryctl status` as local only, and go once their
 # collection is added; a page the server stopped reading at its bound
-# of rows it does not send (--max-scan 100: it stops after its first
-# read, a page's worth of rows, 1000, when none of them is sent; 1200
-# such rows lie in between) is not taken for the end of the log, so
+# of rows it does not send (--max-scan 100: it stops after 100 of them,
+# whatever the page's limit; some 2400 such rows lie in between) is not
+# taken for the end of the log, so
 # `sync --wait` still returns only once all is pulled (bug guarded:
 # pull_more in sync_pull.c counted such a page, empty but not full, as
 # caught up, and Sync(wait) answered with the change past the bound not
@@ -162,8 +162,8 @@ test_expect_success 'a page'"'"'s bound of other changes in between: sync --wait
 	test_bg "$VLSEND" "$(ferryd_sock F)" -n 1 --timeout 120000 \
 	    <sync.in >sync.out &&
 	syncer=$test_bg_pid &&
-	test_wait_until 60 "grep -q \"held GET /v1/changes?since=$((c0 + 1000))&\" \"$(proxy_log px)\"" &&
-	test_wait_until 60 "test \"\$(cursor F)\" = $((c0 + 1000))" &&
+	test_wait_until 60 "grep -q \"held GET /v1/changes?since=$((c0 + 100))&\" \"$(proxy_log px)\"" &&
+	test_wait_until 60 "test \"\$(cursor F)\" = $((c0 + 100))" &&
 	proxy_ctl px "set /v1/changes pass" >/dev/null &&
 	proxy_ctl px release >/dev/null &&
 	test_wait_exit "$syncer" 130 && cat sync.out &&
