@@ -84,7 +84,9 @@ srv() {
 }
 
 # dev NAME PORT COUNT: ferryd NAME syncing with 127.0.0.1:PORT (not
-# running yet), COUNT 1 KB documents queued in its outbox.
+# running yet), COUNT new 1 KB documents queued in its outbox, named
+# after the device (two devices' drains do not clash: a throughput
+# figure, not one of conflicts).
 dev() {
 	_keep=$port
 	port=$2
@@ -94,7 +96,7 @@ dev() {
 	devs="$devs $dpid"
 	[ "$3" -eq 0 ] ||
 	"$build/bench/bench_put" -s "$tmp/$1.sock" -m pipe -c 16 -d 32 \
-	    -n "$3" -w 0 -t 600 -N "fill$1" >/dev/null 2>&1
+	    -n "$3" -w 0 -t 600 -i "$1-" -N "fill$1" >/dev/null 2>&1
 }
 
 # drain NAME...: seconds until every named ferryd's outbox is empty
