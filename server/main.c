@@ -21,7 +21,8 @@
  * instances), push signatures checked on a pool
  * of worker threads (lib/jobq), the authorized keys in memory
  * (srv_keys, <data-dir>/authorized_keys unless --keys; reread on SIGHUP,
- * keeping the old set if the new file is bad).  The data directory is
+ * keeping the old set if the new file is bad; with PostgreSQL on a thread
+ * of its own, see "Rereading the keys" below).  The data directory is
  * locked (one server per database) before anything is opened, and the
  * socket is bound last, so "ready: listening on ADDR:PORT" is logged only
  * when a request can be answered.  SIGTERM and SIGINT stop it: callbacks
@@ -76,6 +77,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "jobq.h"
 #include "keys.h"
 #include "log.h"
 #include "srv_access.h"
@@ -117,6 +119,9 @@ struct server {
 	struct srv_http		*http;
 	int			 lock_fd;
 	bool			 stopping;
+	struct jobq		*reload_q;	/* rereads (NULL: on the loop) */
+	struct reload		*reload;	/* a reread in hand, or NULL */
+	int			 reload_again;	/* RELOAD_* to reread after */
 };
 
 static void
@@ -1111,27 +1116,43 @@ out:
 }
 
 /*
- * Load the store's revocations; on failure the set in use is kept (a
- * revocation read once is not forgotten because the database hiccuped).
+ * Rereading the keys.  What a request is judged by (the allowed keys with
+ * the rotations' new keys, the retired keys, the revocations, the grants)
+ * is built whole off the loop where the store has worker handles
+ * (PostgreSQL: on reload_q's one thread, with its own srv_db_worker
+ * handle, so the loop keeps serving with the sets in use while the
+ * database is slow or away, and a reread waiting on a lock holds none of
+ * srv_http's workers), then swapped in on the loop.  A part that cannot
+ * be read keeps the set in use, said.  One reread at a time: changes
+ * announced while one runs are taken by one more after it, never by a
+ * queue.  At start-up everything is read before the socket is bound,
+ * waited for; on SQLite a reread is the keys file and short local reads,
+ * on the loop as before.
  */
-static int
-load_revoked(struct server *s)
-{
-	struct srv_revoked *rv;
-	int r;
+#define RELOAD_KEYS	0x1	/* keys file, the database's keys, rotations */
+#define RELOAD_REVOKED	0x2
+#define RELOAD_GRANTS	0x4
+#define RELOAD_ALL	(RELOAD_KEYS | RELOAD_REVOKED | RELOAD_GRANTS)
 
-	if ((r = read_revoked(s->db, NULL, &rv)) < 0) {
-		log_err("cannot read the revoked keys from the database: %s "
-		    "(%s); keeping the revocations in use", strerror(-r),
-		    srv_db_errmsg(s->db));
-		return r;
-	}
-	if (srv_revoked_count(rv) > 0)
-		log_info("%zu revoked key%s", srv_revoked_count(rv),
-		    srv_revoked_count(rv) == 1 ? "" : "s");
-	srv_http_set_revoked(s->http, rv);
-	return 0;
-}
+struct reload {
+	struct server		*s;
+	int			 what;		/* RELOAD_* */
+	bool			 start;		/* start-up, not a reread */
+	bool			 in_db;		/* keys in the database too */
+	int			 worker_r;	/* < 0: no handle on the worker */
+	/* Built by reload_run, each with its error and why. */
+	struct srv_keys		*ks;
+	struct srv_retired	*rt;
+	bool			 no_file;
+	int			 keys_r;
+	char			 keys_why[1024];
+	struct srv_revoked	*rv;
+	int			 revoked_r;
+	char			 revoked_why[512];
+	struct srv_grants	*gs;
+	int			 grants_r;
+	char			 grants_why[512];
+};
 
 static int
 grants_add_cb(const char *key, const char *rd, const char *wr, void *arg)
@@ -1148,33 +1169,6 @@ grants_add_cb(const char *key, const char *rd, const char *wr, void *arg)
 	return r < 0 ? r : 0;
 }
 
-/*
- * Load the store's grants; on failure the set in use is kept, as for the
- * revocations.
- */
-static int
-load_grants(struct server *s)
-{
-	struct srv_grants *gs;
-	int r;
-
-	if ((r = srv_grants_new(&gs)) < 0)
-		return r;
-	if ((r = srv_db_grants(s->db, grants_add_cb, gs)) < 0) {
-		log_err("cannot read the grants from the database: %s (%s); "
-		    "keeping the grants in use", strerror(-r),
-		    srv_db_errmsg(s->db));
-		srv_grants_free(gs);
-		return r;
-	}
-	srv_grants_seal(gs);
-	if (srv_grants_count(gs) > 0)
-		log_info("%zu key%s limited to some collections",
-		    srv_grants_count(gs), srv_grants_count(gs) == 1 ? "" : "s");
-	srv_http_set_grants(s->http, gs);
-	return 0;
-}
-
 static int
 merge_key_cb(const char *key, const char *name, void *arg)
 {
@@ -1188,85 +1182,320 @@ merge_key_cb(const char *key, const char *name, void *arg)
 }
 
 /*
- * Load the keys file, and the database's keys where it keeps some.  At
- * start a missing file is an empty set (with a warning if nothing else
- * allows a key); at reload any failure keeps the set in use.
+ * The keys file, and the database's keys where it keeps some, with the
+ * rotations' new keys and the retired set.  At start a missing file is
+ * an empty set; with PostgreSQL the keys file is optional, at reread too.
  */
 static int
-load_keys(struct server *s, bool reload)
+reload_build_keys(struct reload *rl, struct srv_db *db)
 {
-	struct srv_retired *rt;
-	struct srv_keys *ks = NULL;
 	char *err = NULL;
-	bool in_db, no_file = false;
 	int r;
 
-	/* With PostgreSQL the keys file is optional, at reload too. */
-	in_db = s->opt.db != NULL && srv_db_is_url(s->opt.db);
-	r = srv_keys_load(s->keys_path, &ks, &err);
-	if (r == -ENOENT && (!reload || in_db)) {
+	r = srv_keys_load(rl->s->keys_path, &rl->ks, &err);
+	if (r == -ENOENT && (rl->start || rl->in_db)) {
 		free(err);
-		if ((r = srv_keys_empty(&ks)) < 0)
-			return r;
-		no_file = true;
-	} else if (r < 0) {
-		log_err("%s%s", err != NULL ? err : strerror(-r),
-		    reload ? "; keeping the keys in use" : "");
-		free(err);
-		return r;
+		err = NULL;
+		rl->no_file = true;
+		r = srv_keys_empty(&rl->ks);
 	}
-	if (in_db && (r = srv_db_keys(s->db, merge_key_cb, ks)) < 0) {
-		log_err("cannot read the allowed keys from the database: %s "
-		    "(%s)%s", strerror(-r), srv_db_errmsg(s->db), reload ?
-		    "; keeping the keys in use" : "");
-		srv_keys_free(ks);
-		return r;
+	if (r < 0) {
+		snprintf(rl->keys_why, sizeof rl->keys_why, "%s", err != NULL ?
+		    err : strerror(-r));
+		goto out;
+	}
+	if (rl->in_db && (r = srv_db_keys(db, merge_key_cb, rl->ks)) < 0) {
+		snprintf(rl->keys_why, sizeof rl->keys_why, "cannot read the "
+		    "allowed keys from the database: %s (%s)", strerror(-r),
+		    srv_db_errmsg(db));
+		goto out;
 	}
 	/* Keys that follow a rotated one, under its name (srv_rotate.h). */
-	if ((r = srv_rotate_load(s->db, ks, &rt)) < 0) {
-		log_err("cannot read the key rotations from the database: %s "
-		    "(%s)%s", strerror(-r), srv_db_errmsg(s->db), reload ?
-		    "; keeping the keys in use" : "");
-		srv_keys_free(ks);
+	if ((r = srv_rotate_load(db, rl->ks, &rl->rt)) < 0) {
+		snprintf(rl->keys_why, sizeof rl->keys_why, "cannot read the "
+		    "key rotations from the database: %s (%s)", strerror(-r),
+		    srv_db_errmsg(db));
+		goto out;
+	}
+	r = 0;
+out:
+	free(err);
+	return r;
+}
+
+/* The store's grants, sealed. */
+static int
+reload_build_grants(struct reload *rl, struct srv_db *db)
+{
+	int r;
+
+	if ((r = srv_grants_new(&rl->gs)) < 0) {
+		snprintf(rl->grants_why, sizeof rl->grants_why, "%s",
+		    strerror(-r));
 		return r;
 	}
-	srv_http_set_retired(s->http, rt);
-	if (no_file && !reload && srv_keys_count(ks) == 0 && !s->opt.open)
-		log_warn("no keys file %s%s: every request will be refused "
-		    "until keys are added with `ferry-server allow PUBKEY "
-		    "NAME`%s", s->keys_path, in_db ? " and no keys in the "
-		    "database" : "", in_db ? " (with --db)" : " (then SIGHUP)");
-	srv_http_set_keys(s->http, ks);
-	if (reload || srv_keys_count(ks) > 0)
-		log_notice("%s %zu authorized key%s from %s%s", reload ?
-		    "reloaded" : "loaded", srv_keys_count(ks),
-		    srv_keys_count(ks) == 1 ? "" : "s", s->keys_path,
-		    in_db ? " and the database" : "");
+	if ((r = srv_db_grants(db, grants_add_cb, rl->gs)) < 0) {
+		snprintf(rl->grants_why, sizeof rl->grants_why, "cannot read "
+		    "the grants from the database: %s (%s)", strerror(-r),
+		    srv_db_errmsg(db));
+		return r;
+	}
+	srv_grants_seal(rl->gs);
 	return 0;
 }
 
 /*
- * Another instance or process allowed, revoked or unrevoked a key: reread
- * (keeping each set on failure).
+ * Build what rl asks for on db (a worker's handle, or the loop's).
+ * Touches rl and the keys file only; logs nothing but malformed rows.
+ */
+static void
+reload_run(struct reload *rl, struct srv_db *db)
+{
+	if (rl->what & RELOAD_KEYS)
+		rl->keys_r = reload_build_keys(rl, db);
+	if ((rl->what & RELOAD_REVOKED) &&
+	    (rl->revoked_r = read_revoked(db, NULL, &rl->rv)) < 0)
+		snprintf(rl->revoked_why, sizeof rl->revoked_why, "cannot read "
+		    "the revoked keys from the database: %s (%s)",
+		    strerror(-rl->revoked_r), srv_db_errmsg(db));
+	if (rl->what & RELOAD_GRANTS)
+		rl->grants_r = reload_build_grants(rl, db);
+}
+
+/* Loop: log the keys built (or why not) and use them. */
+static int
+reload_take_keys(struct reload *rl)
+{
+	struct server *s = rl->s;
+	size_t n;
+
+	if (rl->keys_r < 0) {
+		log_err("%s%s", rl->keys_why, rl->start ? "" :
+		    "; keeping the keys in use");
+		return rl->keys_r;
+	}
+	n = srv_keys_count(rl->ks);
+	srv_http_set_retired(s->http, rl->rt);
+	rl->rt = NULL;
+	if (rl->no_file && rl->start && n == 0 && !s->opt.open)
+		log_warn("no keys file %s%s: every request will be refused "
+		    "until keys are added with `ferry-server allow PUBKEY "
+		    "NAME`%s", s->keys_path, rl->in_db ? " and no keys in the "
+		    "database" : "", rl->in_db ? " (with --db)" :
+		    " (then SIGHUP)");
+	srv_http_set_keys(s->http, rl->ks);
+	rl->ks = NULL;
+	if (!rl->start || n > 0)
+		log_notice("%s %zu authorized key%s from %s%s", rl->start ?
+		    "loaded" : "reloaded", n, n == 1 ? "" : "s",
+		    s->keys_path, rl->in_db ? " and the database" : "");
+	return 0;
+}
+
+/*
+ * Loop: use every part rl built; a part that failed keeps the set in use
+ * (a revocation read once is not forgotten because the database
+ * hiccuped), said.  0, or the first part's -errno.
+ */
+static int
+reload_take(struct reload *rl)
+{
+	struct server *s = rl->s;
+	size_t n;
+	int r = 0;
+
+	if (rl->what & RELOAD_KEYS)
+		r = reload_take_keys(rl);
+	if (rl->what & RELOAD_REVOKED) {
+		if (rl->revoked_r < 0) {
+			log_err("%s; keeping the revocations in use",
+			    rl->revoked_why);
+			r = r < 0 ? r : rl->revoked_r;
+		} else {
+			if ((n = srv_revoked_count(rl->rv)) > 0)
+				log_info("%zu revoked key%s", n, n == 1 ? "" :
+				    "s");
+			srv_http_set_revoked(s->http, rl->rv);
+			rl->rv = NULL;
+		}
+	}
+	if (rl->what & RELOAD_GRANTS) {
+		if (rl->grants_r < 0) {
+			log_err("%s; keeping the grants in use",
+			    rl->grants_why);
+			r = r < 0 ? r : rl->grants_r;
+		} else {
+			if ((n = srv_grants_count(rl->gs)) > 0)
+				log_info("%zu key%s limited to some "
+				    "collections", n, n == 1 ? "" : "s");
+			srv_http_set_grants(s->http, rl->gs);
+			rl->gs = NULL;
+		}
+	}
+	return r;
+}
+
+/* A reread of what (RELOAD_*) for s; NULL on ENOMEM. */
+static struct reload *
+reload_new(struct server *s, int what, bool start)
+{
+	struct reload *rl;
+
+	if ((rl = calloc(1, sizeof *rl)) == NULL)
+		return NULL;
+	rl->s = s;
+	rl->what = what;
+	rl->start = start;
+	rl->in_db = s->opt.db != NULL && srv_db_is_url(s->opt.db);
+	return rl;
+}
+
+/* Free what was built and not taken.  Accepts NULL. */
+static void
+reload_free(struct reload *rl)
+{
+	if (rl == NULL)
+		return;
+	srv_keys_free(rl->ks);
+	srv_retired_free(rl->rt);
+	srv_revoked_free(rl->rv);
+	srv_grants_free(rl->gs);
+	free(rl);
+}
+
+static void	reload_start(struct server *, int);
+
+/* reload_q's thread: build on this thread's own store handle. */
+static void
+reload_item(void *arg, size_t i)
+{
+	struct reload *rl = arg;
+	struct srv_db *db;
+
+	(void)i;
+	if ((rl->worker_r = srv_db_worker(rl->s->db, &db)) == 0)
+		reload_run(rl, db);
+}
+
+/* Loop: the reread finished. */
+static void
+reload_done(void *arg)
+{
+	struct reload *rl = arg;
+	struct server *s = rl->s;
+	int again;
+
+	if (rl->worker_r < 0)
+		log_err("cannot reread the keys: no database connection on "
+		    "the worker (%s); keeping the keys, revocations and "
+		    "grants in use", strerror(-rl->worker_r));
+	else
+		(void)reload_take(rl);
+	reload_free(rl);
+	s->reload = NULL;
+	/* Whatever was announced meanwhile, in one more reread. */
+	if ((again = s->reload_again) != 0) {
+		s->reload_again = 0;
+		reload_start(s, again);
+	}
+}
+
+/* The server is stopping with a reread in hand. */
+static void
+reload_drop(void *arg)
+{
+	struct reload *rl = arg;
+
+	rl->s->reload = NULL;
+	reload_free(rl);
+}
+
+/*
+ * Reread what (RELOAD_*), keeping each set in use until its new one is
+ * built; while a reread runs, only note what to reread after it.
+ */
+static void
+reload_start(struct server *s, int what)
+{
+	struct reload *rl;
+	int r;
+
+	if (s->stopping)
+		return;
+	if (s->reload != NULL) {
+		s->reload_again |= what;
+		return;
+	}
+	if ((rl = reload_new(s, what, false)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	s->reload = rl;
+	if (s->reload_q == NULL) {
+		reload_run(rl, s->db);
+		reload_done(rl);
+		return;
+	}
+	if ((r = jobq_submit(s->reload_q, NULL, reload_item, reload_done,
+	    reload_drop, rl)) == 0)
+		return;
+	s->reload = NULL;
+	reload_free(rl);
+fail:
+	log_err("cannot reread the keys: %s; keeping the keys in use",
+	    strerror(-r));
+}
+
+/*
+ * Start-up: everything, before serving.  With PostgreSQL on the rereads'
+ * thread, waited for here, so its connection is made now and the first
+ * reread is as quick as the next.
+ */
+static int
+load_all(struct server *s)
+{
+	struct reload *rl;
+	int r;
+
+	if ((rl = reload_new(s, RELOAD_ALL, true)) == NULL)
+		return -ENOMEM;
+	if (s->reload_q == NULL)
+		reload_run(rl, s->db);
+	else if ((r = jobq_submit(s->reload_q, NULL, reload_item, NULL, NULL,
+	    rl)) < 0) {
+		log_err("cannot read the keys: %s", strerror(-r));
+		goto out;
+	} else
+		jobq_drain(s->reload_q);
+	if ((r = rl->worker_r) < 0)
+		log_err("cannot read the keys: no database connection (%s)",
+		    strerror(-r));
+	else
+		r = reload_take(rl);
+out:
+	reload_free(rl);
+	return r;
+}
+
+/*
+ * Another instance or process allowed, revoked, unrevoked, rotated or
+ * limited a key, the listener is back, or SIGHUP: reread all of it.
  */
 static void
 keys_changed_cb(void *arg)
 {
-	(void)load_keys(arg, true);
-	(void)load_revoked(arg);
-	(void)load_grants(arg);
+	reload_start(arg, RELOAD_ALL);
 }
 
 /*
- * Another process wrote the SQLite store (revoke, unrevoke; allow noting
- * when): reread the revocations only.  The keys file is still taken on
- * SIGHUP, as before.
+ * Another process wrote the SQLite store (revoke, unrevoke, grants; allow
+ * noting when): reread the revocations and grants.  The keys file is
+ * still taken on SIGHUP, as before.
  */
 static void
 revoked_changed_cb(void *arg)
 {
-	(void)load_revoked(arg);
-	(void)load_grants(arg);
+	reload_start(arg, RELOAD_REVOKED | RELOAD_GRANTS);
 }
 
 /*
@@ -1379,8 +1608,14 @@ serve(struct server *s)
 		log_err("cannot start the HTTP server: %s", strerror(-r));
 		goto out;
 	}
-	if ((r = load_keys(s, false)) < 0 || (r = load_revoked(s)) < 0 ||
-	    (r = load_grants(s)) < 0 ||
+	/* Rereads wait for PostgreSQL on a thread of their own. */
+	if (srv_db_has_workers(s->db) &&
+	    (r = jobq_new(s->base, 1, &s->reload_q)) < 0) {
+		log_err("cannot start the keys' reader thread: %s",
+		    strerror(-r));
+		goto out;
+	}
+	if ((r = load_all(s)) < 0 ||
 	    (r = srv_db_watch_keys(s->db, keys_changed_cb, s)) < 0)
 		goto out;
 	warn_max_connections(s->opt.max_connections);
@@ -1480,6 +1715,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	r = serve(&s);
+	/* A reread in hand finishes first (its thread's handle is the
+	 * store's), and is dropped. */
+	jobq_free(s.reload_q);
 	srv_http_free(s.http);
 	srv_db_close(s.db);
 	if (s.base != NULL)

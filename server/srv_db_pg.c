@@ -55,10 +55,11 @@
  * with Retry-After) and nothing half-done is left: a batch whose COMMIT
  * did not return is rolled back by the server.
  *
- * Requests are read on the workers' handles too (srv_http); the loop's
- * handle is read synchronously only at start, while stopping, and for the
- * allowed keys (at start, on SIGHUP and on a ferry_keys notification):
- * short statements, but blocking round trips.
+ * Requests are read on the workers' handles too (srv_http), and the
+ * allowed keys are reread on one (ferry-server's main, on SIGHUP and on a
+ * ferry_keys notification); the loop's handle is read synchronously only
+ * at start (the keys too) and while stopping: short statements, but
+ * blocking round trips.
  */
 #include "autoconfig.h"
 
@@ -1713,8 +1714,8 @@ srv_pg_grant_set(struct srv_db *base, const char *key, const char *rd,
 /*
  * Before a request is authenticated: read what the listener has already
  * received (nonblocking, one recv), so a revocation whose notification
- * came before the request is applied to it.  Never says "changed": what
- * changed was handled by the keys callback.
+ * came before the request has its reread started.  Never says "changed":
+ * what changed was handled by the keys callback.
  */
 static bool
 srv_pg_outside_change(struct srv_db *base)

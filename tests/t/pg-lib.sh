@@ -113,3 +113,30 @@ pg_createdb() {
 	pg_start || return 1
 	pg_sql postgres "CREATE DATABASE \"$1\"" >/dev/null
 }
+
+# pg_session_begin DB OUT SQL: a psql session on DB that runs SQL in a
+# transaction it keeps open (holding its locks) until pg_session_commit,
+# its output in OUT ("1" once SQL ran).  It reads a FIFO this shell holds
+# open on fd 3 (read-write: opening it so does not wait for a reader).
+# One session at a time.
+pg_session_begin() {
+	rm -f "$TEST_DIR/pg-session.in" && mkfifo "$TEST_DIR/pg-session.in" &&
+	exec 3<>"$TEST_DIR/pg-session.in" &&
+	test_bg "$PG_BIN/psql" -X -q -A -t -h "$pg_dir" -U postgres -d "$1" \
+	    -v ON_ERROR_STOP=1 <"$TEST_DIR/pg-session.in" >"$2" 2>&1 3>&- &&
+	pg_session_pid=$test_bg_pid &&
+	printf 'BEGIN;\n%s\nSELECT 1;\n' "$3" >&3
+}
+
+# pg_session_commit: COMMIT the session's transaction; it exits 0.
+pg_session_commit() {
+	printf 'COMMIT;\n\\q\n' >&3 && exec 3>&- &&
+	test_wait_exit "$pg_session_pid" 30 && test "$test_exit_status" = 0
+}
+
+# pg_lock_waiters DB: how many ferry-server connections to DB wait on a
+# lock.
+pg_lock_waiters() {
+	pg_sql "$1" "SELECT count(*) FROM pg_stat_activity
+	    WHERE application_name = 'ferry-server' AND wait_event_type = 'Lock'"
+}

@@ -17,29 +17,6 @@
 FERRY_TEST_DB=postgresql
 . "$(dirname "$0")/server-lib.sh"
 
-# other_begin SQL: a psql session that runs SQL in a transaction it keeps
-# open until other_commit.  It reads a FIFO this shell holds open on fd 3
-# (read-write: opening it so does not wait for a reader).
-other_begin() {
-	rm -f "$TEST_DIR/other.in" && mkfifo "$TEST_DIR/other.in" &&
-	exec 3<>"$TEST_DIR/other.in" &&
-	test_bg "$PG_BIN/psql" -X -q -A -t -h "$pg_dir" -U postgres -d race \
-	    -v ON_ERROR_STOP=1 <"$TEST_DIR/other.in" >other.out 2>&1 3>&- &&
-	other_pid=$test_bg_pid &&
-	printf 'BEGIN;\n%s\nSELECT 1;\n' "$1" >&3
-}
-
-other_commit() {
-	printf 'COMMIT;\n\\q\n' >&3 && exec 3>&- &&
-	test_wait_exit "$other_pid" 30 && test "$test_exit_status" = 0
-}
-
-# waiting: how many of the instance's connections wait on a lock.
-waiting() {
-	pg_sql race "SELECT count(*) FROM pg_stat_activity
-	    WHERE application_name = 'ferry-server' AND wait_event_type = 'Lock'"
-}
-
 test_expect_success 'setup: an instance on PostgreSQL, n1 at version 1' '
 	pg_createdb race &&
 	server_start A --open --db "$(pg_url race)" &&
@@ -49,7 +26,8 @@ test_expect_success 'setup: an instance on PostgreSQL, n1 at version 1' '
 '
 
 test_expect_success 'a document created while the batch runs is not overwritten' '
-	other_begin "INSERT INTO docs VALUES ('"'notes'"', '"'r1'"', 1, false,
+	pg_session_begin race other.out "INSERT INTO docs VALUES
+	    ('"'notes'"', '"'r1'"', 1, false,
 	    json_build_object('"'t'"', '"'other'"')::text);" &&
 	test_wait_until 10 "grep -q 1 other.out" &&
 	test_bg push A alice "$(item alice put notes r1 0 2 "{\"t\":\"mine\"}")" \
@@ -57,8 +35,8 @@ test_expect_success 'a document created while the batch runs is not overwritten'
 	    "$(item alice put notes n1 1 4 "{\"t\":\"n1 again\"}")" \
 	    >push.out 2>&1 &&
 	pusher=$test_bg_pid &&
-	test_wait_until 30 "test \$(waiting) -ge 1" &&
-	other_commit &&
+	test_wait_until 30 "test \$(pg_lock_waiters race) -ge 1" &&
+	pg_session_commit &&
 	test_wait_exit "$pusher" 30 &&
 	status_is 200 push.out &&
 	test_grep ! "running it again" "$(server_log A)" &&
