@@ -356,12 +356,12 @@ sync_request(struct sync *sy, struct vl_call *call, bool wait)
 struct cursor_load {
 	struct sync		*sy;
 	struct sync_select	 sel;
-	char			 prev[KEYS_PUB_B64_LEN + 1];
-	bool			 prev_bad;	/* key_prev is not a key */
+	struct sync_keys_prev	 prev;
+	const char		*prev_bad;	/* the meta holding a non-key */
 };
 
 /* The cursor, with the filter of the collections synced (sync_select),
- * and the key rotated from (sync_rotate.c), which pulls need. */
+ * and the keys rotated from (sync_rotate.c), which pulls need. */
 static void
 cursor_load_run(struct writer_batch *b, struct writer_op *op)
 {
@@ -374,10 +374,7 @@ cursor_load_run(struct writer_batch *b, struct writer_op *op)
 		    "cannot be read" : store_errmsg(b->st));
 		return;
 	}
-	if ((r = sync_rotate_prev_load(b->st, c->prev, sizeof c->prev)) ==
-	    -EBADMSG)
-		c->prev_bad = true;
-	else if (r < 0)
+	if ((r = sync_rotate_prev_load(b->st, &c->prev, &c->prev_bad)) < 0)
 		writer_op_fail(op, r, store_errmsg(b->st));
 }
 
@@ -401,11 +398,13 @@ cursor_load_done(struct writer_op *op, int err, void *arg)
 	}
 	sy->cursor = sy->fetch_cursor = c->sel.cursor;
 	sy->cursor_known = true;
-	if (c->prev_bad)
-		log_warn("sync: the replica's key_prev is not a public key: "
-		    "ignored (a change signed by the key this device rotated "
-		    "from is then merged like another device's)");
-	sync_rotate_prev_take(sy, c->prev);
+	if (c->prev_bad != NULL)
+		log_warn("sync: the replica's %s %s not a public key: ignored "
+		    "(a change signed by a key this device rotated from is "
+		    "then merged like another device's)", c->prev_bad,
+		    strcmp(c->prev_bad, "key_prev") == 0 ? "is" :
+		    "holds a value that is");
+	sync_rotate_prev_take(sy, &c->prev);
 	sync_select_take(sy, &c->sel);
 	sync_select_clear(&c->sel);
 	free(c);

@@ -60,6 +60,21 @@ enum rot_stage {
 	ROT_DISCARD,		/* a writer op removes the new key file */
 };
 
+/*
+ * The keys this device rotated away from, newest first: a change one of
+ * them signed may come back in a pull (its push's reply lost) however
+ * many rotations later the device hears of it, and is settled as its
+ * own.  Bounded: the last SYNC_ROT_PREV_MAX, the oldest dropped (eight
+ * rotations while one change's reply is outstanding is far beyond what
+ * happens; a change of a key dropped is merged like another device's).
+ */
+#define SYNC_ROT_PREV_MAX	8
+
+struct sync_keys_prev {
+	size_t	n;
+	char	key[SYNC_ROT_PREV_MAX][KEYS_PUB_B64_LEN + 1];
+};
+
 struct push_item {
 	int64_t	 oseq;
 	char	*collection;
@@ -188,9 +203,11 @@ struct sync {
 	struct sync_req		*rot_req;	/* the statement's request */
 	struct event		*rot_ev;	/* retry timer */
 	struct backoff		 rot_backoff;
-	char			 rot_prev[KEYS_PUB_B64_LEN + 1]; /* the key
-						 * before, "" if none (kept
-						 * as meta "key_prev") */
+	/* The keys rotated from, newest first (kept as meta "keys_prev"
+	 * and "key_prev"); and what they are once the rotation under way
+	 * is done (its PREPARE op stored that). */
+	struct sync_keys_prev	 rot_prev;
+	struct sync_keys_prev	 rot_prev_next;
 	/* Selective sync (sync_select.c). */
 	char			*cfg_collections; /* ferryd.conf's, or NULL */
 	char			*sync_set;	/* the set synced (collset) */
@@ -284,19 +301,23 @@ void	sync_rotate_poll(struct sync *sy);
 bool	sync_rotate_holds(const struct sync *sy);
 /* ... and, once it has begun to tell the remote, every push request. */
 bool	sync_rotate_holds_requests(const struct sync *sy);
-/* Whether key (len bytes) is the one this device rotated from. */
+/* Whether key (len bytes) is one this device rotated from. */
 bool	sync_rotate_is_prev(const struct sync *sy, const char *key,
 	    size_t len);
 /*
- * Writer thread: the key rotated from as the replica stores it (meta
- * "key_prev") into ret (size >= KEYS_PUB_B64_LEN + 1), "" when none (a
- * replica from before it was kept).  0, -EBADMSG when the stored value is
- * not a key (ret is then ""), or -errno from the store.
+ * Writer thread: the keys rotated from as the replica stores them (meta
+ * "keys_prev", and "key_prev", the newest, which a replica from before
+ * the list was kept has alone) into *ret, newest first; none in a replica
+ * from before either was kept.  0, with *ret_bad NULL, or the name of the
+ * meta that held a value that is not a key (that value is left out); or
+ * -errno from the store.
  */
-int	sync_rotate_prev_load(struct store *st, char *ret, size_t size);
-/* On the loop, before pulls start: take the key sync_rotate_prev_load
- * read as the one rotated from, unless it is the device key. */
-void	sync_rotate_prev_take(struct sync *sy, const char *prev);
+int	sync_rotate_prev_load(struct store *st, struct sync_keys_prev *ret,
+	    const char **ret_bad);
+/* On the loop, before pulls start: take the keys sync_rotate_prev_load
+ * read as the ones rotated from, but the device key. */
+void	sync_rotate_prev_take(struct sync *sy,
+	    const struct sync_keys_prev *prev);
 void	sync_rotate_stop(struct sync *sy);
 void	sync_rotate_free(struct sync *sy);
 

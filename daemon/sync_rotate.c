@@ -39,16 +39,22 @@
  * device.key.next: resending the statement is harmless (the server
  * answers a retry as the first), and the rename is atomic.
  *
- * The key rotated from outlives the process: a record it signed may come
- * back in a pull after a restart (its push's reply lost), and must be
- * settled as this device's own, not merged with itself.  PREPARE's op
- * stores the key in use (the one being rotated from) as the replica's
- * meta "key_prev" before the statement is sent, so whichever file a
- * kill -9 leaves as device.key, key_prev is the key before it or the
- * key itself; DISCARD's op puts back the one before.  At start
- * (sync_rotate_prev_load, with the pull cursor) key_prev is the previous
- * key unless it is the device key; a replica from before it was kept has
- * none.  Only one previous key is kept, as in memory.
+ * The keys rotated from outlive the process: a record one of them signed
+ * may come back in a pull after a restart, or after more rotations (its
+ * push's reply lost), and must be settled as this device's own, not
+ * merged with itself.  The replica keeps the last SYNC_ROT_PREV_MAX of
+ * them (sync_int.h), newest first, as meta "keys_prev" (keys separated
+ * by one space) and the newest alone as "key_prev" (what a ferryd from
+ * before the list read).  PREPARE's op puts the key in use (the one being
+ * rotated from) first in the stored list, the oldest dropping out,
+ * before the statement is sent, so whichever file a kill -9 leaves as
+ * device.key, the list holds every key before it (and maybe the key
+ * itself, which counts as none); DISCARD's op takes the key in use out
+ * again.  At start (sync_rotate_prev_load, with the pull cursor) the
+ * stored list is the keys rotated from, but the device key.  A replica
+ * with only "key_prev" (from before the list) has that one key; a
+ * "key_prev" missing from the list (an older ferryd rotated since) goes
+ * first; a replica from before either has none.
  */
 #include "autoconfig.h"
 
@@ -71,9 +77,11 @@ struct rot_op {
 	struct sync	*sy;
 	struct keys	*next;		/* PREPARE: loaded or made */
 	int64_t		 seq;		/* PREPARE: the device seq */
-	/* PREPARE: the key in use; DISCARD: the one before it ("": none).
-	 * Stored as meta "key_prev". */
-	char		 prev[KEYS_PUB_B64_LEN + 1];
+	/* The key in use: PREPARE puts it first in the stored keys rotated
+	 * from, DISCARD takes it out again. */
+	char		 key[KEYS_PUB_B64_LEN + 1];
+	struct sync_keys_prev prev;	/* PREPARE: the keys rotated from
+					 * once this rotation is done */
 	char		 why[256];
 };
 
@@ -113,7 +121,7 @@ rot_answer(struct sync *sy, const char *error, const char *reason)
 		return;
 	if (error == NULL)
 		p = json_pack("{s:s,s:s}", "key", sy->keys->pub_b64,
-		    "old_key", sy->rot_prev);
+		    "old_key", sy->rot_prev.key[0]);
 	else
 		p = json_pack("{s:s}", "reason", reason);
 	if (error == NULL)
@@ -144,7 +152,107 @@ rot_finish(struct sync *sy)
 	sync_update(sy, "key rotation over");
 }
 
+/* --- the keys rotated from --- */
+
+/* Whether s is a public key as the replica writes one. */
+static bool
+rot_is_key(const char *s, size_t len)
+{
+	unsigned char bin[crypto_sign_PUBLICKEYBYTES];
+	char buf[KEYS_PUB_B64_LEN + 1];
+
+	if (len != KEYS_PUB_B64_LEN)
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return keys_b64_decode(buf, bin, sizeof bin) == 0;
+}
+
+/* Where key (len bytes) is in p, or -1. */
+static int
+rot_prev_find(const struct sync_keys_prev *p, const char *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (len == strlen(p->key[i]) &&
+		    memcmp(p->key[i], key, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Take key out of p, if it is there. */
+static void
+rot_prev_drop(struct sync_keys_prev *p, const char *key)
+{
+	int i;
+
+	if ((i = rot_prev_find(p, key, strlen(key))) < 0)
+		return;
+	memmove(p->key + i, p->key + i + 1,
+	    (p->n - (size_t)i - 1) * sizeof p->key[0]);
+	p->n--;
+}
+
+/* Put key (a key) first in p, the oldest dropping out when p is full. */
+static void
+rot_prev_push(struct sync_keys_prev *p, const char *key)
+{
+	rot_prev_drop(p, key);
+	if (p->n == SYNC_ROT_PREV_MAX)
+		p->n--;
+	memmove(p->key + 1, p->key, p->n * sizeof p->key[0]);
+	memcpy(p->key[0], key, sizeof p->key[0]);
+	p->n++;
+}
+
+/* Writer thread: store p as meta "keys_prev" and "key_prev" (the newest,
+ * "" for none).  0 or -errno. */
+static int
+rot_prev_store(struct store *st, const struct sync_keys_prev *p)
+{
+	char text[SYNC_ROT_PREV_MAX * (KEYS_PUB_B64_LEN + 1)];
+	size_t i, len = 0;
+	int r;
+
+	text[0] = '\0';
+	for (i = 0; i < p->n; i++)
+		len += (size_t)snprintf(text + len, sizeof text - len, "%s%s",
+		    i > 0 ? " " : "", p->key[i]);
+	if ((r = store_meta_set(st, "keys_prev", text)) < 0)
+		return r;
+	return store_meta_set(st, "key_prev", p->n > 0 ? p->key[0] : "");
+}
+
 /* --- writer ops --- */
+
+/*
+ * Writer thread: the key in use goes first in the stored keys rotated
+ * from (in), or out of them; o->prev gets the list stored.  A value that
+ * is not a key was named at start, and is left out now.  0, or -errno
+ * with op failed saying why.
+ */
+static int
+rot_prev_update(struct writer_batch *b, struct writer_op *op,
+    struct rot_op *o, bool in)
+{
+	const char *bad;
+	int r;
+
+	if ((r = sync_rotate_prev_load(b->st, &o->prev, &bad)) == 0) {
+		if (in)
+			rot_prev_push(&o->prev, o->key);
+		else
+			rot_prev_drop(&o->prev, o->key);
+		r = rot_prev_store(b->st, &o->prev);
+	}
+	if (r < 0) {
+		snprintf(o->why, sizeof o->why, "cannot store the keys rotated "
+		    "from: %s", store_errmsg(b->st));
+		writer_op_fail(op, r, o->why);
+	}
+	return r;
+}
 
 static void
 rot_prepare_run(struct writer_batch *b, struct writer_op *op)
@@ -170,11 +278,7 @@ rot_prepare_run(struct writer_batch *b, struct writer_op *op)
 		return;
 	}
 	/* Committed with this op, before the statement is sent. */
-	if ((r = store_meta_set(b->st, "key_prev", o->prev)) < 0) {
-		snprintf(o->why, sizeof o->why, "cannot store the key rotated "
-		    "from: %s", store_errmsg(b->st));
-		writer_op_fail(op, r, o->why);
-	}
+	(void)rot_prev_update(b, op, o, true);
 }
 
 static void	rot_send(struct sync *sy);
@@ -204,6 +308,7 @@ rot_prepare_done(struct writer_op *op, int err, void *arg)
 	keys_free(sy->rot_next);
 	sy->rot_next = o->next;
 	sy->rot_seq = o->seq;
+	sy->rot_prev_next = o->prev;
 	free(o);
 	rot_send(sy);
 }
@@ -216,16 +321,11 @@ rot_file_run(struct writer_batch *b, struct writer_op *op)
 	struct sync *sy = o->sy;
 	int r;
 
-	/* Dropped: the key before the one in use is the previous key
-	 * again.  (A crash before this op commits leaves key_prev naming the
-	 * key in use, which counts as none.) */
+	/* Dropped: the key in use is no key rotated from.  (A crash before
+	 * this op commits leaves it in the list, where it counts as none.) */
 	if (sy->rot_stage == ROT_DISCARD &&
-	    (r = store_meta_set(b->st, "key_prev", o->prev)) < 0) {
-		snprintf(o->why, sizeof o->why, "cannot store the key rotated "
-		    "from: %s", store_errmsg(b->st));
-		writer_op_fail(op, r, o->why);
+	    rot_prev_update(b, op, o, false) < 0)
 		return;
-	}
 	r = sy->rot_stage == ROT_COMMIT ? keys_next_commit(sy->rot_dir) :
 	    keys_next_discard(sy->rot_dir);
 	if (r < 0) {
@@ -281,7 +381,7 @@ rot_file(struct sync *sy, enum rot_stage st)
 	if ((o = calloc(1, sizeof *o)) == NULL)
 		return -ENOMEM;
 	o->sy = sy;
-	memcpy(o->prev, sy->rot_prev, sizeof o->prev);
+	memcpy(o->key, sy->keys->pub_b64, sizeof o->key);
 	if (sync_writer_add(sy, rot_file_run, rot_file_done, o) < 0) {
 		free(o);
 		return -ENOMEM;
@@ -397,7 +497,7 @@ rot_poll(struct sync *sy)
 		o->sy = sy;
 		o->next = sy->rot_next;		/* pending from start */
 		sy->rot_next = NULL;
-		memcpy(o->prev, sy->keys->pub_b64, sizeof o->prev);
+		memcpy(o->key, sy->keys->pub_b64, sizeof o->key);
 		if (sync_writer_add(sy, rot_prepare_run, rot_prepare_done,
 		    o) < 0) {
 			sy->rot_next = o->next;
@@ -408,12 +508,13 @@ rot_poll(struct sync *sy)
 		return;
 	}
 	if (sy->rot_stage == ROT_SWAP && sy->pull_applying == 0) {
-		/* Nothing on the writer thread reads the key now (no
-		 * record is made, no page applied): swap it here. */
-		memcpy(sy->rot_prev, sy->keys->pub_b64, sizeof sy->rot_prev);
+		/* Nothing on the writer thread reads the keys now (no
+		 * record is made, no page applied): swap them here, with
+		 * the keys rotated from as PREPARE stored them. */
+		sy->rot_prev = sy->rot_prev_next;
 		memcpy(sy->rot_keys, sy->rot_next, sizeof *sy->rot_keys);
 		log_notice("sync: the device key is now %s (%s retired)",
-		    sy->keys->pub_b64, sy->rot_prev);
+		    sy->keys->pub_b64, sy->rot_prev.key[0]);
 		rot_answer(sy, NULL, NULL);
 		rot_finish(sy);
 	}
@@ -441,46 +542,68 @@ sync_rotate_holds_requests(const struct sync *sy)
 bool
 sync_rotate_is_prev(const struct sync *sy, const char *key, size_t len)
 {
-	return sy->rot_prev[0] != '\0' && len == strlen(sy->rot_prev) &&
-	    memcmp(sy->rot_prev, key, len) == 0;
+	return rot_prev_find(&sy->rot_prev, key, len) >= 0;
 }
 
 int
-sync_rotate_prev_load(struct store *st, char *ret, size_t size)
+sync_rotate_prev_load(struct store *st, struct sync_keys_prev *ret,
+    const char **ret_bad)
 {
-	unsigned char bin[crypto_sign_PUBLICKEYBYTES];
-	char *v = NULL;
+	struct sync_keys_prev p;
+	const char *bad = NULL;
+	char *v = NULL, *k;
+	size_t len = 0;
 	int r;
 
-	if (size < KEYS_PUB_B64_LEN + 1)
-		return -EINVAL;
-	ret[0] = '\0';
-	if ((r = store_meta_get(st, "key_prev", &v)) == -ENOENT)
-		return 0;
-	if (r < 0)
+	memset(&p, 0, sizeof p);
+	if ((r = store_meta_get(st, "keys_prev", &v)) < 0 && r != -ENOENT)
 		return r;
-	r = 0;
-	if (v[0] != '\0' && (strlen(v) != KEYS_PUB_B64_LEN ||
-	    keys_b64_decode(v, bin, sizeof bin) < 0))
-		r = -EBADMSG;
-	else
-		memcpy(ret, v, strlen(v) + 1);
+	/* Newest first: past the bound, the oldest are dropped. */
+	for (k = v; r == 0 && *k != '\0'; k += len + (k[len] == ' ')) {
+		len = strcspn(k, " ");
+		if (!rot_is_key(k, len))
+			bad = "keys_prev";
+		else if (p.n < SYNC_ROT_PREV_MAX &&
+		    rot_prev_find(&p, k, len) < 0) {
+			memcpy(p.key[p.n], k, len);
+			p.key[p.n][len] = '\0';
+			p.n++;
+		}
+	}
 	free(v);
-	return r;
+	v = NULL;
+	/* The newest, alone in a replica from before the list. */
+	if ((r = store_meta_get(st, "key_prev", &v)) < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && v[0] != '\0') {
+		if (!rot_is_key(v, strlen(v)))
+			bad = "key_prev";
+		else if (p.n == 0 || strcmp(p.key[0], v) != 0)
+			rot_prev_push(&p, v);
+	}
+	free(v);
+	*ret = p;
+	*ret_bad = bad;
+	return 0;
 }
 
 void
-sync_rotate_prev_take(struct sync *sy, const char *prev)
+sync_rotate_prev_take(struct sync *sy, const struct sync_keys_prev *prev)
 {
-	/* The key in use is not a previous one (a rotation that did not
-	 * complete); a rotation completed since start knows better. */
-	if (prev[0] == '\0' || strcmp(prev, sy->keys->pub_b64) == 0 ||
-	    sy->rot_prev[0] != '\0')
+	size_t i;
+
+	/* A rotation completed since start knows better (its PREPARE read
+	 * the stored keys). */
+	if (sy->rot_prev.n > 0)
 		return;
-	memcpy(sy->rot_prev, prev, sizeof sy->rot_prev);
-	log_info("sync: the device key %s was rotated from %s: changes that "
-	    "key signed are this device's own", sy->keys->pub_b64,
-	    sy->rot_prev);
+	sy->rot_prev = *prev;
+	/* The key in use is not one rotated from (a rotation that did not
+	 * complete). */
+	rot_prev_drop(&sy->rot_prev, sy->keys->pub_b64);
+	for (i = 0; i < sy->rot_prev.n; i++)
+		log_info("sync: the device key %s was rotated from %s: "
+		    "changes that key signed are this device's own",
+		    sy->keys->pub_b64, sy->rot_prev.key[i]);
 }
 
 int

@@ -165,6 +165,8 @@ struct srv_push_req {
 	struct srv_push_stats	 st;
 	int			 r;		/* < 0: nothing was applied */
 	char			 dberr[256];
+	/* Set with r == -EBADMSG: a stored body that is not an object. */
+	char			 why[512];
 };
 
 static void srv_http_waiter_answer(struct srv_waiter *w);
@@ -678,7 +680,7 @@ srv_http_push_store(struct srv_push_req *pr, struct srv_db *db)
 again:
 	if ((r = srv_db_begin(db)) < 0 ||
 	    (r = srv_push_apply(db, pr->rq.key, pr->items, pr->n,
-	    &pr->results, &pr->st)) < 0 ||
+	    &pr->results, &pr->st, pr->why, sizeof pr->why)) < 0 ||
 	    (r = srv_db_commit(db)) < 0) {
 		srv_db_rollback(db);
 		snprintf(pr->dberr, sizeof pr->dberr, "%s", srv_db_errmsg(db));
@@ -703,6 +705,13 @@ srv_http_push_answer(struct srv_push_req *pr)
 
 	if (pr->code != 0) {
 		srv_http_error(rq, pr->code, "%s", pr->msg);
+		return;
+	}
+	if (pr->r == -EBADMSG) {
+		log_err("push from %s failed, nothing applied: %s; the store "
+		    "is damaged or was written by another program", rq->key,
+		    pr->why);
+		srv_http_error(rq, 500, "%s; nothing was applied", pr->why);
 		return;
 	}
 	if (pr->r < 0) {
@@ -1835,7 +1844,8 @@ srv_http_doc_reply(struct srv_doc_read *dr)
 {
 	struct srv_doc *d = &dr->doc;
 	json_t *obj, *body;
-	json_error_t err;
+	char why[512];
+	int r;
 
 	if (d->version == 0) {
 		srv_http_error(&dr->rq, 404, "no such document");
@@ -1844,23 +1854,16 @@ srv_http_doc_reply(struct srv_doc_read *dr)
 	obj = json_pack("{s:I, s:b}", "version", (json_int_t)d->version,
 	    "deleted", d->deleted);
 	if (obj != NULL && !d->deleted) {
-		body = json_loads(d->body != NULL ? d->body : "",
-		    JSON_REJECT_DUPLICATES, &err);
-		/* Every body was checked before it was stored: one that does
-		 * not parse now was damaged, or written by something else. */
-		if (body == NULL &&
-		    json_error_code(&err) != json_error_out_of_memory) {
+		r = srv_push_stored_body(dr->collection, dr->id, d, &body, why,
+		    sizeof why);
+		if (r == -EBADMSG) {
 			json_decref(obj);
-			log_err("the stored body of %s/%s is not JSON: %s "
-			    "(line %d, column %d); the store is damaged or "
-			    "was written by another program", dr->collection,
-			    dr->id, err.text, err.line, err.column);
-			srv_http_error(&dr->rq, 500, "the stored body of %s/%s "
-			    "is not JSON", dr->collection, dr->id);
+			log_err("%s; the store is damaged or was written by "
+			    "another program", why);
+			srv_http_error(&dr->rq, 500, "%s", why);
 			return;
 		}
-		if (body == NULL || json_object_set_new(obj, "body", body)
-		    != 0) {
+		if (r < 0 || json_object_set_new(obj, "body", body) != 0) {
 			json_decref(obj);
 			obj = NULL;
 		}

@@ -48,11 +48,70 @@ srv_push_rejected(const char *fmt, ...)
 	return json_pack("{s:s, s:s}", "status", "rejected", "error", msg);
 }
 
-/* {"status":"conflict","current":{"version","deleted"[,"body"]}} */
+/* What a JSON value is, in words, for saying what a stored body is instead
+ * of an object. */
+static const char *
+srv_push_json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+	default:
+		return "null";
+	}
+}
+
+int
+srv_push_stored_body(const char *collection, const char *id,
+    const struct srv_doc *d, json_t **ret, char *why, size_t why_len)
+{
+	json_error_t err;
+	json_t *body;
+
+	/* Any JSON value, so that 5 is said to be a number, not "not JSON". */
+	body = json_loads(d->body != NULL ? d->body : "",
+	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+	if (body == NULL) {
+		if (json_error_code(&err) == json_error_out_of_memory)
+			return -ENOMEM;
+		snprintf(why, why_len, "the stored body of %s/%s is not JSON: "
+		    "%s (line %d, column %d)", collection, id, err.text,
+		    err.line, err.column);
+		return -EBADMSG;
+	}
+	if (!json_is_object(body)) {
+		snprintf(why, why_len, "the stored body of %s/%s is not a "
+		    "JSON object but %s", collection, id,
+		    srv_push_json_kind(body));
+		json_decref(body);
+		return -EBADMSG;
+	}
+	*ret = body;
+	return 0;
+}
+
+/*
+ * {"status":"conflict","current":{"version","deleted"[,"body"]}} for the
+ * change f, in *ret.  0, -ENOMEM, or -EBADMSG with why saying what is
+ * wrong with the stored body (srv_push_stored_body).
+ */
 static int
-srv_push_conflict(const struct srv_doc *cur, json_t **ret)
+srv_push_conflict(const struct record_fields *f, const struct srv_doc *cur,
+    json_t **ret, char *why, size_t why_len)
 {
 	json_t *current, *body, *res;
+	int r;
 
 	/* A document that does not exist is reported as version 0, deleted. */
 	current = json_pack("{s:I, s:b}", "version", (json_int_t)cur->version,
@@ -60,13 +119,10 @@ srv_push_conflict(const struct srv_doc *cur, json_t **ret)
 	if (current == NULL)
 		return -ENOMEM;
 	if (cur->version > 0 && !cur->deleted) {
-		body = json_loads(cur->body != NULL ? cur->body : "",
-		    JSON_REJECT_DUPLICATES, NULL);
-		if (!json_is_object(body)) {
-			/* The store gave back what it never accepted. */
-			json_decref(body);
+		if ((r = srv_push_stored_body(f->collection, f->id, cur, &body,
+		    why, why_len)) < 0) {
 			json_decref(current);
-			return -EIO;
+			return r;
 		}
 		if (json_object_set_new(current, "body", body) != 0) {
 			json_decref(current);
@@ -251,6 +307,8 @@ struct srv_push_ctx {
 	int64_t			 max_seq;	/* the device's, as of now */
 	bool			 max_dirty;
 	struct srv_push_stats	 stats;
+	char			*why;		/* what the store holds wrongly */
+	size_t			 why_len;
 };
 
 /*
@@ -285,7 +343,8 @@ conflict:
 		if ((r = srv_db_doc_get(c->db, f->collection, f->id,
 		    &cur)) < 0 ||
 		    (r = srv_db_note_conflict(c->db, f->device, f->seq)) < 0 ||
-		    (r = srv_push_conflict(&cur, ret)) < 0)
+		    (r = srv_push_conflict(f, &cur, ret, c->why,
+		    c->why_len)) < 0)
 			goto out;
 		c->stats.conflict++;
 		goto raise;
@@ -437,7 +496,8 @@ srv_push_batch_read(struct srv_db *db, const struct srv_push_item *items,
 
 int
 srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
-    size_t n, json_t **ret_results, struct srv_push_stats *ret_stats)
+    size_t n, json_t **ret_results, struct srv_push_stats *ret_stats,
+    char *why, size_t why_len)
 {
 	struct srv_push_ctx c;
 	json_t *results, *res;
@@ -447,6 +507,8 @@ srv_push_apply(struct srv_db *db, const char *key, struct srv_push_item *items,
 	memset(&c, 0, sizeof c);
 	c.db = db;
 	c.key = key;
+	c.why = why;
+	c.why_len = why_len;
 	if ((r = srv_db_max_seq(db, key, &c.max_seq)) < 0 ||
 	    (r = srv_push_batch_read(db, items, n)) < 0)
 		return r;

@@ -116,10 +116,25 @@ void	srv_push_item_forbidden(struct srv_push_item *it, const char *key,
  * srv_db batch.  Returns 0 with *ret_results a new array holding one result
  * object per change, in order, and *ret_stats filled; or -errno when the
  * store failed or an item could not be checked (the caller rolls back;
- * nothing happened).
+ * nothing happened).  -EBADMSG: a conflict's answer needed a document
+ * whose stored body is not a JSON object, and why (why_len bytes) names
+ * the document and says what it holds (srv_push_stored_body).
  */
 int	srv_push_apply(struct srv_db *db, const char *key,
 	    struct srv_push_item *items, size_t n, json_t **ret_results,
-	    struct srv_push_stats *ret_stats);
+	    struct srv_push_stats *ret_stats, char *why, size_t why_len);
+
+/*
+ * Parse the stored body of collection/id (d: a live document as the store
+ * gave it) into *ret, a new reference.  Every body was checked to be a
+ * JSON object before it was stored, so anything else means the store was
+ * damaged or written by another program: -EBADMSG, with why (why_len
+ * bytes) naming the document and saying what is wrong ("the stored body of
+ * C/ID is not JSON: <reason> (line L, column C)", or "... is not a JSON
+ * object but an array").  -ENOMEM when jansson could not allocate.
+ * Thread-safe; touches no store.
+ */
+int	srv_push_stored_body(const char *collection, const char *id,
+	    const struct srv_doc *d, json_t **ret, char *why, size_t why_len);
 
 #endif

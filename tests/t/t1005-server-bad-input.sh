@@ -7,8 +7,11 @@
 # exactly what it was and it still answers.  Bad data in its own store is
 # named too: a document whose stored body is not JSON is a 500 saying so,
 # logged as an error, and the server answers the next request (bug
-# guarded: it was answered "out of memory").  t5005 runs this script
-# against PostgreSQL.
+# guarded: it was answered "out of memory").  So is one whose stored body
+# is JSON but not an object (every body ferry accepts is one), on GET and
+# when a push's conflict answer would carry it (bugs guarded: GET sent it
+# as the body, "body":5; the push was a bare "storage error").  t5005 runs
+# this script against PostgreSQL.
 
 . "$(dirname "$0")/server-lib.sh"
 
@@ -108,11 +111,13 @@ test_expect_success 'unknown or malformed query parameters: 400' '
 	test_cmp before after
 '
 
-# spoil_body ID: overwrite the stored body of notes/ID behind the running
-# server's back with text that is not JSON, as a damaged store or another
-# program writing to it would leave it.
+# spoil_body ID [TEXT]: overwrite the stored body of notes/ID behind the
+# running server's back with TEXT (default: text that is not JSON), as a
+# damaged store or another program writing to it would leave it.
 spoil_body() {
-	_sql="UPDATE docs SET body = '{\"k\":' WHERE collection = 'notes' AND id = '$1'"
+	_body='{"k":'
+	[ $# -lt 2 ] || _body=$2
+	_sql="UPDATE docs SET body = '$_body' WHERE collection = 'notes' AND id = '$1'"
 	if [ "${FERRY_TEST_DB:-sqlite}" = postgresql ]; then
 		pg_sql srv_s "$_sql"
 	else
@@ -132,6 +137,38 @@ test_expect_success 'a stored body that is not JSON: 500 naming it, logged; the 
 	test_grep "notes/spoilt is not JSON: .*(line 1, column" "$(server_log s)" &&
 	server_running s &&
 	req s alice GET /v1/docs/notes/keep >out && status_is 200 out
+'
+
+test_expect_success 'a stored body that is JSON but not an object: GET is a 500 naming it, logged' '
+	push s alice "$(item alice put notes numeric 0 5 "{\"k\":5}")" >out &&
+	test_grep "\"status\":\"applied\"" out &&
+	push s alice "$(item alice put notes listed 0 6 "{\"k\":6}")" >out &&
+	test_grep "\"status\":\"applied\"" out &&
+	spoil_body numeric 5 &&
+	spoil_body listed "[1]" &&
+	req s alice GET /v1/docs/notes/listed >out &&
+	status_is 500 out &&
+	test_grep "^{\"error\":\"the stored body of notes/listed is not a JSON object but an array\"" out &&
+	req s alice GET /v1/docs/notes/numeric >out &&
+	status_is 500 out &&
+	test_grep "^{\"error\":\"the stored body of notes/numeric is not a JSON object but a number\"" out &&
+	test_grep "notes/listed is not a JSON object but an array; the store is damaged" "$(server_log s)" &&
+	server_running s &&
+	req s alice GET /v1/docs/notes/keep >out && status_is 200 out
+'
+
+test_expect_success 'a push conflicting with a stored body that is not an object: 500 naming it, nothing applied' '
+	server_state s alice >before &&
+	push s alice "$(item alice put notes listed 0 7 "{\"k\":7}")" >out &&
+	status_is 500 out &&
+	test_grep "^{\"error\":\"the stored body of notes/listed is not a JSON object but an array; nothing was applied\"" out &&
+	test_grep "push from .* failed, nothing applied: the stored body of notes/listed is not a JSON object but an array" "$(server_log s)" &&
+	push s alice "$(item alice put notes spoilt 0 7 "{\"k\":7}")" >out &&
+	status_is 500 out &&
+	test_grep "^{\"error\":\"the stored body of notes/spoilt is not JSON: .*(line 1, column [0-9]*); nothing was applied\"" out &&
+	server_state s alice >after &&
+	test_cmp before after &&
+	server_running s
 '
 
 test_expect_success 'the server is still up and answering' '
