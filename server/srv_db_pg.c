@@ -1016,8 +1016,7 @@ srv_pg_batch_read(struct srv_db *base, const struct srv_batch_key *keys,
 			continue;
 		d = &db->b.docs[k - 1];
 		d->base = d->version = srv_pg_int8(res, (int)i, 1);
-		d->base_deleted = d->deleted =
-		    PQgetvalue(res, (int)i, 2)[0] != 0;
+		d->deleted = PQgetvalue(res, (int)i, 2)[0] != 0;
 	}
 	PQclear(res);
 	srv_pg_arrays_free(arr, 2);

@@ -75,7 +75,6 @@ srv_pg_batch_init(struct srv_pg_batch *b, const struct srv_batch_key *keys,
 		b->docs[i].collection = keys[i].collection;
 		b->docs[i].id = keys[i].id;
 		b->docs[i].deleted = true;	/* absent, until read */
-		b->docs[i].base_deleted = true;
 		b->ids[i].device = keys[i].device;
 		b->ids[i].dseq = keys[i].dseq;
 	}

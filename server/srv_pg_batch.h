@@ -3,7 +3,7 @@
  * and what it wrote since, so that the batch's questions (a document's
  * state, a change id's outcome) are answered from memory instead of a
  * round trip each, and its writes reach the database in a few statements
- * at commit (srv_db_pg.c, "bulk" batches); and the binary array
+ * at commit (srv_db_pg.c); and the binary array
  * parameters those statements take.  No libpq here: the caller reads and
  * writes the database, this file keeps the books.
  *
@@ -31,7 +31,6 @@ struct srv_pg_bdoc {
 	const char	*collection;
 	const char	*id;
 	int64_t		 base;		/* version when read; 0: absent */
-	bool		 base_deleted;
 	int64_t		 version;	/* as of the batch's writes */
 	bool		 deleted;
 	bool		 written;	/* the batch wrote it */

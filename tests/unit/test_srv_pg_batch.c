@@ -1,6 +1,6 @@
 /*
  * test_srv_pg_batch: the books of a PostgreSQL push batch and its binary
- * array parameters (server/srv_pg_batch.c).  Guards issue 10's bulk
+ * array parameters (server/srv_pg_batch.c).  Guards issue 10's
  * batches: every document and change id a batch names is found again
  * whatever the order and repeats it was named in; a write moves the
  * document and the change id and queues its row in order, and a write on
@@ -102,7 +102,7 @@ test_writes_move_and_queue(void **state)
 	assert_int_equal(srv_pg_batch_init(&b, keys, NKEYS), 0);
 	d = srv_pg_batch_doc(&b, "notes", "b");
 	d->base = d->version = 4;	/* read: at version 4 */
-	d->base_deleted = d->deleted = false;
+	d->deleted = false;
 
 	a = put("a", 1, 1, "{\"x\":1}");
 	assert_int_equal(srv_pg_batch_write(&b, &a, 100), 0);
